@@ -1,0 +1,323 @@
+"""API: integrations (and what they received), routing rules, silences, alerts."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from rest_framework import mixins, serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from accounts.models import Role
+from alerts.matchers import MatcherError, matchers_from_json
+from alerts.models import (
+    Alert,
+    IngestRequest,
+    Integration,
+    Outcome,
+    RoutingRule,
+    Silence,
+)
+from alerts.services import rotate_integration_token
+from incidents.models import Service
+from muster.pagination import cursor_by
+
+
+def _is_admin(serializer) -> bool:
+    request = serializer.context.get("request")
+    return bool(request and request.user.has_role(Role.ADMIN))
+
+
+class IntegrationSerializer(serializers.ModelSerializer):
+    service = serializers.PrimaryKeyRelatedField(queryset=Service.objects.all())
+    ingest_url = serializers.SerializerMethodField()
+    token = serializers.SerializerMethodField()
+    hmac_secret = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, write_only=True
+    )
+    has_hmac_secret = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Integration
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "service",
+            "enabled",
+            "ingest_url",
+            "token",
+            "token_rotated_at",
+            "hmac_secret",
+            "has_hmac_secret",
+            "hmac_header",
+            "heartbeat_interval_seconds",
+            "heartbeat_grace_seconds",
+            "last_ping_at",
+            "heartbeat_down",
+            "created_at",
+        ]
+        read_only_fields = [
+            "id",
+            "token_rotated_at",
+            "last_ping_at",
+            "heartbeat_down",
+            "created_at",
+        ]
+
+    # The URL and key are secrets: only admins see them.
+    def get_ingest_url(self, obj):
+        if not _is_admin(self):
+            return None
+        return obj.ingest_url
+
+    def get_token(self, obj):
+        return obj.token if _is_admin(self) else None
+
+    def get_has_hmac_secret(self, obj):
+        return bool(obj.hmac_secret)
+
+    def validate_kind(self, value):
+        if self.instance is not None and value != self.instance.kind:
+            raise ValidationError("an integration's kind cannot change; create another one")
+        return value
+
+    def validate_heartbeat_interval_seconds(self, value):
+        if value < 10:
+            raise ValidationError("must be at least 10 seconds")
+        return value
+
+
+class IngestRequestSerializer(serializers.ModelSerializer):
+    body = serializers.SerializerMethodField()
+
+    class Meta:
+        model = IngestRequest
+        fields = [
+            "id",
+            "received_at",
+            "outcome",
+            "status_code",
+            "reason",
+            "content_type",
+            "alert_count",
+            "warnings",
+            "body",
+        ]
+
+    def get_body(self, obj):
+        return bytes(obj.body).decode("utf-8", "replace")
+
+
+class IntegrationViewSet(viewsets.ModelViewSet):
+    """Alert sources. Admins configure them; everyone may read (without the secrets)."""
+
+    serializer_class = IntegrationSerializer
+    queryset = Integration.objects.select_related("service")
+    pagination_class = cursor_by("name")
+
+    @action(detail=True, methods=["post"])
+    def rotate(self, request, pk=None):
+        """Give the integration a new token; the old URL/key stops working at once."""
+        integration = rotate_integration_token(self.get_object())
+        return Response(self.get_serializer(integration).data)
+
+    @action(
+        detail=True,
+        methods=["get"],
+        serializer_class=IngestRequestSerializer,
+        pagination_class=cursor_by("-received_at", page_size=50),
+    )
+    def rejections(self, request, pk=None):
+        """List refused requests: when, why, and the first KiB of what was sent."""
+        return self._requests(Outcome.REJECTED)
+
+    @action(
+        detail=True,
+        methods=["get"],
+        serializer_class=IngestRequestSerializer,
+        pagination_class=cursor_by("-received_at", page_size=50),
+    )
+    def requests(self, request, pk=None):
+        """List accepted requests with their raw bodies and parse warnings."""
+        return self._requests(Outcome.ACCEPTED)
+
+    def _requests(self, outcome: str) -> Response:
+        integration = self.get_object()
+        queryset = IngestRequest.objects.filter(integration=integration, outcome=outcome)
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(IngestRequestSerializer(page, many=True).data)
+
+    def perform_destroy(self, instance):
+        if instance.alerts.exists():
+            raise ValidationError(
+                "an integration that has received alerts cannot be deleted; disable it instead"
+            )
+        instance.delete()
+
+
+def _validate_matchers(value):
+    try:
+        matchers_from_json(value)
+    except MatcherError as exc:
+        raise ValidationError(str(exc)) from None
+    return value
+
+
+class RoutingRuleSerializer(serializers.ModelSerializer):
+    matchers = serializers.JSONField(validators=[_validate_matchers])
+
+    class Meta:
+        model = RoutingRule
+        fields = ["id", "integration", "position", "name", "matchers", "service", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+    def validate_matchers(self, value):
+        if not value:
+            raise ValidationError("a routing rule needs at least one matcher")
+        return value
+
+
+class RoutingRuleViewSet(viewsets.ModelViewSet):
+    serializer_class = RoutingRuleSerializer
+    queryset = RoutingRule.objects.all()
+    pagination_class = cursor_by("position", "id")
+
+
+class SilenceSerializer(serializers.ModelSerializer):
+    matchers = serializers.JSONField(validators=[_validate_matchers], required=False)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    active = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Silence
+        fields = [
+            "id",
+            "matchers",
+            "service",
+            "starts_at",
+            "ends_at",
+            "comment",
+            "created_by",
+            "created_at",
+            "active",
+        ]
+        read_only_fields = ["id", "created_by", "created_at"]
+        extra_kwargs = {"starts_at": {"required": False}}
+
+    def get_active(self, obj):
+        now = timezone.now()
+        return obj.starts_at <= now < obj.ends_at
+
+    def validate(self, data):
+        starts = data.get("starts_at") or timezone.now()
+        ends = data.get("ends_at")
+        if ends is not None and ends <= starts:
+            raise ValidationError("ends_at must be after starts_at")
+        if not data.get("matchers") and not data.get("service"):
+            raise ValidationError(
+                "a silence needs matchers, a service (a maintenance window), or both"
+            )
+        data["starts_at"] = starts
+        return data
+
+
+class SilenceViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Silences and maintenance windows. Responders create them; DELETE expires one now."""
+
+    serializer_class = SilenceSerializer
+    queryset = Silence.objects.select_related("created_by")
+    write_role = Role.RESPONDER
+    pagination_class = cursor_by("-starts_at", "-id")
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.request.query_params.get("active") in ("1", "true"):
+            queryset = queryset.active(timezone.now())
+        return queryset
+
+    def perform_create(self, serializer):
+        serializer.save(created_by=self.request.user)
+
+    def perform_destroy(self, instance):
+        now = timezone.now()
+        if instance.ends_at > now:
+            instance.ends_at = max(now, instance.starts_at)
+            instance.save(update_fields=["ends_at"])
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    integration = serializers.SerializerMethodField()
+    incident = serializers.SerializerMethodField()
+    raw = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Alert
+        fields = [
+            "id",
+            "fingerprint",
+            "status",
+            "summary",
+            "severity",
+            "labels",
+            "annotations",
+            "links",
+            "warnings",
+            "integration",
+            "service",
+            "incident",
+            "silence",
+            "starts_at",
+            "ends_at",
+            "first_seen",
+            "last_seen",
+            "resolved_at",
+            "occurrences",
+            "raw",
+        ]
+
+    def get_integration(self, obj):
+        return {
+            "id": obj.integration_id,
+            "name": obj.integration.name,
+            "kind": obj.integration.kind,
+        }
+
+    def get_incident(self, obj):
+        return obj.incident.number if obj.incident_id else None
+
+    def get_raw(self, obj):
+        return bytes(obj.raw).decode("utf-8", "replace")
+
+
+class AlertViewSet(viewsets.ReadOnlyModelViewSet):
+    """Alerts, filterable by ?status=&incident=&integration=&service=&fingerprint=&silenced=."""
+
+    serializer_class = AlertSerializer
+    pagination_class = cursor_by("-id")
+
+    def get_queryset(self):
+        queryset = Alert.objects.select_related("integration", "incident")
+        params = self.request.query_params
+        if status := params.get("status"):
+            queryset = queryset.filter(status=status)
+        if number := params.get("incident"):
+            if not number.isdigit():
+                raise ValidationError("incident must be an incident number")
+            queryset = queryset.filter(incident__number=number)
+        for name in ("integration", "service"):
+            if value := params.get(name):
+                if not value.isdigit():
+                    raise ValidationError(f"{name} must be an id")
+                queryset = queryset.filter(**{f"{name}_id": value})
+        if fingerprint := params.get("fingerprint"):
+            queryset = queryset.filter(fingerprint=fingerprint)
+        if params.get("silenced") in ("1", "true"):
+            queryset = queryset.filter(silence__isnull=False)
+        return queryset

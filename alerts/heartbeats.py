@@ -1,0 +1,104 @@
+"""Heartbeats, a dead-man's switch: a silent monitoring system is itself an alert."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from alerts import metrics, pipeline
+from alerts.models import Integration, Kind
+from alerts.sources.base import FIRING, RESOLVED, NormalizedAlert
+
+FINGERPRINT = "heartbeat"
+
+
+def _alert(integration: Integration, status: str, summary: str) -> NormalizedAlert:
+    return NormalizedAlert(
+        fingerprint=FINGERPRINT,
+        status=status,
+        summary=summary,
+        severity=2,
+        labels={"alertname": "HeartbeatMissed", "integration": integration.name},
+        group_key=FINGERPRINT,
+        raw={"heartbeat": integration.name, "status": status},
+    )
+
+
+def ping(integration: Integration) -> bool:
+    """Record a ping; if the heartbeat was overdue, resolve its alert. Return whether it was."""
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Integration.objects.select_for_update().get(pk=integration.pk)
+        was_down = locked.heartbeat_down
+        Integration.objects.filter(pk=locked.pk).update(last_ping_at=now, heartbeat_down=False)
+        if was_down:
+            pipeline.ingest(
+                locked,
+                [_alert(locked, RESOLVED, f"Heartbeat from {locked.name} is back")],
+                body=b"",
+            )
+    return was_down
+
+
+def check_heartbeats(now: datetime | None = None) -> int:
+    """Open an incident for every heartbeat overdue past its interval and grace; return how many."""
+    now = now or timezone.now()
+    overdue = 0
+    candidates = Integration.objects.filter(
+        kind=Kind.HEARTBEAT, enabled=True, heartbeat_down=False
+    ).select_related("service")
+    for integration in candidates:
+        last = integration.last_ping_at or integration.created_at
+        allowed = timedelta(
+            seconds=integration.heartbeat_interval_seconds + integration.heartbeat_grace_seconds
+        )
+        if last + allowed > now:
+            continue
+        with transaction.atomic():
+            # Claim it: only one tick may declare it down, and not if a ping just arrived.
+            claimed = (
+                Integration.objects.filter(pk=integration.pk, heartbeat_down=False)
+                .filter(last_ping_at=integration.last_ping_at)
+                .update(heartbeat_down=True)
+            )
+            if not claimed:
+                continue
+            since = (
+                "since it was created"
+                if integration.last_ping_at is None
+                else (f"since {last:%Y-%m-%d %H:%M:%S} UTC")
+            )
+            pipeline.ingest(
+                integration,
+                [_alert(integration, FIRING, f"No heartbeat from {integration.name} {since}")],
+                body=b"",
+            )
+        overdue += 1
+    return overdue
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST", "HEAD"])
+def heartbeat_ping(request: HttpRequest, token: str) -> JsonResponse:
+    """Take a ping (any method, any body) from a monitor."""
+    integration = (
+        Integration.objects.filter(token=token, kind=Kind.HEARTBEAT).first()
+        if len(token) <= 64
+        else None
+    )
+    if integration is None:
+        metrics.count_rejected("unknown", "404")
+        return JsonResponse(
+            {"error": {"status": 404, "message": "unknown or rotated heartbeat token"}}, status=404
+        )
+    if not integration.enabled:
+        return JsonResponse(
+            {"error": {"status": 403, "message": "this heartbeat is disabled"}}, status=403
+        )
+    recovered = ping(integration)
+    return JsonResponse({"status": "ok", "recovered": recovered})

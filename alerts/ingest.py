@@ -1,0 +1,361 @@
+"""The ingest endpoints: authenticate, bound, decode, parse, hand to the pipeline, answer.
+
+Each sender is answered in its own contract: Alertmanager and Grafana get 200 (and 503 for a
+temporary problem, never 429, since Alertmanager retries only on 5xx); PagerDuty's Events API v2
+gets 202 with `dedup_key`, 400 with `errors`, 429 with Retry-After; Opsgenie gets 202 with a
+`requestId`, 401 for an unknown GenieKey, 422 for an invalid alert. Every refusal says what was
+wrong and, when the integration is known, is recorded on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import DatabaseError
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from alerts import metrics, pipeline
+from alerts.models import IngestRequest, Integration, Kind, Outcome
+from alerts.sources import PARSERS
+from alerts.sources.base import PayloadError
+
+log = logging.getLogger(__name__)
+
+REJECTION_BODY_BYTES = 1024
+
+
+class Rejected(Exception):
+    """Refuse the request with `status` and `reason` (recorded on the integration, if known)."""
+
+    def __init__(self, status: int, reason: str, problems: list[str] | None = None):
+        self.status = status
+        self.reason = reason
+        self.problems = problems or [reason]
+        super().__init__(reason)
+
+
+@dataclass
+class Request:
+    body: bytes
+    content_type: str
+
+
+# --- reading the request ---------------------------------------------------------------------
+
+
+def read_body(request: HttpRequest) -> Request:
+    """Return the body, refusing bodies over the size limit before reading them whole."""
+    limit = settings.INGEST_MAX_BODY_BYTES
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    try:
+        declared_length = int(declared)
+    except ValueError:
+        raise Rejected(400, "Content-Length is not a number") from None
+    if declared_length > limit:
+        raise Rejected(413, f"body is {declared_length} bytes; the limit is {limit} bytes")
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        raise Rejected(413, f"body is over the limit of {limit} bytes")
+    return Request(body=body, content_type=request.META.get("CONTENT_TYPE", ""))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def decode_json(req: Request) -> Any:
+    """Return the decoded JSON body, or refuse it saying precisely what is wrong."""
+    media_type = req.content_type.split(";")[0].strip().lower()
+    if media_type and media_type != "application/json" and not media_type.endswith("+json"):
+        raise Rejected(415, f"Content-Type must be application/json, not {media_type}")
+    if not req.body.strip():
+        raise Rejected(400, "body is empty; send a JSON object")
+    try:
+        text = req.body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Rejected(
+            400, f"body is not valid UTF-8 (byte {req.body[exc.start]:#04x} at {exc.start})"
+        ) from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise Rejected(400, "JSON is nested too deeply") from None
+    except ValueError as exc:
+        raise Rejected(400, f"malformed JSON: {exc}") from None
+
+
+def find_integration(token: str, kinds: tuple[str, ...]) -> Integration | None:
+    if not token or len(token) > 64:
+        return None
+    return Integration.objects.select_related("service").filter(token=token, kind__in=kinds).first()
+
+
+def check_enabled(integration: Integration) -> None:
+    if not integration.enabled:
+        raise Rejected(403, f"integration {integration.name!r} is disabled")
+
+
+def verify_hmac(integration: Integration, request: HttpRequest, body: bytes) -> None:
+    """Check Grafana's optional HMAC-SHA256 body signature when the integration has a secret."""
+    if not integration.hmac_secret:
+        return
+    header = integration.hmac_header or "X-Grafana-Alerting-Signature"
+    given = request.headers.get(header, "")
+    timestamp = request.headers.get("X-Grafana-Alerting-Signature-Timestamp", "")
+    signed = f"{timestamp}:".encode() + body if timestamp else body
+    expected = hmac.new(integration.hmac_secret.encode(), signed, hashlib.sha256).hexdigest()
+    if not given:
+        raise Rejected(401, f"missing signature header {header}")
+    if not hmac.compare_digest(given.strip().lower(), expected):
+        raise Rejected(401, f"signature in {header} does not match the body")
+
+
+def over_rate_limit(integration: Integration) -> int:
+    """Count this request; return seconds to wait if the integration is over its limit, else 0."""
+    now = time.time()
+    window = int(now // 60)
+    key = f"ingest-rate:{integration.pk}:{window}"
+    cache.add(key, 0, timeout=120)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # the key expired between add and incr
+        cache.add(key, 1, timeout=120)
+        count = 1
+    if count > settings.INGEST_RATE_LIMIT_PER_MINUTE:
+        return max(1, int((window + 1) * 60 - now) + 1)
+    return 0
+
+
+def record_rejection(integration: Integration | None, req: Request | None, error: Rejected) -> None:
+    """Record a refused request on its integration, so an operator can see why a sender fails."""
+    metrics.count_rejected(integration.name if integration else "unknown", str(error.status))
+    if integration is None:
+        log.info("ingest refused (%s): %s", error.status, error.reason)
+        return
+    try:
+        IngestRequest.objects.create(
+            integration=integration,
+            received_at=timezone.now(),
+            outcome=Outcome.REJECTED,
+            status_code=error.status,
+            reason="; ".join(error.problems)[:4000],
+            content_type=(req.content_type if req else "")[:200],
+            body=(req.body if req else b"")[:REJECTION_BODY_BYTES],
+        )
+    except DatabaseError:
+        log.exception("could not record a rejection for integration %s", integration.pk)
+
+
+def error_json(status: int, message: str, problems: list[str] | None = None) -> JsonResponse:
+    return JsonResponse(
+        {"error": {"status": status, "message": message, "problems": problems or [message]}},
+        status=status,
+    )
+
+
+def _temporarily_unavailable(body: dict[str, Any], status: int = 503) -> JsonResponse:
+    response = JsonResponse(body, status=status)
+    response["Retry-After"] = "5"
+    return response
+
+
+# --- /integrations/<kind>/<token>/ -----------------------------------------------------------
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def integration_ingest(request: HttpRequest, kind: str, token: str) -> JsonResponse:
+    """Take alerts from Alertmanager, Grafana or the generic JSON format."""
+    if kind not in (Kind.ALERTMANAGER, Kind.GRAFANA, Kind.GENERIC):
+        return error_json(404, f"unknown integration kind {kind!r}")
+    integration = find_integration(token, (kind,))
+    if integration is None:
+        metrics.count_rejected("unknown", "404")
+        return error_json(404, "unknown or rotated integration token")
+    req = None
+    try:
+        check_enabled(integration)
+        req = read_body(request)
+        if kind == Kind.GRAFANA:
+            verify_hmac(integration, request, req.body)
+        payload = decode_json(req)
+        try:
+            alerts = PARSERS[kind](payload)
+        except PayloadError as exc:
+            raise Rejected(
+                400, "payload is not a valid " + Kind(kind).label, exc.problems
+            ) from None
+    except Rejected as exc:
+        record_rejection(integration, req, exc)
+        return error_json(exc.status, exc.reason, exc.problems)
+    try:
+        results = pipeline.ingest(integration, alerts, body=req.body, content_type=req.content_type)
+    except DatabaseError:
+        log.exception("ingest failed for integration %s", integration.pk)
+        return _temporarily_unavailable(
+            {"error": {"status": 503, "message": "temporarily unable to store alerts; retry"}}
+        )
+    return JsonResponse(
+        {
+            "status": "success",
+            "received": len(results),
+            "alerts": [r.as_dict() for r in results],
+            "warnings": [w for a in alerts for w in a.warnings][:50],
+        }
+    )
+
+
+# --- PagerDuty Events API v2: POST /v2/enqueue -----------------------------------------------
+
+
+def _pd_invalid(errors: list[str], status: int = 400) -> JsonResponse:
+    return JsonResponse(
+        {"status": "invalid event", "message": "Event object is invalid", "errors": errors},
+        status=status,
+    )
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def pagerduty_enqueue(request: HttpRequest) -> JsonResponse:
+    """Take one PagerDuty Events API v2 event; the routing key names the integration."""
+    integration = None
+    req = None
+    try:
+        req = read_body(request)
+        payload = decode_json(req)
+    except Rejected as exc:
+        metrics.count_rejected("unknown", str(exc.status))
+        return _pd_invalid(exc.problems, exc.status)
+    routing_key = payload.get("routing_key") if isinstance(payload, dict) else None
+    if isinstance(routing_key, str):
+        integration = find_integration(routing_key, (Kind.PAGERDUTY,))
+    try:
+        if not isinstance(payload, dict):
+            raise Rejected(400, "event must be a JSON object")
+        if integration is None:
+            if not routing_key:
+                raise Rejected(400, "missing required field 'routing_key'")
+            raise Rejected(400, "Invalid routing key")
+        check_enabled(integration)
+        wait = over_rate_limit(integration)
+        if wait:
+            response = JsonResponse(
+                {"status": "throttle event", "message": "Requests for this service are throttled"},
+                status=429,
+            )
+            response["Retry-After"] = str(wait)
+            metrics.count_rejected(integration.name, "429")
+            return response
+        try:
+            alerts = PARSERS[Kind.PAGERDUTY](payload)
+        except PayloadError as exc:
+            raise Rejected(400, "Event object is invalid", exc.problems) from None
+    except Rejected as exc:
+        if integration is not None:
+            record_rejection(integration, req, exc)
+        else:
+            metrics.count_rejected("unknown", str(exc.status))
+        return _pd_invalid(exc.problems, exc.status)
+    try:
+        pipeline.ingest(
+            integration, alerts, body=req.body, content_type=req.content_type, status_code=202
+        )
+    except DatabaseError:
+        log.exception("ingest failed for integration %s", integration.pk)
+        return _temporarily_unavailable(
+            {"status": "error", "message": "temporarily unable to store the event; retry"}
+        )
+    return JsonResponse(
+        {"status": "success", "message": "Event processed", "dedup_key": alerts[0].fingerprint},
+        status=202,
+    )
+
+
+# --- Opsgenie Alert API: POST /v2/alerts, /v2/alerts/<identifier>/(close|acknowledge) --------
+
+
+def _opsgenie(body: dict[str, Any], status: int, started: float) -> JsonResponse:
+    body = {**body, "took": round(time.monotonic() - started, 3), "requestId": str(uuid.uuid4())}
+    return JsonResponse(body, status=status)
+
+
+def _geniekey(request: HttpRequest) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() == "geniekey":
+        return key.strip()
+    return request.GET.get("apiKey", "")
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def opsgenie_create(request: HttpRequest) -> JsonResponse:
+    return _opsgenie_action(request, "create", None)
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def opsgenie_close(request: HttpRequest, identifier: str) -> JsonResponse:
+    return _opsgenie_action(request, "close", identifier)
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def opsgenie_acknowledge(request: HttpRequest, identifier: str) -> JsonResponse:
+    return _opsgenie_action(request, "acknowledge", identifier)
+
+
+def _opsgenie_action(request: HttpRequest, action: str, identifier: str | None) -> JsonResponse:
+    started = time.monotonic()
+    integration = find_integration(_geniekey(request), (Kind.OPSGENIE,))
+    if integration is None:
+        metrics.count_rejected("unknown", "401")
+        return _opsgenie({"message": "Could not authenticate"}, 401, started)
+    req = None
+    try:
+        check_enabled(integration)
+        wait = over_rate_limit(integration)
+        if wait:
+            response = _opsgenie({"message": "Rate limit exceeded"}, 429, started)
+            response["Retry-After"] = str(wait)
+            metrics.count_rejected(integration.name, "429")
+            return response
+        req = read_body(request)
+        payload = decode_json(req) if (action == "create" or req.body.strip()) else {}
+        try:
+            alerts = PARSERS[Kind.OPSGENIE](
+                payload,
+                action=action,
+                identifier=identifier,
+                identifier_type=request.GET.get("identifierType", "alias"),
+            )
+        except PayloadError as exc:
+            raise Rejected(422, "Request body is not processable", exc.problems) from None
+    except Rejected as exc:
+        record_rejection(integration, req, exc)
+        return _opsgenie({"message": exc.reason, "errors": exc.problems}, exc.status, started)
+    try:
+        pipeline.ingest(
+            integration,
+            alerts,
+            body=req.body,
+            content_type=req.content_type,
+            status_code=202,
+        )
+    except DatabaseError:
+        log.exception("ingest failed for integration %s", integration.pk)
+        return _opsgenie({"message": "Temporarily unavailable; retry"}, 503, started)
+    return _opsgenie({"result": "Request will be processed"}, 202, started)

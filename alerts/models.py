@@ -1,0 +1,207 @@
+"""Integrations (alert sources and their secret URLs), alerts, routing rules and silences."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from incidents.models import Incident, Service
+
+
+class Kind(models.TextChoices):
+    ALERTMANAGER = "alertmanager", "Prometheus Alertmanager"
+    GRAFANA = "grafana", "Grafana alerting"
+    PAGERDUTY = "pagerduty", "PagerDuty Events API v2"
+    OPSGENIE = "opsgenie", "Opsgenie Alert API"
+    GENERIC = "generic", "Generic JSON"
+    HEARTBEAT = "heartbeat", "Heartbeat"
+
+
+# Kinds served at /integrations/<kind>/<token>/; the others sit on their senders' native paths.
+URL_TOKEN_KINDS = (Kind.ALERTMANAGER, Kind.GRAFANA, Kind.GENERIC, Kind.HEARTBEAT)
+
+
+def new_integration_token() -> str:
+    # 32 hex characters: the shape PagerDuty routing keys have, which some clients check.
+    return secrets.token_hex(16)
+
+
+class Integration(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="integrations")
+    token = models.CharField(max_length=64, unique=True, default=new_integration_token)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    token_rotated_at = models.DateTimeField(null=True, blank=True)
+    # Grafana: verify the optional HMAC-SHA256 body signature when a secret is set.
+    hmac_secret = models.CharField(max_length=200, blank=True)
+    hmac_header = models.CharField(max_length=100, default="X-Grafana-Alerting-Signature")
+    # Heartbeat: a ping is expected every interval; after interval + grace, an incident opens.
+    heartbeat_interval_seconds = models.PositiveIntegerField(default=300)
+    heartbeat_grace_seconds = models.PositiveIntegerField(default=60)
+    last_ping_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_down = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [
+            models.Index(
+                fields=["last_ping_at"], name="heartbeat_due", condition=Q(kind="heartbeat")
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def ingest_path(self) -> str:
+        """Return where senders post, relative to the public URL."""
+        if self.kind == Kind.PAGERDUTY:
+            return "/v2/enqueue"
+        if self.kind == Kind.OPSGENIE:
+            return "/v2/alerts"
+        return f"/integrations/{self.kind}/{self.token}/"
+
+    @property
+    def ingest_url(self) -> str:
+        return settings.PUBLIC_URL + self.ingest_path
+
+
+class AlertStatus(models.TextChoices):
+    FIRING = "firing", "firing"
+    RESOLVED = "resolved", "resolved"
+
+
+class Alert(models.Model):
+    """One alert from a source; while firing it is unique per (integration, fingerprint)."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.PROTECT, related_name="alerts")
+    fingerprint = models.CharField(max_length=255)
+    status = models.CharField(max_length=16, choices=AlertStatus.choices)
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="alerts")
+    incident = models.ForeignKey(
+        Incident, null=True, blank=True, on_delete=models.PROTECT, related_name="alerts"
+    )
+    silence = models.ForeignKey(
+        "Silence", null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
+    summary = models.CharField(max_length=1024)
+    severity = models.PositiveSmallIntegerField(default=3)
+    labels = models.JSONField(default=dict)
+    annotations = models.JSONField(default=dict)
+    links = models.JSONField(default=list)
+    warnings = models.JSONField(default=list)
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    occurrences = models.PositiveIntegerField(default=1)
+    # This alert's own part of the payload, JSON as bytes (PostgreSQL JSON rejects NUL).
+    raw = models.BinaryField(default=bytes)
+
+    class Meta:
+        ordering = ["-last_seen"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "fingerprint"],
+                condition=Q(status="firing"),
+                name="one_firing_alert_per_fingerprint",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["incident", "status"]),
+            models.Index(fields=["first_seen"]),
+            models.Index(fields=["fingerprint"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.summary} [{self.fingerprint}]"
+
+
+class Outcome(models.TextChoices):
+    ACCEPTED = "accepted", "accepted"
+    REJECTED = "rejected", "rejected"
+
+
+class IngestRequest(models.Model):
+    """Every request an integration received: accepted bodies whole, rejected ones' first KiB."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="requests")
+    received_at = models.DateTimeField(db_index=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    status_code = models.PositiveSmallIntegerField()
+    reason = models.TextField(blank=True)
+    content_type = models.CharField(max_length=200, blank=True)
+    body = models.BinaryField(default=bytes)
+    alert_count = models.PositiveIntegerField(default=0)
+    warnings = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["integration", "outcome", "-received_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} {self.status_code} at {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class RoutingRule(models.Model):
+    """Send alerts whose labels match every matcher to `service`; first match wins."""
+
+    integration = models.ForeignKey(
+        Integration,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="routing_rules",
+        help_text="Empty: the rule applies to every integration, after their own rules.",
+    )
+    position = models.PositiveIntegerField(default=0)
+    name = models.CharField(max_length=200, blank=True)
+    # [{"label": "team", "op": "=", "value": "db"}, ...]; ops: = != =~ !~
+    matchers = models.JSONField()
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="routing_rules")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.name or f"rule {self.pk}"
+
+
+class SilenceQuerySet(models.QuerySet):
+    def active(self, at):
+        return self.filter(starts_at__lte=at, ends_at__gt=at)
+
+
+class Silence(models.Model):
+    """Matching alerts are stored and shown but open no incident and page no one.
+
+    With `service` set and no matchers it is a maintenance window for that service.
+    """
+
+    matchers = models.JSONField(default=list, blank=True)
+    service = models.ForeignKey(
+        Service, null=True, blank=True, on_delete=models.CASCADE, related_name="silences"
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    comment = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = SilenceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-starts_at"]
+        indexes = [models.Index(fields=["ends_at", "starts_at"])]
+
+    def __str__(self) -> str:
+        return f"silence {self.pk}: {self.comment[:40]}"

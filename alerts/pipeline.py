@@ -1,0 +1,429 @@
+"""The one path of an alert: store → route → silence → dedup/group → incident.
+
+`ingest` runs in one transaction: the request's raw body is stored first, so a 2xx always
+means "durably stored", and every alert of the request is routed, checked against silences,
+upserted on (integration, fingerprint) and attached to the open incident of its group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
+from django.utils import timezone
+
+from alerts import metrics
+from alerts.matchers import MatcherError, all_match, matchers_from_json
+from alerts.models import (
+    Alert,
+    AlertStatus,
+    IngestRequest,
+    Integration,
+    Outcome,
+    RoutingRule,
+    Silence,
+)
+from alerts.sources.base import ACKNOWLEDGED, FIRING, RESOLVED, NormalizedAlert
+from incidents.models import EntryKind, Incident, Service, Source, Status
+from incidents.services import (
+    IllegalTransition,
+    acknowledge_incident,
+    find_or_open_incident,
+    record,
+    resolve_incident,
+    set_severity,
+)
+
+log = logging.getLogger(__name__)
+
+# What happened to each alert, as the sender's response reports it.
+OPENED = "opened"  # opened a new incident
+ATTACHED = "attached"  # joined the open incident of its group
+DEDUPLICATED = "deduplicated"  # repeated an open alert
+SILENCED = "silenced"
+ALERT_RESOLVED = "resolved"
+ALERT_ACKNOWLEDGED = "acknowledged"
+IGNORED = "ignored"  # resolve/acknowledge for a key with no open alert: accepted, no change
+
+
+@dataclass
+class AlertResult:
+    fingerprint: str
+    action: str
+    alert_id: int | None = None
+    incident_number: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "fingerprint": self.fingerprint,
+            "action": self.action,
+            "incident": self.incident_number,
+        }
+
+
+def ingest(
+    integration: Integration,
+    alerts: list[NormalizedAlert],
+    *,
+    body: bytes,
+    content_type: str = "",
+    status_code: int = 200,
+) -> list[AlertResult]:
+    """Store the request and process its alerts; return what happened to each, in order."""
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                results = _ingest(integration, alerts, body, content_type, status_code)
+            break
+        except OperationalError as exc:
+            # Two batches touching the same alerts can deadlock on PostgreSQL; the database
+            # picks a victim and the retry goes through.
+            if attempt == 2 or "deadlock" not in str(exc).lower():
+                raise
+            time.sleep(0.01 * (attempt + 1))
+    metrics.count_ingested(integration, results)
+    return results
+
+
+def _ingest(
+    integration: Integration,
+    alerts: list[NormalizedAlert],
+    body: bytes,
+    content_type: str,
+    status_code: int,
+) -> list[AlertResult]:
+    now = timezone.now()
+    warnings = [w for a in alerts for w in a.warnings]
+    IngestRequest.objects.create(
+        integration=integration,
+        received_at=now,
+        outcome=Outcome.ACCEPTED,
+        status_code=status_code,
+        content_type=content_type[:200],
+        body=body,
+        alert_count=len(alerts),
+        warnings=warnings[:100],
+    )
+    context = _Context(integration, now)
+    results: list[AlertResult | None] = [None] * len(alerts)
+    # Lock alert rows in one order, so concurrent batches with the same alerts cannot deadlock.
+    order = sorted(range(len(alerts)), key=lambda i: alerts[i].fingerprint)
+    for i in order:
+        results[i] = _process(context, alerts[i])
+    return [r for r in results if r is not None]
+
+
+class _Context:
+    """What one request needs to know, loaded once."""
+
+    def __init__(self, integration: Integration, now: datetime):
+        self.integration = integration
+        self.now = now
+        rules = RoutingRule.objects.filter(integration=integration) | RoutingRule.objects.filter(
+            integration__isnull=True
+        )
+        self.rules = sorted(rules, key=lambda r: (r.integration_id is None, r.position, r.pk))
+        self.silences = list(Silence.objects.active(now))
+        self.services: dict[int, Service] = {integration.service_id: integration.service}
+
+    def service(self, pk: int) -> Service:
+        if pk not in self.services:
+            self.services[pk] = Service.objects.get(pk=pk)
+        return self.services[pk]
+
+    def route(self, labels: dict[str, str]) -> int:
+        """Return the service id for `labels`: the first matching rule's, else the default."""
+        for rule in self.rules:
+            try:
+                if all_match(matchers_from_json(rule.matchers), labels):
+                    return rule.service_id
+            except MatcherError:
+                log.warning("routing rule %s has invalid matchers; skipped", rule.pk)
+        return self.integration.service_id
+
+    def silence_for(self, labels: dict[str, str], service_id: int) -> Silence | None:
+        for silence in self.silences:
+            if silence.service_id is not None and silence.service_id != service_id:
+                continue
+            try:
+                if all_match(matchers_from_json(silence.matchers), labels):
+                    return silence
+            except MatcherError:
+                continue
+        return None
+
+
+def _process(context: _Context, alert: NormalizedAlert) -> AlertResult:
+    if alert.status == RESOLVED:
+        return _resolve(context, alert)
+    if alert.status == ACKNOWLEDGED:
+        return _acknowledge(context, alert)
+    assert alert.status == FIRING, alert.status
+    return _fire(context, alert)
+
+
+# --- firing ----------------------------------------------------------------------------------
+
+_UPSERT_COLUMNS = (
+    "integration_id",
+    "fingerprint",
+    "status",
+    "service_id",
+    "silence_id",
+    "summary",
+    "severity",
+    "labels",
+    "annotations",
+    "links",
+    "warnings",
+    "starts_at",
+    "ends_at",
+    "first_seen",
+    "last_seen",
+    "occurrences",
+    "raw",
+)
+# On a repeat, keep identity (labels, service, first_seen) and refresh what senders update.
+_REFRESHED_ON_REPEAT = (
+    "summary",
+    "annotations",
+    "links",
+    "warnings",
+    "ends_at",
+    "last_seen",
+    "raw",
+)
+
+
+def _upsert_sql() -> str:
+    qn = connection.ops.quote_name
+    table = qn(Alert._meta.db_table)
+    columns = ", ".join(qn(c) for c in _UPSERT_COLUMNS)
+    placeholders = ", ".join(["%s"] * len(_UPSERT_COLUMNS))
+    refresh = ", ".join(f"{qn(c)} = excluded.{qn(c)}" for c in _REFRESHED_ON_REPEAT)
+    return (
+        f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "  # noqa: S608
+        f"ON CONFLICT ({qn('integration_id')}, {qn('fingerprint')}) "
+        f"WHERE {qn('status')} = 'firing' "
+        f"DO UPDATE SET {qn('occurrences')} = {table}.{qn('occurrences')} + 1, {refresh} "
+        f"RETURNING {qn('id')}, {qn('occurrences')}, {qn('incident_id')}, {qn('service_id')}, "
+        f"{qn('silence_id')}"
+    )
+
+
+def _prep(name: str, value: Any) -> Any:
+    field = Alert._meta.get_field(name.removesuffix("_id"))
+    if name.endswith("_id"):
+        return value
+    return field.get_db_prep_save(value, connection)
+
+
+def _raw_bytes(alert: NormalizedAlert) -> bytes:
+    try:
+        return json.dumps(alert.raw, ensure_ascii=False, default=str).encode("utf-8", "replace")
+    except (ValueError, RecursionError):
+        return repr(alert.raw).encode("utf-8", "replace")[:65536]
+
+
+def _upsert(context: _Context, alert: NormalizedAlert, service_id: int, silence_id: int | None):
+    values = {
+        "integration_id": context.integration.pk,
+        "fingerprint": alert.fingerprint[:255],
+        "status": AlertStatus.FIRING,
+        "service_id": service_id,
+        "silence_id": silence_id,
+        "summary": alert.summary[:1024],
+        "severity": alert.severity,
+        "labels": alert.labels,
+        "annotations": alert.annotations,
+        "links": [{"kind": k.kind, "url": k.url, "text": k.text} for k in alert.links],
+        "warnings": alert.warnings,
+        "starts_at": alert.starts_at,
+        "ends_at": alert.ends_at,
+        "first_seen": context.now,
+        "last_seen": context.now,
+        "occurrences": 1,
+        "raw": _raw_bytes(alert),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_upsert_sql(), [_prep(c, values[c]) for c in _UPSERT_COLUMNS])
+        return cursor.fetchone()
+
+
+def _fire(context: _Context, alert: NormalizedAlert) -> AlertResult:
+    labels = alert.labels
+    service_id = context.route(labels)
+    silence = context.silence_for(labels, service_id)
+    alert_id, occurrences, incident_id, stored_service_id, _ = _upsert(
+        context, alert, service_id, silence.pk if silence else None
+    )
+    result = AlertResult(alert.fingerprint, DEDUPLICATED, alert_id)
+    if occurrences > 1 and incident_id is not None:
+        incident = _follow_merges(Incident.objects.get(pk=incident_id))
+        if incident.is_open:
+            result.incident_number = incident.number
+            _note_repeat(context, incident, alert, occurrences)
+            return result
+        # The incident was resolved while this alert stayed open: the alert ends with it, and
+        # firing again opens a new alert and a new incident.
+        _close_alert(alert_id, context.now)
+        return _fire(context, alert)
+    if occurrences > 1 and silence is not None:
+        result.action = SILENCED
+        return result
+    # A new alert, or one that was silenced and no longer is: it joins its group's incident.
+    service = context.service(stored_service_id)
+    if silence is not None:
+        result.action = SILENCED
+        return result
+    incident, opened = find_or_open_incident(
+        service,
+        group_key=_group_key(context.integration, service, alert),
+        title=alert.summary,
+        severity=alert.severity,
+        source=Source.ALERT,
+        actor_name=context.integration.name,
+    )
+    Alert.objects.filter(pk=alert_id).update(incident=incident, silence=None)
+    result.action = OPENED if opened else ATTACHED
+    result.incident_number = incident.number
+    record(
+        incident,
+        EntryKind.ALERT_ATTACHED,
+        message=f"Alert from {context.integration.name}: {alert.summary}",
+        source=Source.ALERT,
+        actor_name=context.integration.name,
+        data={"alert": alert_id, "fingerprint": alert.fingerprint, "severity": alert.severity},
+        at=context.now,
+    )
+    if not opened and alert.severity < incident.severity:
+        set_severity(
+            incident,
+            severity=alert.severity,
+            by=None,
+            source=Source.ALERT,
+            actor_name=context.integration.name,
+        )
+    return result
+
+
+def _follow_merges(incident: Incident) -> Incident:
+    seen = {incident.pk}
+    while incident.merged_into_id is not None and incident.merged_into_id not in seen:
+        seen.add(incident.merged_into_id)
+        incident = Incident.objects.get(pk=incident.merged_into_id)
+    return incident
+
+
+def _note_repeat(
+    context: _Context, incident: Incident, alert: NormalizedAlert, occurrences: int
+) -> None:
+    """Record repeats only at milestones (10th, 100th, …), so a flapping alert cannot flood."""
+    base = settings.DEDUP_MILESTONE_BASE
+    milestone = base
+    while milestone < occurrences:
+        milestone *= base
+    if occurrences != milestone:
+        return
+    record(
+        incident,
+        EntryKind.ALERT_REPEATED,
+        message=f"Alert repeated {occurrences} times: {alert.summary}",
+        source=Source.ALERT,
+        actor_name=context.integration.name,
+        data={"fingerprint": alert.fingerprint, "occurrences": occurrences},
+        at=context.now,
+    )
+
+
+def _group_key(integration: Integration, service: Service, alert: NormalizedAlert) -> str:
+    """Return the incident group key, scoped to the integration."""
+    if alert.group_key:
+        key = "g:" + alert.group_key
+    else:
+        names = service.grouping_labels
+        values = [alert.labels.get(name) for name in names]
+        if all(v is None for v in values):
+            key = "f:" + alert.fingerprint
+        else:
+            key = "l:" + json.dumps(dict(zip(names, values, strict=True)), sort_keys=True)
+    key = f"{integration.pk}:{key}"
+    if len(key) > 500:
+        key = f"{integration.pk}:h:" + hashlib.sha256(key.encode()).hexdigest()
+    return key
+
+
+def _close_alert(alert_id: int, now: datetime) -> None:
+    Alert.objects.filter(pk=alert_id).update(status=AlertStatus.RESOLVED, resolved_at=now)
+
+
+# --- resolved and acknowledged ---------------------------------------------------------------
+
+
+def _open_alert(context: _Context, fingerprint: str) -> Alert | None:
+    return (
+        Alert.objects.select_for_update()
+        .filter(integration=context.integration, fingerprint=fingerprint, status=AlertStatus.FIRING)
+        .first()
+    )
+
+
+def _resolve(context: _Context, alert: NormalizedAlert) -> AlertResult:
+    stored = _open_alert(context, alert.fingerprint)
+    if stored is None:
+        return AlertResult(alert.fingerprint, IGNORED)
+    stored.status = AlertStatus.RESOLVED
+    stored.resolved_at = context.now
+    stored.ends_at = alert.ends_at or context.now
+    stored.last_seen = context.now
+    stored.save(update_fields=["status", "resolved_at", "ends_at", "last_seen"])
+    result = AlertResult(alert.fingerprint, ALERT_RESOLVED, stored.pk)
+    if stored.incident_id is None:
+        return result
+    incident = _follow_merges(Incident.objects.select_related("service").get(pk=stored.incident_id))
+    result.incident_number = incident.number
+    if not incident.is_open:
+        return result
+    record(
+        incident,
+        EntryKind.ALERT_RESOLVED,
+        message=f"Alert resolved at {context.integration.name}: {stored.summary}",
+        source=Source.ALERT,
+        actor_name=context.integration.name,
+        data={"alert": stored.pk, "fingerprint": stored.fingerprint},
+        at=context.now,
+    )
+    still_firing = Alert.objects.filter(incident=incident, status=AlertStatus.FIRING).exists()
+    if incident.service.auto_resolve and not still_firing:
+        resolve_incident(
+            incident,
+            by=None,
+            source=Source.ALERT,
+            actor_name=context.integration.name,
+            note="every alert has resolved",
+        )
+    return result
+
+
+def _acknowledge(context: _Context, alert: NormalizedAlert) -> AlertResult:
+    stored = _open_alert(context, alert.fingerprint)
+    if stored is None or stored.incident_id is None:
+        return AlertResult(alert.fingerprint, IGNORED)
+    incident = _follow_merges(Incident.objects.get(pk=stored.incident_id))
+    result = AlertResult(alert.fingerprint, IGNORED, stored.pk, incident.number)
+    if incident.status == Status.TRIGGERED:
+        try:
+            acknowledge_incident(
+                incident, by=None, source=Source.ALERT, actor_name=context.integration.name
+            )
+            result.action = ALERT_ACKNOWLEDGED
+        except IllegalTransition:
+            pass
+    return result

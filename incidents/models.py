@@ -1,0 +1,214 @@
+"""Services, incidents and their append-only timeline."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Source(models.TextChoices):
+    """Where an action came from; every timeline entry carries one."""
+
+    API = "api", "API"
+    WEB = "web", "web"
+    CHAT = "chat", "chat"
+    SLACK = "slack", "Slack"
+    MATTERMOST = "mattermost", "Mattermost"
+    SMS = "sms", "SMS"
+    VOICE = "voice", "voice"
+    ALERT = "alert", "alert"
+    SYSTEM = "system", "Muster"
+
+
+class Urgency(models.TextChoices):
+    HIGH = "high", "high"
+    LOW = "low", "low"
+
+
+def urgency_for_severity(severity: int) -> str:
+    """Return the urgency that follows from a severity: 1–2 high, 3–5 low."""
+    return Urgency.HIGH if severity <= 2 else Urgency.LOW
+
+
+class Service(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    # Empty: urgency follows severity. Otherwise every incident of this service has this urgency.
+    urgency_override = models.CharField(max_length=8, choices=Urgency.choices, blank=True)
+    auto_resolve = models.BooleanField(
+        default=True, help_text="Resolve an incident when every one of its alerts has resolved."
+    )
+    ack_timeout_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Re-trigger an incident acknowledged but not resolved."
+    )
+    # Alerts whose sender gives no group key are grouped by these labels' values.
+    group_by_labels = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def urgency_for(self, severity: int) -> str:
+        return self.urgency_override or urgency_for_severity(severity)
+
+    @property
+    def grouping_labels(self) -> list[str]:
+        return list(self.group_by_labels) or ["alertname", "service"]
+
+
+class Counter(models.Model):
+    """A named counter; incident numbers come from here, not from primary keys."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    value = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}"
+
+
+class Status(models.TextChoices):
+    TRIGGERED = "triggered", "triggered"
+    ACKNOWLEDGED = "acknowledged", "acknowledged"
+    RESOLVED = "resolved", "resolved"
+
+
+OPEN_STATUSES = (Status.TRIGGERED, Status.ACKNOWLEDGED)
+
+
+class IncidentQuerySet(models.QuerySet):
+    def open(self):
+        return self.filter(status__in=OPEN_STATUSES)
+
+
+class Incident(models.Model):
+    number = models.BigIntegerField(unique=True)
+    title = models.CharField(max_length=1024)
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="incidents")
+    severity = models.PositiveSmallIntegerField(default=3)
+    urgency = models.CharField(max_length=8, choices=Urgency.choices, default=Urgency.LOW)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRIGGERED)
+    # Open incidents are unique per (service, group_key); the key is scoped by its integration.
+    group_key = models.CharField(max_length=512, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_via = models.CharField(max_length=16, choices=Source.choices, default=Source.ALERT)
+    triggered_at = models.DateTimeField()
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_incidents",
+    )
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    ack_expires_at = models.DateTimeField(null=True, blank=True)
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged"
+    )
+
+    objects = IncidentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service", "group_key"],
+                condition=Q(status__in=["triggered", "acknowledged"]) & ~Q(group_key=""),
+                name="one_open_incident_per_group",
+            ),
+            models.CheckConstraint(
+                condition=Q(severity__gte=1) & Q(severity__lte=5), name="severity_1_to_5"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "-number"]),
+            models.Index(fields=["service", "status"]),
+            models.Index(fields=["created_at"]),
+            models.Index(
+                fields=["snoozed_until"],
+                name="incident_snoozed",
+                condition=Q(snoozed_until__isnull=False),
+            ),
+            models.Index(
+                fields=["ack_expires_at"],
+                name="incident_ack_expires",
+                condition=Q(ack_expires_at__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.number} {self.title}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("timeline entries are append-only")
+
+    def delete(self):
+        raise TypeError("timeline entries are append-only")
+
+
+class EntryKind(models.TextChoices):
+    OPENED = "opened", "incident opened"
+    ALERT_ATTACHED = "alert_attached", "alert attached"
+    ALERT_REPEATED = "alert_repeated", "alert repeated"
+    ALERT_RESOLVED = "alert_resolved", "alert resolved"
+    TRIGGERED = "triggered", "re-triggered"
+    ACKNOWLEDGED = "acknowledged", "acknowledged"
+    UNACKNOWLEDGED = "unacknowledged", "unacknowledged"
+    RESOLVED = "resolved", "resolved"
+    SNOOZED = "snoozed", "snoozed"
+    REASSIGNED = "reassigned", "reassigned"
+    ESCALATED = "escalated", "escalated"
+    NOTE = "note", "note"
+    SEVERITY_CHANGED = "severity_changed", "severity changed"
+    MERGED = "merged", "merged"
+
+
+class TimelineEntry(models.Model):
+    """One thing that happened to an incident. Never updated, never deleted."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="timeline")
+    at = models.DateTimeField(db_index=True)
+    kind = models.CharField(max_length=32, choices=EntryKind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Who did it, as shown: a username, an integration's name, or "Muster".
+    actor_name = models.CharField(max_length=200)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    message = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["at", "id"]
+        verbose_name_plural = "timeline entries"
+        indexes = [models.Index(fields=["incident", "at", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind} {self.message}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("timeline entries are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("timeline entries are append-only")

@@ -1,0 +1,513 @@
+"""The verbs: the only way anything changes an incident.
+
+Each verb locks the incident row, checks that the transition is legal, changes state and writes
+one timeline entry, in one transaction. `source` says where the action came from and `by` who did
+it (None for Muster itself or an alert source, named by `actor_name`). After the transaction
+commits, every new entry is announced once through `incident_changed`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from incidents.metrics import INCIDENTS_OPENED
+from incidents.models import (
+    Counter,
+    EntryKind,
+    Incident,
+    Service,
+    Source,
+    Status,
+    TimelineEntry,
+)
+from incidents.signals import incident_changed
+
+log = logging.getLogger(__name__)
+
+
+class IncidentError(Exception):
+    """An action that cannot be done; the message says why, in words for the person who tried."""
+
+
+class IllegalTransition(IncidentError):
+    pass
+
+
+# --- the timeline ----------------------------------------------------------------------------
+
+
+def record(
+    incident: Incident,
+    kind: str,
+    *,
+    message: str,
+    source: str,
+    by: User | None = None,
+    actor_name: str = "",
+    data: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> TimelineEntry:
+    """Append an entry to `incident`'s timeline and announce it after commit."""
+    entry = TimelineEntry.objects.create(
+        incident=incident,
+        at=at or timezone.now(),
+        kind=kind,
+        actor=by,
+        actor_name=by.get_username() if by is not None else (actor_name or "Muster"),
+        source=source,
+        message=message,
+        data=data or {},
+    )
+    transaction.on_commit(lambda: _announce(entry))
+    return entry
+
+
+def _announce(entry: TimelineEntry) -> None:
+    for receiver, result in incident_changed.send_robust(sender=TimelineEntry, entry=entry):
+        if isinstance(result, Exception):
+            log.error(
+                "incident_changed receiver %r failed on entry %s",
+                receiver,
+                entry.pk,
+                exc_info=result,
+            )
+
+
+def _by_phrase(by: User | None, actor_name: str, source: str) -> str:
+    who = by.get_username() if by is not None else (actor_name or "Muster")
+    via = Source(source).label if source in Source.values else source
+    return f"{who} via {via}"
+
+
+# --- opening ---------------------------------------------------------------------------------
+
+
+def next_incident_number() -> int:
+    """Take the next incident number from its counter (its row lock serializes takers)."""
+    table = connection.ops.quote_name(Counter._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET value = value + 1 WHERE name = %s RETURNING value",  # noqa: S608
+            ["incident"],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        return row[0]
+    try:
+        with transaction.atomic():
+            Counter.objects.create(name="incident", value=settings.INCIDENT_NUMBER_START)
+        return settings.INCIDENT_NUMBER_START
+    except IntegrityError:
+        return next_incident_number()  # another transaction created it first
+
+
+@transaction.atomic
+def open_incident(
+    service: Service,
+    *,
+    title: str,
+    severity: int = 3,
+    group_key: str = "",
+    source: str,
+    by: User | None = None,
+    actor_name: str = "",
+    data: dict[str, Any] | None = None,
+) -> Incident:
+    """Open a triggered incident on `service` and record it."""
+    now = timezone.now()
+    incident = Incident.objects.create(
+        number=next_incident_number(),
+        title=title[:1024],
+        service=service,
+        severity=severity,
+        urgency=service.urgency_for(severity),
+        status=Status.TRIGGERED,
+        group_key=group_key,
+        created_via=source,
+        triggered_at=now,
+    )
+    record(
+        incident,
+        EntryKind.OPENED,
+        message=f"Incident #{incident.number} opened on {service.name} by "
+        f"{_by_phrase(by, actor_name, source)}: {incident.title}",
+        source=source,
+        by=by,
+        actor_name=actor_name,
+        data={"severity": severity, "urgency": incident.urgency, **(data or {})},
+        at=now,
+    )
+    transaction.on_commit(lambda: INCIDENTS_OPENED.labels(service.name).inc())
+    return incident
+
+
+def find_or_open_incident(
+    service: Service,
+    *,
+    group_key: str,
+    title: str,
+    severity: int,
+    source: str,
+    actor_name: str = "",
+) -> tuple[Incident, bool]:
+    """Return the open incident of `service` for `group_key`, opening one if there is none.
+
+    Must run inside a transaction. Two transactions racing to open the same group meet at the
+    partial unique index; the loser takes the winner's incident.
+    """
+    found = _locked_open_incident(service, group_key)
+    if found is not None:
+        return found, False
+    try:
+        with transaction.atomic():
+            return (
+                open_incident(
+                    service,
+                    title=title,
+                    severity=severity,
+                    group_key=group_key,
+                    source=source,
+                    actor_name=actor_name,
+                ),
+                True,
+            )
+    except IntegrityError:
+        found = _locked_open_incident(service, group_key)
+        if found is None:
+            raise
+        return found, False
+
+
+def _locked_open_incident(service: Service, group_key: str) -> Incident | None:
+    return (
+        Incident.objects.open()
+        .select_for_update()
+        .filter(service=service, group_key=group_key)
+        .order_by()
+        .first()
+    )
+
+
+# --- the verbs -------------------------------------------------------------------------------
+
+
+def _lock(incident: Incident | int) -> Incident:
+    pk = incident if isinstance(incident, int) else incident.pk
+    return Incident.objects.select_for_update().select_related("service").get(pk=pk)
+
+
+def _require_open(incident: Incident, action: str) -> None:
+    if not incident.is_open:
+        raise IllegalTransition(f"Incident #{incident.number} is resolved; it cannot be {action}.")
+
+
+@transaction.atomic
+def acknowledge_incident(
+    incident: Incident, *, by: User | None, source: str, actor_name: str = ""
+) -> Incident:
+    """Acknowledge a triggered incident: paging stops, the acknowledger owns it."""
+    incident = _lock(incident)
+    if incident.status == Status.ACKNOWLEDGED:
+        raise IllegalTransition(f"Incident #{incident.number} is already acknowledged.")
+    _require_open(incident, "acknowledged")
+    now = timezone.now()
+    incident.status = Status.ACKNOWLEDGED
+    incident.acknowledged_at = now
+    incident.acknowledged_by = by
+    if incident.assignee is None and by is not None:
+        incident.assignee = by
+    timeout = incident.service.ack_timeout_minutes
+    incident.ack_expires_at = now + timedelta(minutes=timeout) if timeout else None
+    incident.save()
+    record(
+        incident,
+        EntryKind.ACKNOWLEDGED,
+        message=f"Acknowledged by {_by_phrase(by, actor_name, source)}",
+        source=source,
+        by=by,
+        actor_name=actor_name,
+        at=now,
+    )
+    return incident
+
+
+@transaction.atomic
+def unacknowledge_incident(
+    incident: Incident, *, by: User | None, source: str, actor_name: str = ""
+) -> Incident:
+    """Put an acknowledged incident back to triggered, so escalation starts again."""
+    incident = _lock(incident)
+    if incident.status != Status.ACKNOWLEDGED:
+        raise IllegalTransition(
+            f"Incident #{incident.number} is {incident.status}; only an acknowledged incident "
+            "can be unacknowledged."
+        )
+    _retrigger(incident)
+    record(
+        incident,
+        EntryKind.UNACKNOWLEDGED,
+        message=f"Unacknowledged by {_by_phrase(by, actor_name, source)}",
+        source=source,
+        by=by,
+        actor_name=actor_name,
+    )
+    return incident
+
+
+def _retrigger(incident: Incident) -> None:
+    incident.status = Status.TRIGGERED
+    incident.triggered_at = timezone.now()
+    incident.acknowledged_at = None
+    incident.acknowledged_by = None
+    incident.snoozed_until = None
+    incident.ack_expires_at = None
+    incident.save()
+
+
+@transaction.atomic
+def trigger_incident(incident: Incident, *, reason: str, source: str = Source.SYSTEM) -> Incident:
+    """Re-trigger an acknowledged incident (snooze over, acknowledgement timed out)."""
+    incident = _lock(incident)
+    if incident.status != Status.ACKNOWLEDGED:
+        raise IllegalTransition(f"Incident #{incident.number} is {incident.status}.")
+    _retrigger(incident)
+    record(incident, EntryKind.TRIGGERED, message=f"Re-triggered: {reason}", source=source)
+    return incident
+
+
+@transaction.atomic
+def resolve_incident(
+    incident: Incident,
+    *,
+    by: User | None,
+    source: str,
+    actor_name: str = "",
+    note: str = "",
+) -> Incident:
+    """Resolve an open incident; a later alert with the same key opens a new one."""
+    incident = _lock(incident)
+    _require_open(incident, "resolved again")
+    now = timezone.now()
+    incident.status = Status.RESOLVED
+    incident.resolved_at = now
+    incident.resolved_by = by
+    incident.snoozed_until = None
+    incident.ack_expires_at = None
+    incident.save()
+    message = f"Resolved by {_by_phrase(by, actor_name, source)}"
+    record(
+        incident,
+        EntryKind.RESOLVED,
+        message=f"{message}: {note}" if note else message,
+        source=source,
+        by=by,
+        actor_name=actor_name,
+        data={"note": note} if note else {},
+        at=now,
+    )
+    return incident
+
+
+@transaction.atomic
+def snooze_incident(
+    incident: Incident, *, until: datetime, by: User | None, source: str, actor_name: str = ""
+) -> Incident:
+    """Acknowledge until `until`; then the incident triggers again if still unresolved."""
+    incident = _lock(incident)
+    _require_open(incident, "snoozed")
+    now = timezone.now()
+    if until <= now:
+        raise IncidentError("A snooze must end in the future.")
+    if incident.status == Status.TRIGGERED:
+        incident.status = Status.ACKNOWLEDGED
+        incident.acknowledged_at = now
+        incident.acknowledged_by = by
+    incident.snoozed_until = until
+    incident.ack_expires_at = None
+    incident.save()
+    record(
+        incident,
+        EntryKind.SNOOZED,
+        message=f"Snoozed until {until:%Y-%m-%d %H:%M} UTC by {_by_phrase(by, actor_name, source)}",
+        source=source,
+        by=by,
+        actor_name=actor_name,
+        data={"until": until.isoformat()},
+    )
+    return incident
+
+
+@transaction.atomic
+def reassign_incident(
+    incident: Incident, *, to: User, by: User | None, source: str, actor_name: str = ""
+) -> Incident:
+    """Make `to` the incident's assignee; an acknowledged incident triggers again for them."""
+    incident = _lock(incident)
+    _require_open(incident, "reassigned")
+    if not to.is_active:
+        raise IncidentError(f"{to.get_username()} is deactivated.")
+    previous = incident.assignee
+    if incident.status == Status.ACKNOWLEDGED:
+        _retrigger(incident)
+    incident.assignee = to
+    incident.save()
+    record(
+        incident,
+        EntryKind.REASSIGNED,
+        message=f"Reassigned to {to.get_username()} by {_by_phrase(by, actor_name, source)}",
+        source=source,
+        by=by,
+        actor_name=actor_name,
+        data={"to": to.pk, "from": previous.pk if previous else None},
+    )
+    return incident
+
+
+@transaction.atomic
+def escalate_incident(
+    incident: Incident, *, by: User | None, source: str, actor_name: str = ""
+) -> Incident:
+    """Ask for the next escalation step now; an acknowledged incident triggers again."""
+    incident = _lock(incident)
+    _require_open(incident, "escalated")
+    if incident.status == Status.ACKNOWLEDGED:
+        _retrigger(incident)
+    record(
+        incident,
+        EntryKind.ESCALATED,
+        message=f"Escalated by {_by_phrase(by, actor_name, source)}",
+        source=source,
+        by=by,
+        actor_name=actor_name,
+    )
+    return incident
+
+
+@transaction.atomic
+def add_note(
+    incident: Incident, *, text: str, by: User | None, source: str, actor_name: str = ""
+) -> TimelineEntry:
+    """Add a note to the timeline (resolved incidents take notes too, for the postmortem)."""
+    text = text.strip()
+    if not text:
+        raise IncidentError("A note needs some text.")
+    incident = _lock(incident)
+    return record(
+        incident,
+        EntryKind.NOTE,
+        message=text[:10_000],
+        source=source,
+        by=by,
+        actor_name=actor_name,
+    )
+
+
+@transaction.atomic
+def set_severity(
+    incident: Incident, *, severity: int, by: User | None, source: str, actor_name: str = ""
+) -> Incident:
+    """Change the severity (1 most severe … 5); urgency follows unless the service fixes it."""
+    if not isinstance(severity, int) or not 1 <= severity <= 5:
+        raise IncidentError("Severity must be a whole number from 1 (most severe) to 5.")
+    incident = _lock(incident)
+    _require_open(incident, "changed")
+    if incident.severity == severity:
+        raise IllegalTransition(f"Incident #{incident.number} is already severity {severity}.")
+    old = incident.severity
+    incident.severity = severity
+    incident.urgency = incident.service.urgency_for(severity)
+    incident.save()
+    record(
+        incident,
+        EntryKind.SEVERITY_CHANGED,
+        message=f"Severity {old} → {severity} by {_by_phrase(by, actor_name, source)}",
+        source=source,
+        by=by,
+        actor_name=actor_name,
+        data={"from": old, "to": severity, "urgency": incident.urgency},
+    )
+    return incident
+
+
+@transaction.atomic
+def merge_incidents(
+    target: Incident,
+    sources: Iterable[Incident],
+    *,
+    by: User | None,
+    source: str,
+    actor_name: str = "",
+) -> Incident:
+    """Merge `sources` into `target`: they resolve, pointing at it; their alerts move to it."""
+    ids = sorted({target.pk, *(s.pk for s in sources)})  # lock in one order: no deadlock
+    locked = {i.pk: i for i in Incident.objects.select_for_update().filter(pk__in=ids)}
+    target = locked[target.pk]
+    _require_open(target, "merged into")
+    merged = [locked[pk] for pk in ids if pk != target.pk]
+    if not merged:
+        raise IncidentError("Name at least one other incident to merge.")
+    now = timezone.now()
+    for other in merged:
+        _require_open(other, "merged")
+        other.status = Status.RESOLVED
+        other.resolved_at = now
+        other.resolved_by = by
+        other.merged_into = target
+        other.snoozed_until = None
+        other.ack_expires_at = None
+        other.save()
+        record(
+            other,
+            EntryKind.MERGED,
+            message=f"Merged into #{target.number} by {_by_phrase(by, actor_name, source)}",
+            source=source,
+            by=by,
+            actor_name=actor_name,
+            data={"into": target.number},
+            at=now,
+        )
+    numbers = ", ".join(f"#{o.number}" for o in merged)
+    record(
+        target,
+        EntryKind.MERGED,
+        message=f"{numbers} merged in by {_by_phrase(by, actor_name, source)}",
+        source=source,
+        by=by,
+        actor_name=actor_name,
+        data={"merged": [o.number for o in merged]},
+        at=now,
+    )
+    return target
+
+
+# --- what the tick does ----------------------------------------------------------------------
+
+
+def retrigger_due_incidents(now: datetime | None = None) -> int:
+    """Re-trigger incidents whose snooze ended or whose acknowledgement timed out."""
+    now = now or timezone.now()
+    count = 0
+    due = Incident.objects.filter(status=Status.ACKNOWLEDGED)
+    for pk in due.filter(snoozed_until__lte=now).values_list("pk", flat=True):
+        count += _retrigger_if_still_due(pk, "snooze ended", "snoozed_until", now)
+    for pk in due.filter(ack_expires_at__lte=now).values_list("pk", flat=True):
+        count += _retrigger_if_still_due(pk, "acknowledgement timed out", "ack_expires_at", now)
+    return count
+
+
+@transaction.atomic
+def _retrigger_if_still_due(pk: int, reason: str, field: str, now: datetime) -> int:
+    incident = _lock(pk)
+    due_at = getattr(incident, field)
+    if incident.status != Status.ACKNOWLEDGED or due_at is None or due_at > now:
+        return 0  # someone acted on it since we looked
+    trigger_incident(incident, reason=reason)
+    return 1

@@ -1,0 +1,5 @@
+"""The one signal incidents sends: `incident_changed(entry=TimelineEntry)`, after commit only."""
+
+from django.dispatch import Signal
+
+incident_changed = Signal()

@@ -1,0 +1,132 @@
+"""/healthz (process alive), /readyz (database, broker and beat tick answering), /metrics."""
+
+from __future__ import annotations
+
+import hmac
+import os
+import time
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from muster.celery import app as celery_app
+from muster.tasks import seconds_since_last_tick
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> str | None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return None
+    except DatabaseError as exc:
+        return f"database: {exc}"
+
+
+def _check_broker() -> str | None:
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+        return None
+    except Exception as exc:  # kombu raises many kinds; any of them means "not ready"
+        return f"broker: {exc}"
+
+
+def _check_tick() -> str | None:
+    age = seconds_since_last_tick()
+    limit = settings.READY_TICK_MAX_AGE_SECONDS
+    if age is None:
+        return "beat tick: never seen"
+    if age > limit:
+        return f"beat tick: last seen {age:.1f}s ago (limit {limit}s)"
+    return None
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    problems = [p for p in (_check_database(), _check_broker(), _check_tick()) if p]
+    age = seconds_since_last_tick()
+    body = {
+        "status": "ok" if not problems else "unavailable",
+        "problems": problems,
+        "tick_age_seconds": None if age is None else round(age, 3),
+    }
+    return JsonResponse(body, status=200 if not problems else 503)
+
+
+class StateCollector:
+    """Gauges read at scrape time: open incidents, tick lag, task queue depth."""
+
+    def collect(self):
+        from incidents.models import Incident
+
+        incidents = GaugeMetricFamily(
+            "muster_open_incidents", "Open incidents, by status.", labels=["status"]
+        )
+        try:
+            counts = dict(
+                Incident.objects.open().order_by().values_list("status").annotate(n=Count("id"))
+            )
+        except DatabaseError:
+            counts = {}
+        for status in ("triggered", "acknowledged"):
+            incidents.add_metric([status], counts.get(status, 0))
+        yield incidents
+        age = seconds_since_last_tick()
+        yield GaugeMetricFamily(
+            "muster_tick_lag_seconds",
+            "Seconds since the beat tick last ran (-1: never).",
+            value=-1 if age is None else age,
+        )
+        depth = _queue_depth()
+        if depth is not None:
+            yield GaugeMetricFamily(
+                "muster_task_queue_depth", "Tasks waiting in the Celery queue.", value=depth
+            )
+
+
+def _queue_depth() -> int | None:
+    try:
+        with celery_app.connection_for_read() as conn:
+            channel = conn.default_channel
+            return channel.queue_declare(
+                celery_app.conf.task_default_queue, passive=True
+            ).message_count
+    except Exception:  # a missing queue or unreachable broker: no figure rather than a 500
+        return None
+
+
+_STATE = StateCollector()
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    token = os.environ.get("MUSTER_METRICS_TOKEN", "")
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given, token):
+            return HttpResponse("metrics need a bearer token\n", status=401)
+    started = time.monotonic()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    output = generate_latest(registry)
+    state = CollectorRegistry()
+    state.register(_STATE)
+    output += generate_latest(state)
+    output += (
+        b"# HELP muster_metrics_scrape_seconds Time to produce these metrics.\n"
+        b"# TYPE muster_metrics_scrape_seconds gauge\n"
+        + f"muster_metrics_scrape_seconds {time.monotonic() - started:.6f}\n".encode()
+    )
+    return HttpResponse(output, content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,29 @@
+"""The beat tick: about once a second, every app's time-driven work, then a heartbeat of its own."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from celery import shared_task
+from django.core.cache import cache
+
+from alerts.heartbeats import check_heartbeats
+from incidents.services import retrigger_due_incidents
+
+log = logging.getLogger(__name__)
+
+LAST_TICK_KEY = "muster:last-tick"
+
+
+@shared_task(name="muster.tick", ignore_result=True, expires=5)
+def tick() -> None:
+    """Run the periodic work; `/readyz` checks that this ran recently."""
+    retrigger_due_incidents()
+    check_heartbeats()
+    cache.set(LAST_TICK_KEY, time.time(), timeout=None)
+
+
+def seconds_since_last_tick() -> float | None:
+    last = cache.get(LAST_TICK_KEY)
+    return None if last is None else max(0.0, time.time() - last)

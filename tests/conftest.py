@@ -1,0 +1,96 @@
+"""The shared cast and helpers: alice the admin, bob the responder, charlie the observer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.models import Role, User
+from accounts.services import create_api_token
+from alerts.models import Integration, Kind
+from incidents.models import Service
+
+FIXTURES = Path(__file__).parent / "alerts" / "fixtures"
+
+
+def load_fixture(kind: str, name: str) -> dict:
+    """Return a real-shaped payload from tests/alerts/fixtures/<kind>/<name>.json."""
+    return json.loads((FIXTURES / kind / f"{name}.json").read_text())
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def alice(db) -> User:
+    return User.objects.create_user("alice", "alice@example.com", "pw-alice", role=Role.ADMIN)
+
+
+@pytest.fixture
+def bob(db) -> User:
+    return User.objects.create_user("bob", "bob@example.com", "pw-bob", role=Role.RESPONDER)
+
+
+@pytest.fixture
+def charlie(db) -> User:
+    return User.objects.create_user(
+        "charlie", "charlie@example.com", "pw-charlie", role=Role.OBSERVER
+    )
+
+
+def _client_for(user: User) -> APIClient:
+    _, secret = create_api_token(user, name="tests")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+@pytest.fixture
+def as_alice(alice) -> APIClient:
+    return _client_for(alice)
+
+
+@pytest.fixture
+def as_bob(bob) -> APIClient:
+    return _client_for(bob)
+
+
+@pytest.fixture
+def as_charlie(charlie) -> APIClient:
+    return _client_for(charlie)
+
+
+@pytest.fixture
+def service(db) -> Service:
+    return Service.objects.create(name="checkout")
+
+
+@pytest.fixture
+def make_integration(db, service) -> Callable[..., Integration]:
+    def make(kind: str = Kind.ALERTMANAGER, **fields) -> Integration:
+        fields.setdefault("name", f"{kind}-{Integration.objects.count() + 1}")
+        fields.setdefault("service", service)
+        return Integration.objects.create(kind=kind, **fields)
+
+    return make
+
+
+@pytest.fixture
+def post_json(client):
+    """POST a JSON value (or raw bytes) to a path; return the response."""
+
+    def post(path: str, payload, **headers):
+        body = payload if isinstance(payload, bytes) else json.dumps(payload)
+        headers.setdefault("content_type", "application/json")
+        return client.post(path, body, **headers)
+
+    return post
