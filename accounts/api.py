@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from accounts.models import ApiToken, Role, User
 from accounts.services import create_api_token, revoke_api_token
+from muster.api_errors import ParseBodyFirst
 from muster.pagination import cursor_by
 
 
@@ -25,6 +27,14 @@ class ApiTokenSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at"]
 
 
+class NewApiTokenSerializer(ApiTokenSerializer):
+    token = serializers.CharField(read_only=True, help_text="The secret; shown only this once.")
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = [*ApiTokenSerializer.Meta.fields, "token"]
+
+
+@extend_schema(responses=UserSerializer)
 @api_view(["GET"])
 def me(request):
     """Return the person the request authenticates as."""
@@ -32,6 +42,7 @@ def me(request):
 
 
 class TokenViewSet(
+    ParseBodyFirst,
     mixins.ListModelMixin,
     mixins.CreateModelMixin,
     mixins.DestroyModelMixin,
@@ -40,17 +51,20 @@ class TokenViewSet(
     """Your own API tokens. The secret is in the create response only; it is stored hashed."""
 
     serializer_class = ApiTokenSerializer
+    queryset = ApiToken.objects.all()  # narrowed to the requester's own in get_queryset
     read_role = write_role = Role.OBSERVER
-    pagination_class = cursor_by("-created_at")
+    pagination_class = cursor_by("-created_at", "-id")
 
     def get_queryset(self):
         return ApiToken.objects.filter(user=self.request.user)
 
+    @extend_schema(responses={201: NewApiTokenSerializer})
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         token, secret = create_api_token(request.user, name=serializer.validated_data["name"])
-        return Response({**ApiTokenSerializer(token).data, "token": secret}, status=201)
+        token.token = secret
+        return Response(NewApiTokenSerializer(token).data, status=201)
 
     def perform_destroy(self, instance):
         revoke_api_token(instance)

@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+import re
+
 from django.utils import timezone
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from accounts.models import Role
-from alerts.matchers import MatcherError, matchers_from_json
+from alerts.matchers import OPS, MatcherError, matchers_from_json
 from alerts.models import (
     Alert,
+    AlertStatus,
     IngestRequest,
     Integration,
+    Kind,
     Outcome,
     RoutingRule,
     Silence,
 )
 from alerts.services import rotate_integration_token
 from incidents.models import Service
+from muster.api_errors import Conflict, ParseBodyFirst, check_query_text
 from muster.pagination import cursor_by
 
 
@@ -66,15 +77,15 @@ class IntegrationSerializer(serializers.ModelSerializer):
         ]
 
     # The URL and key are secrets: only admins see them.
-    def get_ingest_url(self, obj):
+    def get_ingest_url(self, obj) -> str | None:
         if not _is_admin(self):
             return None
         return obj.ingest_url
 
-    def get_token(self, obj):
+    def get_token(self, obj) -> str | None:
         return obj.token if _is_admin(self) else None
 
-    def get_has_hmac_secret(self, obj):
+    def get_has_hmac_secret(self, obj) -> bool:
         return bool(obj.hmac_secret)
 
     def validate_kind(self, value):
@@ -105,38 +116,57 @@ class IngestRequestSerializer(serializers.ModelSerializer):
             "body",
         ]
 
-    def get_body(self, obj):
-        return bytes(obj.body).decode("utf-8", "replace")
+    def get_body(self, obj) -> str:
+        return redact_secrets(bytes(obj.body).decode("utf-8", "replace"), self.context["token"])
 
 
-class IntegrationViewSet(viewsets.ModelViewSet):
+REDACTED = "[redacted]"
+# PagerDuty senders put the integration key in the body; it may be cut short (rejections keep
+# the first KiB only), so the closing quote is optional.
+_ROUTING_KEY = re.compile(r'("routing_key"\s*:\s*")[^"]*')
+
+
+def redact_secrets(text: str, token: str) -> str:
+    """Return a received body with the integration's key taken out, even where it is cut short."""
+    text = text.replace(token, REDACTED)
+    text = _ROUTING_KEY.sub(lambda m: m[1] + REDACTED, text)
+    for length in range(len(token) - 1, 3, -1):  # a truncated body ending in part of the key
+        if text.endswith(token[:length]):
+            return text[:-length] + REDACTED
+    return text
+
+
+class IntegrationViewSet(ParseBodyFirst, viewsets.ModelViewSet):
     """Alert sources. Admins configure them; everyone may read (without the secrets)."""
 
     serializer_class = IntegrationSerializer
     queryset = Integration.objects.select_related("service")
     pagination_class = cursor_by("name")
 
+    @extend_schema(request=None, responses=IntegrationSerializer)
     @action(detail=True, methods=["post"])
     def rotate(self, request, pk=None):
         """Give the integration a new token; the old URL/key stops working at once."""
         integration = rotate_integration_token(self.get_object())
         return Response(self.get_serializer(integration).data)
 
+    @extend_schema(responses=IngestRequestSerializer(many=True))
     @action(
         detail=True,
         methods=["get"],
         serializer_class=IngestRequestSerializer,
-        pagination_class=cursor_by("-received_at", page_size=50),
+        pagination_class=cursor_by("-received_at", "-id", page_size=50),
     )
     def rejections(self, request, pk=None):
         """List refused requests: when, why, and the first KiB of what was sent."""
         return self._requests(Outcome.REJECTED)
 
+    @extend_schema(responses=IngestRequestSerializer(many=True))
     @action(
         detail=True,
         methods=["get"],
         serializer_class=IngestRequestSerializer,
-        pagination_class=cursor_by("-received_at", page_size=50),
+        pagination_class=cursor_by("-received_at", "-id", page_size=50),
     )
     def requests(self, request, pk=None):
         """List accepted requests with their raw bodies and parse warnings."""
@@ -146,26 +176,42 @@ class IntegrationViewSet(viewsets.ModelViewSet):
         integration = self.get_object()
         queryset = IngestRequest.objects.filter(integration=integration, outcome=outcome)
         page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(IngestRequestSerializer(page, many=True).data)
+        serializer = IngestRequestSerializer(page, many=True, context={"token": integration.token})
+        return self.get_paginated_response(serializer.data)
 
     def perform_destroy(self, instance):
         if instance.alerts.exists():
-            raise ValidationError(
+            raise Conflict(
                 "an integration that has received alerts cannot be deleted; disable it instead"
             )
         instance.delete()
 
 
-def _validate_matchers(value):
-    try:
-        matchers_from_json(value)
-    except MatcherError as exc:
-        raise ValidationError(str(exc)) from None
-    return value
+class MatcherSchema(serializers.Serializer):
+    """How one matcher looks on the wire (documentation only; MatchersField does the work)."""
+
+    label = serializers.CharField()
+    op = serializers.ChoiceField(choices=OPS, default="=")
+    value = serializers.CharField()
+
+
+@extend_schema_field(MatcherSchema(many=True))
+class MatchersField(serializers.JSONField):
+    """A list of `{"label", "op", "value"}` matchers, checked and stored in canonical form."""
+
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data)
+        try:
+            matchers = matchers_from_json(data)
+        except MatcherError as exc:
+            raise ValidationError(str(exc)) from None
+        if any("\x00" in m.label or "\x00" in m.value for m in matchers):
+            raise ValidationError("matchers cannot contain NUL characters")
+        return [m.to_dict() for m in matchers]
 
 
 class RoutingRuleSerializer(serializers.ModelSerializer):
-    matchers = serializers.JSONField(validators=[_validate_matchers])
+    matchers = MatchersField()
 
     class Meta:
         model = RoutingRule
@@ -178,14 +224,14 @@ class RoutingRuleSerializer(serializers.ModelSerializer):
         return value
 
 
-class RoutingRuleViewSet(viewsets.ModelViewSet):
+class RoutingRuleViewSet(ParseBodyFirst, viewsets.ModelViewSet):
     serializer_class = RoutingRuleSerializer
     queryset = RoutingRule.objects.all()
     pagination_class = cursor_by("position", "id")
 
 
 class SilenceSerializer(serializers.ModelSerializer):
-    matchers = serializers.JSONField(validators=[_validate_matchers], required=False)
+    matchers = MatchersField(required=False)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     active = serializers.SerializerMethodField()
 
@@ -205,7 +251,7 @@ class SilenceSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_by", "created_at"]
         extra_kwargs = {"starts_at": {"required": False}}
 
-    def get_active(self, obj):
+    def get_active(self, obj) -> bool:
         now = timezone.now()
         return obj.starts_at <= now < obj.ends_at
 
@@ -222,7 +268,13 @@ class SilenceSerializer(serializers.ModelSerializer):
         return data
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[OpenApiParameter("active", bool, description="Only silences in force now.")]
+    )
+)
 class SilenceViewSet(
+    ParseBodyFirst,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -238,8 +290,13 @@ class SilenceViewSet(
 
     def get_queryset(self):
         queryset = super().get_queryset()
-        if self.request.query_params.get("active") in ("1", "true"):
+        active = self.request.query_params.get("active")
+        if active in ("1", "true"):
             queryset = queryset.active(timezone.now())
+        elif active in ("0", "false"):
+            queryset = queryset.exclude(pk__in=Silence.objects.active(timezone.now()))
+        elif active is not None:
+            raise ValidationError("active must be true or false")
         return queryset
 
     def perform_create(self, serializer):
@@ -252,8 +309,14 @@ class SilenceViewSet(
             instance.save(update_fields=["ends_at"])
 
 
+class IntegrationRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=Kind.choices)
+
+
 class AlertSerializer(serializers.ModelSerializer):
-    integration = serializers.SerializerMethodField()
+    integration = IntegrationRefSerializer(read_only=True)
     incident = serializers.SerializerMethodField()
     raw = serializers.SerializerMethodField()
 
@@ -282,20 +345,25 @@ class AlertSerializer(serializers.ModelSerializer):
             "raw",
         ]
 
-    def get_integration(self, obj):
-        return {
-            "id": obj.integration_id,
-            "name": obj.integration.name,
-            "kind": obj.integration.kind,
-        }
-
-    def get_incident(self, obj):
+    def get_incident(self, obj) -> int | None:
         return obj.incident.number if obj.incident_id else None
 
-    def get_raw(self, obj):
+    def get_raw(self, obj) -> str:
         return bytes(obj.raw).decode("utf-8", "replace")
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=["firing", "resolved"]),
+            OpenApiParameter("incident", int, description="An incident number."),
+            OpenApiParameter("integration", int),
+            OpenApiParameter("service", int),
+            OpenApiParameter("fingerprint", str),
+            OpenApiParameter("silenced", bool),
+        ]
+    )
+)
 class AlertViewSet(viewsets.ReadOnlyModelViewSet):
     """Alerts, filterable by ?status=&incident=&integration=&service=&fingerprint=&silenced=."""
 
@@ -305,7 +373,10 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         queryset = Alert.objects.select_related("integration", "incident")
         params = self.request.query_params
+        check_query_text(params)
         if status := params.get("status"):
+            if status not in AlertStatus.values:
+                raise ValidationError(f"status must be one of {', '.join(AlertStatus.values)}")
             queryset = queryset.filter(status=status)
         if number := params.get("incident"):
             if not number.isdigit():

@@ -8,10 +8,16 @@ from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
 
 from alerts import metrics, pipeline
-from alerts.models import Integration, Kind
+from alerts.ingest import (
+    Rejected,
+    allow_methods,
+    error_json,
+    find_integration,
+    refuse,
+)
+from alerts.models import Alert, AlertStatus, Integration, Kind
 from alerts.sources.base import FIRING, RESOLVED, NormalizedAlert
 
 FINGERPRINT = "heartbeat"
@@ -79,26 +85,51 @@ def check_heartbeats(now: datetime | None = None) -> int:
                 body=b"",
             )
         overdue += 1
+    _refire_after_silence(now)
     return overdue
 
 
+def _refire_after_silence(now: datetime) -> None:
+    """Fire again the missed heartbeats that were silenced when they went down.
+
+    A dead monitor never sends a repeat, so without this a heartbeat missed during a
+    maintenance window would stay silent after the window ended; re-firing it lets the
+    pipeline open its incident (or find another silence that still covers it).
+    """
+    silenced = (
+        Alert.objects.filter(
+            integration__kind=Kind.HEARTBEAT,
+            integration__enabled=True,
+            integration__heartbeat_down=True,
+            fingerprint=FINGERPRINT,
+            status=AlertStatus.FIRING,
+            incident__isnull=True,
+        )
+        .exclude(silence__starts_at__lte=now, silence__ends_at__gt=now)
+        .select_related("integration__service")
+    )
+    for alert in silenced:
+        integration = alert.integration
+        pipeline.ingest(
+            integration,
+            [_alert(integration, FIRING, f"No heartbeat from {integration.name}; silence ended")],
+            body=b"",
+        )
+
+
 @csrf_exempt
-@require_http_methods(["GET", "POST", "HEAD"])
+@allow_methods("GET", "POST", "HEAD")
 def heartbeat_ping(request: HttpRequest, token: str) -> JsonResponse:
     """Take a ping (any method, any body) from a monitor."""
-    integration = (
-        Integration.objects.filter(token=token, kind=Kind.HEARTBEAT).first()
-        if len(token) <= 64
-        else None
-    )
+    integration = find_integration(token, (Kind.HEARTBEAT,))
     if integration is None:
         metrics.count_rejected("unknown", "404")
         return JsonResponse(
             {"error": {"status": 404, "message": "unknown or rotated heartbeat token"}}, status=404
         )
     if not integration.enabled:
-        return JsonResponse(
-            {"error": {"status": 403, "message": "this heartbeat is disabled"}}, status=403
-        )
+        refusal = Rejected(403, f"heartbeat {integration.name!r} is disabled")
+        refuse(integration, request, None, refusal)
+        return error_json(refusal.status, refusal.reason)
     recovered = ping(integration)
     return JsonResponse({"status": "ok", "recovered": recovered})

@@ -9,22 +9,24 @@ wrong and, when the integration is known, is recorded on it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
 
 from alerts import metrics, pipeline
 from alerts.models import IngestRequest, Integration, Kind, Outcome
@@ -39,10 +41,17 @@ REJECTION_BODY_BYTES = 1024
 class Rejected(Exception):
     """Refuse the request with `status` and `reason` (recorded on the integration, if known)."""
 
-    def __init__(self, status: int, reason: str, problems: list[str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        problems: list[str] | None = None,
+        request: Request | None = None,
+    ):
         self.status = status
         self.reason = reason
         self.problems = problems or [reason]
+        self.request = request  # what was read of the refused request, when the body was not
         super().__init__(reason)
 
 
@@ -50,6 +59,26 @@ class Rejected(Exception):
 class Request:
     body: bytes
     content_type: str
+    # Repairs made while decoding (e.g. lone surrogates replaced), for every alert's warnings.
+    warnings: list[str] = field(default_factory=list)
+
+
+def allow_methods(*methods: str) -> Callable:
+    """Answer other methods with a JSON 405 that names the allowed ones."""
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+            if request.method not in methods:
+                allowed = ", ".join(methods)
+                response = error_json(405, f"{request.method} is not allowed here; use {allowed}")
+                response["Allow"] = allowed
+                return response
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
 
 
 # --- reading the request ---------------------------------------------------------------------
@@ -63,12 +92,35 @@ def read_body(request: HttpRequest) -> Request:
         declared_length = int(declared)
     except ValueError:
         raise Rejected(400, "Content-Length is not a number") from None
+    content_type = _content_type(request)
     if declared_length > limit:
-        raise Rejected(413, f"body is {declared_length} bytes; the limit is {limit} bytes")
+        raise Rejected(
+            413,
+            f"body is {declared_length} bytes; the limit is {limit} bytes",
+            request=Request(request.read(REJECTION_BODY_BYTES), content_type),
+        )
     body = request.read(limit + 1)
     if len(body) > limit:
-        raise Rejected(413, f"body is over the limit of {limit} bytes")
-    return Request(body=body, content_type=request.META.get("CONTENT_TYPE", ""))
+        raise Rejected(
+            413,
+            f"body is over the limit of {limit} bytes",
+            request=Request(body[:REJECTION_BODY_BYTES], content_type),
+        )
+    return Request(body=body, content_type=content_type)
+
+
+def head_of(request: HttpRequest) -> Request:
+    """Return the start of a body not read yet, to record with a refusal."""
+    try:
+        body = request.read(REJECTION_BODY_BYTES)
+    except Exception:  # a broken stream; the refusal is recorded without its body
+        body = b""
+    return Request(body=body, content_type=_content_type(request))
+
+
+def _content_type(request: HttpRequest) -> str:
+    # Stored with the request: PostgreSQL text cannot hold a NUL.
+    return request.META.get("CONTENT_TYPE", "").replace("\x00", "\ufffd")
 
 
 def _reject_constant(name: str) -> Any:
@@ -89,15 +141,76 @@ def decode_json(req: Request) -> Any:
             400, f"body is not valid UTF-8 (byte {req.body[exc.start]:#04x} at {exc.start})"
         ) from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
         raise Rejected(400, "JSON is nested too deeply") from None
     except ValueError as exc:
         raise Rejected(400, f"malformed JSON: {exc}") from None
+    if _SURROGATE_ESCAPE.search(text):
+        value, replaced = _replace_lone_surrogates(value)
+        if replaced:
+            req.warnings.append(
+                f"replaced {replaced} lone UTF-16 surrogate escape(s) (\\ud800-\\udfff) with U+FFFD"
+            )
+    return value
+
+
+# JSON may escape a UTF-16 surrogate ("\ud800") without its pair; Python decodes that into a
+# string that cannot be encoded as UTF-8, which PostgreSQL (and psycopg) would refuse.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _replace_lone_surrogates(value: Any) -> tuple[Any, int]:
+    """Replace lone surrogates in every string (keys too) of a decoded value; count them.
+
+    Iterative, since the decoder accepts nesting deeper than Python's recursion limit.
+    """
+    replaced = 0
+
+    def clean(text: str) -> str:
+        nonlocal replaced
+        fixed, count = _LONE_SURROGATE.subn("\ufffd", text)
+        replaced += count
+        return fixed
+
+    if isinstance(value, str):
+        return clean(value), replaced
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if any(_LONE_SURROGATE.search(key) for key in node):
+                items = [(clean(key), item) for key, item in node.items()]
+                node.clear()
+                node.update(items)
+            keys: Any = list(node)
+        elif isinstance(node, list):
+            keys = range(len(node))
+        else:
+            continue
+        for key in keys:
+            item = node[key]
+            if isinstance(item, str):
+                if _LONE_SURROGATE.search(item):
+                    node[key] = clean(item)
+            elif isinstance(item, dict | list):
+                stack.append(item)
+    return value, replaced
+
+
+def add_request_warnings(alerts: list, req: Request) -> None:
+    """Give every alert of the request the warnings about repairs made to the whole body."""
+    if req.warnings:
+        for alert in alerts:
+            alert.warnings = [*req.warnings, *alert.warnings]
 
 
 def find_integration(token: str, kinds: tuple[str, ...]) -> Integration | None:
-    if not token or len(token) > 64:
+    """Return the integration of one of `kinds` with this secret token, if there is one."""
+    # Tokens are short printable ASCII; anything else (a NUL above all, which PostgreSQL
+    # refuses in a query parameter) cannot be one.
+    if not token or len(token) > 64 or not (token.isascii() and token.isprintable()):
         return None
     return Integration.objects.select_related("service").filter(token=token, kind__in=kinds).first()
 
@@ -107,18 +220,47 @@ def check_enabled(integration: Integration) -> None:
         raise Rejected(403, f"integration {integration.name!r} is disabled")
 
 
+GRAFANA_SIGNATURE_HEADER = "X-Grafana-Alerting-Signature"
+# Where grafana/alerting's signer puts the signature when the contact point leaves Header empty.
+GRAFANA_DEFAULT_SIGNER_HEADER = "X-Grafana-Alert-Signature"
+# Grafana's timestamp header has no default name (the contact point names it, if it wants one);
+# these are the names Grafana's docs and provisioning examples use.
+GRAFANA_TIMESTAMP_HEADERS = (
+    "X-Grafana-Alerting-Signature-Timestamp",
+    "X-Grafana-Alerting-Timestamp",
+    "X-Grafana-Alert-Timestamp",
+)
+
+
 def verify_hmac(integration: Integration, request: HttpRequest, body: bytes) -> None:
-    """Check Grafana's optional HMAC-SHA256 body signature when the integration has a secret."""
+    """Check Grafana's optional HMAC-SHA256 signature when the integration has a secret.
+
+    Grafana (11.6+) writes the lowercase hex HMAC-SHA256 of the body into the signature header;
+    when its contact point names a timestamp header, it sends the Unix time there and signs
+    `<timestamp>:<body>` instead.
+    """
     if not integration.hmac_secret:
         return
-    header = integration.hmac_header or "X-Grafana-Alerting-Signature"
-    given = request.headers.get(header, "")
-    timestamp = request.headers.get("X-Grafana-Alerting-Signature-Timestamp", "")
-    signed = f"{timestamp}:".encode() + body if timestamp else body
-    expected = hmac.new(integration.hmac_secret.encode(), signed, hashlib.sha256).hexdigest()
+    header = integration.hmac_header or GRAFANA_SIGNATURE_HEADER
+    names = [header]
+    if header.lower() == GRAFANA_SIGNATURE_HEADER.lower():
+        names.append(GRAFANA_DEFAULT_SIGNER_HEADER)
+    given = next((request.headers[n] for n in names if request.headers.get(n)), "")
     if not given:
         raise Rejected(401, f"missing signature header {header}")
-    if not hmac.compare_digest(given.strip().lower(), expected):
+    # Header values arrive as latin-1 text; compare bytes, which never raises on odd input.
+    given_bytes = given.strip().lower().encode("latin-1", "replace")
+    key = integration.hmac_secret.encode()
+    signed = [body]
+    for name in (*GRAFANA_TIMESTAMP_HEADERS, f"{header}-Timestamp"):
+        timestamp = request.headers.get(name, "").strip()
+        if timestamp:
+            signed.append(timestamp.encode("latin-1", "replace") + b":" + body)
+    matched = False
+    for message in signed:
+        expected = hmac.new(key, message, hashlib.sha256).hexdigest().encode()
+        matched |= hmac.compare_digest(given_bytes, expected)
+    if not matched:
         raise Rejected(401, f"signature in {header} does not match the body")
 
 
@@ -127,15 +269,24 @@ def over_rate_limit(integration: Integration) -> int:
     now = time.time()
     window = int(now // 60)
     key = f"ingest-rate:{integration.pk}:{window}"
-    cache.add(key, 0, timeout=120)
     try:
-        count = cache.incr(key)
-    except ValueError:  # the key expired between add and incr
-        cache.add(key, 1, timeout=120)
-        count = 1
+        cache.add(key, 0, timeout=120)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # the key expired between add and incr
+            cache.add(key, 1, timeout=120)
+            count = 1
+    except Exception:  # any cache failure: alerts matter more than the limit
+        log.warning("rate limit unavailable (cache error); request let through", exc_info=True)
+        return 0
     if count > settings.INGEST_RATE_LIMIT_PER_MINUTE:
         return max(1, int((window + 1) * 60 - now) + 1)
     return 0
+
+
+def _storable_text(text: str, limit: int) -> str:
+    """Return text PostgreSQL accepts: no NULs, no lone surrogates, at most `limit` chars."""
+    return _LONE_SURROGATE.sub("\ufffd", text.replace("\x00", "\ufffd"))[:limit]
 
 
 def record_rejection(integration: Integration | None, req: Request | None, error: Rejected) -> None:
@@ -144,16 +295,18 @@ def record_rejection(integration: Integration | None, req: Request | None, error
     if integration is None:
         log.info("ingest refused (%s): %s", error.status, error.reason)
         return
+    req = req or error.request
     try:
-        IngestRequest.objects.create(
-            integration=integration,
-            received_at=timezone.now(),
-            outcome=Outcome.REJECTED,
-            status_code=error.status,
-            reason="; ".join(error.problems)[:4000],
-            content_type=(req.content_type if req else "")[:200],
-            body=(req.body if req else b"")[:REJECTION_BODY_BYTES],
-        )
+        with transaction.atomic():  # a failure here must not spoil an enclosing transaction
+            IngestRequest.objects.create(
+                integration=integration,
+                received_at=timezone.now(),
+                outcome=Outcome.REJECTED,
+                status_code=error.status,
+                reason=_storable_text("; ".join(error.problems), 4000),
+                content_type=_storable_text(req.content_type if req else "", 200),
+                body=(req.body if req else b"")[:REJECTION_BODY_BYTES],
+            )
     except DatabaseError:
         log.exception("could not record a rejection for integration %s", integration.pk)
 
@@ -163,6 +316,15 @@ def error_json(status: int, message: str, problems: list[str] | None = None) -> 
         {"error": {"status": status, "message": message, "problems": problems or [message]}},
         status=status,
     )
+
+
+def refuse(
+    integration: Integration | None, request: HttpRequest, req: Request | None, error: Rejected
+) -> None:
+    """Record a refusal with what was read of the body (its start, if it was not read yet)."""
+    if integration is not None and req is None and error.request is None:
+        req = head_of(request)
+    record_rejection(integration, req, error)
 
 
 def _temporarily_unavailable(body: dict[str, Any], status: int = 503) -> JsonResponse:
@@ -175,7 +337,7 @@ def _temporarily_unavailable(body: dict[str, Any], status: int = 503) -> JsonRes
 
 
 @csrf_exempt
-@require_http_methods(["POST"])
+@allow_methods("POST")
 def integration_ingest(request: HttpRequest, kind: str, token: str) -> JsonResponse:
     """Take alerts from Alertmanager, Grafana or the generic JSON format."""
     if kind not in (Kind.ALERTMANAGER, Kind.GRAFANA, Kind.GENERIC):
@@ -197,8 +359,9 @@ def integration_ingest(request: HttpRequest, kind: str, token: str) -> JsonRespo
             raise Rejected(
                 400, "payload is not a valid " + Kind(kind).label, exc.problems
             ) from None
+        add_request_warnings(alerts, req)
     except Rejected as exc:
-        record_rejection(integration, req, exc)
+        refuse(integration, request, req, exc)
         return error_json(exc.status, exc.reason, exc.problems)
     try:
         results = pipeline.ingest(integration, alerts, body=req.body, content_type=req.content_type)
@@ -212,7 +375,7 @@ def integration_ingest(request: HttpRequest, kind: str, token: str) -> JsonRespo
             "status": "success",
             "received": len(results),
             "alerts": [r.as_dict() for r in results],
-            "warnings": [w for a in alerts for w in a.warnings][:50],
+            "warnings": list(dict.fromkeys(w for a in alerts for w in a.warnings))[:50],
         }
     )
 
@@ -228,7 +391,7 @@ def _pd_invalid(errors: list[str], status: int = 400) -> JsonResponse:
 
 
 @csrf_exempt
-@require_http_methods(["POST"])
+@allow_methods("POST")
 def pagerduty_enqueue(request: HttpRequest) -> JsonResponse:
     """Take one PagerDuty Events API v2 event; the routing key names the integration."""
     integration = None
@@ -263,11 +426,9 @@ def pagerduty_enqueue(request: HttpRequest) -> JsonResponse:
             alerts = PARSERS[Kind.PAGERDUTY](payload)
         except PayloadError as exc:
             raise Rejected(400, "Event object is invalid", exc.problems) from None
+        add_request_warnings(alerts, req)
     except Rejected as exc:
-        if integration is not None:
-            record_rejection(integration, req, exc)
-        else:
-            metrics.count_rejected("unknown", str(exc.status))
+        refuse(integration, request, req, exc)
         return _pd_invalid(exc.problems, exc.status)
     try:
         pipeline.ingest(
@@ -301,19 +462,19 @@ def _geniekey(request: HttpRequest) -> str:
 
 
 @csrf_exempt
-@require_http_methods(["POST"])
+@allow_methods("POST")
 def opsgenie_create(request: HttpRequest) -> JsonResponse:
     return _opsgenie_action(request, "create", None)
 
 
 @csrf_exempt
-@require_http_methods(["POST"])
+@allow_methods("POST")
 def opsgenie_close(request: HttpRequest, identifier: str) -> JsonResponse:
     return _opsgenie_action(request, "close", identifier)
 
 
 @csrf_exempt
-@require_http_methods(["POST"])
+@allow_methods("POST")
 def opsgenie_acknowledge(request: HttpRequest, identifier: str) -> JsonResponse:
     return _opsgenie_action(request, "acknowledge", identifier)
 
@@ -344,8 +505,9 @@ def _opsgenie_action(request: HttpRequest, action: str, identifier: str | None) 
             )
         except PayloadError as exc:
             raise Rejected(422, "Request body is not processable", exc.problems) from None
+        add_request_warnings(alerts, req)
     except Rejected as exc:
-        record_rejection(integration, req, exc)
+        refuse(integration, request, req, exc)
         return _opsgenie({"message": exc.reason, "errors": exc.problems}, exc.status, started)
     try:
         pipeline.ingest(

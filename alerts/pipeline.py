@@ -112,6 +112,7 @@ def _ingest(
         warnings=warnings[:100],
     )
     context = _Context(integration, now)
+    context.plan_openings(alerts)
     results: list[AlertResult | None] = [None] * len(alerts)
     # Lock alert rows in one order, so concurrent batches with the same alerts cannot deadlock.
     order = sorted(range(len(alerts)), key=lambda i: alerts[i].fingerprint)
@@ -132,6 +133,26 @@ class _Context:
         self.rules = sorted(rules, key=lambda r: (r.integration_id is None, r.position, r.pk))
         self.silences = list(Silence.objects.active(now))
         self.services: dict[int, Service] = {integration.service_id: integration.service}
+        # (service id, group key) -> (title, severity) for an incident this request may open
+        self.openings: dict[tuple[int, str], tuple[str, int]] = {}
+
+    def plan_openings(self, alerts: list[NormalizedAlert]) -> None:
+        """Note, per group, what an incident opened by this request should start as.
+
+        Alerts are processed in fingerprint order (a fixed lock order), so whichever alert of a
+        group comes first in that order opens its incident; the incident still takes the title
+        of the group's first alert as the sender listed them, and the group's worst severity,
+        rather than opening with one and recording a severity change a moment later.
+        """
+        for alert in alerts:
+            if alert.status != FIRING:
+                continue
+            service_id = self.route(alert.labels)
+            if self.silence_for(alert.labels, service_id) is not None:
+                continue
+            key = (service_id, _group_key(self.integration, self.service(service_id), alert))
+            title, severity = self.openings.get(key, (alert.summary, alert.severity))
+            self.openings[key] = (title, min(severity, alert.severity))
 
     def service(self, pk: int) -> Service:
         if pk not in self.services:
@@ -225,6 +246,20 @@ def _prep(name: str, value: Any) -> Any:
     return field.get_db_prep_save(value, connection)
 
 
+def stored_fingerprint(fingerprint: str) -> str:
+    """Return the fingerprint as stored: as sent if it fits the column, else shortened.
+
+    A longer one (an Opsgenie alias may have 512 characters) keeps its start, for people to
+    read, and ends in a hash of the whole, so two keys with one long prefix stay apart and a
+    resolve finds the alert its trigger stored.
+    """
+    limit = Alert._meta.get_field("fingerprint").max_length
+    if len(fingerprint) <= limit:
+        return fingerprint
+    digest = hashlib.sha256(fingerprint.encode("utf-8", "replace")).hexdigest()
+    return f"{fingerprint[: limit - len(digest) - 1]}~{digest}"
+
+
 def _raw_bytes(alert: NormalizedAlert) -> bytes:
     try:
         return json.dumps(alert.raw, ensure_ascii=False, default=str).encode("utf-8", "replace")
@@ -235,7 +270,7 @@ def _raw_bytes(alert: NormalizedAlert) -> bytes:
 def _upsert(context: _Context, alert: NormalizedAlert, service_id: int, silence_id: int | None):
     values = {
         "integration_id": context.integration.pk,
-        "fingerprint": alert.fingerprint[:255],
+        "fingerprint": stored_fingerprint(alert.fingerprint),
         "status": AlertStatus.FIRING,
         "service_id": service_id,
         "silence_id": silence_id,
@@ -261,7 +296,7 @@ def _fire(context: _Context, alert: NormalizedAlert) -> AlertResult:
     labels = alert.labels
     service_id = context.route(labels)
     silence = context.silence_for(labels, service_id)
-    alert_id, occurrences, incident_id, stored_service_id, _ = _upsert(
+    alert_id, occurrences, incident_id, stored_service_id, stored_silence_id = _upsert(
         context, alert, service_id, silence.pk if silence else None
     )
     result = AlertResult(alert.fingerprint, DEDUPLICATED, alert_id)
@@ -276,6 +311,8 @@ def _fire(context: _Context, alert: NormalizedAlert) -> AlertResult:
         _close_alert(alert_id, context.now)
         return _fire(context, alert)
     if occurrences > 1 and silence is not None:
+        if stored_silence_id != silence.pk:  # the silence it is under now
+            Alert.objects.filter(pk=alert_id).update(silence=silence)
         result.action = SILENCED
         return result
     # A new alert, or one that was silenced and no longer is: it joins its group's incident.
@@ -283,11 +320,13 @@ def _fire(context: _Context, alert: NormalizedAlert) -> AlertResult:
     if silence is not None:
         result.action = SILENCED
         return result
+    group_key = _group_key(context.integration, service, alert)
+    title, severity = context.openings.get((service.pk, group_key), (alert.summary, alert.severity))
     incident, opened = find_or_open_incident(
         service,
-        group_key=_group_key(context.integration, service, alert),
-        title=alert.summary,
-        severity=alert.severity,
+        group_key=group_key,
+        title=title,
+        severity=severity,
         source=Source.ALERT,
         actor_name=context.integration.name,
     )
@@ -301,7 +340,6 @@ def _fire(context: _Context, alert: NormalizedAlert) -> AlertResult:
         source=Source.ALERT,
         actor_name=context.integration.name,
         data={"alert": alert_id, "fingerprint": alert.fingerprint, "severity": alert.severity},
-        at=context.now,
     )
     if not opened and alert.severity < incident.severity:
         set_severity(
@@ -339,7 +377,6 @@ def _note_repeat(
         source=Source.ALERT,
         actor_name=context.integration.name,
         data={"fingerprint": alert.fingerprint, "occurrences": occurrences},
-        at=context.now,
     )
 
 
@@ -370,7 +407,11 @@ def _close_alert(alert_id: int, now: datetime) -> None:
 def _open_alert(context: _Context, fingerprint: str) -> Alert | None:
     return (
         Alert.objects.select_for_update()
-        .filter(integration=context.integration, fingerprint=fingerprint, status=AlertStatus.FIRING)
+        .filter(
+            integration=context.integration,
+            fingerprint=stored_fingerprint(fingerprint),
+            status=AlertStatus.FIRING,
+        )
         .first()
     )
 
@@ -398,7 +439,6 @@ def _resolve(context: _Context, alert: NormalizedAlert) -> AlertResult:
         source=Source.ALERT,
         actor_name=context.integration.name,
         data={"alert": stored.pk, "fingerprint": stored.fingerprint},
-        at=context.now,
     )
     still_firing = Alert.objects.filter(incident=incident, status=AlertStatus.FIRING).exists()
     if incident.service.auto_resolve and not still_firing:

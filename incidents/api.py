@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from django.db.models import Count, Q
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
+from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -15,7 +17,8 @@ from rest_framework.response import Response
 from accounts.models import Role, User
 from incidents import services
 from incidents.models import Incident, Service, Source, Status, TimelineEntry
-from incidents.selectors import access_incident
+from incidents.selectors import IncidentNotFound, access_incident
+from muster.api_errors import Conflict, ParseBodyFirst, check_query_text
 from muster.pagination import cursor_by
 
 
@@ -39,23 +42,28 @@ class ServiceSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at"]
 
 
-class ServiceViewSet(viewsets.ModelViewSet):
+class ServiceViewSet(ParseBodyFirst, viewsets.ModelViewSet):
     serializer_class = ServiceSerializer
     queryset = Service.objects.all()
     pagination_class = cursor_by("name")
 
     def perform_destroy(self, instance):
         if instance.incidents.exists():
-            raise ValidationError("a service with incidents cannot be deleted")
-        instance.delete()
+            raise Conflict("A service with incidents cannot be deleted.")
+        instance.delete()  # integrations or alerts still on it: ProtectedError, answered 409
 
 
 def _username(user: User | None) -> str | None:
     return user.get_username() if user is not None else None
 
 
+class ServiceRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
 class IncidentSerializer(serializers.ModelSerializer):
-    service = serializers.SerializerMethodField()
+    service = ServiceRefSerializer(read_only=True)
     acknowledged_by = serializers.SerializerMethodField()
     resolved_by = serializers.SerializerMethodField()
     assignee = serializers.SerializerMethodField()
@@ -84,19 +92,16 @@ class IncidentSerializer(serializers.ModelSerializer):
             "alert_count",
         ]
 
-    def get_service(self, obj):
-        return {"id": obj.service_id, "name": obj.service.name}
-
-    def get_acknowledged_by(self, obj):
+    def get_acknowledged_by(self, obj) -> str | None:
         return _username(obj.acknowledged_by)
 
-    def get_resolved_by(self, obj):
+    def get_resolved_by(self, obj) -> str | None:
         return _username(obj.resolved_by)
 
-    def get_assignee(self, obj):
+    def get_assignee(self, obj) -> str | None:
         return _username(obj.assignee)
 
-    def get_merged_into(self, obj):
+    def get_merged_into(self, obj) -> int | None:
         return obj.merged_into.number if obj.merged_into_id else None
 
 
@@ -120,13 +125,18 @@ class ResolveSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=10_000, required=False, allow_blank=True, default="")
 
 
+MAX_SNOOZE = 7 * 24 * 60  # minutes
+
+
 class SnoozeSerializer(serializers.Serializer):
     until = serializers.DateTimeField(required=False)
-    minutes = serializers.IntegerField(min_value=1, max_value=7 * 24 * 60, required=False)
+    minutes = serializers.IntegerField(min_value=1, max_value=MAX_SNOOZE, required=False)
 
     def validate(self, data):
         if ("until" in data) == ("minutes" in data):
             raise ValidationError("give exactly one of 'until' or 'minutes'")
+        if "until" in data and data["until"] > timezone.now() + timedelta(minutes=MAX_SNOOZE):
+            raise ValidationError({"until": "a snooze can last at most 7 days"})
         return data
 
 
@@ -146,8 +156,22 @@ class MergeSerializer(serializers.Serializer):
     )
 
 
+def _parse_moment(value: str) -> datetime | None:
+    """Return the aware date-time an ISO 8601 value names (a bare date is its midnight, UTC)."""
+    try:
+        moment = parse_datetime(value)
+        if moment is None and (day := parse_date(value)) is not None:
+            moment = datetime.combine(day, time.min)
+    except ValueError:  # well-formed but impossible, like month 13
+        return None
+    if moment is not None and timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, UTC)
+    return moment
+
+
 def _filter_incidents(queryset, params):
     """Apply ?status=&service=&severity=&since=&until=&q= to an incident queryset."""
+    check_query_text(params)
     problems = []
     if status := params.get("status"):
         wanted = status.split(",")
@@ -167,14 +191,16 @@ def _filter_incidents(queryset, params):
         try:
             levels = [int(s) for s in severity.split(",")]
         except ValueError:
+            levels = []
+        if not levels or not all(1 <= level <= 5 for level in levels):
             problems.append("severity must be numbers from 1 to 5, comma separated")
         else:
             queryset = queryset.filter(severity__in=levels)
     for name, lookup in (("since", "created_at__gte"), ("until", "created_at__lt")):
         if value := params.get(name):
-            moment = parse_datetime(value)
+            moment = _parse_moment(value)
             if moment is None:
-                problems.append(f"{name} must be an ISO 8601 date-time")
+                problems.append(f"{name} must be an ISO 8601 date-time, like 2025-03-01T12:00:00Z")
             else:
                 queryset = queryset.filter(**{lookup: moment})
     if text := params.get("q"):
@@ -184,7 +210,28 @@ def _filter_incidents(queryset, params):
     return queryset
 
 
-class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
+_LIST_FILTERS = [
+    OpenApiParameter("status", str, description="Comma separated: open, triggered, …"),
+    OpenApiParameter("service", str, description="Comma separated service ids or names."),
+    OpenApiParameter("severity", str, description="Comma separated severities, 1 to 5."),
+    OpenApiParameter("since", OpenApiTypes.DATETIME, description="Created at or after."),
+    OpenApiParameter("until", OpenApiTypes.DATETIME, description="Created before."),
+    OpenApiParameter("q", str, description="Text in the title."),
+]
+_NUMBER = OpenApiParameter("number", int, OpenApiParameter.PATH, description="Incident number")
+_VERB = extend_schema(request=None, responses=IncidentSerializer, parameters=[_NUMBER])
+
+
+def _verb_taking(serializer_class):
+    return extend_schema(
+        request=serializer_class, responses=IncidentSerializer, parameters=[_NUMBER]
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=_LIST_FILTERS), retrieve=extend_schema(parameters=[_NUMBER])
+)
+class IncidentViewSet(ParseBodyFirst, viewsets.ReadOnlyModelViewSet):
     """Incidents by number. Reads need observer; every action needs responder."""
 
     serializer_class = IncidentSerializer
@@ -208,6 +255,7 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
     def _answer(self, incident: Incident, status: int = 200) -> Response:
         return Response(self.get_serializer(self.get_queryset().get(pk=incident.pk)).data, status)
 
+    @extend_schema(request=NewIncidentSerializer, responses={201: IncidentSerializer})
     def create(self, request):
         """Open an incident by hand."""
         data = _valid(NewIncidentSerializer, request)
@@ -220,6 +268,7 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
         )
         return self._answer(incident, 201)
 
+    @_VERB
     @action(detail=True, methods=["post"])
     def acknowledge(self, request, number=None):
         incident = services.acknowledge_incident(
@@ -227,6 +276,7 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
         )
         return self._answer(incident)
 
+    @_VERB
     @action(detail=True, methods=["post"])
     def unacknowledge(self, request, number=None):
         incident = services.unacknowledge_incident(
@@ -234,6 +284,7 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
         )
         return self._answer(incident)
 
+    @_verb_taking(ResolveSerializer)
     @action(detail=True, methods=["post"])
     def resolve(self, request, number=None):
         data = _valid(ResolveSerializer, request)
@@ -242,6 +293,7 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
         )
         return self._answer(incident)
 
+    @_verb_taking(SnoozeSerializer)
     @action(detail=True, methods=["post"])
     def snooze(self, request, number=None):
         data = _valid(SnoozeSerializer, request)
@@ -251,6 +303,7 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
         )
         return self._answer(incident)
 
+    @_VERB
     @action(detail=True, methods=["post"])
     def escalate(self, request, number=None):
         incident = services.escalate_incident(
@@ -258,6 +311,7 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
         )
         return self._answer(incident)
 
+    @_verb_taking(ReassignSerializer)
     @action(detail=True, methods=["post"])
     def reassign(self, request, number=None):
         data = _valid(ReassignSerializer, request)
@@ -266,6 +320,7 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
         )
         return self._answer(incident)
 
+    @_verb_taking(SeveritySerializer)
     @action(detail=True, methods=["post"])
     def severity(self, request, number=None):
         data = _valid(SeveritySerializer, request)
@@ -274,15 +329,26 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
         )
         return self._answer(incident)
 
+    @_verb_taking(MergeSerializer)
     @action(detail=True, methods=["post"])
     def merge(self, request, number=None):
         data = _valid(MergeSerializer, request)
-        others = [access_incident(request.user, n, role=Role.RESPONDER) for n in data["incidents"]]
+        others, missing = [], []
+        for other in data["incidents"]:
+            try:
+                others.append(access_incident(request.user, other, role=Role.RESPONDER))
+            except IncidentNotFound as exc:
+                missing.append(str(exc))
+        if missing:
+            raise ValidationError({"incidents": missing})
         incident = services.merge_incidents(
             self._incident(number), others, by=request.user, source=Source.API
         )
         return self._answer(incident)
 
+    @extend_schema(
+        request=NoteSerializer, responses={201: TimelineEntrySerializer}, parameters=[_NUMBER]
+    )
     @action(detail=True, methods=["post"], serializer_class=NoteSerializer)
     def notes(self, request, number=None):
         data = _valid(NoteSerializer, request)
@@ -291,6 +357,7 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
         )
         return Response(TimelineEntrySerializer(entry).data, status=201)
 
+    @extend_schema(parameters=[_NUMBER], responses=TimelineEntrySerializer(many=True))
     @action(
         detail=True,
         methods=["get"],

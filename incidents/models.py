@@ -186,8 +186,9 @@ class TimelineEntry(models.Model):
     incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="timeline")
     at = models.DateTimeField(db_index=True)
     kind = models.CharField(max_length=32, choices=EntryKind.choices)
+    # PROTECT: the timeline cannot be rewritten, so people who acted are deactivated, not deleted.
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     # Who did it, as shown: a username, an integration's name, or "Muster".
     actor_name = models.CharField(max_length=200)

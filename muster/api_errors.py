@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import ProtectedError, RestrictedError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import status as http
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -24,7 +28,39 @@ def _flatten(detail: Any, prefix: str = "") -> list[str]:
     return [f"{prefix}{detail}"]
 
 
+class Conflict(APIException):
+    """A well-formed request that clashes with the current state (deleting a thing in use)."""
+
+    status_code = http.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state."
+    default_code = "conflict"
+
+
+def _in_use(exc: ProtectedError | RestrictedError) -> str:
+    kinds = sorted({str(obj._meta.verbose_name_plural) for obj in exc.protected_objects})
+    return f"This is still used by {', '.join(kinds)}, so it cannot be deleted."
+
+
+class ParseBodyFirst:
+    """Read the body of every write before acting, so a malformed one is refused with 400 even
+    where the action takes no arguments. Runs after authentication and role checks."""
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            request.data  # noqa: B018 - parsing raises ParseError / UnsupportedMediaType
+
+
+def check_query_text(params) -> None:
+    """Refuse query parameters holding NUL characters, which PostgreSQL text cannot hold."""
+    bad = sorted({name for name, values in params.lists() if any("\x00" in v for v in values)})
+    if bad:
+        raise ValidationError([f"{name} cannot contain NUL characters" for name in bad])
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, ProtectedError | RestrictedError):
+        return error_response(http.HTTP_409_CONFLICT, _in_use(exc))
     if isinstance(exc, IncidentNotFound):
         return error_response(http.HTTP_404_NOT_FOUND, str(exc))
     if isinstance(exc, NotAllowed):
@@ -50,4 +86,28 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
 def error_response(status: int, message: str) -> Response:
     return Response(
         {"error": {"status": status, "message": message, "problems": [message]}}, status=status
+    )
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: the JSON error shape under /api/, Django's page elsewhere."""
+    if not _is_api(request):
+        return defaults.page_not_found(request, exception)
+    message = f"There is no API endpoint at {request.path}."
+    return JsonResponse(
+        {"error": {"status": 404, "message": message, "problems": [message]}}, status=404
+    )
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: the JSON error shape under /api/, Django's page elsewhere."""
+    if not _is_api(request):
+        return defaults.server_error(request)
+    message = "Muster failed to handle this request; the error is logged."
+    return JsonResponse(
+        {"error": {"status": 500, "message": message, "problems": [message]}}, status=500
     )

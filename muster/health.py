@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from kombu.exceptions import ChannelError
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -31,17 +32,38 @@ def _check_database() -> str | None:
         return f"database: {exc}"
 
 
+# Probes and scrapes must answer promptly even when the broker is down or unreachable.
+BROKER_CONNECT_TIMEOUT_SECONDS = 2.0
+
+
+def _broker_connection():
+    """Return a connected broker connection, after one attempt (kombu would retry, sleeping)."""
+    conn = celery_app.connection_for_write(connect_timeout=BROKER_CONNECT_TIMEOUT_SECONDS)
+    try:
+        conn.ensure_connection(max_retries=0, timeout=BROKER_CONNECT_TIMEOUT_SECONDS)
+    except BaseException:
+        conn.release()
+        raise
+    return conn
+
+
 def _check_broker() -> str | None:
     try:
-        with celery_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-        return None
+        with _broker_connection():
+            return None
     except Exception as exc:  # kombu raises many kinds; any of them means "not ready"
         return f"broker: {exc}"
 
 
-def _check_tick() -> str | None:
-    age = seconds_since_last_tick()
+def _tick_age() -> tuple[float | None, str | None]:
+    """Return the tick's age (None: never seen) and a problem if its heartbeat cannot be read."""
+    try:
+        return seconds_since_last_tick(), None
+    except Exception as exc:  # the cache is Redis in production; down is "not ready", not a 500
+        return None, f"cache: cannot read the beat tick's heartbeat: {exc}"
+
+
+def _check_tick(age: float | None) -> str | None:
     limit = settings.READY_TICK_MAX_AGE_SECONDS
     if age is None:
         return "beat tick: never seen"
@@ -51,8 +73,9 @@ def _check_tick() -> str | None:
 
 
 def readyz(request: HttpRequest) -> JsonResponse:
-    problems = [p for p in (_check_database(), _check_broker(), _check_tick()) if p]
-    age = seconds_since_last_tick()
+    age, cache_problem = _tick_age()
+    checks = (_check_database(), _check_broker(), cache_problem or _check_tick(age))
+    problems = [p for p in checks if p]
     body = {
         "status": "ok" if not problems else "unavailable",
         "problems": problems,
@@ -70,21 +93,24 @@ class StateCollector:
         incidents = GaugeMetricFamily(
             "muster_open_incidents", "Open incidents, by status.", labels=["status"]
         )
+        # What cannot be read right now is left out, rather than reported as zero.
         try:
             counts = dict(
                 Incident.objects.open().order_by().values_list("status").annotate(n=Count("id"))
             )
         except DatabaseError:
-            counts = {}
-        for status in ("triggered", "acknowledged"):
-            incidents.add_metric([status], counts.get(status, 0))
-        yield incidents
-        age = seconds_since_last_tick()
-        yield GaugeMetricFamily(
-            "muster_tick_lag_seconds",
-            "Seconds since the beat tick last ran (-1: never).",
-            value=-1 if age is None else age,
-        )
+            counts = None
+        if counts is not None:
+            for status in ("triggered", "acknowledged"):
+                incidents.add_metric([status], counts.get(status, 0))
+            yield incidents
+        age, cache_problem = _tick_age()
+        if cache_problem is None:
+            yield GaugeMetricFamily(
+                "muster_tick_lag_seconds",
+                "Seconds since the beat tick last ran (-1: never).",
+                value=-1 if age is None else age,
+            )
         depth = _queue_depth()
         if depth is not None:
             yield GaugeMetricFamily(
@@ -94,12 +120,14 @@ class StateCollector:
 
 def _queue_depth() -> int | None:
     try:
-        with celery_app.connection_for_read() as conn:
-            channel = conn.default_channel
-            return channel.queue_declare(
-                celery_app.conf.task_default_queue, passive=True
-            ).message_count
-    except Exception:  # a missing queue or unreachable broker: no figure rather than a 500
+        with _broker_connection() as conn:
+            try:
+                return conn.default_channel.queue_declare(
+                    celery_app.conf.task_default_queue, passive=True
+                ).message_count
+            except ChannelError:  # not declared yet: nothing was ever sent or consumed
+                return 0
+    except Exception:  # an unreachable broker: no figure rather than a 500
         return None
 
 

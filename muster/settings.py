@@ -30,6 +30,13 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # The public URL people and providers reach Muster at; ingest URLs and Twilio signatures use it.
 PUBLIC_URL = env.str("MUSTER_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+if PUBLIC_URL not in CSRF_TRUSTED_ORIGINS:
+    CSRF_TRUSTED_ORIGINS.append(PUBLIC_URL)
+if PUBLIC_URL.startswith("https://"):
+    # Behind a TLS-terminating proxy (deploy/nginx.conf sets X-Forwarded-Proto).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
 
 INSTALLED_APPS = [
     "daphne",
@@ -117,6 +124,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, Channels layer, cache --------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL and env.str("PYTEST_XDIST_WORKER", default="").startswith("gw"):
+    # Parallel test workers share one Redis, and a test's cache.clear() flushes a whole
+    # database: give each worker a database of its own (1-15), so none wipes another's keys.
+    from urllib.parse import urlsplit
+
+    _worker = int(env.str("PYTEST_XDIST_WORKER")[2:])
+    REDIS_URL = urlsplit(REDIS_URL)._replace(path=f"/{1 + _worker % 15}").geturl()
 EMBEDDED = not REDIS_URL
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
@@ -136,7 +150,7 @@ if REDIS_URL:
 else:
     # Every in-memory part lives in the one embedded process, so tasks, the beat tick and
     # websocket broadcasts all reach each other.
-    CELERY_BROKER_URL = "memory://"
+    CELERY_BROKER_URL = "memory://localhost/"  # a host, or kombu warns it assumed one
     # The in-memory transport polls; poll often so a kicked task starts at once.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.05}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -190,6 +204,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One name for each choice set used by several fields.
+    "ENUM_NAME_OVERRIDES": {
+        "UrgencyEnum": "incidents.models.Urgency",
+        "SourceEnum": "incidents.models.Source",
+        "IntegrationKindEnum": "alerts.models.Kind",
+        "EntryKindEnum": "incidents.models.EntryKind",
+    },
 }
 
 # --- i18n, static, logging ------------------------------------------------------------------
@@ -198,9 +219,11 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = env.str("STATIC_ROOT", default=str(DATA_DIR / "static"))
 # Serve static files from the apps directly: no collectstatic step before the first start.
 WHITENOISE_USE_FINDERS = True
+# Only for `collectstatic`; unset, WhiteNoise serves from the apps alone (a STATIC_ROOT that
+# does not exist makes it warn on every start, and in every test).
+STATIC_ROOT = env.str("STATIC_ROOT", default="") or None
 
 LOGGING = {
     "version": 1,

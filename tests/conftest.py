@@ -23,6 +23,12 @@ def load_fixture(kind: str, name: str) -> dict:
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    # The default hasher is deliberately slow; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache():
     from django.core.cache import cache
 

@@ -35,6 +35,7 @@ from alerts.sources.base import (
     fingerprint_of,
     json_type,
     parse_time,
+    preview,
     safe_raw,
     severity_from_label,
 )
@@ -70,8 +71,8 @@ def parse_batch(
     truncated = body.get("truncatedAlerts")
     if isinstance(truncated, int) and not isinstance(truncated, bool) and truncated > 0:
         shared.append(f"sender left {truncated} alerts out of this notification (truncatedAlerts)")
-    status = str(body.get("status", "")).lower()
-    default = status if status in (FIRING, RESOLVED) else FIRING
+    status = body.get("status")
+    default = status.lower() if isinstance(status, str) and status.lower() == RESOLVED else FIRING
     return [_alert(item, default, group_key, shared, enrich) for item in items]
 
 
@@ -120,7 +121,7 @@ def _status(item: dict[str, Any], default: str, warnings: list[str]) -> str:
     status = item.get("status")
     if isinstance(status, str) and status.lower() in (FIRING, RESOLVED):
         return status.lower()
-    shown = "missing" if status is None else f"unknown ({str(status)[:40]!r})"
+    shown = "missing" if status is None else f"unknown ({preview(status)})"
     warnings.append(f"status: {shown}; using {default!r}")
     return default
 

@@ -97,6 +97,12 @@ def json_type(value: Any) -> str:
     return type(value).__name__
 
 
+def preview(value: Any, limit: int = 40) -> str:
+    """Quote a short, safe rendering of any decoded value for use in a message."""
+    text = value if isinstance(value, str) else compact_json(value, max_depth=3)
+    return repr(text[:limit])
+
+
 def _prune(value: Any, depth: int, cut: list[bool]) -> Any:
     """Copy a decoded JSON value, replacing containers nested deeper than `depth` and NULs."""
     if isinstance(value, dict | list | tuple) and depth <= 0:
@@ -172,7 +178,7 @@ def parse_time(value: Any, warnings: list[str], where: str) -> datetime | None:
             parsed = parsed.replace(tzinfo=UTC)
         parsed = parsed.astimezone(UTC)
     except (ValueError, OverflowError):
-        warnings.append(f"{where}: not an RFC 3339 timestamp ({value[:64]!r}); ignored")
+        warnings.append(f"{where}: not an RFC 3339 timestamp ({preview(value, 64)}); ignored")
         return None
     return None if parsed.year <= 1 else parsed
 
@@ -197,7 +203,9 @@ def add_link(links: list[Link], kind: str, url: Any, text: Any, warnings: list[s
         or not parts.netloc
         or any(ord(c) < 32 or ord(c) == 127 for c in url)
     ):
-        warnings.append(f"dropped {kind} link {url[:80]!r}: only absolute http(s) URLs are allowed")
+        warnings.append(
+            f"dropped {kind} link {preview(url, 80)}: only absolute http(s) URLs are allowed"
+        )
         return
     label = clean_text("" if text is None else text, warnings, f"{kind} link text", MAX_SUMMARY)
     link = Link(kind=kind, url=url, text=label)

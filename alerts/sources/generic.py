@@ -2,26 +2,22 @@
 
 The body is one alert object, a list of them, or {"alerts": [...]}. Alert object fields:
 
-| Field         | Type                                  | Required | Default                  |
-|---------------|---------------------------------------|----------|--------------------------|
-| `summary`     | string, up to 1024 characters         | yes      |                          |
-| `status`      | `"firing"` or `"resolved"`            | no       | `"firing"`               |
-| `dedup_key`   | string; the same key means the same   | no       | hash of `summary` and    |
-|               | alert, so a later `"resolved"` with   |          | `labels`                 |
-|               | that key resolves it                  |          |                          |
-| `severity`    | `"critical"`, `"error"`, `"high"`,    | no       | `3`                      |
-|               | `"warning"`, `"info"`, or 1 (most     |          |                          |
-|               | severe) to 5                          |          |                          |
-| `labels`      | object of string values               | no       | `{}`                     |
-| `annotations` | object of string values               | no       | `{}`                     |
-| `links`       | list of `{"url" (or "href"), "text",  | no       | `[]`                     |
-|               | "kind"}`; kind is one of generator,   |          |                          |
-|               | graph, dashboard, panel, runbook,     |          |                          |
-|               | silence, image, source, link          |          | kind `"link"`            |
-| `starts_at`   | RFC 3339 timestamp                    | no       | when Muster receives it  |
-| `ends_at`     | RFC 3339 timestamp                    | no       |                          |
-| `group_key`   | string; alerts with the same key are  | no       | grouped by the service's |
-|               | grouped together                      |          | group-by labels          |
+| Field         | Type                                         | Default            |
+|---------------|----------------------------------------------|--------------------|
+| `summary`     | string, **required**; at most 1024 chars     |                    |
+| `status`      | `"firing"` or `"resolved"`                   | `"firing"`         |
+| `dedup_key`   | string; same key = same alert                | hash of summary+labels |
+| `severity`    | `critical`/`error`/`high`/`warning`/`info`, or 1 (worst)..5 | `3` |
+| `labels`      | object, string values                        | `{}`               |
+| `annotations` | object, string values                        | `{}`               |
+| `links`       | list of `{"url", "text", "kind"}` (`href` = `url`) or URL strings | `[]` |
+| `starts_at`   | RFC 3339 timestamp                           | time of receipt    |
+| `ends_at`     | RFC 3339 timestamp                           | none               |
+| `group_key`   | string; alerts with one key group together   | the service's group-by labels |
+
+Link kinds: generator, graph, dashboard, panel, runbook, silence, image, source, link (default);
+only absolute http(s) URLs are kept. A `"resolved"` alert ends the open alert with the same
+`dedup_key`, so send the same key (or the same summary and labels) as the firing one.
 
 Severity names map critical -> 1, error/high -> 2, warning -> 3, info -> 5. A request is
 rejected, with every problem listed, when an alert is not an object, has no non-empty string
@@ -32,6 +28,7 @@ reported in the alert's warnings. Unknown fields are ignored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from alerts.sources.base import (
@@ -52,6 +49,7 @@ from alerts.sources.base import (
     fingerprint_of,
     json_type,
     parse_time,
+    preview,
     safe_raw,
 )
 
@@ -65,7 +63,7 @@ def parse(payload: Any) -> list[NormalizedAlert]:
     return [_alert(item) for item in items]
 
 
-def _items(payload: Any) -> tuple[list[Any], Any]:
+def _items(payload: Any) -> tuple[list[Any], Callable[[int], str]]:
     """Return the alert objects and how to name the i-th one in a problem."""
     if isinstance(payload, list):
         return payload, lambda i: f"[{i}]: "
@@ -92,7 +90,7 @@ def _problems(item: Any, where: str) -> list[str]:
         problems.append(f"{where}'summary' must be a non-empty string")
     status = item.get("status", FIRING)
     if not isinstance(status, str) or status.strip().lower() not in (FIRING, RESOLVED):
-        problems.append(f"{where}'status' must be 'firing' or 'resolved' (got {status!r:.40})")
+        problems.append(f"{where}'status' must be 'firing' or 'resolved' (got {preview(status)})")
     return problems
 
 
@@ -142,7 +140,7 @@ def _severity(value: Any, warnings: list[str]) -> int:
             return SEVERITY_BY_NAME[name]
         if name in ("1", "2", "3", "4", "5"):
             return int(name)
-    warnings.append(f"severity: unknown value {str(value)[:40]!r}; using {DEFAULT_SEVERITY}")
+    warnings.append(f"severity: unknown value {preview(value)}; using {DEFAULT_SEVERITY}")
     return DEFAULT_SEVERITY
 
 
@@ -162,7 +160,7 @@ def _links(value: Any, warnings: list[str]) -> list[Link]:
             continue
         kind = item.get("kind") or "link"
         if not isinstance(kind, str) or kind not in LINK_KINDS:
-            warnings.append(f"links[{index}]: unknown kind {str(kind)[:40]!r}; using 'link'")
+            warnings.append(f"links[{index}]: unknown kind {preview(kind)}; using 'link'")
             kind = "link"
         url = item.get("url") if item.get("url") not in (None, "") else item.get("href")
         add_link(links, kind, url, item.get("text"), warnings)

@@ -37,6 +37,7 @@ from alerts.sources.base import (
     clean_text,
     expect_object,
     json_type,
+    preview,
     safe_raw,
 )
 
@@ -58,7 +59,7 @@ def parse(
     if isinstance(action, str) and action in STATUS_BY_ACTION:
         return [_update(payload, action, identifier, identifier_type)]
     raise PayloadError(
-        f"unsupported action {action!r}; expected 'create', 'close' or 'acknowledge'"
+        f"unsupported action {preview(action)}; expected 'create', 'close' or 'acknowledge'"
     )
 
 
@@ -102,9 +103,9 @@ def _update(payload: Any, action: str, identifier: Any, identifier_type: Any) ->
     problems = []
     if not isinstance(identifier, str) or not identifier.strip():
         problems.append("missing alert identifier in the URL")
-    if str(identifier_type).lower() != "alias":
+    if not isinstance(identifier_type, str) or identifier_type.lower() != "alias":
         problems.append(
-            f"identifierType {identifier_type!r} is not supported; only 'alias' is supported"
+            f"identifierType {preview(identifier_type)} is not supported; only 'alias' is supported"
         )
     body = {} if payload is None else payload
     if not isinstance(body, dict):
@@ -167,5 +168,5 @@ def _severity(priority: Any, warnings: list[str]) -> int:
         return DEFAULT_SEVERITY
     if isinstance(priority, str) and priority.strip().upper() in PRIORITIES:
         return PRIORITIES[priority.strip().upper()]
-    warnings.append(f"priority: expected P1..P5, got {str(priority)[:20]!r}; using P3")
+    warnings.append(f"priority: expected P1..P5, got {preview(priority, 20)}; using P3")
     return DEFAULT_SEVERITY

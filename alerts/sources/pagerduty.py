@@ -44,6 +44,7 @@ from alerts.sources.base import (
     expect_object,
     json_type,
     parse_time,
+    preview,
     safe_raw,
 )
 
@@ -117,7 +118,7 @@ def _problems(event: dict[str, Any]) -> list[str]:
     elif not isinstance(action, str) or action not in STATUS_BY_ACTION:
         problems.append(
             "'event_action' must be one of 'trigger', 'acknowledge', 'resolve'"
-            f" (got {str(action)[:40]!r})"
+            f" (got {preview(action)})"
         )
     dedup_key = event.get("dedup_key")
     if dedup_key is not None and not isinstance(dedup_key, str):
@@ -148,7 +149,7 @@ def _payload_problems(body: Any) -> list[str]:
     if isinstance(severity, str) and severity.strip() and severity.lower() not in SEVERITY:
         problems.append(
             "'payload.severity' must be one of 'critical', 'error', 'warning', 'info'"
-            f" (got {severity[:40]!r})"
+            f" (got {preview(severity)})"
         )
     return problems
 

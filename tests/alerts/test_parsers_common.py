@@ -217,3 +217,79 @@ def test_payload_error_lists_problems():
     error = PayloadError(["missing required field 'a'", "'b' must be a list"])
     assert error.problems == ["missing required field 'a'", "'b' must be a list"]
     assert str(error) == "missing required field 'a'; 'b' must be a list"
+
+
+DEEP = nested(1000)
+HOSTILE = {
+    "alertmanager": {
+        "status": DEEP,
+        "groupKey": DEEP,
+        "truncatedAlerts": DEEP,
+        "alerts": [
+            {
+                "status": DEEP,
+                "labels": DEEP,
+                "annotations": {"summary": DEEP, "runbook_url": DEEP},
+                "fingerprint": DEEP,
+                "startsAt": DEEP,
+                "generatorURL": DEEP,
+            },
+            DEEP,
+        ],
+    },
+    "grafana": {
+        "groupLabels": DEEP,
+        "alerts": [{"values": {"A": DEEP}, "valueString": DEEP, "silenceURL": DEEP}],
+    },
+    "pagerduty": {
+        "routing_key": "k",
+        "event_action": "trigger",
+        "dedup_key": "d",
+        "payload": {
+            "summary": "s",
+            "source": "x",
+            "severity": "info",
+            "component": DEEP,
+            "custom_details": DEEP,
+            "timestamp": DEEP,
+        },
+        "links": [{"href": DEEP, "text": DEEP}],
+        "images": [DEEP],
+        "client": DEEP,
+        "client_url": DEEP,
+    },
+    "opsgenie": {"message": "m", "priority": DEEP, "tags": [DEEP], "details": DEEP, "note": DEEP},
+    "generic": {
+        "summary": "s",
+        "severity": DEEP,
+        "labels": {"a": DEEP},
+        "links": [{"url": "https://x.example", "kind": DEEP, "text": DEEP}],
+        "dedup_key": DEEP,
+        "group_key": DEEP,
+        "ends_at": DEEP,
+    },
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_deep_nesting_in_any_field_yields_alerts_with_warnings(kind):
+    alerts = PARSERS[kind](HOSTILE[kind])
+    assert alerts
+    assert all(a.summary and a.fingerprint and a.warnings for a in alerts)
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload"),
+    [
+        ("pagerduty", {"routing_key": DEEP, "event_action": DEEP, "dedup_key": DEEP}),
+        ("pagerduty", {"routing_key": "k", "event_action": "trigger", "payload": DEEP}),
+        ("generic", {"summary": DEEP, "status": DEEP}),
+        ("generic", {"alerts": DEEP}),
+        ("alertmanager", {"alerts": DEEP}),
+        ("opsgenie", {"message": DEEP, "alias": DEEP}),
+    ],
+)
+def test_deep_nesting_in_required_fields_is_a_payload_error(kind, payload):
+    with pytest.raises(PayloadError) as caught:
+        PARSERS[kind](payload)
+    assert all(len(problem) < 300 for problem in caught.value.problems)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.models import Role, User
@@ -15,6 +17,13 @@ from incidents.models import Service
 from muster import embedded
 
 DEMO_ADMIN = "admin"
+
+
+def _url_host(host: str) -> str:
+    """Return how a URL names `host`: a wildcard address is reached on loopback."""
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - comparing, not binding
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 class Command(BaseCommand):
@@ -27,23 +36,36 @@ class Command(BaseCommand):
 
     def handle(self, *args, host: str, port: int, no_demo: bool, **options):
         if not settings.EMBEDDED:
-            self.stderr.write(
-                "REDIS_URL is set: run daphne, `celery worker` and `celery beat` as separate "
-                "processes instead (see deploy/)."
+            # Beat and a worker in this process, on a Redis that production's own beat and
+            # workers share, would be neither mode: refuse rather than half-run.
+            raise CommandError(
+                "REDIS_URL is set, and muster_up is the embedded mode: unset REDIS_URL, or run "
+                "daphne, `celery -A muster worker` and `celery -A muster beat` as separate "
+                "processes (see deploy/)."
             )
+        if not os.environ.get("MUSTER_PUBLIC_URL"):
+            # Unset, the public URL is where this process listens: the ingest URLs the API
+            # shows admins must carry this --port, not the default's.
+            settings.PUBLIC_URL = f"http://{_url_host(host)}:{port}"
+            settings.CSRF_TRUSTED_ORIGINS = [*settings.CSRF_TRUSTED_ORIGINS, settings.PUBLIC_URL]
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("Database ready.")
         if not no_demo:
-            self._seed_demo(host, port)
-        embedded.start_worker()
-        embedded.start_beat()
+            self._seed_demo()
+        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+            # Started as a shell's background job, which ignores SIGINT; daphne only takes over
+            # Python's default handler, and `kill -INT` (or Ctrl-C after `fg`) should stop us.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        background = embedded.start_background()
         self.stdout.write(f"Muster is up at http://{host}:{port}/  (Ctrl-C stops it)")
         self.stdout.flush()
-        embedded.serve(host, port)
+        try:
+            embedded.serve(host, port)
+        finally:
+            background.stop()
 
     @transaction.atomic
-    def _seed_demo(self, host: str, port: int) -> None:
-        base = f"http://{host}:{port}"
+    def _seed_demo(self) -> None:
         if not User.objects.exists():
             password = secrets.token_urlsafe(12)
             User.objects.create_superuser(DEMO_ADMIN, "", password, role=Role.ADMIN)
@@ -60,10 +82,10 @@ class Command(BaseCommand):
         generic, _ = Integration.objects.get_or_create(
             name="Demo generic JSON", defaults={"kind": Kind.GENERIC, "service": service}
         )
-        self.stdout.write(f"Alertmanager webhook URL: {base}{integration.ingest_path}")
-        self.stdout.write(f"Generic JSON URL:         {base}{generic.ingest_path}")
+        self.stdout.write(f"Alertmanager webhook URL: {integration.ingest_url}")
+        self.stdout.write(f"Generic JSON URL:         {generic.ingest_url}")
         self.stdout.write(
             "Try: curl -H 'Content-Type: application/json' "
             f'-d \'{{"summary": "Disk full on db-1", "severity": "critical"}}\' '
-            f"{base}{generic.ingest_path}"
+            f"{generic.ingest_url}"
         )

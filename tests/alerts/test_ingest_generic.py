@@ -1,0 +1,131 @@
+"""Muster's own JSON format through HTTP: its three shapes and grouping by labels."""
+
+from __future__ import annotations
+
+import pytest
+
+from alerts.models import Alert, AlertStatus, Kind
+from incidents.models import Incident, Status
+from tests.alerts.payloads import generic_alert
+from tests.conftest import load_fixture
+
+
+@pytest.fixture
+def generic(make_integration):
+    return make_integration(Kind.GENERIC, name="cron-scripts")
+
+
+@pytest.fixture
+def url(generic):
+    return f"/integrations/generic/{generic.token}/"
+
+
+def test_single_alert_object_opens_an_incident(post_json, url):
+    response = post_json(url, load_fixture("generic", "single"))
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["received"] == 1
+    assert body["alerts"][0]["fingerprint"] == "cert-expiry/shop.example.com"
+    assert body["alerts"][0]["action"] == "opened"
+    incident = Incident.objects.get()
+    assert body["alerts"][0]["incident"] == incident.number
+    assert incident.title == "Certificate for shop.example.com expires in 6 days"
+    assert incident.severity == 3
+    alert = Alert.objects.get()
+    assert [link["kind"] for link in alert.links] == ["source", "runbook"]
+
+
+def test_list_of_alerts_is_taken_in_order(post_json, url):
+    response = post_json(url, load_fixture("generic", "list"))
+
+    assert response.status_code == 200
+    # The second is a resolve for an alert never seen firing.
+    assert [a["action"] for a in response.json()["alerts"]] == ["opened", "ignored"]
+    assert Incident.objects.get().severity == 2
+
+
+def test_alerts_wrapped_in_an_object_are_taken_with_warnings(post_json, url):
+    response = post_json(url, load_fixture("generic", "wrapped"))
+
+    assert response.status_code == 200
+    assert response.json()["alerts"][0]["action"] == "opened"
+    warnings = response.json()["warnings"]
+    assert any("only absolute http(s) URLs" in w for w in warnings)
+    alert = Alert.objects.get()
+    assert alert.labels["attempt"] == "3"
+    assert alert.warnings == warnings
+
+
+def test_resolved_with_the_same_dedup_key_resolves(post_json, url):
+    post_json(url, generic_alert("disk full", dedup_key="disk/db-1"))
+
+    response = post_json(url, generic_alert("disk full", dedup_key="disk/db-1", status="resolved"))
+
+    assert response.json()["alerts"][0]["action"] == "resolved"
+    assert Alert.objects.get().status == AlertStatus.RESOLVED
+    assert Incident.objects.get().status == Status.RESOLVED
+
+
+def test_same_alertname_and_service_labels_join_one_incident(post_json, url):
+    labels = {"alertname": "DiskFull", "service": "db"}
+    first = post_json(url, generic_alert("db-1 disk full", labels={**labels, "host": "db-1"}))
+    second = post_json(url, generic_alert("db-2 disk full", labels={**labels, "host": "db-2"}))
+
+    assert first.json()["alerts"][0]["action"] == "opened"
+    assert second.json()["alerts"][0]["action"] == "attached"
+    assert Incident.objects.count() == 1
+    assert Incident.objects.get().alerts.count() == 2
+
+
+def test_different_alertname_opens_a_second_incident(post_json, url):
+    post_json(url, generic_alert("disk", labels={"alertname": "DiskFull", "service": "db"}))
+    post_json(url, generic_alert("cpu", labels={"alertname": "HighCPU", "service": "db"}))
+
+    assert Incident.objects.count() == 2
+
+
+def test_different_service_label_opens_a_second_incident(post_json, url):
+    post_json(url, generic_alert("disk", labels={"alertname": "DiskFull", "service": "db"}))
+    post_json(url, generic_alert("disk", labels={"alertname": "DiskFull", "service": "web"}))
+
+    assert Incident.objects.count() == 2
+
+
+def test_alerts_without_grouping_labels_stay_apart(post_json, url):
+    post_json(url, generic_alert("first thing broke"))
+    post_json(url, generic_alert("second thing broke"))
+
+    assert Incident.objects.count() == 2
+
+
+def test_configured_group_by_labels_are_respected(post_json, url, service):
+    service.group_by_labels = ["cluster"]
+    service.save()
+
+    post_json(url, generic_alert("a", labels={"alertname": "DiskFull", "cluster": "eu-1"}))
+    post_json(url, generic_alert("b", labels={"alertname": "HighCPU", "cluster": "eu-1"}))
+    post_json(url, generic_alert("c", labels={"alertname": "DiskFull", "cluster": "us-1"}))
+
+    assert Incident.objects.count() == 2
+    assert sorted(i.alerts.count() for i in Incident.objects.all()) == [1, 2]
+
+
+def test_explicit_group_key_wins_over_labels(post_json, url):
+    post_json(
+        url,
+        [
+            generic_alert("a", labels={"alertname": "A"}, group_key="orders"),
+            generic_alert("b", labels={"alertname": "B"}, group_key="orders"),
+        ],
+    )
+
+    assert Incident.objects.count() == 1
+    assert Incident.objects.get().alerts.count() == 2
+
+
+def test_numeric_severity_and_severity_names_map(post_json, url):
+    post_json(url, generic_alert("x", severity="critical", dedup_key="x"))
+    post_json(url, generic_alert("y", severity=4, dedup_key="y"))
+
+    assert set(Incident.objects.values_list("severity", flat=True)) == {1, 4}

@@ -1,0 +1,361 @@
+"""Every API route, every method, every role: who may do what, and how refusals look.
+
+ROUTES lists each (method, route) the URL resolver exposes under /api/v1/ with the role it
+needs and a request that succeeds for that role. A test walks the resolver and fails when a
+route is missing here, so no new endpoint escapes the role checks.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+from django.apps import apps
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from accounts.models import ApiToken, User
+from accounts.services import create_api_token
+from tests.api.conftest import API, assert_error
+
+ADMIN, RESPONDER, OBSERVER = "admin", "responder", "observer"
+RANK = {OBSERVER: 0, RESPONDER: 1, ADMIN: 2}
+CLIENTS = {ADMIN: "alice", RESPONDER: "bob", OBSERVER: "charlie"}
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    route: str  # as the resolver spells it, relative to /api/v1/: "incidents/{number}/resolve/"
+    needs: str
+    ok: int = 200
+    obj: str = ""  # which object of the `world` fixture fills the route's one parameter
+    payload: dict = field(default_factory=dict, hash=False)
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.route}"
+
+
+def _later(hours: int = 1) -> str:
+    return (timezone.now() + timedelta(hours=hours)).isoformat()
+
+
+MATCHERS = [{"label": "team", "op": "=~", "value": "db|cache"}]
+
+ROUTES = [
+    Route("GET", "", OBSERVER),
+    Route("GET", "me/", OBSERVER),
+    Route("GET", "schema/", OBSERVER),
+    Route("GET", "docs/", OBSERVER),
+    # services: everyone reads, admins configure
+    Route("GET", "services/", OBSERVER),
+    Route("GET", "services/{pk}/", OBSERVER, obj="service"),
+    Route("POST", "services/", ADMIN, 201, payload={"name": "payments"}),
+    Route("PUT", "services/{pk}/", ADMIN, obj="service", payload={"name": "checkout-v2"}),
+    Route("PATCH", "services/{pk}/", ADMIN, obj="service", payload={"description": "the shop"}),
+    Route("DELETE", "services/{pk}/", ADMIN, 204, obj="spare_service"),
+    # incidents: everyone reads, responders act
+    Route("GET", "incidents/", OBSERVER),
+    Route("GET", "incidents/{number}/", OBSERVER, obj="incident"),
+    Route("GET", "incidents/{number}/timeline/", OBSERVER, obj="incident"),
+    Route("POST", "incidents/", RESPONDER, 201, payload={"title": "By hand", "service": "*"}),
+    Route("POST", "incidents/{number}/acknowledge/", RESPONDER, obj="incident"),
+    Route("POST", "incidents/{number}/unacknowledge/", RESPONDER, obj="acked"),
+    Route("POST", "incidents/{number}/resolve/", RESPONDER, obj="incident"),
+    Route("POST", "incidents/{number}/snooze/", RESPONDER, obj="incident", payload={"minutes": 30}),
+    Route("POST", "incidents/{number}/escalate/", RESPONDER, obj="incident"),
+    Route(
+        "POST", "incidents/{number}/reassign/", RESPONDER, obj="incident", payload={"user": "bob"}
+    ),
+    Route(
+        "POST", "incidents/{number}/severity/", RESPONDER, obj="incident", payload={"severity": 1}
+    ),
+    Route(
+        "POST", "incidents/{number}/merge/", RESPONDER, obj="incident", payload={"incidents": "*"}
+    ),
+    Route(
+        "POST", "incidents/{number}/notes/", RESPONDER, 201, obj="incident", payload={"text": "hi"}
+    ),
+    # alerts: read-only
+    Route("GET", "alerts/", OBSERVER),
+    Route("GET", "alerts/{pk}/", OBSERVER, obj="alert"),
+    # integrations: everyone reads (without secrets), admins configure
+    Route("GET", "integrations/", OBSERVER),
+    Route("GET", "integrations/{pk}/", OBSERVER, obj="integration"),
+    Route("GET", "integrations/{pk}/rejections/", OBSERVER, obj="integration"),
+    Route("GET", "integrations/{pk}/requests/", OBSERVER, obj="integration"),
+    Route(
+        "POST",
+        "integrations/",
+        ADMIN,
+        201,
+        payload={"name": "grafana", "kind": "grafana", "service": "*"},
+    ),
+    Route(
+        "PUT",
+        "integrations/{pk}/",
+        ADMIN,
+        obj="integration",
+        payload={"name": "prom-2", "kind": "alertmanager", "service": "*"},
+    ),
+    Route("PATCH", "integrations/{pk}/", ADMIN, obj="integration", payload={"enabled": False}),
+    Route("DELETE", "integrations/{pk}/", ADMIN, 204, obj="spare_integration"),
+    Route("POST", "integrations/{pk}/rotate/", ADMIN, obj="integration"),
+    # routing rules: admins only write
+    Route("GET", "routing-rules/", OBSERVER),
+    Route("GET", "routing-rules/{pk}/", OBSERVER, obj="rule"),
+    Route("POST", "routing-rules/", ADMIN, 201, payload={"matchers": MATCHERS, "service": "*"}),
+    Route(
+        "PUT",
+        "routing-rules/{pk}/",
+        ADMIN,
+        obj="rule",
+        payload={"matchers": MATCHERS, "service": "*", "position": 3},
+    ),
+    Route("PATCH", "routing-rules/{pk}/", ADMIN, obj="rule", payload={"name": "db team"}),
+    Route("DELETE", "routing-rules/{pk}/", ADMIN, 204, obj="rule"),
+    # silences: responders create and expire them
+    Route("GET", "silences/", OBSERVER),
+    Route("GET", "silences/{pk}/", OBSERVER, obj="silence"),
+    Route(
+        "POST",
+        "silences/",
+        RESPONDER,
+        201,
+        payload={"matchers": MATCHERS, "ends_at": "*later", "comment": "db migration"},
+    ),
+    Route("DELETE", "silences/{pk}/", RESPONDER, 204, obj="silence"),
+    # tokens: anyone, for their own tokens
+    Route("GET", "tokens/", OBSERVER),
+    Route("POST", "tokens/", OBSERVER, 201, payload={"name": "laptop"}),
+    Route("DELETE", "tokens/{pk}/", OBSERVER, 204, obj="my_token"),
+    # people: read-only
+    Route("GET", "users/", OBSERVER),
+    Route("GET", "users/{pk}/", OBSERVER, obj="user"),
+]
+
+
+def _url(route: Route, world: dict) -> str:
+    value = world.get(route.obj, "")
+    return API + route.route.format(pk=value, number=value)
+
+
+def _payload(route: Route, world: dict) -> dict:
+    filled = {
+        "service": world["service"],
+        "incidents": [world["other"]],
+        "ends_at": _later(),
+    }
+    return {
+        key: (filled[key] if value in ("*", "*later") else value)
+        for key, value in route.payload.items()
+    }
+
+
+def _send(client: APIClient, route: Route, world: dict):
+    return getattr(client, route.method.lower())(
+        _url(route, world), _payload(route, world), format="json"
+    )
+
+
+def _row_counts() -> dict[str, int]:
+    return {
+        model._meta.label: model._default_manager.count()
+        for app in ("accounts", "incidents", "alerts")
+        for model in apps.get_app_config(app).get_models()
+    }
+
+
+def _state_snapshot() -> tuple:
+    from alerts.models import Integration, Silence
+    from incidents.models import Incident, Service
+
+    return (
+        _row_counts(),
+        list(Incident.objects.order_by("pk").values()),
+        list(Service.objects.order_by("pk").values()),
+        list(Integration.objects.order_by("pk").values()),
+        list(Silence.objects.order_by("pk").values()),
+        list(ApiToken.objects.order_by("pk").values("pk", "revoked_at")),
+    )
+
+
+@pytest.mark.parametrize("role", [ADMIN, RESPONDER, OBSERVER])
+@pytest.mark.parametrize("route", ROUTES, ids=str)
+def test_each_route_allows_exactly_the_roles_at_or_above_the_one_it_needs(
+    route, role, world, request
+):
+    client = request.getfixturevalue(f"as_{CLIENTS[role]}")
+    user = User.objects.get(username=CLIENTS[role])
+    mine, _ = create_api_token(user, name="to revoke")
+    world = {**world, "my_token": mine.pk}
+    before = _state_snapshot()
+
+    response = _send(client, route, world)
+
+    if RANK[role] >= RANK[route.needs]:
+        assert response.status_code == route.ok, (response.status_code, response.content[:400])
+    else:
+        assert_error(response, 403, f"This needs the {route.needs} role; you are {role}.")
+        assert _state_snapshot() == before, "a refused request changed something"
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=str)
+def test_each_route_answers_anonymous_requests_with_401_and_a_bearer_challenge(route, world):
+    before = _state_snapshot()
+    response = _send(APIClient(), route, {**world, "my_token": 1})
+    assert_error(response, 401, "Authentication credentials were not provided.")
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert _state_snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("Bearer mst_not-a-real-token", "Unknown or revoked API token."),
+        ("Bearer", "Authorization header must be 'Bearer <token>'"),
+        ("Bearer two parts", "Authorization header must be 'Bearer <token>'"),
+        ("bearer mst_lowercase-scheme-unknown", "Unknown or revoked API token."),
+    ],
+)
+def test_a_bad_bearer_token_is_refused_with_401_saying_why(header, message, db):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header)
+    response = client.get(API + "incidents/")
+    assert_error(response, 401, message)
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_revoked_token_is_refused_with_401(alice):
+    token, secret = create_api_token(alice, name="old")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert client.get(API + "me/").status_code == 200
+    token.revoked_at = timezone.now()
+    token.save()
+    assert_error(client.get(API + "me/"), 401, "Unknown or revoked API token.")
+
+
+def test_a_deactivated_users_token_is_refused_with_401(as_bob, bob):
+    assert as_bob.get(API + "me/").status_code == 200
+    bob.is_active = False
+    bob.save()
+    response = as_bob.get(API + "me/")
+    assert_error(response, 401)
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert_error(as_bob.post(API + "tokens/", {"name": "sneaky"}, format="json"), 401)
+    assert not ApiToken.objects.filter(name="sneaky").exists()
+
+
+def test_a_superuser_with_the_observer_role_may_still_configure(db):
+    root = User.objects.create_superuser("root", "root@example.com", "pw", role=OBSERVER)
+    _, secret = create_api_token(root, name="t")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert client.post(API + "services/", {"name": "x"}, format="json").status_code == 201
+
+
+def test_a_browser_session_without_a_csrf_token_cannot_write(alice):
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(alice)
+    assert client.get(API + "services/").status_code == 200
+    assert_error(client.post(API + "services/", {"name": "x"}, format="json"), 403, "CSRF")
+
+
+# --- no route escapes the table ----------------------------------------------------------------
+
+_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)|<(?:\w+:)?(\w+)>")
+_IGNORED_METHODS = {"options", "head", "trace"}
+
+
+def _api_routes() -> set[tuple[str, str]]:
+    """Return every (METHOD, route) the URL resolver serves under /api/v1/."""
+    found: set[tuple[str, str]] = set()
+
+    def walk(patterns, prefix: str) -> None:
+        for pattern in patterns:
+            text = prefix + str(pattern.pattern).lstrip("^").rstrip("$")
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, text)
+                continue
+            assert isinstance(pattern, URLPattern)
+            if not text.startswith("api/") or re.search(r"[<:]format>", text):
+                continue  # not the API, or a format-suffix twin of a route listed anyway
+            assert text.startswith("api/v1/"), f"an API route outside /api/v1/: {text}"
+            route = _GROUP.sub(lambda m: "{" + (m[1] or m[2]) + "}", text[len("api/v1/") :])
+            for method in _methods(pattern.callback):
+                found.add((method.upper(), route))
+
+    walk(get_resolver().url_patterns, "")
+    return found
+
+
+def _methods(callback) -> set[str]:
+    actions = getattr(callback, "actions", None)
+    if actions is not None:  # a viewset route: the methods the router bound
+        return set(actions) - _IGNORED_METHODS
+    view = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
+    assert view is not None, f"not a class-based API view: {callback!r}"
+    return {m for m in view.http_method_names if hasattr(view, m)} - _IGNORED_METHODS
+
+
+def test_the_route_table_covers_every_api_route_the_resolver_serves():
+    served = _api_routes()
+    listed = {(r.method, r.route) for r in ROUTES}
+    assert len(listed) == len(ROUTES), "a route is listed twice"
+    assert served - listed == set(), "API routes with no role check in ROUTES"
+    assert listed - served == set(), "ROUTES lists routes the API does not serve"
+    assert ("POST", "incidents/{number}/acknowledge/") in served  # the walk really finds actions
+
+
+def test_every_api_view_checks_roles_through_role_permission():
+    from accounts.permissions import RolePermission
+
+    for pattern_callback in _api_callbacks():
+        view = getattr(pattern_callback, "cls", None) or pattern_callback.view_class
+        permissions = getattr(view, "permission_classes", [])
+        initkwargs = getattr(pattern_callback, "initkwargs", None) or getattr(
+            pattern_callback, "view_initkwargs", {}
+        )
+        permissions = initkwargs.get("permission_classes", permissions)
+        assert RolePermission in permissions, f"{view.__name__} does not check roles"
+
+
+def _api_callbacks():
+    def walk(patterns, prefix):
+        for pattern in patterns:
+            text = prefix + str(pattern.pattern).lstrip("^")
+            if isinstance(pattern, URLResolver):
+                yield from walk(pattern.url_patterns, text)
+            elif text.startswith("api/"):
+                yield pattern.callback
+
+    return list(walk(get_resolver().url_patterns, ""))
+
+
+@pytest.mark.parametrize(
+    "route", [r for r in ROUTES if r.method == "GET" and r.route != "schema/"], ids=str
+)
+def test_every_read_renders_for_a_logged_in_browser(route, world, charlie):
+    client = APIClient()
+    client.force_login(charlie)
+    response = client.get(_url(route, world), HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("route", sorted({r.route: r for r in ROUTES}.values(), key=str), ids=str)
+def test_options_requests_are_authenticated_and_never_fail(route, world, as_charlie):
+    url = _url(route, {**world, "my_token": 1})
+    assert_error(APIClient().options(url), 401)
+    response = as_charlie.options(url)
+    if route.route == "docs/":
+        assert_error(response, 405)
+    else:
+        assert response.status_code == 200
+    if response["Content-Type"] == "application/json":
+        # An observer is not offered forms for writes it may not make.
+        assert "POST" not in response.json().get("actions", {}) or route.route == "tokens/"
