@@ -32,6 +32,7 @@ from alerts.services import rotate_integration_token
 from incidents.models import Service
 from muster.api_errors import Conflict, ParseBodyFirst, check_query_text
 from muster.pagination import cursor_by
+from oncall.audit import Audited, record_change
 
 
 def _is_admin(serializer) -> bool:
@@ -136,7 +137,7 @@ def redact_secrets(text: str, token: str) -> str:
     return text
 
 
-class IntegrationViewSet(ParseBodyFirst, viewsets.ModelViewSet):
+class IntegrationViewSet(Audited, ParseBodyFirst, viewsets.ModelViewSet):
     """Alert sources. Admins configure them; everyone may read (without the secrets)."""
 
     serializer_class = IntegrationSerializer
@@ -148,6 +149,7 @@ class IntegrationViewSet(ParseBodyFirst, viewsets.ModelViewSet):
     def rotate(self, request, pk=None):
         """Give the integration a new token; the old URL/key stops working at once."""
         integration = rotate_integration_token(self.get_object())
+        record_change(request.user, "updated", integration, {"token": ["[secret]", "[secret]"]})
         return Response(self.get_serializer(integration).data)
 
     @extend_schema(responses=IngestRequestSerializer(many=True))
@@ -184,7 +186,7 @@ class IntegrationViewSet(ParseBodyFirst, viewsets.ModelViewSet):
             raise Conflict(
                 "an integration that has received alerts cannot be deleted; disable it instead"
             )
-        instance.delete()
+        super().perform_destroy(instance)  # audited
 
 
 class MatcherSchema(serializers.Serializer):
@@ -224,7 +226,7 @@ class RoutingRuleSerializer(serializers.ModelSerializer):
         return value
 
 
-class RoutingRuleViewSet(ParseBodyFirst, viewsets.ModelViewSet):
+class RoutingRuleViewSet(Audited, ParseBodyFirst, viewsets.ModelViewSet):
     serializer_class = RoutingRuleSerializer
     queryset = RoutingRule.objects.all()
     pagination_class = cursor_by("position", "id")

@@ -113,6 +113,9 @@ class Incident(models.Model):
     )
     snoozed_until = models.DateTimeField(null=True, blank=True)
     ack_expires_at = models.DateTimeField(null=True, blank=True)
+    # Nobody could be paged for it (empty schedule, no verified contact method, every page
+    # failed): shown in the API and metrics so it is never silent.
+    unpaged = models.BooleanField(default=False)
     merged_into = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged"
     )
@@ -178,6 +181,8 @@ class EntryKind(models.TextChoices):
     NOTE = "note", "note"
     SEVERITY_CHANGED = "severity_changed", "severity changed"
     MERGED = "merged", "merged"
+    PAGE = "page", "page"  # a page was sent, delivered, answered, failed, retried or delayed
+    UNPAGED = "unpaged", "nobody paged"
 
 
 class TimelineEntry(models.Model):

@@ -488,6 +488,22 @@ def merge_incidents(
     return target
 
 
+@transaction.atomic
+def flag_unpaged(incident: Incident, *, reason: str) -> Incident:
+    """Mark that nobody could be paged for the incident, and say why on its timeline."""
+    incident = _lock(incident)
+    if not incident.unpaged:
+        incident.unpaged = True
+        incident.save(update_fields=["unpaged"])
+    record(
+        incident,
+        EntryKind.UNPAGED,
+        message=f"Nobody could be paged: {reason}",
+        source=Source.SYSTEM,
+    )
+    return incident
+
+
 # --- what the tick does ----------------------------------------------------------------------
 
 

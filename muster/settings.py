@@ -180,6 +180,26 @@ DEDUP_MILESTONE_BASE = 10
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(INGEST_MAX_BODY_BYTES, 2_621_440)
 
+# --- Paging ---------------------------------------------------------------------------------
+# Twilio switches on when its credentials are present; without them SMS and calls go to the
+# console outbox (printed, and listed at /api/v1/outbox/).
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
+# Twilio's API by default; a Twilio-compatible provider (SignalWire) or a test double otherwise.
+TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com").rstrip("/")
+TWILIO_TIMEOUT_SECONDS = env.int("TWILIO_TIMEOUT_SECONDS", default=10)
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="muster@localhost")
+# A page handed to the provider with no answer within this many seconds becomes `unknown`.
+PAGE_SENDING_DEADLINE_SECONDS = env.int("MUSTER_PAGE_SENDING_DEADLINE_SECONDS", default=60)
+# A queued page not picked up by a worker within this many seconds is enqueued again.
+PAGE_REQUEUE_AFTER_SECONDS = env.int("MUSTER_PAGE_REQUEUE_AFTER_SECONDS", default=5)
+PAGE_MAX_ATTEMPTS = env.int("MUSTER_PAGE_MAX_ATTEMPTS", default=3)
+# At most this many calls (and SMS) to one person per window; later pages wait, bundled.
+PAGE_RATE_LIMIT_COUNT = env.int("MUSTER_PAGE_RATE_LIMIT_COUNT", default=3)
+PAGE_RATE_LIMIT_WINDOW_MINUTES = env.int("MUSTER_PAGE_RATE_LIMIT_WINDOW_MINUTES", default=15)
+
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -234,5 +254,7 @@ LOGGING = {
     "loggers": {
         "django.server": {"level": "WARNING"},
         "daphne.server": {"level": "WARNING"},
+        # The SDK logs every request at INFO.
+        "twilio.http_client": {"level": "WARNING"},
     },
 }

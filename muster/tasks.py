@@ -10,6 +10,7 @@ from django.core.cache import cache
 
 from alerts.heartbeats import check_heartbeats
 from incidents.services import retrigger_due_incidents
+from oncall.engine import run_due_escalations, sweep_outbox
 
 log = logging.getLogger(__name__)
 
@@ -18,9 +19,12 @@ LAST_TICK_KEY = "muster:last-tick"
 
 @shared_task(name="muster.tick", ignore_result=True, expires=5)
 def tick() -> None:
-    """Run the periodic work; `/readyz` checks that this ran recently."""
-    retrigger_due_incidents()
-    check_heartbeats()
+    """Run the periodic work, most urgent first; `/readyz` checks that this ran recently."""
+    for work in (run_due_escalations, sweep_outbox, retrigger_due_incidents, check_heartbeats):
+        try:
+            work()
+        except Exception:  # one failing part must not stop the others, nor the next tick
+            log.exception("tick: %s failed", work.__name__)
     cache.set(LAST_TICK_KEY, time.time(), timeout=None)
 
 

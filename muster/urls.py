@@ -12,6 +12,9 @@ from alerts import heartbeats, ingest
 from alerts.api import AlertViewSet, IntegrationViewSet, RoutingRuleViewSet, SilenceViewSet
 from incidents.api import IncidentViewSet, ServiceViewSet
 from muster import api_errors, health
+from oncall import api as oncall_api
+from oncall import ical
+from warroom.surfaces import sms, voice
 
 router = DefaultRouter()
 router.register("services", ServiceViewSet, basename="service")
@@ -22,6 +25,17 @@ router.register("routing-rules", RoutingRuleViewSet, basename="routingrule")
 router.register("silences", SilenceViewSet, basename="silence")
 router.register("tokens", TokenViewSet, basename="token")
 router.register("users", UserViewSet, basename="user")
+router.register("teams", oncall_api.TeamViewSet, basename="team")
+router.register("schedules", oncall_api.ScheduleViewSet, basename="schedule")
+router.register("layers", oncall_api.LayerViewSet, basename="layer")
+router.register("overrides", oncall_api.OverrideViewSet, basename="override")
+router.register("escalation-policies", oncall_api.EscalationPolicyViewSet, basename="policy")
+router.register("service-policies", oncall_api.ServicePolicyViewSet, basename="servicepolicy")
+router.register("me/contact-methods", oncall_api.ContactMethodViewSet, basename="contactmethod")
+router.register(
+    "me/notification-rules", oncall_api.NotificationRuleViewSet, basename="notificationrule"
+)
+router.register("audit", oncall_api.AuditEntryViewSet, basename="audit")
 
 
 class _ErrorsAsJson:
@@ -57,8 +71,30 @@ urlpatterns = [
     # An alias may hold a "/" (sent as %2F, decoded before routing), so the identifier is `.+`.
     re_path(r"^v2/alerts/(?P<identifier>.+)/close/?$", ingest.opsgenie_close),
     re_path(r"^v2/alerts/(?P<identifier>.+)/acknowledge/?$", ingest.opsgenie_acknowledge),
+    # Twilio's webhooks: replies to pages, by text and by keypad.
+    path("twilio/sms/", sms.inbound_sms, name="twilio-sms"),
+    path("twilio/voice/<int:page_id>/keypress/", voice.keypress, name="twilio-voice-keypress"),
+    # Twilio's webhooks for pages: delivery statuses and what a paging call says.
+    path("twilio/", include("oncall.twilio_urls")),
+    # iCal feeds: the secret token in the URL is the credential.
+    re_path(
+        r"^oncall/ical/schedule/(?P<token>[A-Za-z0-9_-]+)\.ics$",
+        ical.schedule_feed,
+        name="ical-schedule",
+    ),
+    re_path(
+        r"^oncall/ical/person/(?P<token>[A-Za-z0-9_-]+)\.ics$",
+        ical.person_feed,
+        name="ical-person",
+    ),
     # API
     path("api/v1/me/", me),
+    path("api/v1/me/settings/", oncall_api.PersonSettingsView.as_view()),
+    path("api/v1/me/ical/", oncall_api.MyIcalView.as_view()),
+    path("api/v1/me/ical/rotate/", oncall_api.MyIcalRotateView.as_view()),
+    path("api/v1/oncall/", oncall_api.OnCallView.as_view()),
+    path("api/v1/shifts/", oncall_api.ShiftsView.as_view()),
+    path("api/v1/users/<int:pk>/deactivation-gaps/", oncall_api.DeactivationGapsView.as_view()),
     path("api/v1/", include(router.urls)),
     path("api/v1/schema/", SchemaView.as_view(), name="schema"),
     path("api/v1/docs/", DocsView.as_view(url_name="schema"), name="api-docs"),

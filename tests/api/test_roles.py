@@ -44,6 +44,7 @@ def _later(hours: int = 1) -> str:
 
 
 MATCHERS = [{"label": "team", "op": "=~", "value": "db|cache"}]
+LAYER = {"rotation": "daily", "start": "2025-01-06T09:00:00", "participants": ["@user"]}
 
 ROUTES = [
     Route("GET", "", OBSERVER),
@@ -135,6 +136,147 @@ ROUTES = [
     # people: read-only
     Route("GET", "users/", OBSERVER),
     Route("GET", "users/{pk}/", OBSERVER, obj="user"),
+    # on call: everyone reads; responders manage overrides and their own contact methods and
+    # rules; admins configure the rest. "@name" in a payload is the world's object of that name.
+    Route("GET", "teams/", OBSERVER),
+    Route("GET", "teams/{pk}/", OBSERVER, obj="team"),
+    Route("POST", "teams/", ADMIN, 201, payload={"name": "sre", "members": [{"user": "@user"}]}),
+    Route("PUT", "teams/{pk}/", ADMIN, obj="team", payload={"name": "sre-2", "members": []}),
+    Route("PATCH", "teams/{pk}/", ADMIN, obj="team", payload={"name": "dba"}),
+    Route("DELETE", "teams/{pk}/", ADMIN, 204, obj="spare_team"),
+    Route("GET", "schedules/", OBSERVER),
+    Route("GET", "schedules/{pk}/", OBSERVER, obj="schedule"),
+    Route("GET", "schedules/{pk}/final/", OBSERVER, obj="schedule"),
+    Route("GET", "schedules/{pk}/oncall/", OBSERVER, obj="schedule"),
+    Route("POST", "schedules/", ADMIN, 201, payload={"name": "db", "time_zone": "Europe/Berlin"}),
+    Route("PUT", "schedules/{pk}/", ADMIN, obj="schedule", payload={"name": "primary-2"}),
+    Route("PATCH", "schedules/{pk}/", ADMIN, obj="schedule", payload={"description": "ops"}),
+    Route("DELETE", "schedules/{pk}/", ADMIN, 204, obj="spare_schedule"),
+    Route("POST", "schedules/{pk}/rotate-ical/", ADMIN, obj="schedule"),
+    Route("GET", "layers/", OBSERVER),
+    Route("GET", "layers/{pk}/", OBSERVER, obj="layer"),
+    Route("POST", "layers/", ADMIN, 201, payload={**LAYER, "schedule": "@schedule"}),
+    Route("PUT", "layers/{pk}/", ADMIN, obj="layer", payload={**LAYER, "schedule": "@schedule"}),
+    Route("PATCH", "layers/{pk}/", ADMIN, obj="layer", payload={"level": 2}),
+    Route("DELETE", "layers/{pk}/", ADMIN, 204, obj="layer"),
+    Route("GET", "overrides/", OBSERVER),
+    Route("GET", "overrides/{pk}/", OBSERVER, obj="override"),
+    Route(
+        "POST",
+        "overrides/",
+        RESPONDER,
+        201,
+        payload={"schedule": "@schedule", "user": "@user", "start": "*later", "end": "*later2"},
+    ),
+    Route("DELETE", "overrides/{pk}/", RESPONDER, 204, obj="override"),
+    Route("GET", "oncall/", OBSERVER),
+    Route("GET", "shifts/", OBSERVER),
+    Route("GET", "users/{pk}/deactivation-gaps/", ADMIN, obj="user"),
+    Route("GET", "escalation-policies/", OBSERVER),
+    Route("GET", "escalation-policies/{pk}/", OBSERVER, obj="policy"),
+    Route(
+        "POST",
+        "escalation-policies/",
+        ADMIN,
+        201,
+        payload={"name": "db", "steps": [{"delay_minutes": 5, "users": ["@user"]}]},
+    ),
+    Route(
+        "PUT",
+        "escalation-policies/{pk}/",
+        ADMIN,
+        obj="policy",
+        payload={"name": "web", "steps": [{"delay_minutes": 5, "schedules": ["@schedule"]}]},
+    ),
+    Route("PATCH", "escalation-policies/{pk}/", ADMIN, obj="policy", payload={"repeat": 2}),
+    Route("DELETE", "escalation-policies/{pk}/", ADMIN, 204, obj="spare_policy"),
+    Route("GET", "service-policies/", OBSERVER),
+    Route("GET", "service-policies/{pk}/", OBSERVER, obj="service_policy"),
+    Route(
+        "POST",
+        "service-policies/",
+        ADMIN,
+        201,
+        payload={"service": "@spare_service", "policy": "@policy"},
+    ),
+    Route(
+        "PUT",
+        "service-policies/{pk}/",
+        ADMIN,
+        obj="service_policy",
+        payload={"service": "@service", "policy": "@spare_policy"},
+    ),
+    Route(
+        "PATCH",
+        "service-policies/{pk}/",
+        ADMIN,
+        obj="service_policy",
+        payload={"policy": "@spare_policy"},
+    ),
+    Route("DELETE", "service-policies/{pk}/", ADMIN, 204, obj="service_policy"),
+    # "my_*" objects belong to whoever sends the request.
+    Route("GET", "me/contact-methods/", OBSERVER),
+    Route("GET", "me/contact-methods/{pk}/", OBSERVER, obj="my_method"),
+    Route(
+        "POST",
+        "me/contact-methods/",
+        RESPONDER,
+        201,
+        payload={"kind": "sms", "address": "(415) 555-0199", "region": "US"},
+    ),
+    Route(
+        "PUT",
+        "me/contact-methods/{pk}/",
+        RESPONDER,
+        obj="my_method",
+        payload={"kind": "sms", "address": "+14155550100", "label": "work"},
+    ),
+    Route("PATCH", "me/contact-methods/{pk}/", RESPONDER, obj="my_method", payload={"label": "m"}),
+    Route("DELETE", "me/contact-methods/{pk}/", RESPONDER, 204, obj="my_method"),
+    Route("POST", "me/contact-methods/{pk}/verify/", RESPONDER, 202, obj="my_new_method"),
+    Route(
+        "POST",
+        "me/contact-methods/{pk}/confirm/",
+        RESPONDER,
+        obj="my_method",
+        payload={"code": "123456"},
+    ),
+    Route("GET", "me/notification-rules/", OBSERVER),
+    Route("GET", "me/notification-rules/{pk}/", OBSERVER, obj="my_rule"),
+    Route(
+        "POST",
+        "me/notification-rules/",
+        RESPONDER,
+        201,
+        payload={"urgency": "low", "delay_minutes": 5, "contact_method": "@my_method"},
+    ),
+    Route(
+        "PUT",
+        "me/notification-rules/{pk}/",
+        RESPONDER,
+        obj="my_rule",
+        payload={"urgency": "high", "delay_minutes": 1, "contact_method": "@my_method"},
+    ),
+    Route(
+        "PATCH",
+        "me/notification-rules/{pk}/",
+        RESPONDER,
+        obj="my_rule",
+        payload={"delay_minutes": 3},
+    ),
+    Route("DELETE", "me/notification-rules/{pk}/", RESPONDER, 204, obj="my_rule"),
+    Route("GET", "me/settings/", OBSERVER),
+    Route(
+        "PUT",
+        "me/settings/",
+        OBSERVER,
+        payload={"time_zone": "Europe/Berlin", "quiet_start": "22:00", "quiet_end": "07:00"},
+    ),
+    Route("PATCH", "me/settings/", OBSERVER, payload={"time_zone": "America/New_York"}),
+    Route("GET", "me/ical/", OBSERVER),
+    Route("POST", "me/ical/rotate/", OBSERVER),
+    Route("GET", "audit/", ADMIN),
+    Route("GET", "audit/{pk}/", ADMIN, obj="audit_entry"),
 ]
 
 
@@ -148,11 +290,33 @@ def _payload(route: Route, world: dict) -> dict:
         "service": world["service"],
         "incidents": [world["other"]],
         "ends_at": _later(),
+        "start": _later(),
+        "end": _later(2),
     }
     return {
-        key: (filled[key] if value in ("*", "*later") else value)
+        key: (filled[key] if value in ("*", "*later", "*later2") else _named(value, world))
         for key, value in route.payload.items()
     }
+
+
+def _named(value, world: dict):
+    """Replace "@name" (in lists and objects too) with the world's object of that name."""
+    if isinstance(value, str) and value.startswith("@"):
+        return world[value[1:]]
+    if isinstance(value, list):
+        return [_named(v, world) for v in value]
+    if isinstance(value, dict):
+        return {k: _named(v, world) for k, v in value.items()}
+    return value
+
+
+@pytest.fixture
+def world(world, request) -> dict:
+    """The shared world plus on-call objects; "my_*" ones belong to the role under test."""
+    from tests.oncall.builders import oncall_world
+
+    role = getattr(getattr(request.node, "callspec", None), "params", {}).get("role", OBSERVER)
+    return {**world, **oncall_world(User.objects.get(username=CLIENTS[role]))}
 
 
 def _send(client: APIClient, route: Route, world: dict):
@@ -164,7 +328,7 @@ def _send(client: APIClient, route: Route, world: dict):
 def _row_counts() -> dict[str, int]:
     return {
         model._meta.label: model._default_manager.count()
-        for app in ("accounts", "incidents", "alerts")
+        for app in ("accounts", "incidents", "alerts", "oncall")
         for model in apps.get_app_config(app).get_models()
     }
 
@@ -336,26 +500,33 @@ def _api_callbacks():
     return list(walk(get_resolver().url_patterns, ""))
 
 
+def _reader(route: Route) -> str:
+    """Return the role that may read `route`'s path (observer, unless its GET needs more)."""
+    return next((r.needs for r in ROUTES if r.route == route.route and r.method == "GET"), OBSERVER)
+
+
 @pytest.mark.parametrize(
     "route", [r for r in ROUTES if r.method == "GET" and r.route != "schema/"], ids=str
 )
-def test_every_read_renders_for_a_logged_in_browser(route, world, charlie):
+def test_every_read_renders_for_a_logged_in_browser(route, world):
     client = APIClient()
-    client.force_login(charlie)
+    client.force_login(User.objects.get(username=CLIENTS[route.needs]))
     response = client.get(_url(route, world), HTTP_ACCEPT="text/html")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
 
 
 @pytest.mark.parametrize("route", sorted({r.route: r for r in ROUTES}.values(), key=str), ids=str)
-def test_options_requests_are_authenticated_and_never_fail(route, world, as_charlie):
+def test_options_requests_are_authenticated_and_never_fail(route, world, request):
     url = _url(route, {**world, "my_token": 1})
     assert_error(APIClient().options(url), 401)
-    response = as_charlie.options(url)
+    reader = _reader(route)
+    response = request.getfixturevalue(f"as_{CLIENTS[reader]}").options(url)
     if route.route == "docs/":
         assert_error(response, 405)
     else:
         assert response.status_code == 200
     if response["Content-Type"] == "application/json":
         # An observer is not offered forms for writes it may not make.
-        assert "POST" not in response.json().get("actions", {}) or route.route == "tokens/"
+        offered = "POST" in response.json().get("actions", {})
+        assert not offered or route.route == "tokens/" or reader != OBSERVER

@@ -1,0 +1,366 @@
+"""People's contact methods and rules, teams, schedules, escalation policies, escalations, pages."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from incidents.models import Incident, Service, Urgency
+
+USER = settings.AUTH_USER_MODEL
+
+
+# --- people ----------------------------------------------------------------------------------
+
+
+class ContactKind(models.TextChoices):
+    SMS = "sms", "SMS"
+    VOICE = "voice", "voice call"
+    EMAIL = "email", "email"
+
+
+class ContactMethod(models.Model):
+    user = models.ForeignKey(USER, on_delete=models.CASCADE, related_name="contact_methods")
+    kind = models.CharField(max_length=8, choices=ContactKind.choices)
+    # E.164 (+14155550100) for SMS and voice; an address for email.
+    address = models.CharField(max_length=254)
+    label = models.CharField(max_length=100, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verification_code_hash = models.CharField(max_length=64, blank=True)
+    verification_expires_at = models.DateTimeField(null=True, blank=True)
+    verification_attempts = models.PositiveSmallIntegerField(default=0)
+    # The person texted STOP: Twilio will refuse to send until they text START.
+    opted_out = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["user_id", "kind", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "kind", "address"], name="one_method_per_address"
+            )
+        ]
+        indexes = [models.Index(fields=["address"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.address}"
+
+    @property
+    def is_verified(self) -> bool:
+        return self.verified_at is not None
+
+    @property
+    def is_usable(self) -> bool:
+        return self.is_verified and not self.opted_out
+
+
+class NotificationRule(models.Model):
+    """Reach `user` through `contact_method`, `delay_minutes` after a page starts."""
+
+    user = models.ForeignKey(USER, on_delete=models.CASCADE, related_name="notification_rules")
+    urgency = models.CharField(max_length=8, choices=Urgency.choices)
+    delay_minutes = models.PositiveIntegerField(default=0)
+    contact_method = models.ForeignKey(
+        ContactMethod, on_delete=models.CASCADE, related_name="rules"
+    )
+
+    class Meta:
+        ordering = ["user_id", "urgency", "delay_minutes", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "urgency", "delay_minutes", "contact_method"], name="unique_rule"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.urgency}: {self.contact_method} at {self.delay_minutes} min"
+
+
+class PersonSettings(models.Model):
+    user = models.OneToOneField(USER, on_delete=models.CASCADE, related_name="oncall_settings")
+    time_zone = models.CharField(max_length=64, default="UTC")
+    # Low-urgency pages wait outside these hours (in the person's zone) when both are set.
+    quiet_start = models.TimeField(null=True, blank=True)
+    quiet_end = models.TimeField(null=True, blank=True)
+    ical_token = models.CharField(max_length=64, unique=True, default=secrets.token_urlsafe)
+
+    def __str__(self) -> str:
+        return f"settings of {self.user}"
+
+
+# --- teams and schedules ---------------------------------------------------------------------
+
+
+class Team(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    members = models.ManyToManyField(USER, through="Membership", related_name="teams")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE)
+    user = models.ForeignKey(USER, on_delete=models.CASCADE)
+    is_admin = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "user"], name="one_membership")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.team}"
+
+
+def new_ical_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Schedule(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="schedules"
+    )
+    time_zone = models.CharField(max_length=64, default="UTC")
+    ical_token = models.CharField(max_length=64, unique=True, default=new_ical_token)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Rotation(models.TextChoices):
+    DAILY = "daily", "daily"
+    WEEKLY = "weekly", "weekly"
+    CUSTOM = "custom", "custom hours"
+
+
+class Layer(models.Model):
+    """A rotation of people; a higher `level` wins over lower layers where it has someone."""
+
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="layers")
+    name = models.CharField(max_length=200, blank=True)
+    level = models.IntegerField(default=0)
+    rotation = models.CharField(max_length=8, choices=Rotation.choices, default=Rotation.WEEKLY)
+    shift_hours = models.PositiveIntegerField(default=24, help_text="Custom rotations only.")
+    # The first handoff, in the schedule's zone; handoffs keep its wall-clock time.
+    start = models.DateTimeField()
+    end = models.DateTimeField(null=True, blank=True)
+    # [{"weekdays": [0,1,2,3,4], "start": "09:00", "end": "17:00"}], in the schedule's zone.
+    restrictions = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["schedule_id", "level", "id"]
+
+    def __str__(self) -> str:
+        return self.name or f"layer {self.level}"
+
+
+class LayerParticipant(models.Model):
+    layer = models.ForeignKey(Layer, on_delete=models.CASCADE, related_name="participants")
+    user = models.ForeignKey(USER, on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["layer_id", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.user} #{self.position}"
+
+
+class Override(models.Model):
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="overrides")
+    user = models.ForeignKey(USER, on_delete=models.CASCADE, related_name="overrides")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    created_by = models.ForeignKey(USER, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["start"]
+        indexes = [models.Index(fields=["schedule", "end"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} covers {self.schedule} {self.start:%Y-%m-%d %H:%M}"
+
+
+# --- escalation ------------------------------------------------------------------------------
+
+
+class EscalationPolicy(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="policies"
+    )
+    # How many more times the whole policy runs after the first pass.
+    repeat = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "escalation policies"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EscalationStep(models.Model):
+    policy = models.ForeignKey(EscalationPolicy, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveIntegerField()
+    # Minutes to wait, after this step pages, before the next step.
+    delay_minutes = models.PositiveIntegerField(default=15)
+    users = models.ManyToManyField(USER, blank=True, related_name="+")
+    schedules = models.ManyToManyField(Schedule, blank=True, related_name="+")
+    teams = models.ManyToManyField(Team, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["policy_id", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.policy} step {self.position}"
+
+
+class ServicePolicy(models.Model):
+    """The escalation policy a service's incidents follow."""
+
+    service = models.OneToOneField(Service, on_delete=models.CASCADE, related_name="escalation")
+    policy = models.ForeignKey(EscalationPolicy, on_delete=models.PROTECT, related_name="+")
+
+    def __str__(self) -> str:
+        return f"{self.service} → {self.policy}"
+
+
+class EscalationStatus(models.TextChoices):
+    ACTIVE = "active", "active"
+    DONE = "done", "done"  # ran out of steps and repeats
+    STOPPED = "stopped", "stopped"  # acknowledged, resolved or superseded
+
+
+class Escalation(models.Model):
+    """One run of a policy for one trigger of an incident; the tick fires it when due."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="escalations")
+    policy = models.ForeignKey(
+        EscalationPolicy, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    step = models.PositiveIntegerField(default=0)  # the next step to fire
+    cycle = models.PositiveIntegerField(default=0)
+    next_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        max_length=8, choices=EscalationStatus.choices, default=EscalationStatus.ACTIVE
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["next_at"], name="escalation_due", condition=Q(status="active"))
+        ]
+
+    def __str__(self) -> str:
+        return f"escalation {self.pk} of #{self.incident_id} step {self.step} cycle {self.cycle}"
+
+
+class PageStatus(models.TextChoices):
+    QUEUED = "queued", "queued"
+    SENDING = "sending", "sending"
+    SENT = "sent", "sent"
+    DELIVERED = "delivered", "delivered"
+    ANSWERED = "answered", "answered"  # a call where a key was pressed
+    FAILED = "failed", "failed"
+    UNKNOWN = "unknown", "unknown"  # handed to the provider, outcome never learned
+    CANCELLED = "cancelled", "cancelled"  # the incident was acknowledged or resolved first
+
+
+PAGE_FINAL = (
+    PageStatus.DELIVERED,
+    PageStatus.ANSWERED,
+    PageStatus.FAILED,
+    PageStatus.UNKNOWN,
+    PageStatus.CANCELLED,
+)
+
+
+class Page(models.Model):
+    """One notification to one person through one contact method."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="pages")
+    escalation = models.ForeignKey(
+        Escalation, null=True, blank=True, on_delete=models.CASCADE, related_name="pages"
+    )
+    step = models.PositiveIntegerField(default=0)
+    cycle = models.PositiveIntegerField(default=0)
+    person = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="pages")
+    rule = models.ForeignKey(
+        NotificationRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The rule's id, or 0 for a page no rule asked for (last resort, console fallback): unlike
+    # a nullable column it takes part in the uniqueness that keeps a replayed tick from paging.
+    rule_key = models.BigIntegerField(default=0)
+    contact_method = models.ForeignKey(
+        ContactMethod, null=True, blank=True, on_delete=models.SET_NULL, related_name="pages"
+    )
+    channel = models.CharField(max_length=16)  # sms | voice | email | console
+    address = models.CharField(max_length=254, blank=True)
+    status = models.CharField(max_length=16, choices=PageStatus.choices, default=PageStatus.QUEUED)
+    send_after = models.DateTimeField()
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    # Set, and committed, just before the provider is called: a page claimed but never handed
+    # over can safely be sent again; one handed over cannot (Twilio has no idempotency key).
+    handed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    provider_id = models.CharField(max_length=64, blank=True, db_index=True)
+    provider_status = models.CharField(max_length=32, blank=True)
+    error = models.TextField(blank=True)
+    body = models.TextField(blank=True)
+    manual = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["escalation", "step", "cycle", "person", "rule_key"],
+                name="one_page_per_step_person_rule",
+                condition=Q(escalation__isnull=False),
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "send_after"], name="page_outbox"),
+            models.Index(fields=["incident", "id"]),
+            models.Index(fields=["person", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"page {self.pk} to {self.person_id} via {self.channel}: {self.status}"
+
+
+class AuditEntry(models.Model):
+    """Who changed which schedule, override, policy, integration or rule, and when."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(USER, null=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=16)  # created | updated | deleted
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64)
+    summary = models.TextField()
+    changes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "audit log"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_type}"

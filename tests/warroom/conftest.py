@@ -1,0 +1,104 @@
+"""Incidents that page people, and phones that text and press keys for them."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import User
+from incidents import services
+from incidents.models import Incident, Service, Source
+from oncall.models import ContactKind, ContactMethod, Page
+
+BOB_PHONE = "+14155550101"
+CHARLIE_PHONE = "+14155550103"
+
+
+@pytest.fixture
+def open_incident(service) -> Callable[..., Incident]:
+    def make(title: str = "Disk full on db-1", on: Service | None = None) -> Incident:
+        return services.open_incident(on or service, title=title, severity=1, source=Source.ALERT)
+
+    return make
+
+
+@pytest.fixture
+def page() -> Callable[..., Page]:
+    """Record that `person` was paged for `incident` (as the escalation engine would)."""
+
+    def make(incident: Incident, person: User, channel: str = "sms") -> Page:
+        return Page.objects.create(
+            incident=incident,
+            person=person,
+            channel=channel,
+            address=BOB_PHONE,
+            status="sent",
+            send_after=timezone.now(),
+        )
+
+    return make
+
+
+def give_phone(user: User, number: str, kind: str = ContactKind.SMS, verified: bool = True):
+    return ContactMethod.objects.create(
+        user=user, kind=kind, address=number, verified_at=timezone.now() if verified else None
+    )
+
+
+TWILIO_TOKEN = "twilio-auth-token-for-tests"
+
+
+@pytest.fixture
+def twilio(settings):
+    """Twilio's credentials, and Muster reachable at the test client's own address."""
+    settings.TWILIO_ACCOUNT_SID = "AC" + "0" * 32
+    settings.TWILIO_AUTH_TOKEN = TWILIO_TOKEN
+    settings.PUBLIC_URL = "http://testserver"
+    return settings
+
+
+@pytest.fixture
+def twilio_post(client, twilio):
+    """POST form `params` to `path` as Twilio does, signed with `token` (None: no signature)."""
+    from twilio.request_validator import RequestValidator
+
+    def post(path: str, params: dict[str, str], *, token: str | None = TWILIO_TOKEN):
+        headers = {}
+        if token is not None:
+            url = twilio.PUBLIC_URL + path
+            headers["HTTP_X_TWILIO_SIGNATURE"] = RequestValidator(token).compute_signature(
+                url, params
+            )
+        return client.post(path, params, **headers)
+
+    return post
+
+
+def twiml(response) -> ET.Element:
+    """Return the TwiML document of a 200 answer."""
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith(("text/xml", "application/xml"))
+    root = ET.fromstring(response.content)  # noqa: S314 - our own answer, not untrusted input
+    assert root.tag == "Response"
+    return root
+
+
+def twiml_text(response) -> str:
+    """Return everything the TwiML says or texts, as one string."""
+    return " ".join(" ".join(el.itertext()).strip() for el in twiml(response)).strip()
+
+
+@pytest.fixture
+def fake_twilio(live_server, settings):
+    """Twilio's stand-in on loopback, signing what it sends to the live server."""
+    from tests.fakes.twilio import DEFAULT_ACCOUNT_SID, FakeTwilio
+
+    settings.TWILIO_ACCOUNT_SID = DEFAULT_ACCOUNT_SID
+    settings.TWILIO_AUTH_TOKEN = TWILIO_TOKEN
+    settings.PUBLIC_URL = live_server.url
+    with FakeTwilio(auth_token=TWILIO_TOKEN, muster_url=live_server.url) as fake:
+        settings.TWILIO_API_BASE_URL = fake.url
+        yield fake

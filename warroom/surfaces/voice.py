@@ -1,0 +1,59 @@
+"""The phone keypad: a paging call gathers one key and Twilio posts it here.
+
+The page in the URL names the person and the incident; the key goes through the same parser as
+any text (4 acknowledge, 6 resolve, 5 escalate) and the same verbs, recorded as voice.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from incidents.models import Source
+from oncall import engine
+from oncall.channels.twilio import verify_request, voice_gather_twiml, voice_say_twiml
+from oncall.models import Page
+from warroom.commands import Command, help_text, parse
+from warroom.execute import PAST_TENSE, run
+
+SOURCE = Source.VOICE
+
+
+@csrf_exempt
+@require_POST
+def keypress(request: HttpRequest, page_id: int) -> HttpResponse:
+    """Answer a Gather's action with TwiML: do what the key asks, or offer the keys again."""
+    if not verify_request(request):
+        return HttpResponseForbidden("Invalid Twilio signature.")
+    page = Page.objects.select_related("person", "incident").filter(pk=page_id).first()
+    if page is None:
+        return _twiml(voice_say_twiml("Sorry, this call is no longer valid. Goodbye."))
+    digits = request.POST.get("Digits", "").strip()
+    if digits:
+        engine.record_keypress(page.pk)  # a key was pressed: a person heard the call
+    command = parse(digits, surface="voice")
+    if not isinstance(command, Command) or command.name not in PAST_TENSE:
+        options = f"Sorry, {_spoken(digits)} is not an option. {help_text(surface='voice')}"
+        return _twiml(voice_gather_twiml(options, keypress_url(page.pk)))
+    reply = run(command, user=page.person, source=SOURCE, incident=page.incident)
+    if reply.changed:
+        speech = f"Incident {reply.incident} {PAST_TENSE[command.name]}. Goodbye."
+    else:
+        speech = f"{reply.text.replace('#', '')} Goodbye."
+    return _twiml(voice_say_twiml(speech))
+
+
+def keypress_url(page_id: int) -> str:
+    """Return the absolute URL a paging call's Gather posts its key to."""
+    return settings.PUBLIC_URL + reverse("twilio-voice-keypress", args=[page_id])
+
+
+def _spoken(digits: str) -> str:
+    return " ".join(digits) if digits else "no key"
+
+
+def _twiml(body: str) -> HttpResponse:
+    return HttpResponse(body, content_type="text/xml; charset=utf-8")
