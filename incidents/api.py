@@ -89,6 +89,7 @@ class IncidentSerializer(serializers.ModelSerializer):
             "assignee",
             "snoozed_until",
             "merged_into",
+            "unpaged",
             "alert_count",
         ]
 

@@ -249,9 +249,29 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "not_outbox": {
+            "()": "django.utils.log.CallbackFilter",
+            "callback": lambda record: not record.name.startswith("muster.outbox"),
+        }
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["not_outbox"],
+        },
+        # The console outbox is output, as the console email backend's is: on stdout, beside
+        # what `./musterctl up` prints, rather than among the diagnostics on stderr.
+        "outbox": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "stream": "ext://sys.stdout",
+        },
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        "muster.outbox": {"handlers": ["outbox"]},
         "django.server": {"level": "WARNING"},
         "daphne.server": {"level": "WARNING"},
         # The SDK logs every request at INFO.

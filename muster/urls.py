@@ -13,7 +13,7 @@ from alerts.api import AlertViewSet, IntegrationViewSet, RoutingRuleViewSet, Sil
 from incidents.api import IncidentViewSet, ServiceViewSet
 from muster import api_errors, health
 from oncall import api as oncall_api
-from oncall import ical
+from oncall import ical, pages_api
 from warroom.surfaces import sms, voice
 
 router = DefaultRouter()
@@ -36,6 +36,8 @@ router.register(
     "me/notification-rules", oncall_api.NotificationRuleViewSet, basename="notificationrule"
 )
 router.register("audit", oncall_api.AuditEntryViewSet, basename="audit")
+router.register("pages", pages_api.PageViewSet, basename="page")
+router.register("outbox", pages_api.OutboxViewSet, basename="outbox")
 
 
 class _ErrorsAsJson:
@@ -95,6 +97,7 @@ urlpatterns = [
     path("api/v1/oncall/", oncall_api.OnCallView.as_view()),
     path("api/v1/shifts/", oncall_api.ShiftsView.as_view()),
     path("api/v1/users/<int:pk>/deactivation-gaps/", oncall_api.DeactivationGapsView.as_view()),
+    path("api/v1/incidents/<int:number>/page/", pages_api.page_person),
     path("api/v1/", include(router.urls)),
     path("api/v1/schema/", SchemaView.as_view(), name="schema"),
     path("api/v1/docs/", DocsView.as_view(url_name="schema"), name="api-docs"),

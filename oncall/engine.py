@@ -408,6 +408,14 @@ def deliver(page_id: int) -> str:
         incident = (
             Incident.objects.select_for_update().select_related("service").get(pk=page.incident_id)
         )
+        # Still our claim? One that stalled past PAGE_REQUEUE_AFTER_SECONDS (a lock wait, a
+        # paused process) was taken back by the sweep and may be sent by another delivery.
+        # Locked until the hand-over commits, so the sweep cannot take it back meanwhile.
+        ours = Page.objects.select_for_update().filter(
+            pk=page_id, status=PageStatus.SENDING, claimed_at=now, handed_at__isnull=True
+        )
+        if not ours.values_list("pk", flat=True):
+            return "not due or taken"
         still_wanted = incident.status == Status.TRIGGERED or (
             page.manual and incident.status != Status.RESOLVED
         )

@@ -275,6 +275,19 @@ ROUTES = [
     Route("PATCH", "me/settings/", OBSERVER, payload={"time_zone": "America/New_York"}),
     Route("GET", "me/ical/", OBSERVER),
     Route("POST", "me/ical/rotate/", OBSERVER),
+    # pages: everyone reads; responders page people
+    Route("GET", "pages/", OBSERVER),
+    Route("GET", "pages/{pk}/", OBSERVER, obj="page"),
+    Route("GET", "outbox/", OBSERVER),
+    Route("GET", "outbox/{pk}/", OBSERVER, obj="page"),
+    Route(
+        "POST",
+        "incidents/{number}/page/",
+        RESPONDER,
+        201,
+        obj="incident",
+        payload={"user": "@my_username"},
+    ),
     Route("GET", "audit/", ADMIN),
     Route("GET", "audit/{pk}/", ADMIN, obj="audit_entry"),
 ]

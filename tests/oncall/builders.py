@@ -121,8 +121,23 @@ def oncall_world(me: User) -> dict:
     rule = NotificationRule.objects.create(
         user=me, urgency="high", delay_minutes=0, contact_method=method
     )
+    NotificationRule.objects.create(user=me, urgency="low", delay_minutes=0, contact_method=method)
     entry = record_change(alice, "created", schedule, {"name": "primary"})
+    from incidents.models import Incident
+    from oncall.models import Page
+
+    page = Page.objects.create(
+        incident=Incident.objects.order_by("number").first(),
+        person=me,
+        contact_method=method,
+        channel="console",
+        address=method.address,
+        send_after=now,
+        manual=True,
+    )
     return {
+        "my_username": me.username,
+        "page": page.pk,
         "team": team.pk,
         "spare_team": spare_team.pk,
         "schedule": schedule.pk,

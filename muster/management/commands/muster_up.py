@@ -64,11 +64,41 @@ class Command(BaseCommand):
         finally:
             background.stop()
 
+    def _seed_paging(self, admin: User, service: Service) -> None:
+        """Make the demo admin reachable, so a first alert shows a page in the console outbox."""
+        from django.utils import timezone
+
+        from oncall.models import (
+            ContactKind,
+            ContactMethod,
+            EscalationPolicy,
+            EscalationStep,
+            NotificationRule,
+            ServicePolicy,
+        )
+
+        method = ContactMethod.objects.create(
+            user=admin,
+            kind=ContactKind.SMS,
+            address="+15555550100",
+            label="demo number (console outbox until Twilio is configured)",
+            verified_at=timezone.now(),
+        )
+        for urgency in ("high", "low"):
+            NotificationRule.objects.create(
+                user=admin, urgency=urgency, delay_minutes=0, contact_method=method
+            )
+        policy, _ = EscalationPolicy.objects.get_or_create(name="Demo policy")
+        step = EscalationStep.objects.create(policy=policy, position=0, delay_minutes=5)
+        step.users.add(admin)
+        ServicePolicy.objects.get_or_create(service=service, defaults={"policy": policy})
+
     @transaction.atomic
     def _seed_demo(self) -> None:
+        admin = None
         if not User.objects.exists():
             password = secrets.token_urlsafe(12)
-            User.objects.create_superuser(DEMO_ADMIN, "", password, role=Role.ADMIN)
+            admin = User.objects.create_superuser(DEMO_ADMIN, "", password, role=Role.ADMIN)
             self.stdout.write(
                 f"Created the demo admin: user {DEMO_ADMIN!r}, password {password!r} "
                 "(shown only now)."
@@ -76,6 +106,8 @@ class Command(BaseCommand):
         service, _ = Service.objects.get_or_create(
             name="Demo service", defaults={"description": "Created by muster_up."}
         )
+        if admin is not None:
+            self._seed_paging(admin, service)
         integration, _ = Integration.objects.get_or_create(
             name="Demo Alertmanager", defaults={"kind": Kind.ALERTMANAGER, "service": service}
         )

@@ -1,0 +1,111 @@
+"""API: pages (per incident, with delivery status), "page this person", and the dev outbox."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, viewsets
+from rest_framework.decorators import api_view
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from accounts.models import Role, User
+from incidents.models import Source
+from incidents.selectors import access_incident
+from muster.pagination import cursor_by
+from oncall import engine
+from oncall.models import Page
+
+
+class PageSerializer(serializers.ModelSerializer):
+    incident = serializers.IntegerField(source="incident.number", read_only=True)
+    person = serializers.CharField(source="person.username", read_only=True)
+
+    class Meta:
+        model = Page
+        fields = [
+            "id",
+            "incident",
+            "person",
+            "channel",
+            "address",
+            "status",
+            "provider_status",
+            "step",
+            "cycle",
+            "manual",
+            "attempts",
+            "send_after",
+            "sent_at",
+            "finished_at",
+            "provider_id",
+            "error",
+            "body",
+            "created_at",
+        ]
+
+
+class PageViewSet(viewsets.ReadOnlyModelViewSet):
+    """Every page, filterable by ?incident=<number>, ?person=<username>, ?channel=, ?status=.
+
+    `/api/v1/outbox/` is the same list limited to the console channel: what would have been
+    sent by SMS or phone without Twilio configured.
+    """
+
+    serializer_class = PageSerializer
+    pagination_class = cursor_by("-id")
+    console_only = False
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("incident", int, description="Incident number."),
+            OpenApiParameter("person", str, description="Username."),
+            OpenApiParameter("channel", str, enum=["sms", "voice", "email", "console"]),
+            OpenApiParameter("status", str),
+        ]
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    def get_queryset(self):
+        queryset = Page.objects.select_related("incident", "person")
+        params = self.request.query_params
+        if self.console_only:
+            queryset = queryset.filter(channel="console")
+        if number := params.get("incident"):
+            if not number.isdigit():
+                raise ValidationError("incident must be an incident number")
+            queryset = queryset.filter(incident__number=int(number))
+        if person := params.get("person"):
+            queryset = queryset.filter(person__username=person)
+        if channel := params.get("channel"):
+            queryset = queryset.filter(channel=channel)
+        if status := params.get("status"):
+            queryset = queryset.filter(status=status)
+        return queryset
+
+
+class OutboxViewSet(PageViewSet):
+    console_only = True
+
+
+class PagePersonSerializer(serializers.Serializer):
+    user = serializers.SlugRelatedField(
+        slug_field="username", queryset=User.objects.filter(is_active=True)
+    )
+
+
+@extend_schema(request=PagePersonSerializer, responses=PageSerializer(many=True))
+@api_view(["POST"])
+def page_person(request, number: int):
+    """Page a person about an incident now, outside its escalation policy (responder+)."""
+    incident = access_incident(request.user, int(number), role=Role.RESPONDER)
+    serializer = PagePersonSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    person = serializer.validated_data["user"]
+    pages = engine.page_person(incident, person, by=request.user, source=Source.API)
+    if not pages:
+        raise ValidationError(f"{person.get_username()} has no verified contact method")
+    return Response(PageSerializer(pages, many=True).data, status=201)
+
+
+page_person.cls.write_role = Role.RESPONDER
