@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from alerts import metrics
@@ -127,14 +128,28 @@ class _Context:
     def __init__(self, integration: Integration, now: datetime):
         self.integration = integration
         self.now = now
-        rules = RoutingRule.objects.filter(integration=integration) | RoutingRule.objects.filter(
-            integration__isnull=True
-        )
+        rules = RoutingRule.objects.filter(Q(integration=integration) | Q(integration__isnull=True))
         self.rules = sorted(rules, key=lambda r: (r.integration_id is None, r.position, r.pk))
         self.silences = list(Silence.objects.active(now))
         self.services: dict[int, Service] = {integration.service_id: integration.service}
         # (service id, group key) -> (title, severity) for an incident this request may open
         self.openings: dict[tuple[int, str], tuple[str, int]] = {}
+        # Incidents this request already read or locked, so a batch asks the database once per
+        # incident, not once per alert. Locked ones stay ours until the transaction commits.
+        self.incidents: dict[int, Incident] = {}
+        self.group_incidents: dict[tuple[int, str], Incident] = {}
+
+    def forget(self, incident_pk: int) -> None:
+        """Drop a cached incident whose state this request just changed."""
+        self.incidents.pop(incident_pk, None)
+        for key, cached in list(self.group_incidents.items()):
+            if cached.pk == incident_pk:
+                del self.group_incidents[key]
+
+    def incident(self, pk: int) -> Incident:
+        if pk not in self.incidents:
+            self.incidents[pk] = _follow_merges(Incident.objects.get(pk=pk))
+        return self.incidents[pk]
 
     def plan_openings(self, alerts: list[NormalizedAlert]) -> None:
         """Note, per group, what an incident opened by this request should start as.
@@ -301,7 +316,7 @@ def _fire(context: _Context, alert: NormalizedAlert) -> AlertResult:
     )
     result = AlertResult(alert.fingerprint, DEDUPLICATED, alert_id)
     if occurrences > 1 and incident_id is not None:
-        incident = _follow_merges(Incident.objects.get(pk=incident_id))
+        incident = context.incident(incident_id)
         if incident.is_open:
             result.incident_number = incident.number
             _note_repeat(context, incident, alert, occurrences)
@@ -322,14 +337,19 @@ def _fire(context: _Context, alert: NormalizedAlert) -> AlertResult:
         return result
     group_key = _group_key(context.integration, service, alert)
     title, severity = context.openings.get((service.pk, group_key), (alert.summary, alert.severity))
-    incident, opened = find_or_open_incident(
-        service,
-        group_key=group_key,
-        title=title,
-        severity=severity,
-        source=Source.ALERT,
-        actor_name=context.integration.name,
-    )
+    cached = context.group_incidents.get((service.pk, group_key))
+    if cached is not None:
+        incident, opened = cached, False
+    else:
+        incident, opened = find_or_open_incident(
+            service,
+            group_key=group_key,
+            title=title,
+            severity=severity,
+            source=Source.ALERT,
+            actor_name=context.integration.name,
+        )
+        context.group_incidents[(service.pk, group_key)] = incident
     Alert.objects.filter(pk=alert_id).update(incident=incident, silence=None)
     result.action = OPENED if opened else ATTACHED
     result.incident_number = incident.number
@@ -342,13 +362,14 @@ def _fire(context: _Context, alert: NormalizedAlert) -> AlertResult:
         data={"alert": alert_id, "fingerprint": alert.fingerprint, "severity": alert.severity},
     )
     if not opened and alert.severity < incident.severity:
-        set_severity(
+        incident = set_severity(
             incident,
             severity=alert.severity,
             by=None,
             source=Source.ALERT,
             actor_name=context.integration.name,
         )
+        context.group_incidents[(service.pk, group_key)] = incident
     return result
 
 
@@ -449,6 +470,7 @@ def _resolve(context: _Context, alert: NormalizedAlert) -> AlertResult:
             actor_name=context.integration.name,
             note="every alert has resolved",
         )
+        context.forget(incident.pk)
     return result
 
 
