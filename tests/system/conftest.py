@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import signal
+import socket
+import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
 from django.db import connection
+
+from muster_services import free_port
 
 # pytest-django's live server listens on "localhost" unless told otherwise; keep it on IPv4
 # loopback, where the other processes of these tests (Alertmanager) reach it. Read when the
@@ -72,3 +81,175 @@ def fire_at_once(
     failures = [r for r in responses if not isinstance(r, httpx.Response)]
     assert not failures, f"{len(failures)} requests failed: {failures[:3]}"
     return responses  # type: ignore[return-value]
+
+
+# --- `./musterctl up`, the embedded default, as a subprocess ---------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 90.0  # migrating a fresh SQLite database included
+LISTEN_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+# What must not leak from the test run into the embedded process.
+DROPPED_ENV = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SECRET_KEY",
+    "MUSTER_TEST_SERVICES",
+    "MUSTER_PUBLIC_URL",
+    "PYTEST_XDIST_WORKER",
+    "DJANGO_LIVE_TEST_SERVER_ADDRESS",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_FROM_NUMBER",
+    "TWILIO_API_BASE_URL",
+)
+
+PASSWORD_LINE = re.compile(r"Created the demo admin: user '([^']+)', password '([^']+)'")
+ALERTMANAGER_LINE = re.compile(r"Alertmanager webhook URL:\s*(\S+)")
+GENERIC_LINE = re.compile(r"Generic JSON URL:\s*(\S+)")
+UP_LINE = "Muster is up at"
+
+
+@dataclass
+class Muster:
+    """A running `./musterctl up` and what it printed on stdout (read as it comes)."""
+
+    process: subprocess.Popen
+    port: int
+    stderr_path: Path
+    lines: list[str] = field(default_factory=list)
+    _printed: threading.Condition = field(default_factory=threading.Condition, repr=False)
+    _closed: bool = False
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def output(self) -> str:
+        with self._printed:
+            return "\n".join(self.lines)
+
+    def printed(self, pattern: re.Pattern[str]) -> re.Match[str]:
+        match = pattern.search(self.output)
+        assert match, f"`./musterctl up` did not print {pattern.pattern!r}:\n{self.output}"
+        return match
+
+    def wait_printed(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
+        """Wait for a line of stdout matching `pattern`; fail after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._printed:
+            while True:
+                for line in self.lines:
+                    if match := pattern.search(line):
+                        return match
+                left = deadline - time.monotonic()
+                if left <= 0 or self._closed:
+                    break
+                self._printed.wait(left)
+        pytest.fail(
+            f"no line matching {pattern.pattern!r} within {timeout:.1f}s\n{self.diagnostics()}"
+        )
+
+    def diagnostics(self) -> str:
+        tail = self.stderr_path.read_text(errors="replace")[-4000:]
+        return f"stdout:\n{self.output}\nstderr (end):\n{tail}"
+
+    def stop(self) -> int:
+        """Ctrl-C it, as a person would; return its exit code."""
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"did not exit within {STOP_TIMEOUT:.0f}s of SIGINT\n{self.diagnostics()}")
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            with self._printed:
+                self.lines.append(line.rstrip("\n"))
+                self._printed.notify_all()
+        with self._printed:
+            self._closed = True
+            self._printed.notify_all()
+
+
+def _embedded_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
+    env.update(MUSTER_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+    return env
+
+
+def _listening(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+    return False
+
+
+@pytest.fixture
+def start_muster(tmp_path) -> Iterator[Callable[[Path], Muster]]:
+    """Start `./musterctl up` on a free port; every process started is killed at the end."""
+    started: list[Muster] = []
+
+    def start(data_dir: Path) -> Muster:
+        port = free_port()
+        stderr_path = tmp_path / f"muster-up-{len(started)}.stderr"
+        with stderr_path.open("wb") as stderr:
+            process = subprocess.Popen(
+                ["./musterctl", "up", "--host", "127.0.0.1", "--port", str(port)],
+                cwd=ROOT,
+                env=_embedded_env(data_dir),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                start_new_session=True,  # its own group: the finalizer kills all of it
+            )
+        muster = Muster(process, port, stderr_path)
+        started.append(muster)
+        threading.Thread(target=muster._read, name="muster-stdout", daemon=True).start()
+        with muster._printed:
+            muster._printed.wait_for(
+                lambda: muster._closed or any(UP_LINE in line for line in muster.lines),
+                timeout=START_TIMEOUT,
+            )
+        if not any(UP_LINE in line for line in muster.lines):
+            if muster._closed:
+                process.wait(5)
+                pytest.fail(f"exited with {process.returncode}\n{muster.diagnostics()}")
+            pytest.fail(f"no {UP_LINE!r} within {START_TIMEOUT:.0f}s\n{muster.diagnostics()}")
+        wait_for(
+            lambda: _listening(port) or process.poll() is not None,
+            timeout=LISTEN_TIMEOUT,
+            what=f"Muster to listen on 127.0.0.1:{port}",
+        )
+        assert process.poll() is None, f"exited early\n{muster.diagnostics()}"
+        return muster
+
+    yield start
+    for muster in started:
+        if muster.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(muster.process.pid, signal.SIGKILL)
+            muster.process.wait(10)
+        if muster.process.stdout:
+            muster.process.stdout.close()
+
+
+def log_in(client: httpx.Client, username: str, password: str) -> None:
+    """Sign in through the Django admin's own login form, CSRF token and all."""
+    form = client.get("/admin/login/", params={"next": "/admin/"})
+    assert form.status_code == 200, form.text
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
+    assert token and "csrftoken" in client.cookies, "the login form has no CSRF token"
+    response = client.post(
+        "/admin/login/?next=/admin/",
+        data={
+            "username": username,
+            "password": password,
+            "csrfmiddlewaretoken": token.group(1),
+            "next": "/admin/",
+        },
+    )
+    assert response.status_code == 302, f"login failed: {response.status_code} {response.text}"
+    assert response.headers["location"] == "/admin/"
+    assert "sessionid" in client.cookies
