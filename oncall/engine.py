@@ -128,27 +128,23 @@ def escalate_now(incident_id: int) -> None:
 # --- firing steps ----------------------------------------------------------------------------
 
 
-def run_due_escalations(now: datetime | None = None, limit: int = 200) -> int:
-    """Fire every due escalation step (the tick); return how many fired."""
+def run_due_escalations(now: datetime | None = None, limit: int = 500) -> int:
+    """Fire every due escalation step (the tick); return how many fired.
+
+    Each step fires and commits on its own, so its pages are enqueued at once rather than when
+    the whole batch commits; SKIP LOCKED lets several ticks or workers share the work.
+    """
     now = now or timezone.now()
-    fired = 0
-    while True:
-        with transaction.atomic():
-            due = list(
-                Escalation.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(
-                    status=EscalationStatus.ACTIVE,
-                    next_at__lte=now,
-                    incident__status=Status.TRIGGERED,
-                )
-                .select_related("incident__service", "policy")
-                .order_by("next_at")[:limit]
-            )
-            for escalation in due:
-                _fire_step(escalation, now)
-        fired += len(due)
-        if len(due) < limit:
-            break
+    due = list(
+        Escalation.objects.filter(
+            status=EscalationStatus.ACTIVE,
+            next_at__lte=now,
+            incident__status=Status.TRIGGERED,
+        )
+        .order_by("next_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    fired = sum(1 for pk in due if fire_escalation(pk, now=now))
     # Escalations of incidents no longer triggered stop here too, if a receiver missed them.
     Escalation.objects.filter(status=EscalationStatus.ACTIVE).exclude(
         incident__status=Status.TRIGGERED
@@ -156,9 +152,9 @@ def run_due_escalations(now: datetime | None = None, limit: int = 200) -> int:
     return fired
 
 
-def fire_escalation(escalation_id: int) -> bool:
+def fire_escalation(escalation_id: int, *, now: datetime | None = None) -> bool:
     """Fire one escalation's step now if it is due and its incident still triggered."""
-    now = timezone.now()
+    now = now or timezone.now()
     with transaction.atomic():
         escalation = (
             Escalation.objects.select_for_update(skip_locked=True, of=("self",))
@@ -449,7 +445,7 @@ def deliver(page_id: int) -> str:
             if bundle
             else messages.for_incident(incident)
         )
-        Page.objects.filter(pk=page_id).update(handed_at=now, body=message.sms)
+        Page.objects.filter(pk=page_id).update(handed_at=timezone.now(), body=message.sms)
     # Committed: from here on this page is never sent again, whatever happens.
     faults.point("before_send")
     try:
