@@ -69,3 +69,26 @@ class ApiToken(models.Model):
 
 def new_token_secret() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+class AuditEntry(models.Model):
+    """Who changed which schedule, override, policy, integration or rule, and when.
+
+    It lives here, beside the people, because every app records changes and all may import
+    accounts; oncall and alerts both write it without importing each other.
+    """
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=16)  # created | updated | deleted
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64)
+    summary = models.TextField()
+    changes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "audit log"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_type}"

@@ -16,6 +16,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from accounts.audit import Audited, record_change
 from accounts.models import Role
 from alerts.matchers import OPS, MatcherError, matchers_from_json
 from alerts.models import (
@@ -32,7 +33,6 @@ from alerts.services import rotate_integration_token
 from incidents.models import Service
 from muster.api_errors import Conflict, ParseBodyFirst, check_query_text
 from muster.pagination import cursor_by
-from oncall.audit import Audited, record_change
 
 
 def _is_admin(serializer) -> bool:

@@ -1,9 +1,9 @@
 from django import forms
 from django.contrib import admin
 
+from accounts.models import AuditEntry
 from oncall import people, rotations
 from oncall.models import (
-    AuditEntry,
     ContactMethod,
     Escalation,
     EscalationPolicy,

@@ -29,6 +29,7 @@ from accounts.models import Role, User
 from incidents.models import EntryKind, Incident, Source, Status
 from incidents.services import flag_unpaged, record
 from oncall import faults, messages, metrics
+from oncall.channels import CHANNELS, channel_for
 from oncall.channels.base import DeliveryError
 from oncall.models import (
     ContactKind,
@@ -40,24 +41,12 @@ from oncall.models import (
     NotificationRule,
     Page,
     PageStatus,
-    PersonSettings,
     ServicePolicy,
 )
+from oncall.people import quiet_hours_end
+from oncall.schedules import step_targets
 
 log = logging.getLogger(__name__)
-
-
-def channel_for(kind: str) -> str:
-    from oncall.channels import channel_for as choose
-
-    return choose(kind)
-
-
-def _channel(name: str):
-    from oncall.channels import CHANNELS
-
-    return CHANNELS[name]
-
 
 RETRY_BACKOFF_SECONDS = (30, 120, 300)
 RATE_LIMITED = "rate limited"  # marks a page held back, so it carries the others when it goes
@@ -190,7 +179,7 @@ def _fire_step(escalation: Escalation, now: datetime) -> None:
         _page_last_resort(escalation, incident, now, why)
         return
     step = steps[min(escalation.step, len(steps) - 1)]
-    people = _targets(step, now)
+    people = step_targets(step, now)
     pages = _create_pages(escalation, incident, people, now)
     names = ", ".join(sorted({p.person.get_username() for p in pages})) or "nobody"
     record(
@@ -235,13 +224,6 @@ def _finish(escalation: Escalation, now: datetime) -> None:
     escalation.save(update_fields=["status", "finished_at", "next_at"])
 
 
-def _targets(step: EscalationStep, now: datetime) -> list[User]:
-    """Return the active people a step reaches: its users, who is on call, its teams."""
-    from oncall.schedules import step_targets
-
-    return step_targets(step, now)
-
-
 @dataclass
 class _Planned:
     rule: NotificationRule | None
@@ -258,7 +240,7 @@ def _plan(person: User, incident: Incident, now: datetime) -> list[_Planned]:
         .select_related("contact_method")
         .order_by("delay_minutes", "id")
     )
-    wait_until = _quiet_hours_end(person, now) if incident.urgency == "low" else None
+    wait_until = quiet_hours_end(person, now) if incident.urgency == "low" else None
     planned = []
     for rule in rules:
         method = rule.contact_method
@@ -269,24 +251,6 @@ def _plan(person: User, incident: Incident, now: datetime) -> list[_Planned]:
             send_after = max(send_after, wait_until + timedelta(minutes=rule.delay_minutes))
         planned.append(_Planned(rule, method, channel_for(method.kind), method.address, send_after))
     return planned
-
-
-def _quiet_hours_end(person: User, now: datetime) -> datetime | None:
-    """Return when the person's quiet hours end, if `now` falls within them."""
-    from zoneinfo import ZoneInfo
-
-    prefs = PersonSettings.objects.filter(user=person).first()
-    if prefs is None or prefs.quiet_start is None or prefs.quiet_end is None:
-        return None
-    zone = ZoneInfo(prefs.time_zone)
-    local = now.astimezone(zone)
-    start, end = prefs.quiet_start, prefs.quiet_end
-    t = local.time()
-    inside = (start <= t < end) if start < end else (t >= start or t < end)
-    if not inside:
-        return None
-    end_day = local.date() if t < end else local.date() + timedelta(days=1)
-    return datetime.combine(end_day, end, tzinfo=zone).astimezone(now.tzinfo)
 
 
 def _create_pages(
@@ -449,7 +413,7 @@ def deliver(page_id: int) -> str:
     # Committed: from here on this page is never sent again, whatever happens.
     faults.point("before_send")
     try:
-        provider_id = _channel(page.channel).send(page, message)
+        provider_id = CHANNELS[page.channel].send(page, message)
     except DeliveryError as exc:
         return _delivery_failed(page, exc)
     faults.point("after_send")
@@ -673,7 +637,7 @@ def send_verification_code(method: ContactMethod, code: str) -> None:
     fake_page = SimpleNamespace(
         pk=0, id=0, address=method.address, channel=kind, person=method.user, contact_method=method
     )
-    _channel(kind).send(
+    CHANNELS[kind].send(
         fake_page, Message(sms=text, subject="Muster verification code", body=text, speech=text)
     )
 

@@ -345,22 +345,3 @@ class Page(models.Model):
 
     def __str__(self) -> str:
         return f"page {self.pk} to {self.person_id} via {self.channel}: {self.status}"
-
-
-class AuditEntry(models.Model):
-    """Who changed which schedule, override, policy, integration or rule, and when."""
-
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
-    actor = models.ForeignKey(USER, null=True, on_delete=models.SET_NULL, related_name="+")
-    action = models.CharField(max_length=16)  # created | updated | deleted
-    object_type = models.CharField(max_length=64)
-    object_id = models.CharField(max_length=64)
-    summary = models.TextField()
-    changes = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        ordering = ["-at", "-id"]
-        verbose_name_plural = "audit log"
-
-    def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_type}"

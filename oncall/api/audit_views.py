@@ -5,10 +5,9 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 
-from accounts.models import Role
+from accounts.models import AuditEntry, Role
 from muster.api_errors import check_query_text
 from muster.pagination import cursor_by
-from oncall.models import AuditEntry
 
 # --- the audit log ----------------------------------------------------------------------------
 

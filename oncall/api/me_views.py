@@ -12,13 +12,14 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts import audit
+from accounts.audit import CREATED, DELETED, UPDATED, diff, record_change, snapshot
 from accounts.models import Role
 from incidents.models import Urgency
 from muster.api_errors import Conflict, ParseBodyFirst
 from muster.pagination import cursor_by
-from oncall import audit, people
+from oncall import people
 from oncall.api.common import ical_url
-from oncall.audit import CREATED, DELETED, UPDATED, diff, record_change, snapshot
 from oncall.models import ContactMethod, NotificationRule
 
 # --- me: contact methods, rules, settings, iCal -----------------------------------------------

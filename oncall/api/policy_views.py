@@ -10,6 +10,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.exceptions import ValidationError
 
+from accounts.audit import CREATED, DELETED, UPDATED, Audited, diff, record_change, snapshot
 from accounts.models import User
 from muster.api_errors import ParseBodyFirst
 from muster.pagination import cursor_by
@@ -20,7 +21,6 @@ from oncall.api.common import (
     filter_ids,
     protect_targets,
 )
-from oncall.audit import CREATED, DELETED, UPDATED, Audited, diff, record_change, snapshot
 from oncall.models import (
     EscalationPolicy,
     EscalationStep,

@@ -23,10 +23,12 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.relations import PKOnlyObject
 from rest_framework.response import Response
 
+from accounts import audit
+from accounts.audit import CREATED, DELETED, UPDATED, Audited, diff, record_change, snapshot
 from accounts.models import Role, User
 from muster.api_errors import Conflict, ParseBodyFirst
 from muster.pagination import cursor_by
-from oncall import audit, people, rotations, schedules
+from oncall import people, rotations, schedules
 from oncall.api.common import (
     MAX_PARTICIPANTS,
     MAX_RANGE_DAYS,
@@ -45,7 +47,6 @@ from oncall.api.common import (
     schedule_ref,
     user_ref,
 )
-from oncall.audit import CREATED, DELETED, UPDATED, Audited, diff, record_change, snapshot
 from oncall.models import Layer, LayerParticipant, Override, Schedule
 
 # --- layers -----------------------------------------------------------------------------------

@@ -98,8 +98,8 @@ def oncall_world(me: User) -> dict:
     """
     from datetime import timedelta
 
+    from accounts.audit import record_change
     from incidents.models import Service
-    from oncall.audit import record_change
     from oncall.models import NotificationRule
 
     now = timezone.now()

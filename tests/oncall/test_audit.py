@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
+from accounts import audit
+from accounts.models import AuditEntry
 from alerts.models import Integration, RoutingRule
-from oncall import audit
-from oncall.models import AuditEntry, Schedule
+from oncall.models import Schedule
 from tests.api.conftest import API, assert_error
 from tests.oncall.builders import add_layer, make_policy, make_schedule, verified_phone
 
