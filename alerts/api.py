@@ -102,6 +102,9 @@ class IntegrationSerializer(serializers.ModelSerializer):
 
 class IngestRequestSerializer(serializers.ModelSerializer):
     body = serializers.SerializerMethodField()
+    state = serializers.ChoiceField(
+        choices=["rejected", "pending", "processed", "failed"], read_only=True
+    )
 
     class Meta:
         model = IngestRequest
@@ -114,6 +117,10 @@ class IngestRequestSerializer(serializers.ModelSerializer):
             "content_type",
             "alert_count",
             "warnings",
+            "state",
+            "processed_at",
+            "results",
+            "error",
             "body",
         ]
 
@@ -171,7 +178,7 @@ class IntegrationViewSet(Audited, ParseBodyFirst, viewsets.ModelViewSet):
         pagination_class=cursor_by("-received_at", "-id", page_size=50),
     )
     def requests(self, request, pk=None):
-        """List accepted requests with their raw bodies and parse warnings."""
+        """List accepted requests: raw bodies, parse warnings, and what became of each alert."""
         return self._requests(Outcome.ACCEPTED)
 
     def _requests(self, outcome: str) -> Response:

@@ -12,13 +12,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import json
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -28,7 +25,15 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from alerts import metrics, pipeline
+from alerts import metrics, pending
+from alerts.decoding import (
+    LONE_SURROGATE,
+    Rejected,
+    Request,
+    add_request_warnings,
+    decode_json,
+    parse,
+)
 from alerts.models import IngestRequest, Integration, Kind, Outcome
 from alerts.sources import PARSERS
 from alerts.sources.base import PayloadError
@@ -36,31 +41,6 @@ from alerts.sources.base import PayloadError
 log = logging.getLogger(__name__)
 
 REJECTION_BODY_BYTES = 1024
-
-
-class Rejected(Exception):
-    """Refuse the request with `status` and `reason` (recorded on the integration, if known)."""
-
-    def __init__(
-        self,
-        status: int,
-        reason: str,
-        problems: list[str] | None = None,
-        request: Request | None = None,
-    ):
-        self.status = status
-        self.reason = reason
-        self.problems = problems or [reason]
-        self.request = request  # what was read of the refused request, when the body was not
-        super().__init__(reason)
-
-
-@dataclass
-class Request:
-    body: bytes
-    content_type: str
-    # Repairs made while decoding (e.g. lone surrogates replaced), for every alert's warnings.
-    warnings: list[str] = field(default_factory=list)
 
 
 def allow_methods(*methods: str) -> Callable:
@@ -121,89 +101,6 @@ def head_of(request: HttpRequest) -> Request:
 def _content_type(request: HttpRequest) -> str:
     # Stored with the request: PostgreSQL text cannot hold a NUL.
     return request.META.get("CONTENT_TYPE", "").replace("\x00", "\ufffd")
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def decode_json(req: Request) -> Any:
-    """Return the decoded JSON body, or refuse it saying precisely what is wrong."""
-    media_type = req.content_type.split(";")[0].strip().lower()
-    if media_type and media_type != "application/json" and not media_type.endswith("+json"):
-        raise Rejected(415, f"Content-Type must be application/json, not {media_type}")
-    if not req.body.strip():
-        raise Rejected(400, "body is empty; send a JSON object")
-    try:
-        text = req.body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Rejected(
-            400, f"body is not valid UTF-8 (byte {req.body[exc.start]:#04x} at {exc.start})"
-        ) from None
-    try:
-        value = json.loads(text, parse_constant=_reject_constant)
-    except RecursionError:
-        raise Rejected(400, "JSON is nested too deeply") from None
-    except ValueError as exc:
-        raise Rejected(400, f"malformed JSON: {exc}") from None
-    if _SURROGATE_ESCAPE.search(text):
-        value, replaced = _replace_lone_surrogates(value)
-        if replaced:
-            req.warnings.append(
-                f"replaced {replaced} lone UTF-16 surrogate escape(s) (\\ud800-\\udfff) with U+FFFD"
-            )
-    return value
-
-
-# JSON may escape a UTF-16 surrogate ("\ud800") without its pair; Python decodes that into a
-# string that cannot be encoded as UTF-8, which PostgreSQL (and psycopg) would refuse.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _replace_lone_surrogates(value: Any) -> tuple[Any, int]:
-    """Replace lone surrogates in every string (keys too) of a decoded value; count them.
-
-    Iterative, since the decoder accepts nesting deeper than Python's recursion limit.
-    """
-    replaced = 0
-
-    def clean(text: str) -> str:
-        nonlocal replaced
-        fixed, count = _LONE_SURROGATE.subn("\ufffd", text)
-        replaced += count
-        return fixed
-
-    if isinstance(value, str):
-        return clean(value), replaced
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if any(_LONE_SURROGATE.search(key) for key in node):
-                items = [(clean(key), item) for key, item in node.items()]
-                node.clear()
-                node.update(items)
-            keys: Any = list(node)
-        elif isinstance(node, list):
-            keys = range(len(node))
-        else:
-            continue
-        for key in keys:
-            item = node[key]
-            if isinstance(item, str):
-                if _LONE_SURROGATE.search(item):
-                    node[key] = clean(item)
-            elif isinstance(item, dict | list):
-                stack.append(item)
-    return value, replaced
-
-
-def add_request_warnings(alerts: list, req: Request) -> None:
-    """Give every alert of the request the warnings about repairs made to the whole body."""
-    if req.warnings:
-        for alert in alerts:
-            alert.warnings = [*req.warnings, *alert.warnings]
 
 
 def find_integration(token: str, kinds: tuple[str, ...]) -> Integration | None:
@@ -286,7 +183,7 @@ def over_rate_limit(integration: Integration) -> int:
 
 def _storable_text(text: str, limit: int) -> str:
     """Return text PostgreSQL accepts: no NULs, no lone surrogates, at most `limit` chars."""
-    return _LONE_SURROGATE.sub("\ufffd", text.replace("\x00", "\ufffd"))[:limit]
+    return LONE_SURROGATE.sub("\ufffd", text.replace("\x00", "\ufffd"))[:limit]
 
 
 def record_rejection(integration: Integration | None, req: Request | None, error: Rejected) -> None:
@@ -352,19 +249,17 @@ def integration_ingest(request: HttpRequest, kind: str, token: str) -> JsonRespo
         req = read_body(request)
         if kind == Kind.GRAFANA:
             verify_hmac(integration, request, req.body)
-        payload = decode_json(req)
         try:
-            alerts = PARSERS[kind](payload)
+            alerts = parse(kind, req, {})
         except PayloadError as exc:
             raise Rejected(
                 400, "payload is not a valid " + Kind(kind).label, exc.problems
             ) from None
-        add_request_warnings(alerts, req)
     except Rejected as exc:
         refuse(integration, request, req, exc)
         return error_json(exc.status, exc.reason, exc.problems)
     try:
-        results = pipeline.ingest(integration, alerts, body=req.body, content_type=req.content_type)
+        stored = _accept(integration, req, alerts)
     except DatabaseError:
         log.exception("ingest failed for integration %s", integration.pk)
         return _temporarily_unavailable(
@@ -373,11 +268,33 @@ def integration_ingest(request: HttpRequest, kind: str, token: str) -> JsonRespo
     return JsonResponse(
         {
             "status": "success",
-            "received": len(results),
-            "alerts": [r.as_dict() for r in results],
+            "received": len(alerts),
+            "request": stored.pk,
             "warnings": list(dict.fromkeys(w for a in alerts for w in a.warnings))[:50],
         }
     )
+
+
+def _accept(
+    integration: Integration,
+    req: Request,
+    alerts: list,
+    *,
+    params: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> IngestRequest:
+    """Store the request durably, then kick its processing; the answer may leave after this."""
+    stored = pending.accept(
+        integration,
+        body=req.body,
+        content_type=req.content_type,
+        alert_count=len(alerts),
+        warnings=[w for a in alerts for w in a.warnings],
+        params=params,
+        status_code=status_code,
+    )
+    pending.kick()
+    return stored
 
 
 # --- PagerDuty Events API v2: POST /v2/enqueue -----------------------------------------------
@@ -422,8 +339,9 @@ def pagerduty_enqueue(request: HttpRequest) -> JsonResponse:
             response["Retry-After"] = str(wait)
             metrics.count_rejected(integration.name, "429")
             return response
+        params = {"new_key": uuid.uuid4().hex}
         try:
-            alerts = PARSERS[Kind.PAGERDUTY](payload)
+            alerts = PARSERS[Kind.PAGERDUTY](payload, **params)
         except PayloadError as exc:
             raise Rejected(400, "Event object is invalid", exc.problems) from None
         add_request_warnings(alerts, req)
@@ -431,9 +349,7 @@ def pagerduty_enqueue(request: HttpRequest) -> JsonResponse:
         refuse(integration, request, req, exc)
         return _pd_invalid(exc.problems, exc.status)
     try:
-        pipeline.ingest(
-            integration, alerts, body=req.body, content_type=req.content_type, status_code=202
-        )
+        _accept(integration, req, alerts, params=params, status_code=202)
     except DatabaseError:
         log.exception("ingest failed for integration %s", integration.pk)
         return _temporarily_unavailable(
@@ -495,28 +411,21 @@ def _opsgenie_action(request: HttpRequest, action: str, identifier: str | None) 
             metrics.count_rejected(integration.name, "429")
             return response
         req = read_body(request)
-        payload = decode_json(req) if (action == "create" or req.body.strip()) else {}
+        params = {
+            "action": action,
+            "identifier": identifier,
+            "identifier_type": request.GET.get("identifierType", "alias"),
+            "new_key": uuid.uuid4().hex,
+        }
         try:
-            alerts = PARSERS[Kind.OPSGENIE](
-                payload,
-                action=action,
-                identifier=identifier,
-                identifier_type=request.GET.get("identifierType", "alias"),
-            )
+            alerts = parse(Kind.OPSGENIE, req, params)
         except PayloadError as exc:
             raise Rejected(422, "Request body is not processable", exc.problems) from None
-        add_request_warnings(alerts, req)
     except Rejected as exc:
         refuse(integration, request, req, exc)
         return _opsgenie({"message": exc.reason, "errors": exc.problems}, exc.status, started)
     try:
-        pipeline.ingest(
-            integration,
-            alerts,
-            body=req.body,
-            content_type=req.content_type,
-            status_code=202,
-        )
+        _accept(integration, req, alerts, params=params, status_code=202)
     except DatabaseError:
         log.exception("ingest failed for integration %s", integration.pk)
         return _opsgenie({"message": "Temporarily unavailable; retry"}, 503, started)

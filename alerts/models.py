@@ -140,13 +140,39 @@ class IngestRequest(models.Model):
     body = models.BinaryField(default=bytes)
     alert_count = models.PositiveIntegerField(default=0)
     warnings = models.JSONField(default=list)
+    # What the sender's path said besides the body (Opsgenie: action and identifier), so the
+    # body can be parsed again when it is processed.
+    params = models.JSONField(default=dict, blank=True)
+    # An accepted request is processed just after the response (alerts.pending); until then
+    # processed_at is empty. `results` says what happened to each alert, `error` why the
+    # request could not be processed (after MAX_ATTEMPTS it is given up and shown as failed).
+    processed_at = models.DateTimeField(null=True, blank=True)
+    results = models.JSONField(default=list, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        indexes = [models.Index(fields=["integration", "outcome", "-received_at"])]
+        indexes = [
+            models.Index(fields=["integration", "outcome", "-received_at"]),
+            models.Index(
+                fields=["id"],
+                name="ingest_pending",
+                condition=Q(outcome="accepted", processed_at__isnull=True),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.outcome} {self.status_code} at {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def state(self) -> str:
+        """rejected, pending, processed or failed."""
+        if self.outcome == Outcome.REJECTED:
+            return "rejected"
+        if self.processed_at is None:
+            return "pending"
+        return "failed" if self.error else "processed"
 
 
 class RoutingRule(models.Model):

@@ -1,8 +1,9 @@
-"""The one path of an alert: store → route → silence → dedup/group → incident.
+"""The one path of an alert: route → silence → dedup/group → incident.
 
-`ingest` runs in one transaction: the request's raw body is stored first, so a 2xx always
-means "durably stored", and every alert of the request is routed, checked against silences,
-upserted on (integration, fingerprint) and attached to the open incident of its group.
+Senders' requests are stored first (alerts.pending.accept, so a 2xx always means "durably
+stored") and processed just after by `process_alerts`, in batches: every alert is routed,
+checked against silences, upserted on (integration, fingerprint) and attached to the open
+incident of its group.
 """
 
 from __future__ import annotations
@@ -77,15 +78,31 @@ def ingest(
     content_type: str = "",
     status_code: int = 200,
 ) -> list[AlertResult]:
-    """Store the request and process its alerts; return what happened to each, in order."""
+    """Store a request and process its alerts at once, in one transaction.
+
+    For Muster's own alerts (heartbeats); senders' requests go through alerts.pending.
+    """
     for attempt in range(3):
         try:
             with transaction.atomic():
-                results = _ingest(integration, alerts, body, content_type, status_code)
+                now = timezone.now()
+                results = process_alerts(Context(integration, since=now), alerts, at=now)
+                IngestRequest.objects.create(
+                    integration=integration,
+                    received_at=now,
+                    outcome=Outcome.ACCEPTED,
+                    status_code=status_code,
+                    content_type=content_type[:200],
+                    body=body,
+                    alert_count=len(alerts),
+                    warnings=[w for a in alerts for w in a.warnings][:100],
+                    processed_at=now,
+                    results=[r.as_dict() for r in results],
+                )
             break
         except OperationalError as exc:
-            # Two batches touching the same alerts can deadlock on PostgreSQL; the database
-            # picks a victim and the retry goes through.
+            # Two transactions touching the same alerts can deadlock on PostgreSQL; the
+            # database picks a victim and the retry goes through.
             if attempt == 2 or "deadlock" not in str(exc).lower():
                 raise
             time.sleep(0.01 * (attempt + 1))
@@ -93,26 +110,12 @@ def ingest(
     return results
 
 
-def _ingest(
-    integration: Integration,
-    alerts: list[NormalizedAlert],
-    body: bytes,
-    content_type: str,
-    status_code: int,
+def process_alerts(
+    context: Context, alerts: list[NormalizedAlert], *, at: datetime
 ) -> list[AlertResult]:
-    now = timezone.now()
-    warnings = [w for a in alerts for w in a.warnings]
-    IngestRequest.objects.create(
-        integration=integration,
-        received_at=now,
-        outcome=Outcome.ACCEPTED,
-        status_code=status_code,
-        content_type=content_type[:200],
-        body=body,
-        alert_count=len(alerts),
-        warnings=warnings[:100],
-    )
-    context = _Context(integration, now)
+    """Process one request's alerts, received `at`; return what happened to each, in order."""
+    context.now = at
+    context.openings = {}
     context.plan_openings(alerts)
     results: list[AlertResult | None] = [None] * len(alerts)
     # Lock alert rows in one order, so concurrent batches with the same alerts cannot deadlock.
@@ -122,19 +125,26 @@ def _ingest(
     return [r for r in results if r is not None]
 
 
-class _Context:
-    """What one request needs to know, loaded once."""
+class Context:
+    """What processing an integration's alerts needs to know, loaded once per batch.
 
-    def __init__(self, integration: Integration, now: datetime):
+    A batch (alerts.pending) shares one context per integration across its requests, all in one
+    transaction, so rules, silences and open incidents are read once, not once per alert.
+    """
+
+    def __init__(self, integration: Integration, *, since: datetime):
         self.integration = integration
-        self.now = now
+        self.now = since  # when the alert being processed was received
         rules = RoutingRule.objects.filter(Q(integration=integration) | Q(integration__isnull=True))
         self.rules = sorted(rules, key=lambda r: (r.integration_id is None, r.position, r.pk))
-        self.silences = list(Silence.objects.active(now))
+        # Every silence active at some moment from the batch's first request until now.
+        self.silences = list(
+            Silence.objects.filter(starts_at__lte=timezone.now(), ends_at__gt=since)
+        )
         self.services: dict[int, Service] = {integration.service_id: integration.service}
         # (service id, group key) -> (title, severity) for an incident this request may open
         self.openings: dict[tuple[int, str], tuple[str, int]] = {}
-        # Incidents this request already read or locked, so a batch asks the database once per
+        # Incidents this batch already read or locked, so it asks the database once per
         # incident, not once per alert. Locked ones stay ours until the transaction commits.
         self.incidents: dict[int, Incident] = {}
         self.group_incidents: dict[tuple[int, str], Incident] = {}
@@ -186,6 +196,8 @@ class _Context:
 
     def silence_for(self, labels: dict[str, str], service_id: int) -> Silence | None:
         for silence in self.silences:
+            if not silence.starts_at <= self.now < silence.ends_at:
+                continue
             if silence.service_id is not None and silence.service_id != service_id:
                 continue
             try:
@@ -196,7 +208,7 @@ class _Context:
         return None
 
 
-def _process(context: _Context, alert: NormalizedAlert) -> AlertResult:
+def _process(context: Context, alert: NormalizedAlert) -> AlertResult:
     if alert.status == RESOLVED:
         return _resolve(context, alert)
     if alert.status == ACKNOWLEDGED:
@@ -282,7 +294,7 @@ def _raw_bytes(alert: NormalizedAlert) -> bytes:
         return repr(alert.raw).encode("utf-8", "replace")[:65536]
 
 
-def _upsert(context: _Context, alert: NormalizedAlert, service_id: int, silence_id: int | None):
+def _upsert(context: Context, alert: NormalizedAlert, service_id: int, silence_id: int | None):
     values = {
         "integration_id": context.integration.pk,
         "fingerprint": stored_fingerprint(alert.fingerprint),
@@ -307,7 +319,7 @@ def _upsert(context: _Context, alert: NormalizedAlert, service_id: int, silence_
         return cursor.fetchone()
 
 
-def _fire(context: _Context, alert: NormalizedAlert) -> AlertResult:
+def _fire(context: Context, alert: NormalizedAlert) -> AlertResult:
     labels = alert.labels
     service_id = context.route(labels)
     silence = context.silence_for(labels, service_id)
@@ -382,7 +394,7 @@ def _follow_merges(incident: Incident) -> Incident:
 
 
 def _note_repeat(
-    context: _Context, incident: Incident, alert: NormalizedAlert, occurrences: int
+    context: Context, incident: Incident, alert: NormalizedAlert, occurrences: int
 ) -> None:
     """Record repeats only at milestones (10th, 100th, …), so a flapping alert cannot flood."""
     base = settings.DEDUP_MILESTONE_BASE
@@ -425,7 +437,7 @@ def _close_alert(alert_id: int, now: datetime) -> None:
 # --- resolved and acknowledged ---------------------------------------------------------------
 
 
-def _open_alert(context: _Context, fingerprint: str) -> Alert | None:
+def _open_alert(context: Context, fingerprint: str) -> Alert | None:
     return (
         Alert.objects.select_for_update()
         .filter(
@@ -437,7 +449,7 @@ def _open_alert(context: _Context, fingerprint: str) -> Alert | None:
     )
 
 
-def _resolve(context: _Context, alert: NormalizedAlert) -> AlertResult:
+def _resolve(context: Context, alert: NormalizedAlert) -> AlertResult:
     stored = _open_alert(context, alert.fingerprint)
     if stored is None:
         return AlertResult(alert.fingerprint, IGNORED)
@@ -474,7 +486,7 @@ def _resolve(context: _Context, alert: NormalizedAlert) -> AlertResult:
     return result
 
 
-def _acknowledge(context: _Context, alert: NormalizedAlert) -> AlertResult:
+def _acknowledge(context: Context, alert: NormalizedAlert) -> AlertResult:
     stored = _open_alert(context, alert.fingerprint)
     if stored is None or stored.incident_id is None:
         return AlertResult(alert.fingerprint, IGNORED)

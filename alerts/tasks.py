@@ -8,13 +8,25 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from alerts.models import Alert, IngestRequest
+from alerts.models import Alert, IngestRequest, Outcome
 
 
 @shared_task(name="alerts.purge_raw_payloads")
 def purge_raw_payloads() -> int:
     """Drop raw bodies older than the retention period; alerts, incidents and timelines stay."""
     cutoff = timezone.now() - timedelta(days=settings.RAW_PAYLOAD_RETENTION_DAYS)
-    deleted, _ = IngestRequest.objects.filter(received_at__lt=cutoff).delete()
+    # A request still waiting to be processed keeps its body, whatever its age.
+    old = IngestRequest.objects.filter(received_at__lt=cutoff).exclude(
+        outcome=Outcome.ACCEPTED, processed_at__isnull=True
+    )
+    deleted, _ = old.delete()
     Alert.objects.filter(last_seen__lt=cutoff).exclude(raw=b"").update(raw=b"")
     return deleted
+
+
+@shared_task(name="alerts.process_ingest_requests", ignore_result=True)
+def process_ingest_requests() -> int:
+    """Process every accepted request still pending (see alerts.pending)."""
+    from alerts.pending import process_pending
+
+    return process_pending()

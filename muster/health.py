@@ -85,7 +85,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
 
 
 class StateCollector:
-    """Gauges read at scrape time: open incidents, tick lag, task queue depth."""
+    """Gauges read at scrape time: open incidents, ingest backlog, tick lag, task queue depth."""
 
     def collect(self):
         from incidents.models import Incident
@@ -104,6 +104,7 @@ class StateCollector:
             for status in ("triggered", "acknowledged"):
                 incidents.add_metric([status], counts.get(status, 0))
             yield incidents
+        yield from _ingest_backlog()
         age, cache_problem = _tick_age()
         if cache_problem is None:
             yield GaugeMetricFamily(
@@ -116,6 +117,30 @@ class StateCollector:
             yield GaugeMetricFamily(
                 "muster_task_queue_depth", "Tasks waiting in the Celery queue.", value=depth
             )
+
+
+def _ingest_backlog():
+    """Accepted requests not processed yet, and how long the oldest has waited."""
+    from django.db.models import Min
+    from django.utils import timezone
+
+    from alerts.pending import pending_requests
+
+    try:
+        backlog = pending_requests().aggregate(n=Count("id"), oldest=Min("received_at"))
+    except DatabaseError:
+        return
+    yield GaugeMetricFamily(
+        "muster_ingest_pending_requests",
+        "Accepted ingest requests waiting to be processed.",
+        value=backlog["n"],
+    )
+    oldest = backlog["oldest"]
+    yield GaugeMetricFamily(
+        "muster_ingest_lag_seconds",
+        "How long the oldest pending ingest request has waited (0: none waits).",
+        value=0 if oldest is None else max(0.0, (timezone.now() - oldest).total_seconds()),
+    )
 
 
 def _queue_depth() -> int | None:

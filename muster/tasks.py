@@ -9,6 +9,7 @@ from celery import shared_task
 from django.core.cache import cache
 
 from alerts.heartbeats import check_heartbeats
+from alerts.pending import kick_if_stuck
 from incidents.services import retrigger_due_incidents
 from oncall.engine import run_due_escalations, sweep_outbox
 
@@ -20,7 +21,13 @@ LAST_TICK_KEY = "muster:last-tick"
 @shared_task(name="muster.tick", ignore_result=True, expires=5)
 def tick() -> None:
     """Run the periodic work, most urgent first; `/readyz` checks that this ran recently."""
-    for work in (run_due_escalations, sweep_outbox, retrigger_due_incidents, check_heartbeats):
+    for work in (
+        run_due_escalations,
+        sweep_outbox,
+        retrigger_due_incidents,
+        check_heartbeats,
+        kick_if_stuck,
+    ):
         try:
             work()
         except Exception:  # one failing part must not stop the others, nor the next tick

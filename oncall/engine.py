@@ -28,7 +28,8 @@ from django.utils import timezone
 from accounts.models import Role, User
 from incidents.models import EntryKind, Incident, Source, Status
 from incidents.services import flag_unpaged, record
-from oncall import faults, messages, metrics
+from muster import faults
+from oncall import messages, metrics
 from oncall.channels import CHANNELS, channel_for
 from oncall.channels.base import DeliveryError
 from oncall.models import (

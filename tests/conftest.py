@@ -11,7 +11,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import Role, User
 from accounts.services import create_api_token
-from alerts.models import Integration, Kind
+from alerts.models import IngestRequest, Integration, Kind
+from alerts.pending import process_pending
 from incidents.models import Service
 
 FIXTURES = Path(__file__).parent / "alerts" / "fixtures"
@@ -90,13 +91,21 @@ def make_integration(db, service) -> Callable[..., Integration]:
     return make
 
 
+def results_of(response) -> list[dict]:
+    """Return what became of each alert of an accepted ingest request, once processed."""
+    process_pending()
+    return IngestRequest.objects.get(pk=response.json()["request"]).results
+
+
 @pytest.fixture
 def post_json(client):
-    """POST a JSON value (or raw bytes) to a path; return the response."""
+    """POST a JSON value (or raw bytes) to a path, process what it stored; return the response."""
 
     def post(path: str, payload, **headers):
         body = payload if isinstance(payload, bytes) else json.dumps(payload)
         headers.setdefault("content_type", "application/json")
-        return client.post(path, body, **headers)
+        response = client.post(path, body, **headers)
+        process_pending()  # what the worker kicked by the ingest view does just after
+        return response
 
     return post

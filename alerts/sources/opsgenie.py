@@ -52,10 +52,15 @@ def parse(
     action: str = "create",
     identifier: str | None = None,
     identifier_type: str = "alias",
+    new_key: str | None = None,
 ) -> list[NormalizedAlert]:
-    """Turn one Opsgenie create, close or acknowledge request into exactly one alert."""
+    """Turn one Opsgenie create, close or acknowledge request into exactly one alert.
+
+    `new_key` is the fingerprint a create without an alias gets (random when not given): the
+    ingest view picks it once, so parsing the stored body again gives the same alert.
+    """
     if action == "create":
-        return [_create(expect_object(payload))]
+        return [_create(expect_object(payload), new_key)]
     if isinstance(action, str) and action in STATUS_BY_ACTION:
         return [_update(payload, action, identifier, identifier_type)]
     raise PayloadError(
@@ -63,7 +68,7 @@ def parse(
     )
 
 
-def _create(body: dict[str, Any]) -> NormalizedAlert:
+def _create(body: dict[str, Any], new_key: str | None) -> NormalizedAlert:
     """Build the alert a create request describes."""
     problems = []
     message, alias = body.get("message"), body.get("alias")
@@ -80,7 +85,7 @@ def _create(body: dict[str, Any]) -> NormalizedAlert:
     warnings: list[str] = []
     raw = safe_raw(body, warnings)
     fingerprint = clean_text(alias.strip(), warnings, "alias", MAX_ALIAS) if alias else ""
-    fingerprint = fingerprint or uuid4().hex
+    fingerprint = fingerprint or new_key or uuid4().hex
     labels = _tag_labels(body.get("tags"), warnings)
     annotations = clean_map(body.get("details"), warnings, "details", MAX_ANNOTATION_VALUE)
     _copy(body, ("entity", "source"), labels, MAX_LABEL_VALUE, warnings)

@@ -55,8 +55,12 @@ MAX_DEDUP_KEY = 255
 REDACTED = "[redacted]"
 
 
-def parse(payload: Any) -> list[NormalizedAlert]:
-    """Turn one PagerDuty Events API v2 event into exactly one alert."""
+def parse(payload: Any, new_key: str | None = None) -> list[NormalizedAlert]:
+    """Turn one PagerDuty Events API v2 event into exactly one alert.
+
+    `new_key` is the dedup key a trigger without one gets (random when not given): the ingest
+    view picks it once, so parsing the stored body again gives the same alert.
+    """
     event = expect_object(payload)
     problems = _problems(event)
     if problems:
@@ -65,7 +69,7 @@ def parse(payload: Any) -> list[NormalizedAlert]:
     raw = safe_raw({**event, "routing_key": REDACTED}, warnings)
     action = event["event_action"]
     dedup_key = clean_text(
-        event.get("dedup_key") or uuid4().hex, warnings, "dedup_key", MAX_DEDUP_KEY
+        event.get("dedup_key") or new_key or uuid4().hex, warnings, "dedup_key", MAX_DEDUP_KEY
     )
     body = event.get("payload")
     if not isinstance(body, dict):

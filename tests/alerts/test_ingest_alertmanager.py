@@ -8,7 +8,7 @@ from alerts.models import Alert, AlertStatus, Kind, Silence
 from incidents.models import EntryKind, Incident, Status, Urgency
 from incidents.services import acknowledge_incident, merge_incidents, resolve_incident
 from tests.alerts.payloads import am_alert, am_batch, timeline_kinds
-from tests.conftest import load_fixture
+from tests.conftest import load_fixture, results_of
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def test_firing_batch_opens_one_incident_with_every_alert_attached(post_json, ur
     assert body["status"] == "success"
     assert body["received"] == 3
     incident = Incident.objects.get()
-    assert [(a["fingerprint"], a["action"], a["incident"]) for a in body["alerts"]] == [
+    assert [(a["fingerprint"], a["action"], a["incident"]) for a in results_of(response)] == [
         ("3e9c2f1a7b8d4c05", "opened", incident.number),
         ("a41f0e6b92c3d718", "attached", incident.number),
         ("c07d55e19f3a2b64", "ignored", None),  # resolved, and never seen firing
@@ -57,9 +57,9 @@ def test_each_group_key_opens_its_own_incident(post_json, url):
     first = post_json(url, am_batch(am_alert("fp-a"), group_key='{}:{alertname="A"}'))
     second = post_json(url, am_batch(am_alert("fp-b"), group_key='{}:{alertname="B"}'))
 
-    assert first.json()["alerts"][0]["action"] == "opened"
-    assert second.json()["alerts"][0]["action"] == "opened"
-    assert first.json()["alerts"][0]["incident"] != second.json()["alerts"][0]["incident"]
+    assert results_of(first)[0]["action"] == "opened"
+    assert results_of(second)[0]["action"] == "opened"
+    assert results_of(first)[0]["incident"] != results_of(second)[0]["incident"]
     assert Incident.objects.count() == 2
 
 
@@ -68,7 +68,7 @@ def test_a_new_alert_of_an_open_group_in_a_later_batch_attaches(post_json, url):
     response = post_json(url, am_batch(am_alert("fp-1"), am_alert("fp-2")))
 
     incident = Incident.objects.get()
-    assert [a["action"] for a in response.json()["alerts"]] == ["deduplicated", "attached"]
+    assert [a["action"] for a in results_of(response)] == ["deduplicated", "attached"]
     assert incident.alerts.count() == 2
 
 
@@ -81,12 +81,12 @@ def test_second_identical_batch_opens_nothing_and_bumps_occurrences(post_json, u
     response = post_json(url, batch)
 
     assert response.status_code == 200
-    assert [a["action"] for a in response.json()["alerts"]] == [
+    assert [a["action"] for a in results_of(response)] == [
         "deduplicated",
         "deduplicated",
         "ignored",
     ]
-    assert {a["incident"] for a in response.json()["alerts"][:2]} == {incident.number}
+    assert {a["incident"] for a in results_of(response)[:2]} == {incident.number}
     assert Incident.objects.count() == 1
     assert Alert.objects.count() == 2
     assert set(Alert.objects.values_list("occurrences", flat=True)) == {2}
@@ -117,7 +117,7 @@ def test_repeats_reach_the_timeline_only_at_the_tenth_and_hundredth(post_json, u
     post_json(url, batch)
     assert repeated_entries() == [10, 100]
 
-    assert response.json()["alerts"][0]["action"] == "deduplicated"
+    assert results_of(response)[0]["action"] == "deduplicated"
     assert Alert.objects.get().occurrences == 101
     assert Incident.objects.count() == 1
 
@@ -128,7 +128,7 @@ def test_resolved_alert_in_a_later_batch_resolves_it(post_json, url):
     response = post_json(url, am_batch(am_alert("fp-1", status="resolved")))
 
     incident = Incident.objects.get()
-    assert response.json()["alerts"] == [
+    assert results_of(response) == [
         {"fingerprint": "fp-1", "action": "resolved", "incident": incident.number}
     ]
     resolved = Alert.objects.get(fingerprint="fp-1")
@@ -159,7 +159,7 @@ def test_incident_stays_open_when_the_service_does_not_auto_resolve(post_json, u
 
     response = post_json(url, am_batch(am_alert("fp-1", status="resolved")))
 
-    assert response.json()["alerts"][0]["action"] == "resolved"
+    assert results_of(response)[0]["action"] == "resolved"
     assert Alert.objects.get().status == AlertStatus.RESOLVED
     incident = Incident.objects.get()
     assert incident.status == Status.TRIGGERED
@@ -175,7 +175,7 @@ def test_fingerprint_firing_after_its_incident_auto_resolved_opens_a_new_inciden
     response = post_json(url, am_batch(am_alert("fp-1")))
 
     new = Incident.objects.exclude(pk=old.pk).get()
-    assert response.json()["alerts"][0] == {
+    assert results_of(response)[0] == {
         "fingerprint": "fp-1",
         "action": "opened",
         "incident": new.number,
@@ -200,8 +200,8 @@ def test_fingerprint_firing_after_a_human_resolved_the_incident_opens_a_new_inci
     response = post_json(url, am_batch(am_alert("fp-1")))
 
     new = Incident.objects.exclude(pk=old.pk).get()
-    assert response.json()["alerts"][0]["action"] == "opened"
-    assert response.json()["alerts"][0]["incident"] == new.number
+    assert results_of(response)[0]["action"] == "opened"
+    assert results_of(response)[0]["incident"] == new.number
     assert Alert.objects.get(status=AlertStatus.FIRING).incident == new
     old.refresh_from_db()
     assert old.status == Status.RESOLVED
@@ -218,7 +218,7 @@ def test_repeat_of_an_alert_whose_incident_was_resolved_before_its_receiver_ran_
 
     response = post_json(url, am_batch(am_alert("fp-1")))
 
-    assert response.json()["alerts"][0]["action"] == "opened"
+    assert results_of(response)[0]["action"] == "opened"
     assert Incident.objects.open().get().pk != old.pk
     assert Alert.objects.filter(fingerprint="fp-1", status=AlertStatus.FIRING).count() == 1
 
@@ -230,7 +230,7 @@ def test_repeat_of_an_alert_on_an_acknowledged_incident_is_deduplicated(post_jso
 
     response = post_json(url, am_batch(am_alert("fp-1")))
 
-    assert response.json()["alerts"][0] == {
+    assert results_of(response)[0] == {
         "fingerprint": "fp-1",
         "action": "deduplicated",
         "incident": incident.number,
@@ -261,7 +261,7 @@ def test_response_names_every_action(post_json, url, service):
     )
 
     assert response.status_code == 200
-    assert [(a["fingerprint"], a["action"], a["incident"]) for a in response.json()["alerts"]] == [
+    assert [(a["fingerprint"], a["action"], a["incident"]) for a in results_of(response)] == [
         ("fp-old", "deduplicated", incident.number),
         ("fp-new", "attached", incident.number),
         ("fp-quiet", "silenced", None),
@@ -276,7 +276,7 @@ def test_truncated_alerts_and_notification_reason_are_tolerated(post_json, url):
 
     assert response.status_code == 200
     body = response.json()
-    assert sorted(a["action"] for a in body["alerts"]) == ["attached", "opened"]
+    assert sorted(a["action"] for a in results_of(response)) == ["attached", "opened"]
     assert any("truncatedAlerts" in w for w in body["warnings"])
     assert Incident.objects.count() == 1
     assert Alert.objects.count() == 2
@@ -295,7 +295,7 @@ def test_a_batch_opens_its_incident_with_the_first_alerts_title_and_the_worst_se
     )
 
     incident = Incident.objects.get()
-    assert sorted(a["action"] for a in response.json()["alerts"]) == ["attached", "opened"]
+    assert sorted(a["action"] for a in results_of(response)) == ["attached", "opened"]
     assert incident.title == "Checkout error rate high"
     assert incident.severity == 1
     assert EntryKind.SEVERITY_CHANGED not in timeline_kinds(incident)
@@ -325,7 +325,7 @@ def test_a_more_severe_alert_joining_raises_the_incident_severity(post_json, url
 
     response = post_json(url, am_batch(am_alert("fp-1"), am_alert("fp-2", severity="critical")))
 
-    assert response.json()["alerts"][1]["action"] == "attached"
+    assert results_of(response)[1]["action"] == "attached"
     incident.refresh_from_db()
     assert incident.severity == 1
     assert incident.urgency == Urgency.HIGH
@@ -368,7 +368,7 @@ def test_alerts_of_a_merged_incident_follow_it_into_the_target(
 
     assert Alert.objects.get(fingerprint="fp-a").incident == target
     repeat = post_json(url, am_batch(am_alert("fp-a"), group_key="A"))
-    assert repeat.json()["alerts"][0] == {
+    assert results_of(repeat)[0] == {
         "fingerprint": "fp-a",
         "action": "deduplicated",
         "incident": target.number,

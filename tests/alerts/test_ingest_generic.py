@@ -7,7 +7,7 @@ import pytest
 from alerts.models import Alert, AlertStatus, Kind
 from incidents.models import Incident, Status
 from tests.alerts.payloads import generic_alert
-from tests.conftest import load_fixture
+from tests.conftest import load_fixture, results_of
 
 
 @pytest.fixture
@@ -26,10 +26,10 @@ def test_single_alert_object_opens_an_incident(post_json, url):
     assert response.status_code == 200
     body = response.json()
     assert body["received"] == 1
-    assert body["alerts"][0]["fingerprint"] == "cert-expiry/shop.example.com"
-    assert body["alerts"][0]["action"] == "opened"
+    assert results_of(response)[0]["fingerprint"] == "cert-expiry/shop.example.com"
+    assert results_of(response)[0]["action"] == "opened"
     incident = Incident.objects.get()
-    assert body["alerts"][0]["incident"] == incident.number
+    assert results_of(response)[0]["incident"] == incident.number
     assert incident.title == "Certificate for shop.example.com expires in 6 days"
     assert incident.severity == 3
     alert = Alert.objects.get()
@@ -41,7 +41,7 @@ def test_list_of_alerts_is_taken_in_order(post_json, url):
 
     assert response.status_code == 200
     # The second is a resolve for an alert never seen firing.
-    assert [a["action"] for a in response.json()["alerts"]] == ["opened", "ignored"]
+    assert [a["action"] for a in results_of(response)] == ["opened", "ignored"]
     assert Incident.objects.get().severity == 2
 
 
@@ -49,7 +49,7 @@ def test_alerts_wrapped_in_an_object_are_taken_with_warnings(post_json, url):
     response = post_json(url, load_fixture("generic", "wrapped"))
 
     assert response.status_code == 200
-    assert response.json()["alerts"][0]["action"] == "opened"
+    assert results_of(response)[0]["action"] == "opened"
     warnings = response.json()["warnings"]
     assert any("only absolute http(s) URLs" in w for w in warnings)
     alert = Alert.objects.get()
@@ -62,7 +62,7 @@ def test_resolved_with_the_same_dedup_key_resolves(post_json, url):
 
     response = post_json(url, generic_alert("disk full", dedup_key="disk/db-1", status="resolved"))
 
-    assert response.json()["alerts"][0]["action"] == "resolved"
+    assert results_of(response)[0]["action"] == "resolved"
     assert Alert.objects.get().status == AlertStatus.RESOLVED
     assert Incident.objects.get().status == Status.RESOLVED
 
@@ -72,8 +72,8 @@ def test_same_alertname_and_service_labels_join_one_incident(post_json, url):
     first = post_json(url, generic_alert("db-1 disk full", labels={**labels, "host": "db-1"}))
     second = post_json(url, generic_alert("db-2 disk full", labels={**labels, "host": "db-2"}))
 
-    assert first.json()["alerts"][0]["action"] == "opened"
-    assert second.json()["alerts"][0]["action"] == "attached"
+    assert results_of(first)[0]["action"] == "opened"
+    assert results_of(second)[0]["action"] == "attached"
     assert Incident.objects.count() == 1
     assert Incident.objects.get().alerts.count() == 2
 

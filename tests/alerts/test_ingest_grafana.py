@@ -10,8 +10,9 @@ import time
 import pytest
 
 from alerts.models import Alert, AlertStatus, IngestRequest, Kind, Outcome
+from alerts.pending import process_pending
 from incidents.models import Incident, Status
-from tests.conftest import load_fixture
+from tests.conftest import load_fixture, results_of
 
 SECRET = "grafana-shared-secret"
 
@@ -48,7 +49,7 @@ def test_firing_notification_opens_one_incident_with_both_alerts(post_json, graf
 
     assert response.status_code == 200
     incident = Incident.objects.get()
-    assert [a["action"] for a in response.json()["alerts"]] == ["opened", "attached"]
+    assert [a["action"] for a in results_of(response)] == ["opened", "attached"]
     assert incident.alerts.count() == 2
     assert incident.severity == 3  # severity=warning
     alert = Alert.objects.get(fingerprint="2bd4b6c02e5a33a1")
@@ -67,7 +68,7 @@ def test_resolved_notification_resolves_the_alert_and_its_incident(post_json, gr
     response = post_json(path(grafana), load_fixture("grafana", "resolved_v10"))
 
     assert response.status_code == 200
-    assert response.json()["alerts"][0]["action"] == "resolved"
+    assert results_of(response)[0]["action"] == "resolved"
     assert Alert.objects.get().status == AlertStatus.RESOLVED
     assert Incident.objects.get().status == Status.RESOLVED
 
@@ -76,7 +77,7 @@ def test_test_notification_from_the_contact_point_is_accepted(post_json, grafana
     response = post_json(path(grafana), load_fixture("grafana", "test_notification_v9"))
 
     assert response.status_code == 200
-    assert response.json()["alerts"][0]["action"] == "opened"
+    assert results_of(response)[0]["action"] == "opened"
 
 
 def test_legacy_grafana_alert_is_refused_with_a_hint(post_json, grafana):
@@ -99,6 +100,7 @@ def test_correct_body_signature_is_accepted(client, signed_grafana):
     )
 
     assert response.status_code == 200
+    process_pending()
     assert Incident.objects.count() == 1
 
 
@@ -117,6 +119,7 @@ def test_signature_over_timestamp_and_body_is_accepted(client, signed_grafana):
     )
 
     assert response.status_code == 200
+    process_pending()
     assert Incident.objects.count() == 1
 
 
@@ -248,6 +251,7 @@ def test_custom_signature_header_name_is_used(client, make_integration):
     assert wrong_header.status_code == 401
     assert "X-Muster-Signature" in wrong_header.json()["error"]["message"]
     assert right_header.status_code == 200
+    process_pending()
     assert Incident.objects.count() == 1
 
 

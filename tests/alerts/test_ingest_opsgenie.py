@@ -8,6 +8,7 @@ from urllib.parse import quote
 import pytest
 
 from alerts.models import Alert, AlertStatus, IngestRequest, Kind, Outcome
+from alerts.pending import process_pending
 from incidents.models import EntryKind, Incident, Status
 from tests.conftest import load_fixture
 
@@ -118,6 +119,7 @@ def test_close_with_an_empty_body_works(client, og, genie):
     )
 
     assert_opsgenie_accepted(response)
+    process_pending()
     assert Incident.objects.get().status == Status.RESOLVED
 
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 from alerts.models import Alert, AlertStatus, Kind, RoutingRule, Silence
 from incidents.models import Incident, Service
 from tests.alerts.payloads import am_alert, am_batch
+from tests.conftest import results_of
 
 
 @pytest.fixture
@@ -39,9 +40,7 @@ def test_silenced_alert_is_stored_but_opens_no_incident(post_json, url):
     response = post_json(url, am_batch(am_alert("fp-1", instance="db-1")))
 
     assert response.status_code == 200
-    assert response.json()["alerts"] == [
-        {"fingerprint": "fp-1", "action": "silenced", "incident": None}
-    ]
+    assert results_of(response) == [{"fingerprint": "fp-1", "action": "silenced", "incident": None}]
     alert = Alert.objects.get()
     assert alert.status == AlertStatus.FIRING
     assert alert.silence == quiet
@@ -55,7 +54,7 @@ def test_repeats_of_a_silenced_alert_stay_silenced(post_json, url):
 
     response = post_json(url, am_batch(am_alert("fp-1", instance="db-1")))
 
-    assert response.json()["alerts"][0]["action"] == "silenced"
+    assert results_of(response)[0]["action"] == "silenced"
     assert Alert.objects.get().occurrences == 2
     assert Incident.objects.count() == 0
 
@@ -65,7 +64,7 @@ def test_a_silence_leaves_alerts_it_does_not_match_alone(post_json, url):
 
     response = post_json(url, am_batch(am_alert("fp-2", instance="db-2")))
 
-    assert response.json()["alerts"][0]["action"] == "opened"
+    assert results_of(response)[0]["action"] == "opened"
     assert Incident.objects.count() == 1
 
 
@@ -74,7 +73,7 @@ def test_expired_silence_does_not_apply(post_json, url):
 
     response = post_json(url, am_batch(am_alert("fp-1", instance="db-1")))
 
-    assert response.json()["alerts"][0]["action"] == "opened"
+    assert results_of(response)[0]["action"] == "opened"
     assert Alert.objects.get().silence is None
 
 
@@ -83,7 +82,7 @@ def test_future_silence_does_not_apply_yet(post_json, url):
 
     response = post_json(url, am_batch(am_alert("fp-1", instance="db-1")))
 
-    assert response.json()["alerts"][0]["action"] == "opened"
+    assert results_of(response)[0]["action"] == "opened"
 
 
 def test_maintenance_window_silences_everything_routed_to_its_service(post_json, url, service):
@@ -93,7 +92,7 @@ def test_maintenance_window_silences_everything_routed_to_its_service(post_json,
         url, am_batch(am_alert("fp-1", instance="db-1"), am_alert("fp-2", alertname="Other"))
     )
 
-    assert [a["action"] for a in response.json()["alerts"]] == ["silenced", "silenced"]
+    assert [a["action"] for a in results_of(response)] == ["silenced", "silenced"]
     assert Incident.objects.count() == 0
     assert Alert.objects.filter(silence__isnull=False).count() == 2
 
@@ -109,7 +108,7 @@ def test_maintenance_window_leaves_other_services_alone(post_json, url, am, serv
         url, am_batch(am_alert("fp-checkout", team="shop"), am_alert("fp-pay", team="pay"))
     )
 
-    assert [a["action"] for a in response.json()["alerts"]] == ["silenced", "opened"]
+    assert [a["action"] for a in results_of(response)] == ["silenced", "opened"]
     assert Incident.objects.get().service == other
 
 
@@ -120,7 +119,7 @@ def test_service_scoped_silence_with_matchers_needs_both(post_json, url, service
         url, am_batch(am_alert("fp-1", instance="db-1"), am_alert("fp-2", instance="db-2"))
     )
 
-    assert [a["action"] for a in response.json()["alerts"]] == ["silenced", "opened"]
+    assert [a["action"] for a in results_of(response)] == ["silenced", "opened"]
 
 
 def test_silenced_alert_still_firing_after_the_silence_ended_opens_an_incident(
@@ -135,7 +134,7 @@ def test_silenced_alert_still_firing_after_the_silence_ended_opens_an_incident(
     response = post_json(url, am_batch(am_alert("fp-1", instance="db-1")))
 
     incident = Incident.objects.get()
-    assert response.json()["alerts"][0] == {
+    assert results_of(response)[0] == {
         "fingerprint": "fp-1",
         "action": "opened",
         "incident": incident.number,
@@ -152,7 +151,7 @@ def test_silenced_alert_that_resolves_is_resolved_without_an_incident(post_json,
 
     response = post_json(url, am_batch(am_alert("fp-1", status="resolved", instance="db-1")))
 
-    assert response.json()["alerts"][0] == {
+    assert results_of(response)[0] == {
         "fingerprint": "fp-1",
         "action": "resolved",
         "incident": None,
@@ -168,8 +167,8 @@ def test_a_silence_does_not_touch_an_alert_already_in_an_incident(post_json, url
 
     response = post_json(url, am_batch(am_alert("fp-1", instance="db-1")))
 
-    assert response.json()["alerts"][0]["action"] == "deduplicated"
-    assert response.json()["alerts"][0]["incident"] == incident.number
+    assert results_of(response)[0]["action"] == "deduplicated"
+    assert results_of(response)[0]["incident"] == incident.number
 
 
 def test_silenced_alert_outliving_its_silence_under_another_silence_stays_silenced(
@@ -184,6 +183,6 @@ def test_silenced_alert_outliving_its_silence_under_another_silence_stays_silenc
     time_machine.shift(timedelta(minutes=11))
     response = post_json(url, am_batch(am_alert("fp-1", instance="db-1")))
 
-    assert response.json()["alerts"][0]["action"] == "silenced"
+    assert results_of(response)[0]["action"] == "silenced"
     assert Alert.objects.get().silence == second
     assert Incident.objects.count() == 0

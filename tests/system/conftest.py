@@ -253,3 +253,51 @@ def log_in(client: httpx.Client, username: str, password: str) -> None:
     assert response.status_code == 302, f"login failed: {response.status_code} {response.text}"
     assert response.headers["location"] == "/admin/"
     assert "sessionid" in client.cookies
+
+
+def processed_results(
+    client: httpx.Client, ingest_url: str, response: httpx.Response, *, timeout: float = 10.0
+) -> list[dict]:
+    """Wait until a running server has processed an accepted ingest request; return its results.
+
+    Through the API a user has: the integration's list of requests and the state of each.
+    """
+    request_id = response.json()["request"]
+    listed = client.get("/api/v1/integrations/")
+    assert listed.status_code == 200, listed.text
+    [integration] = [i for i in listed.json()["results"] if i["ingest_url"] == ingest_url]
+    requests_url = f"/api/v1/integrations/{integration['id']}/requests/"
+
+    def done() -> list[dict] | None:
+        for request in client.get(requests_url, params={"page_size": 200}).json()["results"]:
+            if request["id"] == request_id and request["state"] != "pending":
+                assert request["state"] == "processed", request
+                return request["results"]
+        return None
+
+    return wait_for(done, timeout=timeout, interval=0.05, what=f"ingest request {request_id}")
+
+
+def process_with_racing_processors(processors: int = 4) -> None:
+    """Run several processors at the same instant, each on its own connection, as workers do."""
+    from alerts.pending import pending_requests, process_pending
+
+    barrier = threading.Barrier(processors, timeout=30)
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            process_pending()
+        except BaseException as exc:  # reported by the test below, not lost in a thread
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(processors)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not failures, failures
+    assert not pending_requests().exists()

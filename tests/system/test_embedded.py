@@ -17,6 +17,7 @@ from tests.system.conftest import (
     PASSWORD_LINE,
     fire_at_once,
     log_in,
+    processed_results,
     wait_for,
 )
 
@@ -41,14 +42,18 @@ def test_musterctl_up_runs_everything_in_one_process(start_muster, tmp_path):
     summary = "Disk full on db-1 (embedded system test)"
 
     with httpx.Client(base_url=muster.base_url, timeout=10) as client:
-        # An alert, over HTTP, to the URL it printed.
+        # Anonymous API reads are refused; the printed admin signs in.
+        assert client.get("/api/v1/incidents/").status_code in (401, 403)
+        log_in(client, username, password)
+
+        # An alert, over HTTP, to the URL it printed; the in-process worker processes it.
         response = httpx.post(
             generic_url,
             json={"summary": summary, "severity": "critical", "labels": {"host": "db-1"}},
             timeout=10,
         )
         assert response.status_code == 200, response.text
-        [result] = response.json()["alerts"]
+        [result] = processed_results(client, generic_url, response)
         assert result["action"] == "opened"
         number = result["incident"]
         response = httpx.post(
@@ -69,10 +74,9 @@ def test_musterctl_up_runs_everything_in_one_process(start_muster, tmp_path):
             timeout=10,
         )
         assert response.status_code == 200, response.text
+        processed_results(client, alertmanager_url, response)
 
-        # Anonymous API reads are refused; the printed admin signs in and sees the incident.
-        assert client.get("/api/v1/incidents/").status_code in (401, 403)
-        log_in(client, username, password)
+        # The admin sees both incidents.
         found = {i["number"]: i for i in incidents(client)}
         assert found[number]["title"] == summary
         assert found[number]["status"] == "triggered"
@@ -88,7 +92,7 @@ def test_musterctl_up_runs_everything_in_one_process(start_muster, tmp_path):
         path = generic_url.removeprefix(muster.base_url)
         responses = fire_at_once(muster.base_url, path, [burst] * BURST)
         assert [r.status_code for r in responses] == [200] * BURST, [r.text for r in responses]
-        actions = sorted(r.json()["alerts"][0]["action"] for r in responses)
+        actions = sorted(processed_results(client, generic_url, r)[0]["action"] for r in responses)
         assert actions == ["deduplicated"] * (BURST - 1) + ["opened"]
         response = client.get("/api/v1/alerts/", params={"fingerprint": "queue-backlog"})
         [alert] = response.json()["results"]

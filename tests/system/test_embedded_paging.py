@@ -15,7 +15,7 @@ import time
 
 import httpx
 
-from tests.system.conftest import GENERIC_LINE, PASSWORD_LINE, log_in
+from tests.system.conftest import GENERIC_LINE, PASSWORD_LINE, log_in, processed_results
 
 PAGED_WITHIN = 1.0  # seconds from the alert's 2xx to the page listed as sent
 POLL_EVERY = 0.05
@@ -55,7 +55,7 @@ def test_an_alert_pages_the_demo_admin_through_the_console_within_a_second(start
             )
             accepted = time.monotonic()
             assert 200 <= response.status_code < 300, response.text
-            [result] = response.json()["alerts"]
+            [result] = processed_results(client, generic_url, response)
             assert result["action"] == "opened", result
             number = result["incident"]
 

@@ -14,6 +14,7 @@ from incidents.models import Service
 from muster import tasks
 from muster.celery import app as celery_app
 from muster_services import free_port
+from tests.conftest import results_of
 from tests.system.conftest import require_postgresql
 
 
@@ -139,7 +140,7 @@ def test_metrics_count_incidents_and_show_the_tick_lag(client):
         content_type="application/json",
     )
     assert response.status_code == 200, response.content
-    assert response.json()["alerts"][0]["action"] == "opened"
+    assert results_of(response)[0]["action"] == "opened"
     tasks.tick()
 
     response = client.get("/metrics")

@@ -3,18 +3,25 @@
 Real HTTP to pytest-django's live server (a thread per connection), real PostgreSQL
 transactions, no mocks. Every client opens its connection first, so that when the barrier
 releases the threads, all requests are in flight at once, each in its own server thread and
-database transaction.
+database transaction. Then several processors start at the same instant, as Celery workers
+kicked by those requests would. And the pipeline itself, without the processor lock, is raced
+directly: its upsert against the partial unique index keeps one alert and one incident.
 """
 
 from __future__ import annotations
+
+import threading
 
 import httpx
 import pytest
 from django.db import connection
 
+from alerts import pipeline
 from alerts.models import Alert, AlertStatus, Integration, Kind
+from alerts.sources.base import FIRING, NormalizedAlert
 from incidents.models import EntryKind, Incident, Service, Status, TimelineEntry
-from tests.system.conftest import fire_at_once, require_postgresql
+from tests.conftest import results_of
+from tests.system.conftest import fire_at_once, process_with_racing_processors, require_postgresql
 
 CLIENTS = 32
 PD_CLIENTS = 20
@@ -86,11 +93,12 @@ def test_the_same_alert_32_times_at_once_is_one_incident_and_one_alert(live_serv
     responses = fire_at_once(live_server.url, integration.ingest_path, [body] * CLIENTS)
 
     assert statuses(responses) == [200] * CLIENTS, [r.text for r in responses if r.is_error]
-    actions = sorted(r.json()["alerts"][0]["action"] for r in responses)
+    process_with_racing_processors()
+    actions = sorted(results_of(r)[0]["action"] for r in responses)
     assert actions == ["deduplicated"] * (CLIENTS - 1) + ["opened"]
     incident = Incident.objects.get()
     assert incident.status == Status.TRIGGERED
-    assert {r.json()["alerts"][0]["incident"] for r in responses} == {incident.number}
+    assert {results_of(r)[0]["incident"] for r in responses} == {incident.number}
     alert = Alert.objects.get()
     assert (alert.status, alert.occurrences, alert.incident_id) == (
         AlertStatus.FIRING,
@@ -114,7 +122,8 @@ def test_32_alerts_of_one_group_at_once_are_one_incident(live_server, checkout):
     responses = fire_at_once(live_server.url, integration.ingest_path, bodies)
 
     assert statuses(responses) == [200] * CLIENTS, [r.text for r in responses if r.is_error]
-    actions = sorted(r.json()["alerts"][0]["action"] for r in responses)
+    process_with_racing_processors()
+    actions = sorted(results_of(r)[0]["action"] for r in responses)
     assert actions == ["attached"] * (CLIENTS - 1) + ["opened"]
     incident = Incident.objects.get()
     assert incident.alerts.count() == CLIENTS
@@ -142,6 +151,7 @@ def test_20_pagerduty_triggers_with_one_dedup_key_at_once_are_one_incident(live_
     responses = fire_at_once(live_server.url, "/v2/enqueue", [event] * PD_CLIENTS)
 
     assert statuses(responses) == [202] * PD_CLIENTS, [r.text for r in responses if r.is_error]
+    process_with_racing_processors()
     assert {r.json()["dedup_key"] for r in responses} == {"checkout-latency"}
     incident = Incident.objects.get()
     assert incident.severity == 2
@@ -151,4 +161,34 @@ def test_20_pagerduty_triggers_with_one_dedup_key_at_once_are_one_incident(live_
         PD_CLIENTS,
         incident.pk,
     )
+    assert incident.timeline.filter(kind=EntryKind.OPENED).count() == 1
+
+
+def test_the_pipeline_raced_20_times_by_itself_keeps_one_alert_and_one_incident(checkout):
+    integration = Integration.objects.create(name="heartbeats", kind=Kind.GENERIC, service=checkout)
+    alert = NormalizedAlert(
+        fingerprint="raced", status=FIRING, summary="Raced alert", severity=2, group_key="raced"
+    )
+    barrier = threading.Barrier(PD_CLIENTS, timeout=30)
+    failures: list[BaseException] = []
+
+    def ingest() -> None:
+        try:
+            barrier.wait()
+            pipeline.ingest(integration, [alert], body=b"")
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ingest) for _ in range(PD_CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert not failures, failures
+    stored = Alert.objects.get()
+    incident = Incident.objects.get()
+    assert (stored.occurrences, stored.incident_id) == (PD_CLIENTS, incident.pk)
     assert incident.timeline.filter(kind=EntryKind.OPENED).count() == 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import signal
 
-POINTS = ("after_claim", "before_send", "after_send")
+POINTS = ("after_claim", "before_send", "after_send", "ingest_before_commit")
 
 
 def point(name: str) -> None:

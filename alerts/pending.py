@@ -1,0 +1,244 @@
+"""Accepted requests wait here, durably, until a processor runs their alerts through the pipeline.
+
+The ingest views store a request and answer at once: a 2xx means "durably stored", not
+"processed" (DESIGN.md allows processing just after the response). Processing then happens in
+batches of many requests, each batch one transaction sharing what it reads (routing rules,
+silences, open incidents), which is what lets one box take thousands of alerts a second.
+
+One processor at a time (a PostgreSQL advisory lock; a process lock on SQLite), in arrival
+order, so a resolve never overtakes the trigger its sender sent first. A view kicks a processor
+through Celery; the kick is debounced with a cache key, and the processor drains everything
+pending before it lets go of the key. The beat tick re-kicks when a request has waited too long
+(a lost kick, a worker killed mid-batch: the batch rolled back and is simply done again).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.utils import timezone
+
+from alerts import metrics, pipeline
+from alerts.decoding import Request, parse
+from alerts.models import IngestRequest, Integration, Outcome
+from muster import faults
+
+log = logging.getLogger(__name__)
+
+KICK_KEY = "muster:ingest-kick"
+KICK_TIMEOUT = 30  # seconds; a kick whose task was lost expires, and the tick re-kicks sooner
+BATCH_REQUESTS = 200
+BATCH_ALERTS = 1000
+MAX_ATTEMPTS = 3
+STUCK_AFTER = timedelta(seconds=2)
+_ADVISORY_LOCK = 0x6D757374  # "must": the one processor's lock
+_local_lock = threading.Lock()  # SQLite (the embedded default) has one process
+
+
+def accept(
+    integration: Integration,
+    *,
+    body: bytes,
+    content_type: str,
+    alert_count: int,
+    warnings: list[str],
+    params: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> IngestRequest:
+    """Store an accepted request, to be processed just after the response."""
+    return IngestRequest.objects.create(
+        integration=integration,
+        received_at=timezone.now(),
+        outcome=Outcome.ACCEPTED,
+        status_code=status_code,
+        content_type=content_type[:200],
+        body=body,
+        alert_count=alert_count,
+        warnings=warnings[:100],
+        params=params or {},
+    )
+
+
+def kick() -> None:
+    """Make sure a processor runs soon: enqueue one unless one is already on its way."""
+    from django.core.cache import cache
+
+    from alerts.tasks import process_ingest_requests
+
+    try:
+        if cache.add(KICK_KEY, 1, timeout=KICK_TIMEOUT):
+            process_ingest_requests.delay()
+    except Exception:  # the request is stored; the tick's re-kick will process it
+        log.warning("could not kick the ingest processor", exc_info=True)
+
+
+def kick_if_stuck(now: datetime | None = None) -> bool:
+    """From the tick: enqueue a processor if a request has waited longer than STUCK_AFTER."""
+    from alerts.tasks import process_ingest_requests
+
+    cutoff = (now or timezone.now()) - STUCK_AFTER
+    stuck = pending_requests().filter(received_at__lt=cutoff).exists()
+    if stuck:
+        process_ingest_requests.delay()
+    return stuck
+
+
+def pending_requests():
+    return IngestRequest.objects.filter(outcome=Outcome.ACCEPTED, processed_at__isnull=True)
+
+
+def process_pending() -> int:
+    """Process accepted requests in arrival order until none is left; return how many.
+
+    Returns early, having done nothing, when another processor holds the lock: that one
+    drains whatever is pending, including what arrived while it worked.
+    """
+    from django.core.cache import cache
+
+    total = 0
+    while True:
+        done = _process_batch()
+        if done is None:
+            return total
+        if done:
+            total += done
+            continue
+        # Let the next request kick again, then look once more: a request stored before this
+        # delete found the key set and did not kick, so it must be seen here.
+        try:
+            cache.delete(KICK_KEY)
+        except Exception:  # the key expires by itself; the tick re-kicks meanwhile
+            log.warning("could not clear the ingest kick", exc_info=True)
+        if not pending_requests().exists():
+            return total
+
+
+@contextmanager
+def _processor_lock() -> Iterator[bool]:
+    """Hold the one processor's lock for a transaction; yield whether it was free."""
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_ADVISORY_LOCK])
+                (free,) = cursor.fetchone()
+            yield free
+        return
+    free = _local_lock.acquire(blocking=False)
+    try:
+        with transaction.atomic():
+            yield free
+    finally:
+        if free:
+            _local_lock.release()
+
+
+def _claim() -> list[IngestRequest]:
+    """Return the oldest pending requests, up to BATCH_REQUESTS and about BATCH_ALERTS alerts."""
+    heads = list(
+        pending_requests().order_by("id").values_list("id", "alert_count")[:BATCH_REQUESTS]
+    )
+    ids, alerts = [], 0
+    for pk, count in heads:
+        if ids and alerts + count > BATCH_ALERTS:
+            break
+        ids.append(pk)
+        alerts += count
+    if not ids:
+        return []
+    return list(
+        IngestRequest.objects.filter(pk__in=ids)
+        .select_related("integration__service")
+        .order_by("id")
+    )
+
+
+def _process_batch() -> int | None:
+    """Process one batch in one transaction; None if another processor holds the lock."""
+    counted: list[tuple[Integration, list[pipeline.AlertResult]]] = []
+    with _processor_lock() as free:
+        if not free:
+            return None
+        requests = _claim()
+        if not requests:
+            return 0
+        try:
+            with transaction.atomic():
+                counted = _process(requests, isolate=False)
+                faults.point("ingest_before_commit")
+        except (OperationalError, InterfaceError):
+            raise  # the database is in trouble: everything stays pending for the next try
+        except Exception:
+            # Something in the batch cannot be processed: do each request on its own, so one
+            # bad request holds up no other.
+            log.exception(
+                "ingest batch failed; processing its %d requests one by one", len(requests)
+            )
+            counted = _process(requests, isolate=True)
+    for integration, results in counted:
+        metrics.count_ingested(integration, results)
+    return len(requests)
+
+
+def _process(
+    requests: list[IngestRequest], *, isolate: bool
+) -> list[tuple[Integration, list[pipeline.AlertResult]]]:
+    contexts: dict[int, pipeline.Context] = {}
+    counted = []
+    done = []
+    done_at = timezone.now()
+    for request in requests:
+        integration = request.integration
+        try:
+            with transaction.atomic() if isolate else _nothing():
+                alerts = parse(
+                    integration.kind,
+                    Request(bytes(request.body), request.content_type),
+                    request.params,
+                )
+                context = contexts.get(integration.pk)
+                if context is None:
+                    context = contexts[integration.pk] = pipeline.Context(
+                        integration, since=requests[0].received_at
+                    )
+                results = pipeline.process_alerts(context, alerts, at=request.received_at)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception as exc:
+            if not isolate:
+                raise
+            contexts.pop(integration.pk, None)  # its caches may hold what was rolled back
+            _fail(request, exc)
+            continue
+        request.processed_at = done_at
+        request.results = [r.as_dict() for r in results]
+        request.error = ""
+        done.append(request)
+        counted.append((integration, results))
+    IngestRequest.objects.bulk_update(done, ["processed_at", "results", "error"])
+    return counted
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _fail(request: IngestRequest, exc: Exception) -> None:
+    """Count a failed attempt; after MAX_ATTEMPTS, give the request up (shown as failed).
+
+    A failed request keeps its raw body and its error, listed by the integration's API.
+    """
+    log.exception("could not process ingest request %s", request.pk)
+    request.attempts += 1
+    request.error = f"{type(exc).__name__}: {exc}"[:4000]
+    fields = ["attempts", "error"]
+    if request.attempts >= MAX_ATTEMPTS:
+        request.processed_at = timezone.now()
+        fields.append("processed_at")
+    request.save(update_fields=fields)

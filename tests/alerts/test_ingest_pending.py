@@ -1,0 +1,203 @@
+"""A 2xx means stored; processing follows in order, in batches, and survives bad requests."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.db import OperationalError
+from django.utils import timezone
+
+from alerts import pending
+from alerts.models import Alert, AlertStatus, IngestRequest, Kind, Outcome
+from alerts.pending import kick_if_stuck, pending_requests, process_pending
+from incidents.models import Incident, Status
+from tests.alerts.payloads import am_alert, am_batch, pd_event
+
+
+@pytest.fixture
+def am(make_integration):
+    return make_integration(Kind.ALERTMANAGER, name="prometheus")
+
+
+@pytest.fixture
+def url(am):
+    return f"/integrations/alertmanager/{am.token}/"
+
+
+def post(client, url: str, payload) -> dict:
+    response = client.post(url, json.dumps(payload), content_type="application/json")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def test_the_answer_names_the_stored_request_which_waits_to_be_processed(client, url, am):
+    body = post(client, url, am_batch(am_alert("fp-1"), am_alert("fp-2")))
+
+    assert body == {"status": "success", "received": 2, "request": body["request"], "warnings": []}
+    stored = IngestRequest.objects.get(pk=body["request"])
+    assert (stored.outcome, stored.state, stored.results) == (Outcome.ACCEPTED, "pending", [])
+    assert Alert.objects.count() == 0  # not processed yet: only stored
+
+    assert process_pending() == 1
+
+    stored.refresh_from_db()
+    incident = Incident.objects.get()
+    assert stored.state == "processed"
+    assert stored.results == [
+        {"fingerprint": "fp-1", "action": "opened", "incident": incident.number},
+        {"fingerprint": "fp-2", "action": "attached", "incident": incident.number},
+    ]
+
+
+def test_the_api_shows_each_request_state_and_results(client, url, am, as_alice):
+    first = post(client, url, am_batch(am_alert("fp-1")))["request"]
+    process_pending()
+    second = post(client, url, am_batch(am_alert("fp-1")))["request"]
+
+    listed = as_alice.get(f"/api/v1/integrations/{am.pk}/requests/").json()["results"]
+
+    by_id = {r["id"]: r for r in listed}
+    assert by_id[second]["state"] == "pending"
+    assert by_id[first]["state"] == "processed"
+    assert by_id[first]["results"][0]["action"] == "opened"
+    assert by_id[first]["processed_at"] is not None
+
+
+def test_a_resolve_sent_after_its_trigger_is_processed_after_it(client, url):
+    post(client, url, am_batch(am_alert("fp-1")))
+    post(client, url, am_batch(am_alert("fp-1", status="resolved")))
+    post(client, url, am_batch(am_alert("fp-1")))
+
+    process_pending()  # all three in one batch
+
+    alerts = list(Alert.objects.order_by("id").values_list("status", flat=True))
+    assert alerts == [AlertStatus.RESOLVED, AlertStatus.FIRING]
+    first, second = Incident.objects.order_by("number")
+    assert (first.status, second.status) == (Status.RESOLVED, Status.TRIGGERED)
+
+
+def test_requests_of_several_integrations_share_one_batch(client, url, make_integration):
+    pd = make_integration(Kind.PAGERDUTY, name="pd")
+    post(client, url, am_batch(am_alert("fp-1")))
+    response = client.post("/v2/enqueue", pd_event(pd.token), content_type="application/json")
+    assert response.status_code == 202
+
+    assert process_pending() == 2
+
+    assert Incident.objects.count() == 2
+    assert not pending_requests().exists()
+
+
+def test_a_keyless_pagerduty_trigger_keeps_the_dedup_key_it_was_answered(client, make_integration):
+    pd = make_integration(Kind.PAGERDUTY, name="pd")
+    event = pd_event(pd.token, dedup_key=None)
+
+    response = client.post("/v2/enqueue", event, content_type="application/json")
+    process_pending()
+
+    assert Alert.objects.get().fingerprint == response.json()["dedup_key"]
+
+
+def test_batches_are_cut_by_alert_count(client, url, monkeypatch):
+    monkeypatch.setattr(pending, "BATCH_ALERTS", 3)
+    for i in range(4):
+        post(client, url, am_batch(am_alert(f"a{i}"), am_alert(f"b{i}"), group_key=f"g{i}"))
+
+    assert process_pending() == 4  # one request (2 alerts) per batch: two would exceed 3
+
+    assert Incident.objects.count() == 4
+    assert Alert.objects.count() == 8
+
+
+def test_a_request_that_cannot_be_processed_holds_up_no_other(client, url, am):
+    good_before = post(client, url, am_batch(am_alert("fp-1"), group_key="a"))["request"]
+    # Stored as accepted, but not a valid Alertmanager body: processing it raises.
+    bad = pending.accept(
+        am, body=b'{"alerts": 7}', content_type="application/json", alert_count=1, warnings=[]
+    )
+    good_after = post(client, url, am_batch(am_alert("fp-2"), group_key="b"))["request"]
+
+    process_pending()
+
+    bad.refresh_from_db()
+    assert bad.state == "failed"
+    assert bad.attempts == pending.MAX_ATTEMPTS
+    assert "PayloadError" in bad.error
+    assert bytes(bad.body) == b'{"alerts": 7}'  # stored raw and shown, never dropped
+    for pk in (good_before, good_after):
+        assert IngestRequest.objects.get(pk=pk).state == "processed"
+    assert Incident.objects.count() == 2
+
+
+def test_a_database_failure_mid_batch_leaves_everything_pending_for_the_next_try(
+    client, url, monkeypatch
+):
+    post(client, url, am_batch(am_alert("fp-1")))
+    post(client, url, am_batch(am_alert("fp-1")))
+
+    def broken(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(IngestRequest.objects, "bulk_update", broken)
+        with pytest.raises(OperationalError):
+            process_pending()
+
+    assert pending_requests().count() == 2
+    assert Alert.objects.count() == 0 and Incident.objects.count() == 0
+
+    assert process_pending() == 2
+    assert Alert.objects.get().occurrences == 2  # processed exactly once each
+    assert Incident.objects.count() == 1
+
+
+def test_the_view_kicks_one_processor_for_a_burst(client, url, monkeypatch):
+    kicked: list[int] = []
+    monkeypatch.setattr("alerts.tasks.process_ingest_requests.delay", lambda: kicked.append(1))
+
+    for i in range(5):
+        post(client, url, am_batch(am_alert(f"fp-{i}")))
+
+    assert kicked == [1]  # the key stays set until a processor has drained the queue
+    process_pending()
+    assert cache.get(pending.KICK_KEY) is None
+    post(client, url, am_batch(am_alert("fp-late")))
+    assert kicked == [1, 1]
+
+
+def test_the_tick_kicks_again_when_a_request_waited_too_long(client, url, monkeypatch):
+    kicked: list[int] = []
+    monkeypatch.setattr("alerts.tasks.process_ingest_requests.delay", lambda: kicked.append(1))
+    post(client, url, am_batch(am_alert("fp-1")))
+    kicked.clear()
+
+    assert kick_if_stuck() is False  # fresh: its own kick is on the way
+    assert kick_if_stuck(timezone.now() + timedelta(seconds=3)) is True
+    assert kicked == [1]
+    process_pending()
+    assert kick_if_stuck(timezone.now() + timedelta(seconds=3)) is False
+
+
+def test_purge_keeps_a_pending_request_whatever_its_age(client, url, settings, time_machine):
+    from alerts.tasks import purge_raw_payloads
+
+    time_machine.move_to(timezone.now(), tick=False)
+    post(client, url, am_batch(am_alert("fp-1")))
+    time_machine.shift(timedelta(days=settings.RAW_PAYLOAD_RETENTION_DAYS + 1))
+
+    assert purge_raw_payloads() == 0
+    assert pending_requests().count() == 1
+
+
+def test_metrics_show_the_ingest_backlog(client, url):
+    post(client, url, am_batch(am_alert("fp-1")))
+
+    text = client.get("/metrics").content.decode()
+
+    assert "muster_ingest_pending_requests 1.0" in text
+    assert "muster_ingest_lag_seconds" in text
+    process_pending()
+    assert "muster_ingest_pending_requests 0.0" in client.get("/metrics").content.decode()
