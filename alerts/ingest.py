@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -104,12 +104,32 @@ def _content_type(request: HttpRequest) -> str:
 
 
 def find_integration(token: str, kinds: tuple[str, ...]) -> Integration | None:
-    """Return the integration of one of `kinds` with this secret token, if there is one."""
+    """Return the integration of one of `kinds` with this secret token, if there is one.
+
+    In plain SQL, on every ingest request: the ORM's query building costs five times the
+    query itself. (`service` is not loaded; processing loads it.)
+    """
     # Tokens are short printable ASCII; anything else (a NUL above all, which PostgreSQL
     # refuses in a query parameter) cannot be one.
     if not token or len(token) > 64 or not (token.isascii() and token.isprintable()):
         return None
-    return Integration.objects.select_related("service").filter(token=token, kind__in=kinds).first()
+    with connection.cursor() as cursor:
+        cursor.execute(_find_integration_sql(len(kinds)), [token, *kinds])
+        row = cursor.fetchone()
+    return None if row is None else Integration.from_db("default", _INTEGRATION_COLUMNS, row)
+
+
+_INTEGRATION_COLUMNS = [f.attname for f in Integration._meta.concrete_fields]
+
+
+@functools.cache
+def _find_integration_sql(kinds: int) -> str:
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(f.column) for f in Integration._meta.concrete_fields)
+    return (
+        f"SELECT {columns} FROM {qn(Integration._meta.db_table)} "  # noqa: S608
+        f"WHERE {qn('token')} = %s AND {qn('kind')} IN ({', '.join(['%s'] * kinds)})"
+    )
 
 
 def check_enabled(integration: Integration) -> None:

@@ -14,6 +14,7 @@ pending before it lets go of the key. The beat tick re-kicks when a request has 
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Iterator
@@ -51,8 +52,11 @@ def accept(
     params: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> IngestRequest:
-    """Store an accepted request, to be processed just after the response."""
-    return IngestRequest.objects.create(
+    """Store an accepted request, to be processed just after the response.
+
+    One INSERT in plain SQL: the ORM's create costs more CPU than the rest of the request.
+    """
+    request = IngestRequest(
         integration=integration,
         received_at=timezone.now(),
         outcome=Outcome.ACCEPTED,
@@ -62,6 +66,28 @@ def accept(
         alert_count=alert_count,
         warnings=warnings[:100],
         params=params or {},
+    )
+    values = [
+        field.get_db_prep_save(getattr(request, field.attname), connection)
+        for field in _ACCEPT_FIELDS
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_accept_sql(), values)
+        (request.pk,) = cursor.fetchone()
+    return request
+
+
+_ACCEPT_FIELDS = [f for f in IngestRequest._meta.concrete_fields if not f.primary_key]
+
+
+@functools.cache
+def _accept_sql() -> str:
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(f.column) for f in _ACCEPT_FIELDS)
+    placeholders = ", ".join(["%s"] * len(_ACCEPT_FIELDS))
+    return (
+        f"INSERT INTO {qn(IngestRequest._meta.db_table)} ({columns}) "  # noqa: S608
+        f"VALUES ({placeholders}) RETURNING {qn('id')}"
     )
 
 
@@ -220,8 +246,28 @@ def _process(
         request.error = ""
         done.append(request)
         counted.append((integration, results))
-    IngestRequest.objects.bulk_update(done, ["processed_at", "results", "error"])
+    _mark_processed(done, done_at)
     return counted
+
+
+def _mark_processed(requests: list[IngestRequest], at: datetime) -> None:
+    """Store each request's results, one prepared statement for all (bulk_update's CASE
+    expressions cost more than the processing of a request of one alert)."""
+    if not requests:
+        return
+    qn = connection.ops.quote_name
+    results = IngestRequest._meta.get_field("results")
+    processed_at = IngestRequest._meta.get_field("processed_at")
+    sql = (
+        f"UPDATE {qn(IngestRequest._meta.db_table)} SET {qn('processed_at')} = %s, "  # noqa: S608
+        f"{qn('results')} = %s, {qn('error')} = '' WHERE {qn('id')} = %s"
+    )
+    at_value = processed_at.get_db_prep_save(at, connection)
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            sql,
+            [(at_value, results.get_db_prep_save(r.results, connection), r.pk) for r in requests],
+        )
 
 
 @contextmanager

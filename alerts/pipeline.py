@@ -120,8 +120,10 @@ def process_alerts(
     results: list[AlertResult | None] = [None] * len(alerts)
     # Lock alert rows in one order, so concurrent batches with the same alerts cannot deadlock.
     order = sorted(range(len(alerts)), key=lambda i: alerts[i].fingerprint)
+    _upsert_firing(context, [alerts[i] for i in order])
     for i in order:
         results[i] = _process(context, alerts[i])
+    context.link_alerts()
     return [r for r in results if r is not None]
 
 
@@ -148,6 +150,22 @@ class Context:
         # incident, not once per alert. Locked ones stay ours until the transaction commits.
         self.incidents: dict[int, Incident] = {}
         self.group_incidents: dict[tuple[int, str], Incident] = {}
+        # Upserted ahead, many rows a statement: stored fingerprint -> the upsert's row.
+        self.upserted: dict[str, tuple] = {}
+        # New alerts to attach to their incident, one UPDATE per incident (link_alerts).
+        self.links: dict[int, list[int]] = {}
+        self.linked: dict[int, int] = {}  # alert id -> incident id, until written
+
+    def link(self, alert_id: int, incident: Incident) -> None:
+        self.links.setdefault(incident.pk, []).append(alert_id)
+        self.linked[alert_id] = incident.pk
+
+    def link_alerts(self) -> None:
+        """Write the incident of every alert attached since the last call."""
+        for incident_id, alert_ids in self.links.items():
+            Alert.objects.filter(pk__in=alert_ids).update(incident_id=incident_id, silence=None)
+        self.links = {}
+        self.linked = {}
 
     def forget(self, incident_pk: int) -> None:
         """Drop a cached incident whose state this request just changed."""
@@ -250,27 +268,40 @@ _REFRESHED_ON_REPEAT = (
 )
 
 
-def _upsert_sql() -> str:
+def _upsert_sql(rows: int) -> str:
     qn = connection.ops.quote_name
     table = qn(Alert._meta.db_table)
     columns = ", ".join(qn(c) for c in _UPSERT_COLUMNS)
-    placeholders = ", ".join(["%s"] * len(_UPSERT_COLUMNS))
+    row = "(" + ", ".join(["%s"] * len(_UPSERT_COLUMNS)) + ")"
     refresh = ", ".join(f"{qn(c)} = excluded.{qn(c)}" for c in _REFRESHED_ON_REPEAT)
     return (
-        f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "  # noqa: S608
+        f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * rows)} "  # noqa: S608
         f"ON CONFLICT ({qn('integration_id')}, {qn('fingerprint')}) "
         f"WHERE {qn('status')} = 'firing' "
         f"DO UPDATE SET {qn('occurrences')} = {table}.{qn('occurrences')} + 1, {refresh} "
         f"RETURNING {qn('id')}, {qn('occurrences')}, {qn('incident_id')}, {qn('service_id')}, "
-        f"{qn('silence_id')}"
+        f"{qn('silence_id')}, {qn('fingerprint')}"
     )
 
 
-def _prep(name: str, value: Any) -> Any:
-    field = Alert._meta.get_field(name.removesuffix("_id"))
-    if name.endswith("_id"):
-        return value
-    return field.get_db_prep_save(value, connection)
+# Columns whose values need the field's conversion for the database (JSON, bytes, datetimes).
+_CONVERTED = tuple(
+    (i, Alert._meta.get_field(c))
+    for i, c in enumerate(_UPSERT_COLUMNS)
+    if c
+    in (
+        "labels",
+        "annotations",
+        "links",
+        "warnings",
+        "starts_at",
+        "ends_at",
+        "first_seen",
+        "last_seen",
+        "raw",
+    )
+)
+UPSERT_CHUNK = 100  # rows per statement: well under every database's parameter limit
 
 
 def stored_fingerprint(fingerprint: str) -> str:
@@ -294,29 +325,73 @@ def _raw_bytes(alert: NormalizedAlert) -> bytes:
         return repr(alert.raw).encode("utf-8", "replace")[:65536]
 
 
-def _upsert(context: Context, alert: NormalizedAlert, service_id: int, silence_id: int | None):
-    values = {
-        "integration_id": context.integration.pk,
-        "fingerprint": stored_fingerprint(alert.fingerprint),
-        "status": AlertStatus.FIRING,
-        "service_id": service_id,
-        "silence_id": silence_id,
-        "summary": alert.summary[:1024],
-        "severity": alert.severity,
-        "labels": alert.labels,
-        "annotations": alert.annotations,
-        "links": [{"kind": k.kind, "url": k.url, "text": k.text} for k in alert.links],
-        "warnings": alert.warnings,
-        "starts_at": alert.starts_at,
-        "ends_at": alert.ends_at,
-        "first_seen": context.now,
-        "last_seen": context.now,
-        "occurrences": 1,
-        "raw": _raw_bytes(alert),
-    }
+def _upsert_values(
+    context: Context, alert: NormalizedAlert, service_id: int, silence_id: int | None
+) -> list[Any]:
+    values = [
+        context.integration.pk,
+        stored_fingerprint(alert.fingerprint),
+        AlertStatus.FIRING,
+        service_id,
+        silence_id,
+        alert.summary[:1024],
+        alert.severity,
+        alert.labels,
+        alert.annotations,
+        [{"kind": k.kind, "url": k.url, "text": k.text} for k in alert.links],
+        alert.warnings,
+        alert.starts_at,
+        alert.ends_at,
+        context.now,
+        context.now,
+        1,
+        _raw_bytes(alert),
+    ]
+    for i, field in _CONVERTED:
+        values[i] = field.get_db_prep_save(values[i], connection)
+    return values
+
+
+def _upsert_rows(rows: list[list[Any]]) -> list[tuple]:
+    """Upsert alert rows (distinct fingerprints); return (id, occurrences, incident, service,
+    silence, stored fingerprint) for each, in no particular order."""
+    returned: list[tuple] = []
     with connection.cursor() as cursor:
-        cursor.execute(_upsert_sql(), [_prep(c, values[c]) for c in _UPSERT_COLUMNS])
-        return cursor.fetchone()
+        for start in range(0, len(rows), UPSERT_CHUNK):
+            chunk = rows[start : start + UPSERT_CHUNK]
+            cursor.execute(_upsert_sql(len(chunk)), [v for row in chunk for v in row])
+            returned.extend(cursor.fetchall())
+    return returned
+
+
+def _upsert(context: Context, alert: NormalizedAlert, service_id: int, silence_id: int | None):
+    ahead = context.upserted.pop(stored_fingerprint(alert.fingerprint), None)
+    if ahead is not None:
+        return ahead[:5]
+    [row] = _upsert_rows([_upsert_values(context, alert, service_id, silence_id)])
+    return row[:5]
+
+
+def _upsert_firing(context: Context, alerts: list[NormalizedAlert]) -> None:
+    """Upsert a request's firing alerts ahead, many to a statement, when order cannot matter.
+
+    Only fingerprints that appear once in the request: a fingerprint that also resolves, or
+    fires twice, is upserted in its turn, so the request's own order still holds.
+    """
+    context.upserted = {}
+    seen: dict[str, int] = {}
+    for alert in alerts:
+        seen[alert.fingerprint] = seen.get(alert.fingerprint, 0) + 1
+    rows = []
+    for alert in alerts:
+        if alert.status != FIRING or seen[alert.fingerprint] > 1:
+            continue
+        service_id = context.route(alert.labels)
+        silence = context.silence_for(alert.labels, service_id)
+        rows.append(_upsert_values(context, alert, service_id, silence.pk if silence else None))
+    if len(rows) < 2:
+        return  # one row gains nothing from going ahead
+    context.upserted = {row[5]: row for row in _upsert_rows(rows)}
 
 
 def _fire(context: Context, alert: NormalizedAlert) -> AlertResult:
@@ -327,6 +402,7 @@ def _fire(context: Context, alert: NormalizedAlert) -> AlertResult:
         context, alert, service_id, silence.pk if silence else None
     )
     result = AlertResult(alert.fingerprint, DEDUPLICATED, alert_id)
+    incident_id = incident_id or context.linked.get(alert_id)
     if occurrences > 1 and incident_id is not None:
         incident = context.incident(incident_id)
         if incident.is_open:
@@ -362,7 +438,7 @@ def _fire(context: Context, alert: NormalizedAlert) -> AlertResult:
             actor_name=context.integration.name,
         )
         context.group_incidents[(service.pk, group_key)] = incident
-    Alert.objects.filter(pk=alert_id).update(incident=incident, silence=None)
+    context.link(alert_id, incident)
     result.action = OPENED if opened else ATTACHED
     result.incident_number = incident.number
     record(
@@ -450,6 +526,7 @@ def _open_alert(context: Context, fingerprint: str) -> Alert | None:
 
 
 def _resolve(context: Context, alert: NormalizedAlert) -> AlertResult:
+    context.link_alerts()
     stored = _open_alert(context, alert.fingerprint)
     if stored is None:
         return AlertResult(alert.fingerprint, IGNORED)
@@ -487,6 +564,7 @@ def _resolve(context: Context, alert: NormalizedAlert) -> AlertResult:
 
 
 def _acknowledge(context: Context, alert: NormalizedAlert) -> AlertResult:
+    context.link_alerts()
     stored = _open_alert(context, alert.fingerprint)
     if stored is None or stored.incident_id is None:
         return AlertResult(alert.fingerprint, IGNORED)

@@ -722,7 +722,8 @@ def running_stack(
         roots = {"server": server.popen.pid}
         if celery:
             worker = [str(BIN / "celery"), "-A", "muster", "worker", "-l", "WARNING"]
-            worker += ["--concurrency", "1", "-n", f"bench-{port}@%h"]
+            # As deploy/ runs it: a thread pool (prefork closes psycopg's pool per task).
+            worker += ["--pool", "threads", "--concurrency", "4", "-n", f"bench-{port}@%h"]
             procs.append(start("celery-worker", worker, env, logdir))
             beat = [str(BIN / "celery"), "-A", "muster", "beat", "-l", "WARNING"]
             beat += ["-s", str(logdir / f"beat-schedule-{port}")]

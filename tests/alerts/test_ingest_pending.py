@@ -142,7 +142,7 @@ def test_a_database_failure_mid_batch_leaves_everything_pending_for_the_next_try
         raise OperationalError("server closed the connection unexpectedly")
 
     with monkeypatch.context() as patched:
-        patched.setattr(IngestRequest.objects, "bulk_update", broken)
+        patched.setattr(pending, "_mark_processed", broken)  # the batch's last statement
         with pytest.raises(OperationalError):
             process_pending()
 
