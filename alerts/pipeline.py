@@ -382,15 +382,14 @@ def _upsert_firing(context: Context, alerts: list[NormalizedAlert]) -> None:
     seen: dict[str, int] = {}
     for alert in alerts:
         seen[alert.fingerprint] = seen.get(alert.fingerprint, 0) + 1
+    ahead = [a for a in alerts if a.status == FIRING and seen[a.fingerprint] == 1]
+    if len(ahead) < 2:
+        return  # one row gains nothing from going ahead
     rows = []
-    for alert in alerts:
-        if alert.status != FIRING or seen[alert.fingerprint] > 1:
-            continue
+    for alert in ahead:
         service_id = context.route(alert.labels)
         silence = context.silence_for(alert.labels, service_id)
         rows.append(_upsert_values(context, alert, service_id, silence.pk if silence else None))
-    if len(rows) < 2:
-        return  # one row gains nothing from going ahead
     context.upserted = {row[5]: row for row in _upsert_rows(rows)}
 
 

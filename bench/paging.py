@@ -260,6 +260,23 @@ class Db:
         )
         return cur.rowcount
 
+    def fill_results(self, records: list[dict], timeout: float = 30.0) -> None:
+        """Give each record its incident and action, once the server has processed its request."""
+        wanted = {r["request"]: r for r in records if r.get("request") and "incident" not in r}
+        deadline = time.monotonic() + timeout
+        while wanted and time.monotonic() < deadline:
+            for pk, results in self.conn.execute(
+                "SELECT id, results FROM alerts_ingestrequest"
+                " WHERE id = ANY(%s) AND processed_at IS NOT NULL",
+                [list(wanted)],
+            ):
+                result = results[0] if results else {}
+                wanted.pop(pk).update(incident=result.get("incident"), action=result.get("action"))
+            if wanted:
+                time.sleep(0.1)
+        for record in wanted.values():
+            record["error"] = "request not processed in time"
+
     def timings(self, numbers: list[int]) -> dict[int, dict]:
         """Per incident: its trigger time, its escalations, and its pages' timestamps."""
         out: dict[int, dict] = {}
@@ -954,6 +971,7 @@ def measure(opts, port, services, data, db, fake_url, procs, fake_proc, logdir):
             svc_of_path[path] = svc
 
     def note(records: list[dict]) -> list[int]:
+        db.fill_results(records)
         numbers = []
         for r in records:
             if r.get("incident") is not None:

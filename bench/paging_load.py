@@ -118,8 +118,8 @@ class Run:
             sent_at, status, payload = await post(self.port, path, body, self.new_timeout)
             record.update(sent_at=sent_at, answered_at=time.time(), status=status)
             try:
-                result = json.loads(payload)["alerts"][0]
-                record.update(incident=result.get("incident"), action=result.get("action"))
+                # Processing follows the answer; bench/paging.py reads the request's results.
+                record.update(request=json.loads(payload)["request"])
             except (ValueError, KeyError, IndexError, TypeError):
                 record["error"] = payload[:200].decode(errors="replace")
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
