@@ -183,6 +183,9 @@ class EntryKind(models.TextChoices):
     MERGED = "merged", "merged"
     PAGE = "page", "page"  # a page was sent, delivered, answered, failed, retried or delayed
     UNPAGED = "unpaged", "nobody paged"
+    COMMAND = "command", "chat command"  # a command typed in a war room, and its result
+    STATUS_UPDATE = "status_update", "status update"  # sent to the incident's subscribers
+    ACTION = "action", "runbook action"  # a runbook automation action run, and its result
 
 
 class TimelineEntry(models.Model):

@@ -279,3 +279,8 @@ LOGGING = {
         "twilio.http_client": {"level": "WARNING"},
     },
 }
+
+# --- War rooms ---------------------------------------------------------------------------------
+# Attachments are stored here (served only through the API, to people who may read the room).
+MEDIA_ROOT = env.str("MUSTER_MEDIA_ROOT", default=str(DATA_DIR / "media"))
+WARROOM_ATTACHMENT_MAX_BYTES = env.int("MUSTER_ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)

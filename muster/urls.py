@@ -98,6 +98,8 @@ urlpatterns = [
     path("api/v1/shifts/", oncall_api.ShiftsView.as_view()),
     path("api/v1/users/<int:pk>/deactivation-gaps/", oncall_api.DeactivationGapsView.as_view()),
     path("api/v1/incidents/<int:number>/page/", pages_api.page_person),
+    path("api/v1/", include("warroom.urls")),
+    path("api/v1/", include("runbooks.urls")),
     path("api/v1/", include(router.urls)),
     path("api/v1/schema/", SchemaView.as_view(), name="schema"),
     path("api/v1/docs/", DocsView.as_view(url_name="schema"), name="api-docs"),

@@ -20,6 +20,8 @@ from rest_framework.test import APIClient
 from accounts.models import ApiToken, User
 from accounts.services import create_api_token
 from tests.api.conftest import API, assert_error
+from tests.runbooks.routes import ROUTES as RUNBOOK_ROUTES
+from tests.warroom.routes import ROUTES as WARROOM_ROUTES
 
 ADMIN, RESPONDER, OBSERVER = "admin", "responder", "observer"
 RANK = {OBSERVER: 0, RESPONDER: 1, ADMIN: 2}
@@ -291,6 +293,7 @@ ROUTES = [
     Route("GET", "audit/", ADMIN),
     Route("GET", "audit/{pk}/", ADMIN, obj="audit_entry"),
 ]
+ROUTES += WARROOM_ROUTES + RUNBOOK_ROUTES
 
 
 def _url(route: Route, world: dict) -> str:
@@ -327,9 +330,15 @@ def _named(value, world: dict):
 def world(world, request) -> dict:
     """The shared world plus on-call objects; "my_*" ones belong to the role under test."""
     from tests.oncall.builders import oncall_world
+    from tests.runbooks.routes import runbooks_world
+    from tests.warroom.routes import warroom_world
 
     role = getattr(getattr(request.node, "callspec", None), "params", {}).get("role", OBSERVER)
-    return {**world, **oncall_world(User.objects.get(username=CLIENTS[role]))}
+    user = User.objects.get(username=CLIENTS[role])
+    world = {**world, **oncall_world(user)}
+    world.update(warroom_world(user, world))
+    world.update(runbooks_world(user, world))
+    return world
 
 
 def _send(client: APIClient, route: Route, world: dict):
@@ -341,7 +350,7 @@ def _send(client: APIClient, route: Route, world: dict):
 def _row_counts() -> dict[str, int]:
     return {
         model._meta.label: model._default_manager.count()
-        for app in ("accounts", "incidents", "alerts", "oncall")
+        for app in ("accounts", "incidents", "alerts", "oncall", "warroom", "runbooks")
         for model in apps.get_app_config(app).get_models()
     }
 

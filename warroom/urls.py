@@ -1,0 +1,5 @@
+"""API routes of warroom, included under /api/v1/ by muster/urls.py."""
+
+from __future__ import annotations
+
+urlpatterns: list = []
