@@ -134,9 +134,15 @@ if REDIS_URL and env.str("PYTEST_XDIST_WORKER", default="").startswith("gw"):
 EMBEDDED = not REDIS_URL
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
+    # "pubsub": Redis pub/sub (channels_redis.pubsub), what bench/warroom.py measured faster
+    # for fan-out to many clients; "core": the list-based layer.
+    _LAYERS = {
+        "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "core": "channels_redis.core.RedisChannelLayer",
+    }
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": _LAYERS[env.str("MUSTER_CHANNEL_LAYER", default="pubsub")],
             "CONFIG": {"hosts": [REDIS_URL]},
         }
     }
