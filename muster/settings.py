@@ -172,6 +172,8 @@ CELERY_BEAT_SCHEDULE = {
     # Twice a second: a due escalation step waits at most half a second for its tick.
     "tick": {"task": "muster.tick", "schedule": 0.5},
     "purge-raw-payloads": {"task": "alerts.purge_raw_payloads", "schedule": 3600.0},
+    # Runbook action runs no worker picked up are enqueued again; runs whose worker died fail.
+    "runbooks-sweep-runs": {"task": "runbooks.sweep_runs", "schedule": 30.0},
 }
 
 # --- Muster ---------------------------------------------------------------------------------

@@ -6,11 +6,20 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
+from django.conf import settings
+from django.urls import NoReverseMatch, reverse
+
 from incidents.models import Incident
 from oncall.channels.base import Message
 
 # Two concatenated GSM-7 segments hold 2 × 153 characters.
 SMS_MAX = 306
+# An SMS carries the war-room link only if the title keeps at least this many characters.
+SMS_MIN_SUMMARY = 40
+# The incident's war-room page. oncall must not import warroom, so the page is found by its
+# route name, with its documented path as the fallback while no such route is registered.
+ROOM_ROUTE = "warroom-incident-room"
+ROOM_PATH = "/rooms/incident/{number}/"
 _GSM_SAFE = re.compile(
     r"[^A-Za-z0-9 @£$¥èéùìòÇØøÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ!\"#¤%&'()*+,\-./:;<=>?¡ÄÖÑÜ§¿äöñüà\n]"
 )
@@ -30,21 +39,42 @@ def _fit(head: str, summary: str, tail: str) -> str:
     return head + summary + tail
 
 
+def room_url(number: int) -> str:
+    """Return the public URL of an incident's war room."""
+    try:
+        path = reverse(ROOM_ROUTE, kwargs={"number": number})
+    except NoReverseMatch:
+        path = ROOM_PATH.format(number=number)
+    return settings.PUBLIC_URL + path
+
+
+def _sms_room_link(url: str, head: str, summary: str, tail: str) -> str:
+    """Return " Room: <url>" if it fits beside a readable title, else "" (SMS are paid by the
+    segment, and a character outside GSM-7 would mangle the link and double the cost)."""
+    link = f" Room: {url}"
+    if _GSM_SAFE.search(url) or any(c.isspace() for c in url):
+        return ""
+    room = SMS_MAX - len(head) - len(tail) - len(link)
+    return link if room >= min(len(summary), SMS_MIN_SUMMARY) else ""
+
+
 def for_incident(incident: Incident) -> Message:
     """Render the page for one incident."""
     service = gsm_text(incident.service.name)
     summary = gsm_text(incident.title)
     head = f"Muster #{incident.number} SEV{incident.severity} {service}: "
     tail = f" Reply 4 to ack, 6 to resolve (or 'ack {incident.number}')."
+    url = room_url(incident.number)
     spoken_number = " ".join(str(incident.number))
     return Message(
-        sms=_fit(head, summary, tail),
+        sms=_fit(head, summary, tail + _sms_room_link(url, head, summary, tail)),
         subject=f"[Muster] #{incident.number} SEV{incident.severity} {incident.service.name}: "
         f"{incident.title}"[:200],
         body=(
             f"Incident #{incident.number} on {incident.service.name}, severity "
             f"{incident.severity} ({incident.urgency} urgency), {incident.status}.\n\n"
-            f"{incident.title}\n"
+            f"{incident.title}\n\n"
+            f"War room: {url}\n"
         ),
         speech=(
             f"Muster alert. Incident {spoken_number}, severity {incident.severity}, on "
@@ -64,7 +94,9 @@ def for_bundle(incidents: Sequence[Incident]) -> Message:
         sms=_fit(head, gsm_text(first.title), tail),
         subject=f"[Muster] {len(incidents)} incidents: {numbers}",
         body="\n".join(
-            f"#{i.number} SEV{i.severity} {i.service.name}: {i.title}" for i in incidents
+            f"#{i.number} SEV{i.severity} {i.service.name}: {i.title}\n"
+            f"  War room: {room_url(i.number)}"
+            for i in incidents
         ),
         speech=message.speech,
     )

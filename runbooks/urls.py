@@ -2,4 +2,18 @@
 
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from runbooks import api
+
+router = SimpleRouter()
+router.register("runbooks", api.RunbookViewSet, basename="runbook")
+router.register("actions", api.ActionViewSet, basename="action")
+router.register("graph-templates", api.GraphTemplateViewSet, basename="graphtemplate")
+
+urlpatterns = [
+    path("incidents/<int:number>/runbook/", api.IncidentRunbookView.as_view()),
+    path("incidents/<int:number>/graphs/", api.IncidentGraphsView.as_view()),
+    *router.urls,
+]

@@ -30,6 +30,12 @@ def _fast_password_hasher(settings):
 
 
 @pytest.fixture(autouse=True)
+def _media_root_in_tmp(settings, tmp_path):
+    # Attachments tests store land in the test's own directory, never in the working tree.
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache():
     from django.core.cache import cache
 

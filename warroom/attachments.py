@@ -8,8 +8,8 @@ from django.core.files.uploadedfile import UploadedFile
 
 from warroom.models import Attachment, Message
 
-# What may be attached: logs and text, screenshots, PDFs, archives of logs. Images are served
-# as attachments (never inline as HTML), so an SVG with a script is refused outright.
+# What may be attached: logs and text, screenshots, PDFs, archives of logs. Markup (HTML, SVG,
+# XML) is refused outright: it is the one kind of file that can carry a script.
 ALLOWED_TYPES = {
     "text/plain",
     "application/json",
@@ -21,6 +21,9 @@ ALLOWED_TYPES = {
     "application/gzip",
     "application/zip",
 }
+
+
+_MARKUP = ("<!doctype", "<html", "<svg", "<?xml", "<script", "<head", "<body", "<iframe")
 
 
 class AttachmentRefused(Exception):
@@ -39,6 +42,8 @@ def content_type_of(head: bytes) -> str:
             return "application/octet-stream"
         text = head[: exc.start].decode("utf-8")
     stripped = text.lstrip()
+    if stripped[:200].lower().startswith(_MARKUP):
+        return "image/svg+xml" if "<svg" in stripped[:1000].lower() else "text/html"
     if stripped.startswith(("{", "[")):
         return "application/json"
     if "\x00" in text:
@@ -46,8 +51,8 @@ def content_type_of(head: bytes) -> str:
     return "text/plain"
 
 
-def attach(message: Message, file: UploadedFile) -> Attachment:
-    """Check and store `file` on `message`."""
+def check(file: UploadedFile) -> str:
+    """Return the file's content type, or refuse it (too big, or a type rooms do not take)."""
     limit = settings.WARROOM_ATTACHMENT_MAX_BYTES
     if file.size is not None and file.size > limit:
         raise AttachmentRefused(f"{file.name} is {file.size} bytes; the limit is {limit} bytes")
@@ -57,6 +62,11 @@ def attach(message: Message, file: UploadedFile) -> Attachment:
     if content_type not in ALLOWED_TYPES:
         allowed = ", ".join(sorted(ALLOWED_TYPES))
         raise AttachmentRefused(f"{file.name} is {content_type}; rooms take {allowed}")
+    return content_type
+
+
+def attach(message: Message, file: UploadedFile, content_type: str) -> Attachment:
+    """Store `file` on `message`; check it first (`check`), with every other file posted."""
     return Attachment.objects.create(
         message=message,
         file=file,

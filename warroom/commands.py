@@ -12,11 +12,18 @@ import difflib
 import re
 import string
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from alerts.matchers import Matcher, MatcherError, all_match, parse_matchers
 
 CHAT_SURFACES = frozenset({"chat", "web", "slack", "mattermost"})
 PHONE_SURFACES = frozenset({"sms", "voice"})
 SURFACES = CHAT_SURFACES | PHONE_SURFACES
+
+# A silence typed in chat is for an incident, not a change freeze.
+SILENCE_MAX = timedelta(days=30)
+SILENCE_MIN = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -25,8 +32,16 @@ class Command:
 
     name: str
     incident: int | None = None
-    text: str = ""  # free text: resolve's note
+    text: str = ""  # free text: resolve's note, a note, a status update, a silence's comment
     topic: str | None = None  # help's command, by name
+    user: str | None = None  # a person named with @: assign, page ("me": whoever typed it)
+    target: str | None = None  # a schedule, service or person by name: page, oncall
+    severity: int | None = None  # 1 (most severe) to 5
+    duration: timedelta | None = None  # how long a silence lasts
+    matchers: tuple[Matcher, ...] = ()  # label matchers, as alerts.matchers reads them
+    action: str | None = None  # a runbook action's name, as typed
+    confirm: bool = False  # "run <action> confirm"
+    channel: str | None = None  # subscribe's "email" or "chat"
 
 
 @dataclass(frozen=True)
@@ -56,18 +71,19 @@ class _BadArgument(Exception):
 
 
 # A reader takes the words left, the whole text and the surface; it returns (value or None,
-# words left), or raises _BadArgument saying what is wrong.
+# words left), or raises _BadArgument saying what is wrong. A dict value sets several fields.
 Reader = Callable[[list[_Word], str, str], tuple[object, list[_Word]]]
 
 
 @dataclass(frozen=True)
 class Arg:
-    """One slot of a command's grammar: optional, read in order, stored on `Command.<field>`."""
+    """One slot of a command's grammar: read in order, stored on `Command.<field>`."""
 
     field: str
     usage: str  # in parentheses, not brackets: "[" costs two characters of a GSM-7 SMS
     noun: str
     read: Reader
+    required: bool = False
 
 
 _NUMBER = re.compile(r"#?(\d+)")
@@ -81,24 +97,31 @@ def _incident_number(digits: str) -> int:
     return int(digits)
 
 
-def _read_incident(words: list[_Word], text: str, surface: str) -> tuple[int | None, list[_Word]]:
-    """Read `incident N`, `#N` or a bare number of four or more digits."""
-    if not words:
+def _incident_reader(*, lenient: bool) -> Reader:
+    """Read `incident N`, `#N` or a bare number of four or more digits.
+
+    `lenient`: a lone short number is left for the next argument (`sev 2`), not refused.
+    """
+
+    def read(words: list[_Word], text: str, surface: str) -> tuple[int | None, list[_Word]]:
+        if not words:
+            return None, words
+        first = words[0].norm
+        if first == "incident":
+            number = _NUMBER.fullmatch(words[1].norm) if len(words) > 1 else None
+            if number is None:
+                raise _BadArgument('"incident" needs a number after it, e.g. incident 1042.')
+            return _incident_number(number.group(1)), words[2:]
+        if first.startswith("#") and first[1:].isdigit():
+            return _incident_number(first[1:]), words[1:]
+        if first.isdigit() and len(first) >= 4:
+            return _incident_number(first), words[1:]
+        if first.isdigit() and len(words) == 1 and not lenient:
+            # "ack 42": surely an incident, but short numbers are only taken when marked as one.
+            raise _BadArgument(f"For incident {first}, write #{first} or incident {first}.")
         return None, words
-    first = words[0].norm
-    if first == "incident":
-        number = _NUMBER.fullmatch(words[1].norm) if len(words) > 1 else None
-        if number is None:
-            raise _BadArgument('"incident" needs a number after it, e.g. incident 1042.')
-        return _incident_number(number.group(1)), words[2:]
-    if first.startswith("#") and first[1:].isdigit():
-        return _incident_number(first[1:]), words[1:]
-    if first.isdigit() and len(first) >= 4:
-        return _incident_number(first), words[1:]
-    if first.isdigit() and len(words) == 1:
-        # "ack 42": surely an incident, but short numbers are only taken when marked as one.
-        raise _BadArgument(f"For incident {first}, write #{first} or incident {first}.")
-    return None, words
+
+    return read
 
 
 def _read_text(words: list[_Word], text: str, surface: str) -> tuple[str | None, list[_Word]]:
@@ -118,9 +141,224 @@ def _read_topic(words: list[_Word], text: str, surface: str) -> tuple[str | None
     return spec.name, words[used:]
 
 
-INCIDENT = Arg("incident", "(N)", "an incident number", _read_incident)
+# Django's usernames: letters, digits and @ . + - _
+_USERNAME = re.compile(r"[\w.@+-]{1,150}")
+_TRAILING = ".,;:!?)\"'”’"
+
+
+def _username(raw: str) -> str | None:
+    name = raw.lstrip("(\"'“‘").rstrip(_TRAILING).removeprefix("@")
+    return name if _USERNAME.fullmatch(name) else None
+
+
+def _read_user(words: list[_Word], text: str, surface: str) -> tuple[str | None, list[_Word]]:
+    """Read a person: `@bob`, `bob` or `me` (optionally after "to": `assign to @bob`)."""
+    if words and words[0].norm == "to":
+        words = words[1:]
+    if not words:
+        return None, words
+    name = _username(words[0].raw)
+    if name is None:
+        raise _BadArgument(f"{_quote(words[0].raw)} is not a username; write @ and their name.")
+    return ("me" if name.lower() == "me" else name), words[1:]
+
+
+def _rest_as_name(words: list[_Word], text: str) -> str | None:
+    if words and words[0].norm == "for":  # "oncall for checkout"
+        words = words[1:]
+    if not words:
+        return None
+    return text[words[0].start :].strip().strip("\"'“”‘’").strip() or None
+
+
+def _read_page_target(
+    words: list[_Word], text: str, surface: str
+) -> tuple[dict[str, str] | None, list[_Word]]:
+    """Read whom to page: `@bob` (a person) or the rest of the text (a schedule, or a person)."""
+    name = _rest_as_name(words, text)
+    if name is None:
+        return None, []
+    if name.startswith("@"):
+        person = _username(name) if " " not in name else None
+        if person is None:
+            raise _BadArgument("Page one person or one schedule at a time, e.g. page @bob.")
+        return {"user": person}, []
+    return {"target": name}, []
+
+
+def _read_name(words: list[_Word], text: str, surface: str) -> tuple[str | None, list[_Word]]:
+    """Read the rest of the text as a name (a schedule or a service)."""
+    return _rest_as_name(words, text), []
+
+
+_SEVERITY = re.compile(r"(?:sev|s|p)?(\d+)")
+
+
+def _read_severity(words: list[_Word], text: str, surface: str) -> tuple[int | None, list[_Word]]:
+    """Read a severity: 1 (most severe) to 5, also written sev2 or p2."""
+    if not words:
+        return None, words
+    found = _SEVERITY.fullmatch(words[0].norm)
+    if found is None:
+        raise _BadArgument("Severity is a number from 1 (most severe) to 5, e.g. sev 2.")
+    value = int(found.group(1)[:3])
+    if not 1 <= value <= 5:
+        raise _BadArgument(f"Severity is 1 (most severe) to 5; {found.group(1)[:6]} is not.")
+    return value, words[1:]
+
+
+# Chat apps turn straight quotes into curly ones; matchers want straight ones. Same length, so
+# offsets into the text still hold.
+_SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "″": '"'})
+
+
+def _unquoted_for(text: str, start: int) -> int | None:
+    """Return where the first word "for" outside double quotes begins in `text[start:]`."""
+    quoted = escaped = False
+    for i in range(start, len(text)):
+        char = text[i]
+        if quoted:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                quoted = False
+            continue
+        if char == '"':
+            quoted = True
+        elif (
+            text[i : i + 3].lower() == "for"
+            and (i == start or text[i - 1].isspace())
+            and (i + 3 == len(text) or text[i + 3].isspace())
+        ):
+            return i
+    return None
+
+
+def _read_matchers(
+    words: list[_Word], text: str, surface: str
+) -> tuple[tuple[Matcher, ...] | None, list[_Word]]:
+    """Read label matchers up to the word "for": `alertname=DiskFull instance=~"db-.*"`."""
+    if not words:
+        return None, words
+    text = text.translate(_SMART_QUOTES)
+    end = _unquoted_for(text, words[0].start)
+    written = text[words[0].start : end].strip()
+    rest = [w for w in words if end is not None and w.start >= end]
+    if not written:
+        return None, rest
+    try:
+        matchers = tuple(parse_matchers(written))
+    except MatcherError as exc:
+        raise _BadArgument(
+            f'Matchers: {exc}. Write them as label=value, label!=value, label=~"regex" or '
+            'label!~"regex".'
+        ) from None
+    if all_match(list(matchers), {}):
+        # Alertmanager's rule too: a silence must need some label to be set.
+        raise _BadArgument("These matchers match every alert; name a label value that must match.")
+    return matchers, rest
+
+
+_DURATION_PART = re.compile(
+    r"(\d{1,7})\s*(weeks?|w|days?|d|hours?|hrs?|h|minutes?|mins?|m)(?![a-z])", re.IGNORECASE
+)
+_UNIT = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1)}
+
+
+def parse_duration(text: str) -> tuple[timedelta, int] | None:
+    """Read a duration at the start of `text` (30m, 2h, 1d, 1h30m, 2 hours); return it and
+    where it ends, or None when `text` does not start with one."""
+    total, pos, end = timedelta(), 0, None
+    while found := _DURATION_PART.match(text, pos):
+        unit = found.group(2)[0].lower()
+        total += int(found.group(1)) * _UNIT.get(unit, timedelta(minutes=1))
+        end = found.end()
+        pos = end + len(text[end:]) - len(text[end:].lstrip())
+    if end is None or text[end : end + 1].isalnum():  # "1h30mx" is no duration, not 1h30m
+        return None
+    return total, end
+
+
+def _format_duration(value: timedelta) -> str:
+    minutes = int(value.total_seconds() // 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    return "".join(f"{n}{u}" for n, u in ((days, "d"), (hours, "h"), (minutes, "m")) if n) or "0m"
+
+
+def _read_duration(
+    words: list[_Word], text: str, surface: str
+) -> tuple[timedelta | None, list[_Word]]:
+    """Read `for <duration>`, at most SILENCE_MAX."""
+    if not words or words[0].norm != "for":
+        return None, words
+    if len(words) == 1:
+        raise _BadArgument("For how long? e.g. for 2h.")
+    start = words[1].start
+    found = parse_duration(text[start:])
+    if found is None:
+        raise _BadArgument(
+            f"{_quote(words[1].raw)} is not a duration; write it like 30m, 2h, 1d or 1h30m."
+        )
+    value, length = found
+    if value < SILENCE_MIN:
+        raise _BadArgument("A silence lasts at least a minute.")
+    if value > SILENCE_MAX:
+        raise _BadArgument(
+            f"A silence lasts at most {_format_duration(SILENCE_MAX)}, "
+            f"not {_format_duration(value)}."
+        )
+    return value, [w for w in words if w.start >= start + length]
+
+
+_ACTION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
+
+
+def _read_action(words: list[_Word], text: str, surface: str) -> tuple[str | None, list[_Word]]:
+    """Read a runbook action's name, as typed (one word)."""
+    if not words:
+        return None, words
+    name = words[0].raw.strip(_TRAILING + "(\"'“‘`")
+    if not _ACTION.fullmatch(name):
+        raise _BadArgument(f"{_quote(words[0].raw)} is not an action name; runbook lists them.")
+    return name, words[1:]
+
+
+def _read_confirm(words: list[_Word], text: str, surface: str) -> tuple[bool | None, list[_Word]]:
+    if words and words[0].norm in ("confirm", "confirmed"):
+        return True, words[1:]
+    return None, words
+
+
+_CHANNELS = {"email": "email", "mail": "email", "e-mail": "email", "chat": "chat", "room": "chat"}
+
+
+def _read_channel(words: list[_Word], text: str, surface: str) -> tuple[str | None, list[_Word]]:
+    if words and words[0].norm in _CHANNELS:
+        return _CHANNELS[words[0].norm], words[1:]
+    return None, words
+
+
+INCIDENT = Arg("incident", "(N)", "an incident number", _incident_reader(lenient=False))
+# Before a number that is not an incident (`sev 2`): a short bare number is left alone.
+INCIDENT_FIRST = Arg("incident", "(N)", "an incident number", _incident_reader(lenient=True))
 TEXT = Arg("text", "(note)", "a note", _read_text)
 TOPIC = Arg("topic", "(command)", "a command", _read_topic)
+USER = Arg("user", "@user", "a person (@name, or me)", _read_user, required=True)
+PAGE_TARGET = Arg(
+    "target", "(@user or schedule)", "a person or a schedule", _read_page_target, required=True
+)
+ONCALL_TARGET = Arg("target", "(schedule or service)", "a schedule or service", _read_name)
+SEVERITY = Arg("severity", "(1-5)", "a severity from 1 to 5", _read_severity, required=True)
+MATCHERS = Arg(
+    "matchers", "(matchers)", "label matchers like alertname=DiskFull", _read_matchers, True
+)
+DURATION = Arg("duration", "for (duration)", 'how long, as "for 2h"', _read_duration, True)
+ACTION = Arg("action", "(action)", "an action name", _read_action)
+CONFIRM = Arg("confirm", "(confirm)", '"confirm"', _read_confirm)
+CHANNEL = Arg("channel", "(email or chat)", '"email" or "chat"', _read_channel)
 
 
 # --- the commands ----------------------------------------------------------------------------
@@ -145,7 +383,7 @@ class Spec:
 
     @property
     def usage(self) -> str:
-        return " ".join([self.word, *(arg.usage for arg in self.args)])
+        return " ".join([self.word, *(arg.usage for arg in self.args if arg is not INCIDENT_FIRST)])
 
 
 SPECS: tuple[Spec, ...] = (
@@ -179,6 +417,110 @@ SPECS: tuple[Spec, ...] = (
         summary="page the next escalation step now",
         example="escalate 1042",
         codes=("5",),
+    ),
+    Spec(
+        name="assign",
+        aliases=("assign", "reassign"),
+        args=(INCIDENT, USER),
+        summary="make someone the incident's owner (an acked incident pages them)",
+        example="assign @bob",
+        surfaces=CHAT_SURFACES,
+    ),
+    Spec(
+        name="page",
+        aliases=("page",),
+        args=(INCIDENT, PAGE_TARGET),
+        summary="page a person, or whoever is on call on a schedule, about the incident now",
+        example="page @bob",
+        surfaces=CHAT_SURFACES,
+    ),
+    Spec(
+        name="oncall",
+        aliases=("oncall", "on call", "on-call", "who is on call"),
+        args=(ONCALL_TARGET,),
+        summary="who is on call now and who is next, per schedule",
+        example="oncall checkout",
+        surfaces=CHAT_SURFACES,
+    ),
+    Spec(
+        name="status",
+        aliases=("status", "update"),
+        args=(INCIDENT, replace(TEXT, usage="(text)", noun="the update's text", required=True)),
+        summary="post a status update to the incident's subscribers",
+        example="status Failover done; checkout is back",
+        surfaces=CHAT_SURFACES,
+    ),
+    Spec(
+        name="note",
+        aliases=("note", "comment"),
+        args=(INCIDENT, replace(TEXT, usage="(text)", noun="the note's text", required=True)),
+        summary="add a note to the incident's timeline",
+        example="note db-1 disk is 98% full",
+        surfaces=CHAT_SURFACES,
+    ),
+    Spec(
+        name="severity",
+        aliases=("sev", "severity"),
+        args=(INCIDENT_FIRST, SEVERITY, INCIDENT),
+        summary="set the incident's severity, 1 (most severe) to 5",
+        example="sev 2",
+        surfaces=CHAT_SURFACES,
+    ),
+    Spec(
+        name="silence",
+        aliases=("silence", "mute"),
+        args=(MATCHERS, DURATION, replace(TEXT, usage="(comment)", noun="a comment")),
+        summary="silence matching alerts for a while (30d at most)",
+        example="silence alertname=DiskFull job=db for 2h",
+        surfaces=CHAT_SURFACES,
+    ),
+    Spec(
+        name="incidents",
+        aliases=("incidents", "open incidents"),
+        args=(),
+        summary="list the open incidents",
+        example="incidents",
+        surfaces=CHAT_SURFACES,
+    ),
+    Spec(
+        name="subscribe",
+        aliases=("subscribe", "sub"),
+        args=(INCIDENT, CHANNEL),
+        summary="get the incident's status updates, in chat or by email",
+        example="subscribe email",
+        surfaces=CHAT_SURFACES,
+    ),
+    Spec(
+        name="unsubscribe",
+        aliases=("unsubscribe", "unsub"),
+        args=(INCIDENT, CHANNEL),
+        summary="stop getting the incident's status updates",
+        example="unsubscribe",
+        surfaces=CHAT_SURFACES,
+    ),
+    Spec(
+        name="runbook",
+        aliases=("runbook", "runbooks", "rb"),
+        args=(INCIDENT,),
+        summary="show the incident's runbook and its actions",
+        example="runbook",
+        surfaces=CHAT_SURFACES,
+    ),
+    Spec(
+        name="graph",
+        aliases=("graph", "graphs", "dashboards"),
+        args=(INCIDENT,),
+        summary="post the incident's graphs and dashboards",
+        example="graph",
+        surfaces=CHAT_SURFACES,
+    ),
+    Spec(
+        name="run",
+        aliases=("run",),
+        args=(ACTION, CONFIRM),
+        summary="list the runbook's actions, or run one (asks you to confirm first)",
+        example="run restart-db confirm",
+        surfaces=CHAT_SURFACES,
     ),
     Spec(
         name="help",
@@ -269,10 +611,16 @@ def parse(text: str, *, surface: str) -> Command | ParseError:
     try:
         for arg in spec.args:
             value, rest = arg.read(rest, text, surface)
-            if value is not None:
-                values[arg.field] = value
+            if value is None:
+                if arg.required:
+                    raise _BadArgument(f'"{spec.word}" needs {arg.noun}, e.g. {spec.example}.')
+                continue
+            for field, each in (value if isinstance(value, dict) else {arg.field: value}).items():
+                if field in values:  # `sev #1042 2 #1043`
+                    raise _BadArgument(f"Name one {arg.noun}, not two.")
+                values[field] = each
     except _BadArgument as exc:
-        return ParseError(f"{exc} {_try_help(surface)}", command=spec.name)
+        return ParseError(f"{exc} {_try_help(surface)}", suggestion=spec.word, command=spec.name)
     if rest:
         leftover = text[rest[0].start :].strip()
         return _leftover(spec, words, leftover, surface)
@@ -304,11 +652,15 @@ def _closest(words: list[_Word], surface: str) -> Spec | None:
     return None
 
 
+def _listed(surface: str) -> list[Spec]:
+    return [s for s in SPECS if s.listed and surface in s.surfaces]
+
+
 def _unknown(words: list[_Word], surface: str) -> ParseError:
     typed = _quote(words[0].raw)
     spec = _closest(words, surface)
     if spec is None:
-        listed = ", ".join(s.word for s in SPECS if s.listed and surface in s.surfaces)
+        listed = ", ".join(s.word for s in _listed(surface))
         return ParseError(f"Unknown command {typed}. Commands: {listed}. {_try_help(surface)}")
     return ParseError(
         f'Unknown command {typed}. Did you mean "{spec.word}"? e.g. {spec.example}',
@@ -324,7 +676,8 @@ def _leftover(spec: Spec, words: list[_Word], leftover: str, surface: str) -> Pa
             suggestion=other.word,
             command=spec.name,
         )
-    takes = " and ".join(arg.noun for arg in spec.args) or "nothing"
+    nouns = list(dict.fromkeys(arg.noun for arg in spec.args))
+    takes = " and ".join(nouns) or "nothing"
     return ParseError(
         f'"{spec.word}" takes {takes}; not sure what {_quote(leftover)} means. e.g. {spec.example}',
         suggestion=spec.word,
@@ -340,13 +693,14 @@ def _quote(typed: str, limit: int = 20) -> str:
 
 
 def help_text(topic: str | None = None, *, surface: str) -> str:
-    """Return short help (it must fit an SMS): all commands on `surface`, or the one named."""
+    """Return plain-text help: all commands on `surface`, or the one named (which fits an SMS,
+    as does the whole list by phone)."""
     if topic is not None:
         spec = _BY_NAME[topic]
         also = [p for p in _phrases(spec, surface) if p != spec.word]
         aka = f" Also: {', '.join(also)}." if also else ""
         return f"{spec.usage}: {spec.summary}. e.g. {spec.example}.{aka}"
-    listed = [s for s in SPECS if s.listed and surface in s.surfaces]
+    listed = _listed(surface)
     if surface == "voice":
         keys = ", ".join(f"{s.codes[0]} to {s.name}" for s in listed if s.codes)
         return f"Press {keys}."
@@ -357,7 +711,33 @@ def help_text(topic: str | None = None, *, surface: str) -> str:
     text = f"Commands: {'; '.join(parts)}. N: an incident number"
     if surface in PHONE_SURFACES:
         return f"{text}, else your latest page. STOP ends texts."
+    # Chat has more commands than fit an SMS; chat's own help is `help_markdown`.
     return f"{text}, else this room's incident."
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def help_markdown(topic: str | None = None, *, surface: str = "chat") -> str:
+    """Return help for chat: every command as a Markdown table row; or the one named, as in
+    `help_text` (one line reads well anywhere)."""
+    if topic is not None:
+        return help_text(topic, surface=surface)
+    rows = [
+        f"| `{_cell(s.usage)}` | {_cell(s.summary)} | `{_cell(s.example)}` |"
+        for s in _listed(surface)
+    ]
+    return "\n".join(
+        [
+            "| Command | What it does | Example |",
+            "| --- | --- | --- |",
+            *rows,
+            "",
+            "Start a command with `/` or `@muster`. (N) is an incident number (`1042`, `#42`, "
+            "`incident 42`); in an incident's room it is that incident.",
+        ]
+    )
 
 
 # --- addressing in chat ----------------------------------------------------------------------
@@ -366,11 +746,14 @@ _BOT_NAME = re.compile(r"@muster(?![\w.-])[\s:,]*", re.IGNORECASE)
 
 
 def _exact_verb_incident() -> re.Pattern[str]:
+    """`<verb> incident <N>` is a command on its own for every verb that needs nothing else."""
     verbs = sorted(
         {
             re.escape(phrase)
             for spec in SPECS
-            if INCIDENT in spec.args and "chat" in spec.surfaces
+            if "chat" in spec.surfaces
+            and any(arg.field == "incident" for arg in spec.args)
+            and not any(arg.required for arg in spec.args)
             for phrase in spec.aliases
         },
         key=len,

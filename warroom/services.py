@@ -19,7 +19,7 @@ from accounts.models import User
 from incidents.models import EntryKind, Incident, Source
 from incidents.services import record
 from warroom import commands, execute
-from warroom.attachments import attach
+from warroom.attachments import attach, check
 from warroom.markdown import render
 from warroom.models import Attachment, Message, MessageKind, Participant, Room
 
@@ -74,6 +74,8 @@ def post(
 ) -> Message:
     """Store a message (its HTML rendered and sanitized now, its files checked) and broadcast
     it after commit. Raises AttachmentRefused for a file that is too big or of a refused type."""
+    # Every file is checked before anything is stored, so a refused one leaves nothing behind.
+    checked = [(file, check(file)) for file in files or []]
     message = Message.objects.create(
         room=room,
         author=author,
@@ -83,7 +85,7 @@ def post(
         reply_to=reply_to,
         data=data or {},
     )
-    attachments = [attach(message, file) for file in files or []]
+    attachments = [attach(message, file, content_type) for file, content_type in checked]
     event = {"type": "message", "message": message_json(message, attachments)}
     transaction.on_commit(lambda: broadcast(room.pk, event))
     return message

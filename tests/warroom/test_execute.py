@@ -7,7 +7,7 @@ import pytest
 from incidents import services
 from incidents.models import EntryKind, Source, Status
 from warroom.commands import Command, parse
-from warroom.execute import Reply, run
+from warroom.execute import Reply, needed_role, run
 
 
 def command(text: str, surface: str = "sms") -> Command:
@@ -204,3 +204,52 @@ def test_help_answers_for_the_surface(db, bob, charlie):
 
 def test_a_command_this_runner_cannot_do_says_so(db, bob):
     assert run(command("STOP"), user=bob, source=Source.SMS) == Reply('"stop" does not work here.')
+
+
+# --- roles, phone limits and the runbook commands --------------------------------------------
+
+
+def test_a_refusal_names_the_rooms_incident(open_incident, charlie):
+    incident = open_incident()
+    reply = run(command("esc", "chat"), user=charlie, source=Source.CHAT, incident=incident)
+    assert reply == Reply(
+        "This needs the responder role; charlie is observer.", incident=incident.number
+    )
+
+
+def test_phone_replies_are_cut_to_one_sms(open_incident, bob):
+    for i in range(40):
+        open_incident(f"incident {i}")
+    reply = run(Command("incidents"), user=bob, source=Source.SMS)
+    assert len(reply.text) == 160 and reply.text.startswith("40 open: #")
+    assert reply.text.endswith("...")
+
+
+@pytest.mark.parametrize(
+    ("text", "needed"),
+    [
+        ("run", "observer"),  # lists the runbook's actions
+        ("run restart-db", "responder"),
+        ("run restart-db confirm", "responder"),
+        ("runbook", "observer"),
+        ("graph", "observer"),
+        ("silence job=db for 1h", "responder"),
+        ("subscribe", "observer"),
+    ],
+)
+def test_the_role_each_command_needs(text, needed):
+    assert needed_role(command(text, "chat")) == needed
+
+
+def test_runbook_commands_look_up_a_named_incident_first(db, charlie):
+    for text in ("runbook #99999", "graph incident 99999"):
+        reply = run(command(text, "chat"), user=charlie, source=Source.CHAT)
+        assert reply == Reply("There is no incident #99999.", incident=99999)
+
+
+def test_observers_may_read_runbooks_and_graphs(open_incident, charlie):
+    incident = open_incident()
+    for text in ("runbook", "graph", "run"):
+        reply = run(command(text, "chat"), user=charlie, source=Source.CHAT, incident=incident)
+        assert "needs the responder role" not in reply.text
+        assert not reply.changed

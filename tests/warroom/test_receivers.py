@@ -1,0 +1,410 @@
+"""The bot against the real database: alerts through the real pipeline open rooms, the bot tells
+the story, paged responders are invited and their pages carry the room's link."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime
+
+import pytest
+import time_machine
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
+
+from accounts.models import Role
+from alerts.models import Kind
+from alerts.pending import process_pending
+from incidents import services
+from incidents.models import EntryKind, Incident, Source, Status
+from oncall import engine, messages
+from oncall.models import NotificationRule, Page
+from tests.alerts.payloads import am_alert, am_batch
+from tests.conftest import load_fixture
+from tests.oncall.builders import make_person, make_policy, verified_phone
+from warroom.models import Message, MessageKind, Participant, Room
+from warroom.receivers import follow_entry
+from warroom.services import room_group, say
+
+
+@pytest.fixture
+def am(make_integration):
+    return make_integration(Kind.ALERTMANAGER, name="prometheus-prod")
+
+
+@pytest.fixture
+def url(am):
+    return f"/integrations/alertmanager/{am.token}/"
+
+
+@pytest.fixture
+def alert_in(post_json, url, django_capture_on_commit_callbacks):
+    """POST an Alertmanager notification and run everything its commit announces."""
+
+    def send(payload):
+        with django_capture_on_commit_callbacks(execute=True):
+            return post_json(url, payload)
+
+    return send
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """Run `action` and then what its commit announces (the receivers); return its result."""
+
+    def run(action, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return action(*args, **kwargs)
+
+    return run
+
+
+def bot_posts(room: Room) -> list[Message]:
+    return list(room.messages.filter(author=None, kind=MessageKind.BOT).order_by("id"))
+
+
+def reachable(user) -> None:
+    method = verified_phone(user, f"+1415555{user.pk:04d}")
+    for urgency in ("high", "low"):
+        NotificationRule.objects.create(
+            user=user, urgency=urgency, delay_minutes=0, contact_method=method
+        )
+
+
+def events_during(room: Room, action) -> list[dict]:
+    """Run `action` while listening to the room's channel-layer group; return its events."""
+
+    async def listen() -> list[dict]:
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(room_group(room.pk), channel)
+        try:
+            await sync_to_async(action)()
+            events = []
+            while True:
+                try:
+                    received = await asyncio.wait_for(layer.receive(channel), timeout=0.5)
+                except TimeoutError:
+                    return events
+                events.append(received["event"])
+        finally:
+            await layer.group_discard(room_group(room.pk), channel)
+
+    return async_to_sync(listen)()
+
+
+# --- the room opens with the incident ----------------------------------------------------------
+
+
+def test_an_alert_opens_the_incident_its_room_and_the_opening_post(alert_in):
+    alert_in(load_fixture("alertmanager", "firing_batch"))
+
+    incident = Incident.objects.get()
+    room = Room.objects.get(incident=incident)
+    [opening] = bot_posts(room)  # the second alert is in it, not a post of its own
+    assert opening.data["entry"] == incident.timeline.get(kind=EntryKind.OPENED).pk
+    assert opening.data["kind"] == EntryKind.OPENED
+    html = opening.html
+    assert f"Incident #{incident.number} opened" in html and "checkout" in html
+    assert "<td>alertname</td>" in html and "<td>InstanceDown</td>" in html
+    assert "<td>web-1.prod.example.com:9100</td>" in html
+    assert "has been down for more than 5 minutes" in html
+    assert (
+        'href="http://prometheus.example.com:9090/graph?g0.expr=up+%3D%3D+0&amp;g0.tab=1"' in html
+    )
+    assert 'href="https://runbooks.example.com/node/InstanceDown"' in html
+    assert "<strong>1 more alert</strong>" in html
+    assert "<li>Instance web-2.prod.example.com:9100 down</li>" in html
+    assert "Nobody is on call for <strong>checkout</strong>" in html
+
+
+def test_the_opening_post_names_who_is_on_call(alert_in, service, bob):
+    make_policy("checkout primary", {"users": [bob]}, service=service)
+
+    alert_in(am_batch(am_alert("fp-1", severity="critical")))
+
+    [opening] = bot_posts(Room.objects.get())
+    assert "<strong>On call</strong> for checkout: <strong>bob</strong> — paging now." in (
+        opening.html
+    )
+
+
+def test_one_batch_opening_many_incidents_opens_a_room_for_each(
+    client, url, django_capture_on_commit_callbacks
+):
+    for group in ("A", "B", "C"):
+        body = json.dumps(am_batch(am_alert(f"fp-{group}"), group_key=group))
+        client.post(url, body, content_type="application/json")
+    with django_capture_on_commit_callbacks(execute=True):
+        process_pending()  # one transaction: three OPENED entries announced after one commit
+
+    incidents = list(Incident.objects.order_by("number"))
+    assert len(incidents) == 3
+    for incident in incidents:
+        [opening] = bot_posts(incident.room)
+        assert f"Incident #{incident.number} opened" in opening.body
+
+
+def test_an_incident_opened_by_hand_gets_its_opening_post_once(committed, service, alice):
+    incident = committed(
+        services.open_incident,
+        service,
+        title="Checkout slow",
+        severity=2,
+        source=Source.API,
+        by=alice,
+    )
+    committed(follow_entry, incident.timeline.get(kind=EntryKind.OPENED))  # announced again
+
+    [opening] = bot_posts(incident.room)
+    assert "Opened by alice via API." in opening.html
+    assert "| label |" not in opening.body
+
+
+def test_a_page_announced_before_the_opening_still_follows_the_opening_post(
+    committed, service, alice, django_capture_on_commit_callbacks
+):
+    carol = make_person("carol")
+    reachable(carol)
+    with django_capture_on_commit_callbacks() as announcements:
+        incident = services.open_incident(service, title="Slow", severity=2, source=Source.API)
+
+    committed(engine.page_person, incident, carol, by=alice, source=Source.API)
+    for announce in announcements:  # the receivers of OPENED run only now
+        announce()
+
+    posts = bot_posts(incident.room)
+    assert [p.data["kind"] for p in posts] == [EntryKind.OPENED, EntryKind.PAGE]
+    assert posts[0].data["entry"] == incident.timeline.get(kind=EntryKind.OPENED).pk
+
+
+def test_the_bot_asks_the_database_little_per_entry(
+    alert_in, committed, bob, django_assert_max_num_queries
+):
+    alert_in(am_batch(*(am_alert(f"fp-{i}") for i in range(3))))
+    incident = Incident.objects.get()
+    committed(services.acknowledge_incident, incident, by=bob, source=Source.WEB)
+    entry = incident.timeline.get(kind=EntryKind.ACKNOWLEDGED)
+
+    with django_assert_max_num_queries(3):  # the incident with its room, the post, (a savepoint)
+        follow_entry(entry)
+
+
+# --- the story afterwards ----------------------------------------------------------------------
+
+
+def test_an_ack_posts_a_line_and_tells_clients_the_new_state(alert_in, committed, bob):
+    alert_in(am_batch(am_alert("fp-1")))
+    incident = Incident.objects.get()
+    room = incident.room
+
+    events = events_during(
+        room,
+        lambda: committed(services.acknowledge_incident, incident, by=bob, source=Source.WEB),
+    )
+
+    last = bot_posts(room)[-1]
+    assert last.body == "👍 **Acknowledged by bob via web**"
+    entry = incident.timeline.get(kind=EntryKind.ACKNOWLEDGED)
+    assert last.data == {"entry": entry.pk, "kind": EntryKind.ACKNOWLEDGED}
+    assert {"type": "incident", "incident": {
+        "number": incident.number,
+        "status": Status.ACKNOWLEDGED,
+        "severity": incident.severity,
+        "title": incident.title,
+        "assignee": "bob",
+    }} in events  # fmt: skip
+    messages_sent = [e for e in events if e["type"] == "message"]
+    assert [e["message"]["id"] for e in messages_sent] == [last.pk]
+
+
+def test_notes_severity_and_resolution_each_post_one_line(alert_in, committed, bob):
+    alert_in(am_batch(am_alert("fp-1")))
+    incident = Incident.objects.get()
+
+    committed(services.add_note, incident, text="restarted *db-1*", by=bob, source=Source.WEB)
+    committed(services.set_severity, incident, severity=1, by=bob, source=Source.WEB)
+    committed(services.resolve_incident, incident, by=bob, source=Source.WEB, note="fixed")
+
+    lines = [m.body for m in bot_posts(incident.room)][1:]
+    assert lines == [
+        "📝 **bob** noted: restarted \\*db\\-1\\*",
+        f"🌡️ Severity {incident.severity} → 1 by bob via web",
+        "✅ **Resolved by bob via web: fixed**",
+    ]
+
+
+def test_a_command_typed_in_the_room_is_not_echoed(alert_in, committed, bob):
+    alert_in(am_batch(am_alert("fp-1")))
+    incident = Incident.objects.get()
+    room = incident.room
+
+    committed(say, room, "/ack", user=bob)
+
+    assert incident.timeline.filter(kind=EntryKind.COMMAND).count() == 1
+    kinds = list(room.messages.order_by("id").values_list("kind", "data__kind"))
+    assert kinds == [
+        (MessageKind.BOT, EntryKind.OPENED),
+        (MessageKind.COMMAND, None),
+        (MessageKind.REPLY, None),
+        (MessageKind.BOT, EntryKind.ACKNOWLEDGED),  # the state change, once; the command, never
+    ]
+
+
+def test_a_failing_entry_is_logged_and_never_fails_the_verb(alert_in, committed, caplog):
+    alert_in(am_batch(am_alert("fp-1")))
+    incident = Incident.objects.get()
+
+    with caplog.at_level(logging.ERROR, logger="warroom.receivers"):
+        entry = committed(
+            services.record,
+            incident,
+            EntryKind.PAGE,
+            message="a page entry with a page id that is no id",
+            source=Source.SYSTEM,
+            data={"page": "not-a-number", "status": "sent"},
+        )
+
+    assert entry.pk is not None
+    assert any(f"timeline entry {entry.pk}" in r.getMessage() for r in caplog.records)
+    assert len(bot_posts(incident.room)) == 1  # the opening post; nothing half-posted
+
+
+# --- pages and invitations ---------------------------------------------------------------------
+
+
+def test_paged_responders_are_invited_and_each_page_is_a_line(
+    alert_in, committed, service, bob, settings
+):
+    settings.PUBLIC_URL = "https://muster.example.com"
+    make_policy("checkout primary", {"users": [bob]}, service=service)
+    reachable(bob)
+    alert_in(am_batch(am_alert("fp-1", severity="critical")))
+    incident = Incident.objects.get()
+    room = incident.room
+
+    committed(engine.start_escalation, incident.pk)
+
+    assert Participant.objects.filter(room=room, user=bob, reason="paged").exists()
+    assert bot_posts(room)[-1].body == "📟 Escalation step 1: paging bob"
+
+    [page] = Page.objects.filter(incident=incident)
+    assert committed(engine.deliver, page.pk) == "sent"
+
+    line = bot_posts(room)[-1]
+    assert line.body == f"📟 Paged bob by {engine.CHANNEL_LABEL[page.channel]} (step 1)"
+    assert line.data["kind"] == EntryKind.PAGE
+    page.refresh_from_db()
+    assert f"Room: https://muster.example.com/rooms/incident/{incident.number}/" in page.body
+    assert Participant.objects.filter(room=room, user=bob).count() == 1
+
+
+def test_a_person_paged_by_hand_is_invited(alert_in, committed, alice):
+    carol = make_person("carol", Role.RESPONDER)
+    reachable(carol)
+    alert_in(am_batch(am_alert("fp-1")))
+    incident = Incident.objects.get()
+
+    committed(engine.page_person, incident, carol, by=alice, source=Source.API)
+
+    assert Participant.objects.filter(room=incident.room, user=carol, reason="paged").exists()
+    assert bot_posts(incident.room)[-1].body == "📟 alice paged carol"
+
+
+def test_nobody_to_page_is_a_warning_in_the_room(alert_in, committed):
+    alert_in(am_batch(am_alert("fp-1")))
+    incident = Incident.objects.get()
+
+    committed(engine.start_escalation, incident.pk)  # no policy: last resort, nobody reachable
+
+    bodies = [m.body for m in bot_posts(incident.room)]
+    assert any(b.startswith("⚠️ **Nobody could be paged") for b in bodies)
+
+
+def test_the_page_texts_carry_the_room_link_where_it_fits(service, settings):
+    settings.PUBLIC_URL = "https://muster.example.com"
+    incident = services.open_incident(
+        service, title="Disk full on db-1 " * 30, severity=1, source=Source.ALERT
+    )
+    room = f"https://muster.example.com/rooms/incident/{incident.number}/"
+
+    message = messages.for_incident(incident)
+    assert message.sms.endswith(f" Room: {room}")
+    assert len(message.sms) <= messages.SMS_MAX
+    assert "Reply 4 to ack" in message.sms and "Disk full on db-1" in message.sms
+    assert f"War room: {room}" in message.body
+    assert f"War room: {room}" in messages.for_bundle([incident, incident]).body
+
+    settings.PUBLIC_URL = "https://muster.example.com/" + "x" * 200
+    too_long = messages.for_incident(incident)
+    assert "Room:" not in too_long.sms and len(too_long.sms) <= messages.SMS_MAX
+    assert "War room: https://muster.example.com/xxx" in too_long.body
+
+
+# --- no flood ----------------------------------------------------------------------------------
+
+
+def test_thirty_alerts_in_one_burst_are_one_post(alert_in):
+    alert_in(am_batch(am_alert("fp-0")))
+    incident = Incident.objects.get()
+
+    alert_in(am_batch(*(am_alert(f"fp-{i}") for i in range(31))))  # fp-0 again, and 30 new
+
+    assert incident.alerts.count() == 31
+    _, burst = bot_posts(incident.room)
+    assert burst.data["count"] == 30 and burst.data["kind"] == EntryKind.ALERT_ATTACHED
+    assert "<strong>30 new alerts</strong>" in burst.html
+    assert burst.html.count("<li>") == 6 and "<li>+25 more alerts</li>" in burst.html
+
+
+def test_thirty_alerts_opening_an_incident_are_all_in_the_opening_post(alert_in):
+    alert_in(am_batch(*(am_alert(f"fp-{i:02d}") for i in range(30))))
+
+    [opening] = bot_posts(Incident.objects.get().room)
+    assert "<strong>29 more alerts</strong>" in opening.html
+    assert "<li>+24 more alerts</li>" in opening.html
+
+
+def test_alerts_trickling_in_fast_are_held_and_summarised_with_the_next_post(
+    alert_in, committed, bob
+):
+    with time_machine.travel(datetime(2024, 5, 14, 9, 0, 1, tzinfo=UTC), tick=False):
+        alert_in(am_batch(am_alert("fp-0")))
+        incident = Incident.objects.get()
+        for i in range(1, 9):  # eight requests of one new alert each, within one window
+            alert_in(am_batch(am_alert(f"fp-{i}")))
+
+        singles = bot_posts(incident.room)[1:]
+        assert [m.body for m in singles] == [
+            f"🔔 New alert in the group: **InstanceDown fp\\-{i}** (prometheus\\-prod)"
+            for i in range(1, 6)
+        ]
+        committed(services.acknowledge_incident, incident, by=bob, source=Source.WEB)
+
+    held, ack = bot_posts(incident.room)[-2:]
+    assert held.body == "📥 **+3 more alerts** in the group (latest: InstanceDown fp\\-8)."
+    assert held.data["count"] == 3
+    assert ack.data["kind"] == EntryKind.ACKNOWLEDGED
+
+
+def test_alerts_resolving_together_are_one_post(alert_in):
+    alert_in(am_batch(*(am_alert(f"fp-{i}") for i in range(12))))
+    incident = Incident.objects.get()
+
+    alert_in(am_batch(*(am_alert(f"fp-{i}", status="resolved") for i in range(12))))
+
+    bodies = [m.body for m in bot_posts(incident.room)][1:]
+    assert len(bodies) == 2
+    assert bodies[0].startswith("✅ **12 resolved alerts** in the group:")
+    assert bodies[1] == "✅ **Resolved by prometheus\\-prod via alert: every alert has resolved**"
+
+
+def test_repeats_are_posted_only_at_their_milestones(alert_in, settings):
+    settings.DEDUP_MILESTONE_BASE = 10
+    for _ in range(10):
+        alert_in(am_batch(am_alert("fp-1")))
+    incident = Incident.objects.get()
+
+    bodies = [m.body for m in bot_posts(incident.room)][1:]
+    assert bodies == ["🔁 Alert repeated 10 times: InstanceDown fp\\-1"]

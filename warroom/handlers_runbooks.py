@@ -1,0 +1,225 @@
+"""Chat handlers for `runbook`, `graph` and `run <action>`: what runbooks know, as Markdown.
+
+Each takes (command, user, source, incident in context) like warroom.execute's handlers and
+returns its Reply. `run <action>` only says what would be called; `run <action> confirm` starts
+it (runbooks.actions checks the role, records it on the timeline and runs it through Celery;
+the result reaches the room as a timeline entry).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import json
+import re
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from django.conf import settings
+
+from incidents.models import Incident
+from incidents.selectors import IncidentNotFound, NotAllowed, access_incident
+from runbooks import actions
+from runbooks.graphs import graph_links
+from runbooks.models import Action, Runbook
+from runbooks.services import label_sets, matching_runbook
+from warroom import execute
+from warroom.markdown import escape
+
+if TYPE_CHECKING:
+    from accounts.models import User
+    from warroom.commands import Command
+    from warroom.execute import Reply
+
+BODY_MAX = 8_000  # characters of runbook shown in chat; the rest is a link away
+PREVIEW_MAX = 1_500  # characters of payload shown before confirming
+MAX_IMAGES = 4
+PHONE = ("sms", "voice")
+
+
+def runbook(command: Command, user: User, source: str, incident: Incident | None) -> Reply:
+    """Reply with the incident's runbook: its title (a link), its body, and its actions."""
+    found = _incident(command, user, incident, "runbook")
+    if not isinstance(found, Incident):
+        return found
+    book = matching_runbook(found)
+    if book is None:
+        return execute.Reply(_no_runbook(found), incident=found.number)
+    if source in PHONE:
+        return execute.Reply(
+            f"Runbook: {book.title[:100]} {runbook_url(book)}", incident=found.number
+        )
+    return execute.Reply(runbook_markdown(book), incident=found.number)
+
+
+def graph(command: Command, user: User, source: str, incident: Incident | None) -> Reply:
+    """Reply with the incident's graph links, and previews of those that have an image."""
+    found = _incident(command, user, incident, "graph")
+    if not isinstance(found, Incident):
+        return found
+    links = graph_links(found)
+    if not links:
+        return execute.Reply(
+            f"No graphs for #{found.number}: its alerts carried no graph links and "
+            f"{escape(found.service.name)} has no graph templates that fit them.",
+            incident=found.number,
+        )
+    lines = [f"**Graphs for #{found.number}**", ""]
+    lines += [f"- [{escape(link.name)}]({_md_url(link.url)})" for link in links]
+    images = [link for link in links if link.image_url][:MAX_IMAGES]
+    for link in images:
+        lines += ["", f"![{escape(link.name)}]({_md_url(link.image_url or '')})"]
+    return execute.Reply("\n".join(lines), incident=found.number)
+
+
+def run_action(command: Command, user: User, source: str, incident: Incident | None) -> Reply:
+    """`run`: list the actions; `run <name>`: say what it will call; `... confirm`: start it."""
+    found = _incident(command, user, incident, "run")
+    if not isinstance(found, Incident):
+        return found
+    number = found.number
+    book = matching_runbook(found)
+    offered = list(book.actions.select_related("runbook__service")) if book else []
+    name = getattr(command, "action", None)
+    if not name:
+        return execute.Reply(_action_list(found, book, offered), incident=number)
+    chosen = next((a for a in offered if a.name.lower() == name.lower()), None)
+    if chosen is None:
+        return execute.Reply(_no_such_action(found, book, offered, name), incident=number)
+    confirmed = bool(getattr(command, "confirm", False) or getattr(command, "confirmed", False))
+    try:
+        if not confirmed:
+            return execute.Reply(
+                _preview(chosen, actions.preview(chosen, found, user)), incident=number
+            )
+        run = actions.request_run(chosen, found, user, source=source)
+    except actions.ActionError as exc:
+        return execute.Reply(str(exc), incident=number)
+    return execute.Reply(
+        f"Started **{escape(chosen.name)}** for #{number} (run {run.pk}): {run.method} "
+        f"{_code(actions.target(run.url))}. The result will be posted here.",
+        changed=True,
+        incident=number,
+    )
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _incident(
+    command: Command, user: User, context: Incident | None, word: str
+) -> Incident | Reply:
+    """Return the incident the command means and the user may see, or the Reply saying why not."""
+    number = getattr(command, "incident", None)
+    if number is None and context is not None:
+        number = context.number
+    if number is None:
+        if word == "run":
+            return execute.Reply(
+                "Which incident? Type `run` in the incident's room, where it knows the incident."
+            )
+        return execute.Reply(f"Which incident? Add its number, e.g. `{word} #1042`.")
+    try:
+        return access_incident(user, number)
+    except (NotAllowed, IncidentNotFound) as exc:
+        return execute.Reply(str(exc), incident=number)
+
+
+def runbook_url(book: Runbook) -> str:
+    return f"{settings.PUBLIC_URL}/api/v1/runbooks/{book.pk}/"
+
+
+def runbook_markdown(book: Runbook) -> str:
+    """Return a runbook as a chat message: title linked, body (cut if long), actions."""
+    url = runbook_url(book)
+    scope = escape(book.service.name) if book.service_id else "any service"
+    lines = [f"**Runbook: [{escape(book.title)}]({_md_url(url)})** · {scope} · v{book.version}", ""]
+    body = book.body.strip()
+    if len(body) > BODY_MAX:
+        cut = body.rfind("\n", 0, BODY_MAX)
+        body = body[: cut if cut > BODY_MAX // 2 else BODY_MAX].rstrip()
+        body += f"\n\n… the rest is in [the runbook]({_md_url(url)})."
+    lines.append(body or "_This runbook has no text yet._")
+    offered = list(book.actions.all())
+    if offered:
+        lines += ["", "**Actions** (type `run <name>` to see what one does):"]
+        lines += [_action_line(action) for action in offered]
+    return "\n".join(lines)
+
+
+def _action_line(action: Action) -> str:
+    what = f" — {escape(action.description)}" if action.description else ""
+    admin = " (admins)" if action.role == "admin" else ""
+    return f"- `run {action.name}`{what}{admin}"
+
+
+def _no_runbook(incident: Incident) -> str:
+    alerts = len(label_sets(incident))
+    about = f"{alerts} alert label set{'s' if alerts != 1 else ''}" if alerts else "no alerts"
+    return (
+        f"No runbook matches #{incident.number} (service {escape(incident.service.name)}, "
+        f"{about}). Admins add runbooks through /api/v1/runbooks/."
+    )
+
+
+def _action_list(incident: Incident, book: Runbook | None, offered: list[Action]) -> str:
+    if book is None:
+        return f"No runbook matches #{incident.number}, so there are no actions to run."
+    if not offered:
+        return f"The runbook **{escape(book.title)}** has no actions."
+    lines = [f"Actions of **{escape(book.title)}** for #{incident.number}:"]
+    lines += [_action_line(action) for action in offered]
+    lines += ["", "`run <name>` shows what it will call; `run <name> confirm` starts it."]
+    return "\n".join(lines)
+
+
+def _no_such_action(
+    incident: Incident, book: Runbook | None, offered: list[Action], name: str
+) -> str:
+    if book is None:
+        return f"No runbook matches #{incident.number}, so there is no action {_code(name)}."
+    names = [action.name for action in offered]
+    if not names:
+        return f"The runbook **{escape(book.title)}** has no actions."
+    close = difflib.get_close_matches(name.lower(), names, n=1, cutoff=0.6)
+    hint = f" Did you mean `run {close[0]}`?" if close else ""
+    listed = ", ".join(f"`{n}`" for n in names)
+    return f"**{escape(book.title)}** has no action {_code(name)}.{hint} Its actions: {listed}."
+
+
+def _preview(action: Action, preview: actions.Preview) -> str:
+    head = (
+        f"**{escape(action.name)}** will {preview.method} to {_code(preview.target)} "
+        f"(timeout {action.timeout_seconds} s)"
+    )
+    if preview.body:
+        body, language = preview.body, "text"
+        if preview.content_type == "application/json":
+            with contextlib.suppress(ValueError):
+                body, language = json.dumps(json.loads(body), indent=2, ensure_ascii=False), "json"
+        if len(body) > PREVIEW_MAX:
+            body = body[:PREVIEW_MAX] + "\n…"
+        text = f"{head} with:\n\n{_fence(body, language)}"
+    else:
+        text = f"{head} with an empty body."
+    return f"{text}\n\nType `run {action.name} confirm` to start it."
+
+
+def _code(text: str) -> str:
+    """Return `text` as inline code, whatever backticks it holds."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    tick = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{tick}{pad}{text}{pad}{tick}"
+
+
+def _fence(text: str, language: str) -> str:
+    """Return `text` as a fenced code block no line of it can close."""
+    longest = max((len(run) for run in re.findall(r"`{3,}", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{text}\n{fence}"
+
+
+def _md_url(url: str) -> str:
+    """Percent-encode what would end a Markdown link destination early."""
+    return re.sub(r"[\s()<>\[\]\\\"]", lambda m: quote(m.group(), safe=""), url)

@@ -1,0 +1,336 @@
+"""How war rooms follow incidents: a room opens with the incident and the bot tells its story.
+
+`incident_changed` announces every timeline entry once, after commit. For each, the bot posts
+one concise Markdown line to the incident's room (opening it if need be), invites paged people,
+and tells connected clients when the incident's state changed. Composition is in `warroom.bot`;
+this module gathers what it needs in a few queries per entry.
+
+No flood: alert entries that arrive together (one ingest batch) become one post; beyond
+BURST_LIMIT single alerts in BURST_WINDOW seconds for one incident, further ones are held,
+counted in the cache (shared by every process), and posted as "+N more alerts" with the room's
+next post. Nothing here may fail the verb that wrote the entry: errors are logged, not raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Count, Max
+from django.dispatch import receiver
+
+from accounts.models import User
+from alerts.models import Alert
+from incidents.models import EntryKind, Incident, Source, TimelineEntry
+from incidents.signals import incident_changed
+from oncall.models import Page
+from oncall.schedules import on_call_for_service
+from warroom import bot
+from warroom.models import Message, MessageKind, Room
+from warroom.services import broadcast, incident_room, invite, post
+
+log = logging.getLogger(__name__)
+
+BURST_KINDS = (EntryKind.ALERT_ATTACHED, EntryKind.ALERT_RESOLVED)
+BURST_LIMIT = 5  # single alert entries posted one by one per window and incident
+BURST_WINDOW = 10  # seconds
+HELD_TTL = 24 * 3600
+ON_CALL_TTL = 30  # seconds an answer to "who is on call for this service" is reused
+# Page statuses after which the paged person is surely meant to be in the room.
+INVITING_STATUSES = {"sent", "delivered", "answered", "completed"}
+
+
+@receiver(incident_changed, dispatch_uid="warroom.tell_the_room")
+def tell_the_room(sender, entry: TimelineEntry, **kwargs) -> None:
+    if entry.kind == EntryKind.COMMAND:
+        return  # the command and the bot's reply are already in the room
+    try:
+        with transaction.atomic():
+            follow_entry(entry)
+    except Exception:
+        # send_robust would log it too; saying which entry helps more.
+        log.exception("the war-room bot failed on timeline entry %s (%s)", entry.pk, entry.kind)
+
+
+def follow_entry(entry: TimelineEntry) -> None:
+    """Post what `entry` says to its incident's room, invite whom it paged, update clients."""
+    incident = (
+        Incident.objects.select_related("service", "assignee", "room")
+        .filter(pk=entry.incident_id)
+        .first()
+    )
+    if incident is None:
+        return
+    room = _room_of(incident)
+    # The opening post comes first, whichever entry gets here first (a page may be announced by
+    # a worker before the receiver of OPENED is done); OPENED itself has no other post.
+    _ensure_opening(incident, room)
+    if entry.kind in BURST_KINDS:
+        _post_alerts(entry, incident, room)
+    elif entry.kind == EntryKind.ALERT_REPEATED:
+        summary = bot.alert_summary(entry.kind, entry.message, entry.actor_name, entry.data)
+        _say(room, entry, bot.alerts_line(entry.kind, summary, data=entry.data))
+    elif entry.kind == EntryKind.PAGE:
+        _post_page(entry, incident, room)
+    else:
+        line = bot.entry_line(entry.kind, entry.message, entry.actor_name, entry.data)
+        if line is not None:
+            _say(room, entry, line)
+    if entry.kind in bot.STATE_KINDS:
+        event = bot.incident_event(
+            number=incident.number,
+            status=incident.status,
+            severity=incident.severity,
+            title=incident.title,
+            assignee=incident.assignee.get_username() if incident.assignee_id else None,
+        )
+        room_id = room.pk
+        transaction.on_commit(lambda: broadcast(room_id, event))
+
+
+def _room_of(incident: Incident) -> Room:
+    try:
+        return incident.room
+    except Room.DoesNotExist:
+        return incident_room(incident)
+
+
+def _say(room: Room, entry: TimelineEntry, body: str, **data: Any) -> Message:
+    """Post the bot's `body` about `entry`, after any alerts held back for this room."""
+    _post_held(room, entry.incident_id)
+    return post(
+        room,
+        body,
+        kind=MessageKind.BOT,
+        data={"entry": entry.pk, "kind": entry.kind, **data},
+    )
+
+
+# --- the opening post ------------------------------------------------------------------------
+
+
+def _ensure_opening(incident: Incident, room: Room) -> None:
+    """Post the room's opening post unless it is there: once, whichever process asks first."""
+    known = f"warroom:opened:{room.pk}"
+    if cache.get(known):
+        return
+    # The room's row lock makes concurrent receivers of one incident take turns here.
+    Room.objects.select_for_update().filter(pk=room.pk).values_list("pk").first()
+    posted = Message.objects.filter(room=room, kind=MessageKind.BOT, data__kind=EntryKind.OPENED)
+    if not posted.exists():
+        opened = incident.timeline.filter(kind=EntryKind.OPENED).order_by("pk").first()
+        if opened is None:
+            return
+        _post_opening(opened, incident, room)
+    transaction.on_commit(lambda: cache.set(known, True, HELD_TTL))
+
+
+def _post_opening(entry: TimelineEntry, incident: Incident, room: Room) -> None:
+    attached = incident.timeline.filter(kind=EntryKind.ALERT_ATTACHED)
+    seen = attached.aggregate(count=Count("pk"), last=Max("pk"))
+    alerts = list(
+        Alert.objects.filter(incident=incident)
+        .select_related("integration")
+        .order_by("first_seen", "id")[: bot.LISTED_ALERTS + 1]
+    )
+    first = alerts[0] if alerts else None
+    others = max(seen["count"] - 1, len(alerts) - 1, 0)
+    opening = bot.Opening(
+        number=incident.number,
+        title=incident.title,
+        service=incident.service.name,
+        severity=incident.severity,
+        urgency=incident.urgency,
+        status=incident.status,
+        opened_by=f"{entry.actor_name} via {_source_label(entry.source)}",
+        alert=_alert_view(incident, first) if first is not None else None,
+        other_alerts=[a.summary for a in alerts[1:]],
+        other_alert_count=others,
+        runbook=_matching_runbook(incident),
+        on_call=_on_call(incident),
+    )
+    _say(
+        room,
+        entry,
+        bot.opening_message(opening),
+        alert=first.pk if first is not None else None,
+    )
+    if seen["last"]:
+        # The alerts this post shows are not posted again as they are announced.
+        _cover(EntryKind.ALERT_ATTACHED, incident.pk, seen["last"])
+
+
+def _source_label(source: str) -> str:
+    return Source(source).label if source in Source.values else source
+
+
+def _alert_view(incident: Incident, alert: Alert) -> bot.AlertView:
+    labels = alert.labels if isinstance(alert.labels, dict) else {}
+    links = alert.links if isinstance(alert.links, list) else []
+    return bot.AlertView(
+        summary=alert.summary,
+        severity=alert.severity,
+        source=alert.integration.name,
+        labels=labels,
+        annotations=alert.annotations if isinstance(alert.annotations, dict) else {},
+        links=[*_graph_links(incident, labels), *links],
+    )
+
+
+def _on_call(incident: Incident) -> list[str] | None:
+    """Return who the service's escalation policy pages first (cached briefly: an alert storm
+    opening many incidents of one service asks once)."""
+    key = f"warroom:oncall:{incident.service_id}"
+    names = cache.get(key)
+    if names is None:
+        try:
+            names = [p.get_username() for p in on_call_for_service(incident.service)]
+        except Exception:
+            log.warning("could not tell who is on call for %s", incident.service, exc_info=True)
+            return None
+        cache.set(key, names, ON_CALL_TTL)
+    return names
+
+
+def _matching_runbook(incident: Incident) -> bot.RunbookView | None:
+    """Return the runbook matched to the incident, if runbooks can tell (imported lazily:
+    runbooks never imports warroom, and a room opens even if matching fails)."""
+    try:
+        from runbooks.services import matching_runbook
+    except (ImportError, AttributeError):
+        return None
+    try:
+        runbook = matching_runbook(incident)
+    except Exception:
+        log.warning("runbook matching failed for incident %s", incident.number, exc_info=True)
+        return None
+    if runbook is None:
+        return None
+    return bot.RunbookView(
+        title=runbook.title,
+        url=f"{settings.PUBLIC_URL}/api/v1/runbooks/{runbook.pk}/",
+        body=runbook.body,
+    )
+
+
+def _graph_links(incident: Incident, labels: dict[str, Any]) -> list[dict[str, str]]:
+    """Return the service's graph templates filled from the alert's labels, as stored links."""
+    try:
+        from runbooks.graphs import template_links, templates_for
+    except (ImportError, AttributeError):
+        return []
+    try:
+        found = template_links(templates_for(incident), {str(k): str(v) for k, v in labels.items()})
+    except Exception:
+        log.warning("graph templates failed for incident %s", incident.number, exc_info=True)
+        return []
+    links = []
+    for graph in found:
+        links.append({"kind": "graph", "url": graph.url, "text": graph.name})
+        if graph.image_url:
+            links.append({"kind": "image", "url": graph.image_url, "text": graph.name})
+    return links
+
+
+# --- alerts: one by one, or together ---------------------------------------------------------
+
+
+def _key(name: str, kind: str, incident_id: int) -> str:
+    return f"warroom:{name}:{kind}:{incident_id}"
+
+
+def _cover(kind: str, incident_id: int, last_pk: int) -> None:
+    """Note that entries of `kind` up to `last_pk` are posted already."""
+    key = _key("covered", kind, incident_id)
+    if (cache.get(key) or 0) < last_pk:
+        cache.set(key, last_pk, HELD_TTL)
+
+
+def _add(key: str, delta: int, timeout: int) -> int:
+    """Add `delta` to a shared counter and return its new value."""
+    cache.add(key, 0, timeout)
+    try:
+        return cache.incr(key, delta)
+    except ValueError:  # expired between the two calls
+        cache.set(key, delta, timeout)
+        return delta
+
+
+def _post_alerts(entry: TimelineEntry, incident: Incident, room: Room) -> None:
+    kind = entry.kind
+    if entry.pk <= (cache.get(_key("covered", kind, incident.pk)) or 0):
+        return  # posted with the opening or with its batch
+    # Its batch: it and the later entries of its kind already committed (announced next).
+    batch = incident.timeline.filter(kind=kind, pk__gte=entry.pk)
+    seen = batch.aggregate(count=Count("pk"), last=Max("pk"))
+    size, last = max(seen["count"], 1), seen["last"] or entry.pk
+    window = int(entry.at.timestamp() // BURST_WINDOW)
+    posted = _add(_key(f"burst:{window}", kind, incident.pk), size, BURST_WINDOW * 3)
+    if size == 1 and posted > BURST_LIMIT:
+        _add(_key("held", kind, incident.pk), 1, HELD_TTL)
+        summary = bot.alert_summary(kind, entry.message, entry.actor_name, entry.data)
+        cache.set(_key("held-last", kind, incident.pk), (entry.pk, summary), HELD_TTL)
+        return
+    if size == 1:
+        summary = bot.alert_summary(kind, entry.message, entry.actor_name, entry.data)
+        _say(room, entry, bot.alerts_line(kind, summary, entry.actor_name, entry.data))
+        return
+    _cover(kind, incident.pk, last)
+    summaries = [
+        bot.alert_summary(kind, e.message, e.actor_name, e.data)
+        for e in batch.order_by("pk")[: bot.LISTED_ALERTS]
+    ]
+    _say(room, entry, bot.alerts_burst(kind, size, summaries), count=size, last=last)
+
+
+def _post_held(room: Room, incident_id: int) -> None:
+    """Post the alerts held back for this incident, once, whichever process gets there."""
+    keys = {kind: _key("held", kind, incident_id) for kind in BURST_KINDS}
+    counts = cache.get_many(list(keys.values()))
+    for kind, key in keys.items():
+        count = counts.get(key) or 0
+        if count <= 0:
+            continue
+        try:
+            left = cache.decr(key, count)
+        except ValueError:
+            continue
+        if left < 0:  # another process posted them first
+            cache.incr(key, count)
+            continue
+        entry_pk, latest = cache.get(_key("held-last", kind, incident_id)) or (None, "")
+        post(
+            room,
+            bot.held_alerts(kind, count, latest),
+            kind=MessageKind.BOT,
+            data={"entry": entry_pk, "kind": kind, "count": count},
+        )
+
+
+# --- pages and invitations -------------------------------------------------------------------
+
+
+def _post_page(entry: TimelineEntry, incident: Incident, room: Room) -> None:
+    data = entry.data if isinstance(entry.data, dict) else {}
+    step = None
+    people: list[User] = []
+    if "page" in data:  # one page's fate: sent, delivered, failed, retried, delayed, …
+        if data.get("status") == "sent":  # say which step it was
+            page = Page.objects.filter(pk=data["page"]).values("step", "escalation_id").first()
+            if page is not None and page["escalation_id"] is not None:
+                step = page["step"]
+        if data.get("status") in INVITING_STATUSES and data.get("person"):
+            people = list(User.objects.filter(pk=data["person"]))
+    elif "escalation" in data:  # a step fired: everyone it paged
+        paged = Page.objects.filter(
+            escalation_id=data["escalation"], step=data.get("step", 0), cycle=data.get("cycle", 0)
+        ).values("person_id")
+        people = list(User.objects.filter(pk__in=paged).order_by("username"))
+    elif data.get("person") and data.get("pages"):  # someone paged by hand (and reachable)
+        people = list(User.objects.filter(pk=data["person"]))
+    _say(room, entry, bot.page_line(entry.message, data, step=step))
+    for person in people:
+        invite(room, person, "paged")
