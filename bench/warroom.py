@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -52,6 +53,7 @@ if Path(sys.prefix).resolve() != VENV_PYTHON.parent.parent.resolve() and VENV_PY
 sys.path[:0] = [str(ROOT)]
 
 from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
+from websockets.exceptions import InvalidHandshake  # noqa: E402
 
 from muster_services import free_port, running_services  # noqa: E402
 
@@ -88,20 +90,30 @@ class Client:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     reader: asyncio.Task | None = None
     errors: int = 0
+    retries: int = 0
 
     @property
     def last_id(self) -> int | None:
         return max(self.seen) if self.seen else None
 
-    async def open(self) -> None:
+    async def open(self, attempts: int = 12) -> None:
+        """Connect and say hello; like a real client, retry with jittered backoff."""
         self.ready = asyncio.Event()
-        self.ws = await connect(
-            f"{self.url}/ws/rooms/{self.room}/",
-            additional_headers={"Authorization": f"Bearer {self.token}"},
-            open_timeout=60,
-            ping_interval=None,
-            max_queue=None,
-        )
+        for attempt in range(attempts):
+            try:
+                self.ws = await connect(
+                    f"{self.url}/ws/rooms/{self.room}/",
+                    additional_headers={"Authorization": f"Bearer {self.token}"},
+                    open_timeout=20,
+                    ping_interval=None,
+                    max_queue=None,
+                )
+                break
+            except (OSError, TimeoutError, InvalidHandshake):
+                if attempt == attempts - 1:
+                    raise
+                self.retries += 1
+                await asyncio.sleep(min(4.0, 0.1 * 2**attempt) * (0.5 + random.random()))
         self.reader = asyncio.create_task(self.read())
         await self.ws.send(json.dumps({"type": "hello", "after": self.last_id}))
 
@@ -261,6 +273,7 @@ async def reconnect_storm(rooms: dict[int, list[Client]], posters: dict[int, Cli
             lost += len(ids - set(client.seen))
     return {
         "clients": len(clients),
+        "retries": sum(c.retries for c in clients),
         "reconnected": opened,
         "all_ready_s": round(ready_s, 2),
         "messages_expected": expected,
@@ -271,10 +284,27 @@ async def reconnect_storm(rooms: dict[int, list[Client]], posters: dict[int, Cli
 # --- the run ---------------------------------------------------------------------------------
 
 
-def start_daphne(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
+def server_argv(server: str, port: int) -> list[str]:
+    if server == "daphne":
+        return [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "-v", "0", "muster.asgi:application"]
+    # uvicorn is not a dependency: `.venv/bin/pip install 'uvicorn[standard]'` to measure it.
+    return [
+        str(VENV_PYTHON.parent / "uvicorn"),
+        "muster.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+
+
+def start_server(server: str, env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "-v", "0", "muster.asgi:application"],
+            server_argv(server, port),
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -284,7 +314,7 @@ def start_daphne(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"daphne exited:\n{log.read_text()[-2000:]}")
+            raise RuntimeError(f"{server} exited:\n{log.read_text()[-2000:]}")
         with (
             contextlib.suppress(OSError),
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r,
@@ -292,7 +322,7 @@ def start_daphne(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
             if r.status == 200:
                 return proc
         time.sleep(0.1)
-    raise RuntimeError("daphne did not come up")
+    raise RuntimeError(f"{server} did not come up")
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -305,7 +335,7 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-async def measure(url: str, world: dict, opts) -> dict:
+async def measure(urls: list[str], world: dict, opts) -> dict:
     tokens = world["tokens"]
     rooms = world["rooms"]
     out: dict = {}
@@ -313,14 +343,19 @@ async def measure(url: str, world: dict, opts) -> dict:
 
     say("one room, 500 clients")
     big = rooms[0]["room"]
-    members = [Client(url, tokens[i % len(tokens)], big) for i in range(opts.big_room)]
+    members = [
+        Client(urls[i % len(urls)], tokens[i % len(tokens)], big) for i in range(opts.big_room)
+    ]
     await open_all(members)
     out["one_room"] = await fan_out({big: members}, seconds, "big")
     await asyncio.gather(*(c.close() for c in members))
 
     say(f"{opts.rooms} rooms of 5")
     small = {
-        r["room"]: [Client(url, tokens[(i * 5 + k) % len(tokens)], r["room"]) for k in range(5)]
+        r["room"]: [
+            Client(urls[k % len(urls)], tokens[(i * 5 + k) % len(tokens)], r["room"])
+            for k in range(5)
+        ]
         for i, r in enumerate(rooms[1 : opts.rooms + 1])
     }
     await open_all([c for m in small.values() for c in m])
@@ -330,7 +365,7 @@ async def measure(url: str, world: dict, opts) -> dict:
     out["ack"] = await ack_round_trips(dict(list(small.items())[: opts.acks]))
 
     say("1,000 clients reconnecting at once")
-    posters = {room: Client(url, tokens[-1], room) for room in small}
+    posters = {room: Client(urls[0], tokens[-1], room) for room in small}
     await open_all(list(posters.values()))
     out["reconnect"] = await reconnect_storm(small, posters)
     await asyncio.gather(*(c.close() for c in [*posters.values()]))
@@ -341,6 +376,8 @@ async def measure(url: str, world: dict, opts) -> dict:
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--layers", default="pubsub,core", help="channel layers: pubsub,core")
+    p.add_argument("--servers", default="daphne", help="daphne,uvicorn")
+    p.add_argument("--processes", default="1", help="server processes sharing the rooms: 1,2")
     p.add_argument("--seconds", type=float, default=20.0, help="seconds of messages per scenario")
     p.add_argument("--big-room", type=int, default=500)
     p.add_argument("--rooms", type=int, default=200)
@@ -365,7 +402,13 @@ def main(argv: list[str]) -> int:
             env=base,
             check=True,
         )
-        for layer in opts.layers.split(","):
+        configs = [
+            (layer, server, int(n))
+            for layer in opts.layers.split(",")
+            for server in opts.servers.split(",")
+            for n in opts.processes.split(",")
+        ]
+        for layer, server, processes in configs:
             made = subprocess.run(
                 [str(VENV_PYTHON), str(BENCH / "warroom_setup.py"), str(opts.rooms + 1), "120"],
                 cwd=ROOT,
@@ -375,13 +418,22 @@ def main(argv: list[str]) -> int:
             )
             world = json.loads(made.stdout.decode().strip().splitlines()[-1])
             env = {**base, "MUSTER_CHANNEL_LAYER": layer}
-            port = free_port()
-            say(f"daphne, channel layer {layer}, on port {port}")
-            proc = start_daphne(env, port, Path(tmp) / f"daphne-{layer}.log")
+            name = f"{server}×{processes} {layer}"
+            ports = [free_port() for _ in range(processes)]
+            say(f"{name} on ports {ports}")
+            procs = [
+                start_server(server, env, port, Path(tmp) / f"{server}-{layer}-{port}.log")
+                for port in ports
+            ]
             try:
-                results[layer] = asyncio.run(measure(f"ws://127.0.0.1:{port}", world, opts))
+                urls = [f"ws://127.0.0.1:{port}" for port in ports]
+                results[name] = asyncio.run(measure(urls, world, opts))
+            except Exception as exc:  # a configuration that falls over is a figure too
+                say(f"{name} failed: {exc!r}")
+                results[name] = {"failed": repr(exc)}
             finally:
-                stop(proc)
+                for proc in procs:
+                    stop(proc)
     print_table(results)
     path = RESULTS / f"warroom-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(results, indent=2))
@@ -391,26 +443,30 @@ def main(argv: list[str]) -> int:
 
 def print_table(results: dict) -> None:
     print()
-    print(f"{'layer':<8} {'scenario':<24} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  other")
+    print(f"{'server':<18} {'scenario':<24} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  other")
     for layer, r in results.items():
+        if "failed" in r:
+            print(f"{layer:<18} failed: {r['failed']}")
+            continue
         for name in ("one_room", "rooms_of_5"):
             x = r[name]
             print(
-                f"{layer:<8} {name + ' (last client)':<24} {x['last_client_p50_ms']:>8.1f}"
+                f"{layer:<18} {name + ' (last client)':<24} {x['last_client_p50_ms']:>8.1f}"
                 f" {x['last_client_p99_ms']:>8.1f} {x['last_client_max_ms']:>8.1f}"
                 f"  {x['messages']} messages, {x['deliveries']} deliveries,"
                 f" missing {x['missing_deliveries']}"
             )
         a = r["ack"]
         print(
-            f"{layer:<8} {'ack round trip':<24} {a['round_trip_p50_ms']:>8.1f}"
+            f"{layer:<18} {'ack round trip':<24} {a['round_trip_p50_ms']:>8.1f}"
             f" {a['round_trip_p99_ms']:>8.1f} {'':>8}  {a['acks']} acks, seen by"
             f" {a['seen_by']}, not seen by all {a['not_seen_by_everyone']}"
         )
         s = r["reconnect"]
         print(
-            f"{layer:<8} {'reconnect storm':<24} {'':>8} {'':>8} {'':>8}  {s['clients']} clients,"
-            f" {s['reconnected']} reconnected, all ready in {s['all_ready_s']} s,"
+            f"{layer:<18} {'reconnect storm':<24} {'':>8} {'':>8} {'':>8}  {s['clients']} clients,"
+            f" {s['reconnected']} reconnected ({s['retries']} retries), all ready in"
+            f" {s['all_ready_s']} s,"
             f" lost {s['lost']} of {s['messages_expected']}"
         )
     print()

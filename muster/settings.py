@@ -143,7 +143,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": _LAYERS[env.str("MUSTER_CHANNEL_LAYER", default="pubsub")],
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # Pub/sub channels are not per Redis database: parallel test workers (each on a
+            # database of its own, above) need a prefix of their own too.
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": "muster" + env.str("PYTEST_XDIST_WORKER", default=""),
+            },
         }
     }
     CACHES = {
