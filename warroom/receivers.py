@@ -47,6 +47,22 @@ INVITING_STATUSES = {"sent", "delivered", "answered", "completed"}
 def tell_the_room(sender, entry: TimelineEntry, **kwargs) -> None:
     if entry.kind == EntryKind.COMMAND:
         return  # the command and the bot's reply are already in the room
+    if entry.source == Source.ALERT:
+        # Written by ingest processing, which runs one batch at a time: the bot's work (an
+        # opening post is a dozen queries) goes to a worker thread, so the next batch of
+        # alerts is not kept waiting behind the rooms of the last one.
+        from warroom.tasks import follow_entry_later
+
+        try:
+            follow_entry_later.delay(entry.pk)
+            return
+        except Exception:
+            log.warning("could not hand entry %s to a worker; posting now", entry.pk)
+    tell(entry)
+
+
+def tell(entry: TimelineEntry) -> None:
+    """Follow one entry; never raise (the verb that wrote it has committed)."""
     try:
         with transaction.atomic():
             follow_entry(entry)

@@ -26,6 +26,17 @@ from tests.oncall.builders import make_person, make_policy, verified_phone
 from warroom.models import Message, MessageKind, Participant, Room
 from warroom.receivers import follow_entry
 from warroom.services import room_group, say
+from warroom.tasks import follow_entry_later
+
+
+@pytest.fixture(autouse=True)
+def _bot_tasks_run_where_enqueued(monkeypatch):
+    """Entries written by ingest processing are followed in a Celery task (warroom.tasks);
+    here that task (only that one: paging stays queued) runs where it is enqueued, through
+    Celery's own local execution."""
+    monkeypatch.setattr(
+        follow_entry_later, "delay", lambda *args: follow_entry_later.apply(args=args)
+    )
 
 
 @pytest.fixture
@@ -408,3 +419,19 @@ def test_repeats_are_posted_only_at_their_milestones(alert_in, settings):
 
     bodies = [m.body for m in bot_posts(incident.room)][1:]
     assert bodies == ["🔁 Alert repeated 10 times: InstanceDown fp\\-1"]
+
+
+def test_alert_entries_are_followed_by_a_worker_not_by_the_ingest_processor(
+    post_json, url, django_capture_on_commit_callbacks, monkeypatch
+):
+    monkeypatch.undo()  # a real enqueue, to the test's Redis, which no worker serves
+    with django_capture_on_commit_callbacks(execute=True):
+        post_json(url, am_batch(am_alert("fp-worker", summary="Disk full on db-9")))
+    incident = Incident.objects.get()
+    assert not Message.objects.filter(room__incident=incident).exists()  # not in the processor
+
+    for entry in incident.timeline.order_by("id"):
+        follow_entry_later(entry.pk)  # what the worker runs
+
+    [opening] = bot_posts(Room.objects.get(incident=incident))[:1]
+    assert "Disk full on db\\-9" in opening.body  # escaped Markdown
