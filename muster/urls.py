@@ -14,6 +14,7 @@ from incidents.api import IncidentViewSet, ServiceViewSet
 from muster import api_errors, health
 from oncall import api as oncall_api
 from oncall import ical, pages_api
+from warroom import views as warroom_views
 from warroom.surfaces import sms, voice
 
 router = DefaultRouter()
@@ -88,6 +89,12 @@ urlpatterns = [
         r"^oncall/ical/person/(?P<token>[A-Za-z0-9_-]+)\.ics$",
         ical.person_feed,
         name="ical-person",
+    ),
+    # The war room's page: where the link in a page leads.
+    path(
+        "rooms/incident/<int:number>/",
+        warroom_views.incident_room_page,
+        name="warroom-incident-room",
     ),
     # API
     path("api/v1/me/", me),

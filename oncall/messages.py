@@ -7,7 +7,7 @@ import unicodedata
 from collections.abc import Sequence
 
 from django.conf import settings
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 from incidents.models import Incident
 from oncall.channels.base import Message
@@ -16,10 +16,9 @@ from oncall.channels.base import Message
 SMS_MAX = 306
 # An SMS carries the war-room link only if the title keeps at least this many characters.
 SMS_MIN_SUMMARY = 40
-# The incident's war-room page. oncall must not import warroom, so the page is found by its
-# route name, with its documented path as the fallback while no such route is registered.
+# The incident's war-room page (warroom serves it). oncall must not import warroom, so the page
+# is found by its route name.
 ROOM_ROUTE = "warroom-incident-room"
-ROOM_PATH = "/rooms/incident/{number}/"
 _GSM_SAFE = re.compile(
     r"[^A-Za-z0-9 @£$¥èéùìòÇØøÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ!\"#¤%&'()*+,\-./:;<=>?¡ÄÖÑÜ§¿äöñüà\n]"
 )
@@ -40,12 +39,8 @@ def _fit(head: str, summary: str, tail: str) -> str:
 
 
 def room_url(number: int) -> str:
-    """Return the public URL of an incident's war room."""
-    try:
-        path = reverse(ROOM_ROUTE, kwargs={"number": number})
-    except NoReverseMatch:
-        path = ROOM_PATH.format(number=number)
-    return settings.PUBLIC_URL + path
+    """Return the public URL of an incident's war room (its page, served by warroom)."""
+    return settings.PUBLIC_URL + reverse(ROOM_ROUTE, kwargs={"number": number})
 
 
 def _sms_room_link(url: str, head: str, summary: str, tail: str) -> str:

@@ -1,0 +1,47 @@
+"""The room's plain web page: where the link in a page leads.
+
+Server-rendered, no JavaScript: the history and a box to type in (conversation or commands, as
+in any room). The full on-call web UI builds on it; live updates come over the websocket.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from incidents.selectors import IncidentNotFound, NotAllowed, access_incident
+from warroom import services
+from warroom.markdown import MAX_BODY
+from warroom.models import Message
+
+HISTORY = 200  # messages shown; the API pages through the rest
+
+
+@login_required
+def incident_room_page(request: HttpRequest, number: int) -> HttpResponse:
+    try:
+        incident = access_incident(request.user, number)
+    except (IncidentNotFound, NotAllowed) as exc:
+        raise Http404(str(exc)) from None
+    room = services.incident_room(incident)
+    problem = ""
+    if request.method == "POST":
+        body = request.POST.get("body", "").strip()
+        if not body:
+            problem = "Type something to say."
+        elif len(body) > MAX_BODY:
+            problem = f"A message is at most {MAX_BODY} characters."
+        else:
+            services.say(room, body, user=request.user)
+            return redirect(request.path)  # post/redirect/get: a reload never says it twice
+    messages = list(
+        Message.objects.filter(room=room).select_related("author").order_by("-id")[:HISTORY]
+    )
+    messages.reverse()
+    return render(
+        request,
+        "warroom/room.html",
+        {"incident": incident, "room": room, "messages": messages, "problem": problem},
+        status=400 if problem else 200,
+    )
