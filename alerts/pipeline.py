@@ -286,20 +286,11 @@ def _upsert_sql(rows: int) -> str:
 
 # Columns whose values need the field's conversion for the database (JSON, bytes, datetimes).
 _CONVERTED = tuple(
-    (i, Alert._meta.get_field(c))
+    (i, field)
     for i, c in enumerate(_UPSERT_COLUMNS)
-    if c
-    in (
-        "labels",
-        "annotations",
-        "links",
-        "warnings",
-        "starts_at",
-        "ends_at",
-        "first_seen",
-        "last_seen",
-        "raw",
-    )
+    if not c.endswith("_id")
+    and (field := Alert._meta.get_field(c)).get_internal_type()
+    in ("JSONField", "DateTimeField", "BinaryField")
 )
 UPSERT_CHUNK = 100  # rows per statement: well under every database's parameter limit
 

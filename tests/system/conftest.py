@@ -34,6 +34,18 @@ def require_postgresql() -> None:
     )
 
 
+def database_url_of_tests() -> str:
+    """Return a URL for the database this test runs on (pytest-django's test_… database), for
+    the real processes a test starts (workers, daphne) to share it."""
+    from urllib.parse import quote
+
+    db = connection.settings_dict
+    credentials = quote(db["USER"], safe="") + (
+        ":" + quote(db["PASSWORD"], safe="") if db["PASSWORD"] else ""
+    )
+    return f"postgres://{credentials}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
 def wait_for(
     condition: Callable[[], object], *, timeout: float, interval: float = 0.1, what: str = ""
 ) -> object:

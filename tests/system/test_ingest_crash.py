@@ -13,17 +13,15 @@ import os
 import signal
 import subprocess
 import sys
-from urllib.parse import quote
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from alerts.models import Alert, Kind
 from alerts.pending import pending_requests, process_pending
 from incidents.models import EntryKind, Incident, TimelineEntry
 from tests.alerts.payloads import am_alert, am_batch
-from tests.system.conftest import require_postgresql
+from tests.system.conftest import database_url_of_tests, require_postgresql
 
 pytestmark = pytest.mark.usefixtures("transactional_db")
 
@@ -32,19 +30,11 @@ PROCESS = (
 )
 
 
-def _test_database_url() -> str:
-    db = connection.settings_dict
-    credentials = quote(db["USER"], safe="") + (
-        ":" + quote(db["PASSWORD"], safe="") if db["PASSWORD"] else ""
-    )
-    return f"postgres://{credentials}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
 def run_processor(fault: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "MUSTER_"))}
     env.update(
         DJANGO_SETTINGS_MODULE="muster.settings",
-        DATABASE_URL=_test_database_url(),
+        DATABASE_URL=database_url_of_tests(),
         MUSTER_FAULT=fault,
     )
     return subprocess.run(

@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -52,7 +51,7 @@ from oncall.models import (
     ServicePolicy,
 )
 from tests.fakes.twilio import FakeTwilio
-from tests.system.conftest import require_postgresql, wait_for
+from tests.system.conftest import database_url_of_tests, require_postgresql, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 TWILIO_SID = "AC" + "c0" * 16
@@ -116,20 +115,11 @@ class Worker:
         self.wait_killed(KILL_TIMEOUT)
 
 
-def _test_database_url() -> str:
-    """Return a URL for the database this test runs on (pytest-django's test_… database)."""
-    db = connection.settings_dict
-    credentials = quote(db["USER"], safe="") + (
-        ":" + quote(db["PASSWORD"], safe="") if db["PASSWORD"] else ""
-    )
-    return f"postgres://{credentials}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
 def _worker_env(fake: FakeTwilio, fault: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "MUSTER_"))}
     env.update(
         DJANGO_SETTINGS_MODULE="muster.settings",
-        DATABASE_URL=_test_database_url(),
+        DATABASE_URL=database_url_of_tests(),
         # This process's Redis, database index included (one per xdist worker, so parallel
         # test processes never take each other's tasks).
         REDIS_URL=settings.REDIS_URL,

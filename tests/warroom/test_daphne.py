@@ -26,8 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from accounts.services import create_api_token
 from incidents.models import EntryKind, Incident, Status
 from muster_services import free_port
-from tests.system.conftest import require_postgresql, wait_for
-from tests.system.test_paging_crash import _test_database_url
+from tests.system.conftest import database_url_of_tests, require_postgresql, wait_for
 from tests.warroom.rooms_fixtures import open_incident
 from warroom.models import Message
 from warroom.services import incident_room
@@ -73,7 +72,7 @@ def start_daphne(transactional_db, tmp_path) -> Iterator[Callable[[], Daphne]]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "MUSTER_"))}
         env.update(
             DJANGO_SETTINGS_MODULE="muster.settings",
-            DATABASE_URL=_test_database_url(),
+            DATABASE_URL=database_url_of_tests(),
             REDIS_URL=settings.REDIS_URL,  # this process's, database index included
             MUSTER_MEDIA_ROOT=str(tmp_path / "media"),
             PYTHONUNBUFFERED="1",
