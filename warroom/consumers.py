@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.db import close_old_connections, transaction
+from django.db import IntegrityError, close_old_connections
 
 from accounts.models import Role, User
 from accounts.services import user_for_token
@@ -65,6 +65,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
     """One client in one room."""
 
     room_id: int
+    room: Room | None = None
     user: User | None = None
     joined = False  # in the group and on the presence roster
     ready = False  # its hello answered: events are relayed from now on
@@ -87,7 +88,11 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         if not self.user.has_role(Role.OBSERVER):
             await self.close(code=FORBIDDEN)
             return
-        if not await _db(Room.objects.filter(pk=self.room_id).exists)():
+        # The room (and its incident) is read once: what a message needs of it never changes.
+        self.room = await _db(
+            Room.objects.select_related("incident").filter(pk=self.room_id).first
+        )()
+        if self.room is None:
             await self.close(code=NO_SUCH_ROOM)
             return
         await self.channel_layer.group_add(services.room_group(self.room_id), self.channel_name)
@@ -193,7 +198,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             await self._error(problem, nonce)
             return
         try:
-            said = await _db(_say)(self.room_id, self.user.pk, body)
+            said = await _db(_say)(self.room, self.user.pk, body)
         except Exception:
             log.exception("room %s: could not post a message by %s", self.room_id, self.username)
             await self._error("The message could not be posted; send it again.", nonce)
@@ -304,15 +309,15 @@ def _catch_up(
     return [services.message_json(m) for m in rows], gap, selectors.room_json(room), last_id
 
 
-def _say(room_id: int, user_id: int, body: str) -> list[dict[str, Any]] | int:
+def _say(room: Room, user_id: int, body: str) -> list[dict[str, Any]] | int:
     """Say `body` in the room as the user; return the messages, or the close code that applies
-    (a deactivated user, a deleted room)."""
+    (a deactivated user, a deleted room). The person is read again every time: deactivating
+    someone takes effect on their next word."""
     user = User.objects.filter(pk=user_id).first()
     if user is None or not user.has_role(Role.OBSERVER):
         return FORBIDDEN
-    room = Room.objects.select_related("incident").filter(pk=room_id).first()
-    if room is None:
-        return NO_SUCH_ROOM
-    with transaction.atomic():  # the command, its effect, the reply and the record, or nothing
+    try:
         said = services.say(room, body, user=user)
+    except IntegrityError:  # the room was deleted while this client was in it
+        return NO_SUCH_ROOM
     return [services.message_json(m, attachments=[]) for m in said]

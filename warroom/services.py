@@ -135,7 +135,12 @@ def say(room: Room, text: str, *, user: User) -> list[Message]:
     answered by the bot, and recorded with its result on the incident's timeline."""
     command_text = commands.addressed_command(text)
     if command_text is None:
-        return [post(room, text, author=user)]
+        return [post(room, text, author=user)]  # one INSERT: no transaction needed around it
+    with transaction.atomic():  # the command, its effect, the reply and the record, or nothing
+        return _command(room, text, command_text, user)
+
+
+def _command(room: Room, text: str, command_text: str, user: User) -> list[Message]:
     said = post(room, text, author=user, kind=MessageKind.COMMAND)
     parsed = commands.parse(command_text, surface="chat")
     if isinstance(parsed, commands.ParseError):
