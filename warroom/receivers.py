@@ -81,6 +81,19 @@ def follow_entry(entry: TimelineEntry) -> None:
     if incident is None:
         return
     room = _room_of(incident)
+    if entry.kind in bot.STATE_KINDS:
+        # First of all: the state change is committed (the verb's transaction), and clients
+        # waiting on it (the ack round trip) need not wait for the bot's posts.
+        broadcast(
+            room.pk,
+            bot.incident_event(
+                number=incident.number,
+                status=incident.status,
+                severity=incident.severity,
+                title=incident.title,
+                assignee=incident.assignee.get_username() if incident.assignee_id else None,
+            ),
+        )
     # The opening post comes first, whichever entry gets here first (a page may be announced by
     # a worker before the receiver of OPENED is done); OPENED itself has no other post.
     _ensure_opening(incident, room)
@@ -95,16 +108,6 @@ def follow_entry(entry: TimelineEntry) -> None:
         line = bot.entry_line(entry.kind, entry.message, entry.actor_name, entry.data)
         if line is not None:
             _say(room, entry, line)
-    if entry.kind in bot.STATE_KINDS:
-        event = bot.incident_event(
-            number=incident.number,
-            status=incident.status,
-            severity=incident.severity,
-            title=incident.title,
-            assignee=incident.assignee.get_username() if incident.assignee_id else None,
-        )
-        room_id = room.pk
-        transaction.on_commit(lambda: broadcast(room_id, event))
 
 
 def _room_of(incident: Incident) -> Room:
