@@ -654,3 +654,25 @@ def test_commands_typed_in_the_room_run_and_land_on_the_timeline(incident, bob, 
     ]
     incident.refresh_from_db()
     assert incident.severity == 2
+
+
+def test_an_admin_subscribes_a_stakeholder_to_a_service_in_the_admin_and_they_get_updates(
+    incident, bob, db
+):
+    from django.test import Client
+
+    from accounts.models import Role, User
+
+    boss = User.objects.create_superuser("boss", "boss@example.com", "pw", role=Role.ADMIN)
+    carol = User.objects.create_user("carol-vp", "carol@example.com", "pw", role=Role.OBSERVER)
+    client = Client()
+    client.force_login(boss)
+    response = client.post(
+        "/admin/warroom/subscription/add/",
+        {"user": carol.pk, "service": incident.service_id, "channel": "email"},
+    )
+    assert response.status_code == 302, response.content[:500]
+
+    sent = deliver_status_update(incident, "Failover done.", by=bob)
+
+    assert sent.email == ["carol-vp"]
