@@ -116,6 +116,7 @@ def process_alerts(
     """Process one request's alerts, received `at`; return what happened to each, in order."""
     context.now = at
     context.openings = {}
+    context.placements = {}
     context.plan_openings(alerts)
     results: list[AlertResult | None] = [None] * len(alerts)
     # Lock alert rows in one order, so concurrent batches with the same alerts cannot deadlock.
@@ -146,6 +147,7 @@ class Context:
         self.services: dict[int, Service] = {integration.service_id: integration.service}
         # (service id, group key) -> (title, severity) for an incident this request may open
         self.openings: dict[tuple[int, str], tuple[str, int]] = {}
+        self.placements: dict[int, tuple[int, Silence | None]] = {}  # see place()
         # Incidents this batch already read or locked, so it asks the database once per
         # incident, not once per alert. Locked ones stay ours until the transaction commits.
         self.incidents: dict[int, Incident] = {}
@@ -190,12 +192,23 @@ class Context:
         for alert in alerts:
             if alert.status != FIRING:
                 continue
-            service_id = self.route(alert.labels)
-            if self.silence_for(alert.labels, service_id) is not None:
+            service_id, silence = self.place(alert)
+            if silence is not None:
                 continue
             key = (service_id, _group_key(self.integration, self.service(service_id), alert))
             title, severity = self.openings.get(key, (alert.summary, alert.severity))
             self.openings[key] = (title, min(severity, alert.severity))
+
+    def place(self, alert: NormalizedAlert) -> tuple[int, Silence | None]:
+        """Return the alert's service id (routing) and the silence it falls under, worked out
+        once per alert of the request (planning, the upsert ahead and firing all ask)."""
+        # By identity: alerts are unhashable, and the request's list keeps each alive until
+        # process_alerts starts the next request with an empty dict.
+        key = id(alert)
+        if key not in self.placements:
+            service_id = self.route(alert.labels)
+            self.placements[key] = (service_id, self.silence_for(alert.labels, service_id))
+        return self.placements[key]
 
     def service(self, pk: int) -> Service:
         if pk not in self.services:
@@ -378,16 +391,13 @@ def _upsert_firing(context: Context, alerts: list[NormalizedAlert]) -> None:
         return  # one row gains nothing from going ahead
     rows = []
     for alert in ahead:
-        service_id = context.route(alert.labels)
-        silence = context.silence_for(alert.labels, service_id)
+        service_id, silence = context.place(alert)
         rows.append(_upsert_values(context, alert, service_id, silence.pk if silence else None))
     context.upserted = {row[5]: row for row in _upsert_rows(rows)}
 
 
 def _fire(context: Context, alert: NormalizedAlert) -> AlertResult:
-    labels = alert.labels
-    service_id = context.route(labels)
-    silence = context.silence_for(labels, service_id)
+    service_id, silence = context.place(alert)
     alert_id, occurrences, incident_id, stored_service_id, stored_silence_id = _upsert(
         context, alert, service_id, silence.pk if silence else None
     )

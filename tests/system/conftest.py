@@ -290,26 +290,32 @@ def processed_results(
     return wait_for(done, timeout=timeout, interval=0.05, what=f"ingest request {request_id}")
 
 
-def process_with_racing_processors(processors: int = 4) -> None:
-    """Run several processors at the same instant, each on its own connection, as workers do."""
-    from alerts.pending import pending_requests, process_pending
-
-    barrier = threading.Barrier(processors, timeout=30)
+def run_at_once(work: Callable[[], object], threads: int) -> None:
+    """Run `work` in `threads` threads released at the same instant, each on its own database
+    connection; fail with whatever any of them raised."""
+    barrier = threading.Barrier(threads, timeout=30)
     failures: list[BaseException] = []
 
     def run() -> None:
         try:
             barrier.wait()
-            process_pending()
-        except BaseException as exc:  # reported by the test below, not lost in a thread
+            work()
+        except BaseException as exc:  # reported below, not lost in a thread
             failures.append(exc)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=run) for _ in range(processors)]
-    for thread in threads:
+    started = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in started:
         thread.start()
-    for thread in threads:
+    for thread in started:
         thread.join(timeout=60)
     assert not failures, failures
+
+
+def process_with_racing_processors(processors: int = 4) -> None:
+    """Run several processors at the same instant, each on its own connection, as workers do."""
+    from alerts.pending import pending_requests, process_pending
+
+    run_at_once(process_pending, processors)
     assert not pending_requests().exists()

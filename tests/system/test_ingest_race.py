@@ -10,8 +10,6 @@ directly: its upsert against the partial unique index keeps one alert and one in
 
 from __future__ import annotations
 
-import threading
-
 import httpx
 import pytest
 from django.db import connection
@@ -21,7 +19,12 @@ from alerts.models import Alert, AlertStatus, Integration, Kind
 from alerts.sources.base import FIRING, NormalizedAlert
 from incidents.models import EntryKind, Incident, Service, Status, TimelineEntry
 from tests.conftest import results_of
-from tests.system.conftest import fire_at_once, process_with_racing_processors, require_postgresql
+from tests.system.conftest import (
+    fire_at_once,
+    process_with_racing_processors,
+    require_postgresql,
+    run_at_once,
+)
 
 CLIENTS = 32
 PD_CLIENTS = 20
@@ -169,25 +172,8 @@ def test_the_pipeline_raced_20_times_by_itself_keeps_one_alert_and_one_incident(
     alert = NormalizedAlert(
         fingerprint="raced", status=FIRING, summary="Raced alert", severity=2, group_key="raced"
     )
-    barrier = threading.Barrier(PD_CLIENTS, timeout=30)
-    failures: list[BaseException] = []
+    run_at_once(lambda: pipeline.ingest(integration, [alert], body=b""), PD_CLIENTS)
 
-    def ingest() -> None:
-        try:
-            barrier.wait()
-            pipeline.ingest(integration, [alert], body=b"")
-        except BaseException as exc:
-            failures.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=ingest) for _ in range(PD_CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert not failures, failures
     stored = Alert.objects.get()
     incident = Incident.objects.get()
     assert (stored.occurrences, stored.incident_id) == (PD_CLIENTS, incident.pk)
