@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "oncall",
     "warroom",
     "runbooks",
+    "django_htmx",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -68,13 +70,16 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "muster.urls"
 WSGI_APPLICATION = "muster.wsgi.application"
 ASGI_APPLICATION = "muster.asgi.application"
 AUTH_USER_MODEL = "accounts.User"
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/incidents/"
+LOGOUT_REDIRECT_URL = "/login/"
 
 TEMPLATES = [
     {

@@ -1,4 +1,4 @@
-"""Routes: ingest on senders' native paths, the API, health, admin."""
+"""Routes: ingest on senders' native paths, the API, health, admin, the web UI."""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
@@ -115,4 +115,6 @@ urlpatterns = [
     path("readyz", health.readyz),
     path("metrics", health.metrics),
     path("admin/", admin.site.urls),
+    # The on-call web UI
+    path("", include("web.urls")),
 ]
