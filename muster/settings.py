@@ -158,7 +158,7 @@ if REDIS_URL:
     }
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "muster.cache.MusterRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "muster",
         }
