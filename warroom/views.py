@@ -1,7 +1,9 @@
 """The room's plain web page: where the link in a page leads.
 
-Server-rendered, no JavaScript: the history and a box to type in (conversation or commands, as
-in any room). The full on-call web UI builds on it; live updates come over the websocket.
+Server-rendered, working without JavaScript: the history and a box to type in (conversation or
+commands, as in any room). With JavaScript, web/static/web/room.js makes it live over the
+room's websocket. It wears the web UI's frame (web/base.html); the incident's full page is
+/incidents/<number>/.
 """
 
 from __future__ import annotations
@@ -35,13 +37,17 @@ def incident_room_page(request: HttpRequest, number: int) -> HttpResponse:
         else:
             services.say(room, body, user=request.user)
             return redirect(request.path)  # post/redirect/get: a reload never says it twice
-    messages = list(
+    said = list(
         Message.objects.filter(room=room).select_related("author").order_by("-id")[:HISTORY]
     )
-    messages.reverse()
-    return render(
-        request,
-        "warroom/room.html",
-        {"incident": incident, "room": room, "messages": messages, "problem": problem},
-        status=400 if problem else 200,
-    )
+    said.reverse()
+    context = {
+        "incident": incident,
+        "room": room,
+        # Not "messages": that name is the flash messages of the page's frame.
+        "room_messages": said,
+        "last_message_id": said[-1].pk if said else 0,
+        "say_url": request.path,
+        "problem": problem,
+    }
+    return render(request, "warroom/room.html", context, status=400 if problem else 200)
