@@ -5,8 +5,6 @@ Everyone reads; responders create and remove overrides; admins configure the res
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
@@ -24,14 +22,13 @@ from rest_framework.relations import PKOnlyObject
 from rest_framework.response import Response
 
 from accounts import audit
-from accounts.audit import CREATED, DELETED, UPDATED, Audited, diff, record_change, snapshot
+from accounts.audit import UPDATED, Audited, record_change
 from accounts.models import Role, User
 from muster.api_errors import Conflict, ParseBodyFirst
 from muster.pagination import cursor_by
-from oncall import people, rotations, schedules
+from oncall import overrides, people, rotations, schedules
 from oncall.api.common import (
     MAX_PARTICIPANTS,
-    MAX_RANGE_DAYS,
     MAX_RESTRICTIONS,
     RANGE_PARAMS,
     LocalDateTimeField,
@@ -331,15 +328,17 @@ class OverrideSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_by", "created_at"]
 
     def validate(self, data):
-        zone = data["schedule"].time_zone
-        start, end = in_zone(data["start"], zone), in_zone(data["end"], zone)
-        if end <= start:
-            raise ValidationError({"end": "must be after start"})
-        if end <= timezone.now():
-            raise ValidationError({"end": "an override must end in the future"})
-        if end - start > timedelta(days=MAX_RANGE_DAYS):
-            raise ValidationError(f"an override can last at most {MAX_RANGE_DAYS} days")
+        try:
+            start, end = overrides.check_override(
+                data["schedule"], data["user"], data["start"], data["end"]
+            )
+        except overrides.OverrideError as exc:
+            raise _override_error(exc) from None
         return {**data, "start": start, "end": end}
+
+
+def _override_error(exc: overrides.OverrideError) -> ValidationError:
+    return ValidationError({exc.field: exc.message} if exc.field else exc.message)
 
 
 @extend_schema_view(
@@ -382,22 +381,16 @@ class OverrideViewSet(
                 raise ValidationError("upcoming must be true or false")
         return queryset
 
-    @transaction.atomic
     def perform_create(self, serializer):
-        override = serializer.save(created_by=self.request.user)
-        record_change(self.request.user, CREATED, override, snapshot(override))
+        try:
+            serializer.instance = overrides.create_override(
+                **serializer.validated_data, by=self.request.user
+            )
+        except overrides.OverrideError as exc:
+            raise _override_error(exc) from None
 
-    @transaction.atomic
     def perform_destroy(self, instance):
-        now = timezone.now()
-        if instance.end <= now:
-            raise Conflict("This override is over; it stays in the schedule's history.")
-        if instance.start < now:
-            before = snapshot(instance)
-            instance.end = now
-            instance.save(update_fields=["end"])
-            record_change(self.request.user, UPDATED, instance, diff(before, snapshot(instance)))
-            return
-        before, pk = snapshot(instance), instance.pk
-        instance.delete()
-        record_change(self.request.user, DELETED, instance, before, object_id=pk)
+        try:
+            overrides.remove_override(instance, by=self.request.user)
+        except overrides.OverrideError as exc:
+            raise Conflict(exc.message) from None
