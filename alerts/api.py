@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -20,6 +21,7 @@ from accounts.audit import Audited, record_change
 from accounts.models import Role
 from alerts.matchers import OPS, MatcherError, matchers_from_json
 from alerts.models import (
+    MIN_HEARTBEAT_INTERVAL_SECONDS,
     Alert,
     AlertStatus,
     IngestRequest,
@@ -28,6 +30,7 @@ from alerts.models import (
     Outcome,
     RoutingRule,
     Silence,
+    check_silence,
 )
 from alerts.services import rotate_integration_token
 from incidents.models import Service
@@ -95,8 +98,8 @@ class IntegrationSerializer(serializers.ModelSerializer):
         return value
 
     def validate_heartbeat_interval_seconds(self, value):
-        if value < 10:
-            raise ValidationError("must be at least 10 seconds")
+        if value < MIN_HEARTBEAT_INTERVAL_SECONDS:
+            raise ValidationError(f"must be at least {MIN_HEARTBEAT_INTERVAL_SECONDS} seconds")
         return value
 
 
@@ -266,13 +269,10 @@ class SilenceSerializer(serializers.ModelSerializer):
 
     def validate(self, data):
         starts = data.get("starts_at") or timezone.now()
-        ends = data.get("ends_at")
-        if ends is not None and ends <= starts:
-            raise ValidationError("ends_at must be after starts_at")
-        if not data.get("matchers") and not data.get("service"):
-            raise ValidationError(
-                "a silence needs matchers, a service (a maintenance window), or both"
-            )
+        try:
+            check_silence(data.get("matchers"), data.get("service"), starts, data.get("ends_at"))
+        except DjangoValidationError as exc:
+            raise ValidationError(exc.messages[0]) from None
         data["starts_at"] = starts
         return data
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -22,6 +23,9 @@ class Kind(models.TextChoices):
 
 # Kinds served at /integrations/<kind>/<token>/; the others sit on their senders' native paths.
 URL_TOKEN_KINDS = (Kind.ALERTMANAGER, Kind.GRAFANA, Kind.GENERIC, Kind.HEARTBEAT)
+
+
+MIN_HEARTBEAT_INTERVAL_SECONDS = 10
 
 
 def new_integration_token() -> str:
@@ -56,6 +60,16 @@ class Integration(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.heartbeat_interval_seconds < MIN_HEARTBEAT_INTERVAL_SECONDS:
+            raise ValidationError(
+                {
+                    "heartbeat_interval_seconds": (
+                        f"must be at least {MIN_HEARTBEAT_INTERVAL_SECONDS} seconds"
+                    )
+                }
+            )
 
     @property
     def ingest_path(self) -> str:
@@ -199,6 +213,10 @@ class RoutingRule(models.Model):
     def __str__(self) -> str:
         return self.name or f"rule {self.pk}"
 
+    def clean(self) -> None:
+        if not self.matchers:
+            raise ValidationError({"matchers": "a routing rule needs at least one matcher"})
+
 
 class SilenceQuerySet(models.QuerySet):
     def active(self, at):
@@ -231,3 +249,14 @@ class Silence(models.Model):
 
     def __str__(self) -> str:
         return f"silence {self.pk}: {self.comment[:40]}"
+
+    def clean(self) -> None:
+        check_silence(self.matchers, self.service_id, self.starts_at, self.ends_at)
+
+
+def check_silence(matchers: list, service: object, starts_at, ends_at) -> None:
+    """Refuse a silence that ends before it starts or that would silence nothing in particular."""
+    if ends_at is not None and starts_at is not None and ends_at <= starts_at:
+        raise ValidationError("ends_at must be after starts_at")
+    if not matchers and not service:
+        raise ValidationError("a silence needs matchers, a service (a maintenance window), or both")

@@ -35,6 +35,7 @@ from runbooks import actions, templating
 from runbooks.graphs import GraphTemplateError, check_url_template, graph_links
 from runbooks.models import (
     MAX_ACTION_TIMEOUT,
+    MAX_RUNBOOK_BODY,
     Action,
     ActionRun,
     ContentType,
@@ -45,7 +46,7 @@ from runbooks.models import (
 )
 from runbooks.services import matching_runbook
 
-MAX_BODY = 100_000  # characters of runbook Markdown
+MAX_BODY = MAX_RUNBOOK_BODY
 
 
 def _is_admin(serializer) -> bool:

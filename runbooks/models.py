@@ -11,6 +11,7 @@ from incidents.models import Incident, Service
 
 # What a runbook's version history keeps of each save.
 VERSIONED_FIELDS = ("title", "body", "matchers", "service_id")
+MAX_RUNBOOK_BODY = 100_000  # characters of runbook Markdown
 
 
 class Runbook(models.Model):
