@@ -279,7 +279,7 @@ def integration_ingest(request: HttpRequest, kind: str, token: str) -> JsonRespo
         refuse(integration, request, req, exc)
         return error_json(exc.status, exc.reason, exc.problems)
     try:
-        stored = _accept(integration, req, alerts)
+        stored = pending.accept_request(integration, req, alerts)
     except DatabaseError:
         log.exception("ingest failed for integration %s", integration.pk)
         return _temporarily_unavailable(
@@ -293,28 +293,6 @@ def integration_ingest(request: HttpRequest, kind: str, token: str) -> JsonRespo
             "warnings": list(dict.fromkeys(w for a in alerts for w in a.warnings))[:50],
         }
     )
-
-
-def _accept(
-    integration: Integration,
-    req: Request,
-    alerts: list,
-    *,
-    params: dict[str, Any] | None = None,
-    status_code: int = 200,
-) -> IngestRequest:
-    """Store the request durably, then kick its processing; the answer may leave after this."""
-    stored = pending.accept(
-        integration,
-        body=req.body,
-        content_type=req.content_type,
-        alert_count=len(alerts),
-        warnings=[w for a in alerts for w in a.warnings],
-        params=params,
-        status_code=status_code,
-    )
-    pending.kick()
-    return stored
 
 
 # --- PagerDuty Events API v2: POST /v2/enqueue -----------------------------------------------
@@ -369,7 +347,7 @@ def pagerduty_enqueue(request: HttpRequest) -> JsonResponse:
         refuse(integration, request, req, exc)
         return _pd_invalid(exc.problems, exc.status)
     try:
-        _accept(integration, req, alerts, params=params, status_code=202)
+        pending.accept_request(integration, req, alerts, params=params, status_code=202)
     except DatabaseError:
         log.exception("ingest failed for integration %s", integration.pk)
         return _temporarily_unavailable(
@@ -445,7 +423,7 @@ def _opsgenie_action(request: HttpRequest, action: str, identifier: str | None) 
         refuse(integration, request, req, exc)
         return _opsgenie({"message": exc.reason, "errors": exc.problems}, exc.status, started)
     try:
-        _accept(integration, req, alerts, params=params, status_code=202)
+        pending.accept_request(integration, req, alerts, params=params, status_code=202)
     except DatabaseError:
         log.exception("ingest failed for integration %s", integration.pk)
         return _opsgenie({"message": "Temporarily unavailable; retry"}, 503, started)

@@ -91,6 +91,28 @@ def _accept_sql() -> str:
     )
 
 
+def accept_request(
+    integration: Integration,
+    req: Request,
+    alerts: list,
+    *,
+    params: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> IngestRequest:
+    """Store a parsed request durably, then kick its processing; the answer may leave after."""
+    stored = accept(
+        integration,
+        body=req.body,
+        content_type=req.content_type,
+        alert_count=len(alerts),
+        warnings=[w for a in alerts for w in a.warnings],
+        params=params,
+        status_code=status_code,
+    )
+    kick()
+    return stored
+
+
 def kick() -> None:
     """Make sure a processor runs soon: enqueue one unless one is already on its way."""
     from django.core.cache import cache

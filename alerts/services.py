@@ -111,14 +111,5 @@ def send_test_alert(integration: Integration, by: str) -> IngestRequest:
     payload, params = sample_alert_payload(integration, by, key)
     req = Request(json.dumps(payload).encode(), "application/json")
     alerts = parse(integration.kind, req, params)  # what ingest checks before accepting
-    stored = pending.accept(
-        integration,
-        body=req.body,
-        content_type=req.content_type,
-        alert_count=len(alerts),
-        warnings=[w for a in alerts for w in a.warnings],
-        params=params,
-        status_code=202 if integration.kind in (Kind.PAGERDUTY, Kind.OPSGENIE) else 200,
-    )
-    pending.kick()
-    return stored
+    status_code = 202 if integration.kind in (Kind.PAGERDUTY, Kind.OPSGENIE) else 200
+    return pending.accept_request(integration, req, alerts, params=params, status_code=status_code)
