@@ -221,3 +221,72 @@ class TimelineEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("timeline entries are append-only")
+
+
+# --- postmortems -----------------------------------------------------------------------------
+
+
+class Postmortem(models.Model):
+    """What was learned from one incident; its curated timeline is in `TimelineCuration`."""
+
+    incident = models.OneToOneField(Incident, on_delete=models.CASCADE, related_name="postmortem")
+    summary = models.TextField(blank=True)
+    impact = models.TextField(blank=True)
+    root_cause = models.TextField(blank=True)
+    contributing_factors = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"postmortem of #{self.incident.number}"
+
+
+class ActionItem(models.Model):
+    """Something to do so that it does not happen again, with an owner and a due date."""
+
+    postmortem = models.ForeignKey(
+        Postmortem, on_delete=models.CASCADE, related_name="action_items"
+    )
+    description = models.TextField()
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    due = models.DateField(null=True, blank=True)
+    done = models.BooleanField(default=False)
+    order = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["order", "id"]
+
+    def __str__(self) -> str:
+        return self.description[:80]
+
+
+class TimelineCuration(models.Model):
+    """How a postmortem shows one timeline entry: pinned, hidden, annotated. The entry itself
+    is never changed: hiding only leaves it out of the curated timeline."""
+
+    postmortem = models.ForeignKey(Postmortem, on_delete=models.CASCADE, related_name="curations")
+    entry = models.ForeignKey(TimelineEntry, on_delete=models.PROTECT, related_name="+")
+    pinned = models.BooleanField(default=False)
+    hidden = models.BooleanField(default=False)
+    annotation = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["postmortem", "entry"], name="one_curation_per_entry")
+        ]
+
+    def __str__(self) -> str:
+        return f"curation of entry {self.entry_id}"

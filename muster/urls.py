@@ -10,6 +10,7 @@ from accounts.api import TokenViewSet, UserViewSet, me
 from accounts.permissions import RolePermission
 from alerts import heartbeats, ingest
 from alerts.api import AlertViewSet, IntegrationViewSet, RoutingRuleViewSet, SilenceViewSet
+from incidents import postmortem_api
 from incidents.api import IncidentViewSet, ServiceViewSet
 from muster import api_errors, health
 from oncall import api as oncall_api
@@ -107,6 +108,7 @@ urlpatterns = [
     path("api/v1/incidents/<int:number>/page/", pages_api.page_person),
     path("api/v1/", include("warroom.urls")),
     path("api/v1/", include("runbooks.urls")),
+    path("api/v1/", include(postmortem_api.urlpatterns)),
     path("api/v1/", include(router.urls)),
     path("api/v1/schema/", SchemaView.as_view(), name="schema"),
     path("api/v1/docs/", DocsView.as_view(url_name="schema"), name="api-docs"),

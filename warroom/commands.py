@@ -515,6 +515,14 @@ SPECS: tuple[Spec, ...] = (
         surfaces=CHAT_SURFACES,
     ),
     Spec(
+        name="postmortem",
+        aliases=("postmortem", "post-mortem", "pm"),
+        args=(INCIDENT,),
+        summary="start the incident's postmortem and link to it and its exports",
+        example="postmortem",
+        surfaces=CHAT_SURFACES,
+    ),
+    Spec(
         name="run",
         aliases=("run",),
         args=(ACTION, CONFIRM),

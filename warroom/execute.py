@@ -265,7 +265,7 @@ def _runbooks(function: str) -> Handler:
 
 @cache
 def _handlers() -> dict[str, Handler]:
-    from warroom import handlers  # imports this module: bound on first use, not at import
+    from warroom import handlers, handlers_postmortem  # import this module: bound on first use
 
     return {
         "acknowledge": _incident_verb,
@@ -286,4 +286,5 @@ def _handlers() -> dict[str, Handler]:
         "runbook": _runbooks("runbook"),
         "graph": _runbooks("graph"),
         "run": _runbooks("run_action"),
+        "postmortem": handlers_postmortem.postmortem,
     }

@@ -20,6 +20,7 @@ from rest_framework.test import APIClient
 from accounts.models import ApiToken, User
 from accounts.services import create_api_token
 from tests.api.conftest import API, assert_error
+from tests.incidents.postmortem_routes import ROUTES as POSTMORTEM_ROUTES
 from tests.runbooks.routes import ROUTES as RUNBOOK_ROUTES
 from tests.warroom.routes import ROUTES as WARROOM_ROUTES
 
@@ -281,7 +282,7 @@ ROUTES = [
     Route("GET", "pages/", OBSERVER),
     Route("GET", "pages/{pk}/", OBSERVER, obj="page"),
     Route("GET", "outbox/", OBSERVER),
-    Route("GET", "outbox/{pk}/", OBSERVER, obj="page"),
+    Route("GET", "outbox/{pk}/", OBSERVER, obj="outbox_message"),
     Route(
         "POST",
         "incidents/{number}/page/",
@@ -293,7 +294,7 @@ ROUTES = [
     Route("GET", "audit/", ADMIN),
     Route("GET", "audit/{pk}/", ADMIN, obj="audit_entry"),
 ]
-ROUTES += WARROOM_ROUTES + RUNBOOK_ROUTES
+ROUTES += WARROOM_ROUTES + RUNBOOK_ROUTES + POSTMORTEM_ROUTES
 
 
 def _url(route: Route, world: dict) -> str:
@@ -326,9 +327,20 @@ def _named(value, world: dict):
     return value
 
 
+def _outbox_message(page_id: int) -> int:
+    """Return the id of the console outbox's copy of page `page_id`."""
+    from oncall.models import OutboxKind, OutboxMessage, Page
+
+    page = Page.objects.get(pk=page_id)
+    return OutboxMessage.objects.create(
+        kind=OutboxKind.PAGE, page=page, person=page.person, channel="sms", body="hi"
+    ).pk
+
+
 @pytest.fixture
 def world(world, request) -> dict:
     """The shared world plus on-call objects; "my_*" ones belong to the role under test."""
+    from tests.incidents.postmortem_routes import postmortem_world
     from tests.oncall.builders import oncall_world
     from tests.runbooks.routes import runbooks_world
     from tests.warroom.routes import warroom_world
@@ -336,8 +348,10 @@ def world(world, request) -> dict:
     role = getattr(getattr(request.node, "callspec", None), "params", {}).get("role", OBSERVER)
     user = User.objects.get(username=CLIENTS[role])
     world = {**world, **oncall_world(user)}
+    world["outbox_message"] = _outbox_message(world["page"])
     world.update(warroom_world(user, world))
     world.update(runbooks_world(user, world))
+    world.update(postmortem_world(user, world))
     return world
 
 
