@@ -192,6 +192,8 @@ INGEST_MAX_BODY_BYTES = env.int("MUSTER_INGEST_MAX_BODY_BYTES", default=1024 * 1
 # PagerDuty-compatible rate limit per integration (events per minute), answered with 429.
 INGEST_RATE_LIMIT_PER_MINUTE = env.int("MUSTER_INGEST_RATE_LIMIT_PER_MINUTE", default=120_000)
 RAW_PAYLOAD_RETENTION_DAYS = env.int("MUSTER_RAW_PAYLOAD_RETENTION_DAYS", default=30)
+# The console outbox (the embedded default's stand-in for Twilio) keeps its latest N messages.
+OUTBOX_KEEP = env.int("MUSTER_OUTBOX_KEEP", default=10_000)
 # The beat tick must have run within this many seconds for /readyz to answer 200.
 READY_TICK_MAX_AGE_SECONDS = env.int("MUSTER_READY_TICK_MAX_AGE_SECONDS", default=10)
 # Timeline milestones for repeated duplicates: 10th, 100th, 1000th, ... occurrence.

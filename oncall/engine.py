@@ -639,7 +639,14 @@ def send_verification_code(method: ContactMethod, code: str) -> None:
         pk=0, id=0, address=method.address, channel=kind, person=method.user, contact_method=method
     )
     CHANNELS[kind].send(
-        fake_page, Message(sms=text, subject="Muster verification code", body=text, speech=text)
+        fake_page,
+        Message(
+            sms=text,
+            subject="Muster verification code",
+            body=text,
+            speech=text,
+            purpose="verification",
+        ),
     )
 
 

@@ -345,3 +345,36 @@ class Page(models.Model):
 
     def __str__(self) -> str:
         return f"page {self.pk} to {self.person_id} via {self.channel}: {self.status}"
+
+
+class OutboxKind(models.TextChoices):
+    PAGE = "page", "page"
+    VERIFICATION = "verification", "verification code"
+    TEST = "test", "test page"
+    OTHER = "other", "message"
+
+
+class OutboxMessage(models.Model):
+    """One SMS or call the console channel "sent" in place of Twilio: the dev outbox.
+
+    Pages, verification codes and test pages alike; only a page has a Page row (`page`).
+    """
+
+    kind = models.CharField(max_length=16, choices=OutboxKind.choices)
+    page = models.ForeignKey(
+        Page, null=True, blank=True, on_delete=models.CASCADE, related_name="outbox_messages"
+    )
+    person = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    channel = models.CharField(max_length=8, choices=ContactKind.choices)  # as it would have gone
+    address = models.CharField(max_length=254, blank=True)
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        # Newest first, paged by id (the primary key's index): no other index to maintain.
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.address or '-'} by {self.channel}"

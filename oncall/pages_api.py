@@ -13,7 +13,7 @@ from incidents.models import Source
 from incidents.selectors import access_incident
 from muster.pagination import cursor_by
 from oncall import engine
-from oncall.models import Page
+from oncall.models import ContactKind, OutboxKind, OutboxMessage, Page
 
 
 class PageSerializer(serializers.ModelSerializer):
@@ -45,15 +45,10 @@ class PageSerializer(serializers.ModelSerializer):
 
 
 class PageViewSet(viewsets.ReadOnlyModelViewSet):
-    """Every page, filterable by ?incident=<number>, ?person=<username>, ?channel=, ?status=.
-
-    `/api/v1/outbox/` is the same list limited to the console channel: what would have been
-    sent by SMS or phone without Twilio configured.
-    """
+    """Every page, filterable by ?incident=<number>, ?person=<username>, ?channel=, ?status=."""
 
     serializer_class = PageSerializer
     pagination_class = cursor_by("-id")
-    console_only = False
 
     @extend_schema(
         parameters=[
@@ -69,8 +64,6 @@ class PageViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         queryset = Page.objects.select_related("incident", "person")
         params = self.request.query_params
-        if self.console_only:
-            queryset = queryset.filter(channel="console")
         if number := params.get("incident"):
             if not number.isdigit():
                 raise ValidationError("incident must be an incident number")
@@ -84,8 +77,78 @@ class PageViewSet(viewsets.ReadOnlyModelViewSet):
         return queryset
 
 
-class OutboxViewSet(PageViewSet):
-    console_only = True
+class OutboxMessageSerializer(serializers.ModelSerializer):
+    # Plain strings in the schema: as enums, both choice sets would clash with the ones of
+    # ContactMethod.kind and alerts' Kind under drf-spectacular's enum naming.
+    kind = serializers.CharField(
+        read_only=True, help_text="What it is: " + ", ".join(OutboxKind.values) + "."
+    )
+    channel = serializers.CharField(
+        read_only=True,
+        help_text="How it would have gone: " + ", ".join(ContactKind.values) + ".",
+    )
+    incident = serializers.IntegerField(
+        source="page.incident.number", allow_null=True, read_only=True
+    )
+    person = serializers.CharField(source="person.username", allow_null=True, read_only=True)
+    status = serializers.CharField(
+        source="page.status",
+        allow_null=True,
+        read_only=True,
+        help_text="The page's delivery status; null for a message that is no page.",
+    )
+
+    class Meta:
+        model = OutboxMessage
+        fields = [
+            "id",
+            "kind",
+            "incident",
+            "page",
+            "person",
+            "channel",
+            "address",
+            "body",
+            "status",
+            "created_at",
+        ]
+
+
+class OutboxViewSet(viewsets.ReadOnlyModelViewSet):
+    """The dev outbox: every SMS and call the console channel "sent" without Twilio configured,
+    newest first: pages (with their incident), verification codes and test pages.
+
+    Filterable by ?kind=, ?incident=<number>, ?person=<username>, ?channel=.
+    """
+
+    serializer_class = OutboxMessageSerializer
+    pagination_class = cursor_by("-id")
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("kind", str, enum=OutboxKind.values),
+            OpenApiParameter("incident", int, description="Incident number (pages only)."),
+            OpenApiParameter("person", str, description="Username."),
+            OpenApiParameter("channel", str, enum=ContactKind.values),
+        ]
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    def get_queryset(self):
+        queryset = OutboxMessage.objects.select_related("page__incident", "person")
+        params = self.request.query_params
+        if kind := params.get("kind"):
+            queryset = queryset.filter(kind=kind)
+        if number := params.get("incident"):
+            if not number.isdigit():
+                raise ValidationError("incident must be an incident number")
+            queryset = queryset.filter(page__incident__number=int(number))
+        if person := params.get("person"):
+            queryset = queryset.filter(person__username=person)
+        if channel := params.get("channel"):
+            queryset = queryset.filter(channel=channel)
+        return queryset
 
 
 class PagePersonSerializer(serializers.Serializer):

@@ -30,7 +30,7 @@ def trial_message(method: ContactMethod) -> Message:
     who = method.user.get_username()
     how = _KIND_LABEL.get(method.kind, method.kind)
     text = f"Muster test page for {who}: this is how a page reaches you by {how}. No action needed."
-    return Message(sms=text, subject="Muster test page", body=text, speech=text)
+    return Message(sms=text, subject="Muster test page", body=text, speech=text, purpose="test")
 
 
 def send_test_page(method: ContactMethod, *, by: User) -> str:

@@ -31,6 +31,9 @@ class Message:
     subject: str  # email subject, call summary
     body: str  # email body
     speech: str  # what a call reads out before offering the keys
+    # What it is: "page", "verification" or "test" (oncall.models.OutboxKind); the console
+    # outbox lists it under that name.
+    purpose: str = "page"
 
 
 class Channel(Protocol):

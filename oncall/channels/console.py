@@ -1,7 +1,9 @@
 """The console outbox: the embedded default when Twilio is not configured.
 
-"Sending" logs the page to the `muster.outbox` logger, at WARNING so `./musterctl up` prints it;
-the Page row itself is the outbox entry (listed by the API).
+"Sending" records the message as an OutboxMessage row (listed at /outbox/ and /api/v1/outbox/)
+and logs it to the `muster.outbox` logger, at WARNING so `./musterctl up` prints it. Pages,
+verification codes and test pages all land here; only a page has a Page row (the others come
+with a stand-in whose pk is 0).
 """
 
 from __future__ import annotations
@@ -9,7 +11,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from oncall.channels.base import Message
+from django.conf import settings
+from django.db import DatabaseError
+
+from oncall.channels.base import DeliveryError, Message
+from oncall.models import ContactKind, OutboxKind, OutboxMessage
 
 if TYPE_CHECKING:
     from oncall.models import Page
@@ -17,15 +23,40 @@ if TYPE_CHECKING:
 log = logging.getLogger("muster.outbox")
 
 
+
+def _kind(page: Page, message: Message) -> str:
+    if page.pk:
+        return OutboxKind.PAGE
+    return message.purpose if message.purpose in OutboxKind.values else OutboxKind.OTHER
+
+
 class ConsoleChannel:
     name = "console"
 
     def send(self, page: Page, message: Message) -> str:
-        """Print the page; return "console-<page id>"."""
+        """Record and print the message; return "console-<page id>" ("outbox-<id>" for a
+        message that is no page)."""
         method = getattr(page, "contact_method", None)
-        kind = method.kind if method is not None else "sms"
-        text = message.speech if kind == "voice" else message.sms
+        kind = method.kind if method is not None else ContactKind.SMS
+        text = message.speech if kind == ContactKind.VOICE else message.sms
         person = getattr(page, "person", None)
         who = person.get_username() if person is not None else "?"
+        what = _kind(page, message)
+        # A voice number gets its verification code by SMS, as Twilio would send it.
+        channel = ContactKind.SMS if what == OutboxKind.VERIFICATION else kind
+        try:
+            sent = OutboxMessage.objects.create(
+                kind=what,
+                page_id=page.pk or None,
+                person=person,
+                channel=channel,
+                address=page.address or "",
+                body=text,
+            )
+            # Older messages go as new ones arrive; a page's own row (status, body) stays.
+            keep = settings.OUTBOX_KEEP
+            OutboxMessage.objects.filter(pk__lte=sent.pk - keep).delete()
+        except DatabaseError as exc:
+            raise DeliveryError(f"the console outbox could not record the message: {exc}") from exc
         log.warning("page %s to %s (%s %s): %s", page.pk, who, kind, page.address or "-", text)
-        return f"console-{page.pk}"
+        return f"console-{page.pk}" if page.pk else f"outbox-{sent.pk}"

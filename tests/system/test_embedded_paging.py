@@ -32,9 +32,11 @@ def sent_page(client: httpx.Client, number: int) -> dict | None:
     """Return the console page to the demo admin for incident `number`, once it is sent."""
     response = client.get("/api/v1/outbox/", params={"incident": number})
     assert response.status_code == 200, response.text
-    for page in response.json()["results"]:
-        if page["person"] == "admin" and page["status"] == "sent":
-            return page
+    for message in response.json()["results"]:
+        if message["person"] == "admin" and message["status"] == "sent":
+            page = client.get(f"/api/v1/pages/{message['page']}/")
+            assert page.status_code == 200, page.text
+            return page.json()
     return None
 
 
