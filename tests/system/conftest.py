@@ -197,14 +197,15 @@ def _listening(port: int) -> bool:
     return False
 
 
-@pytest.fixture
-def start_muster(tmp_path) -> Iterator[Callable[[Path], Muster]]:
-    """Start `./musterctl up` on a free port; every process started is killed at the end."""
+@contextlib.contextmanager
+def musters(logs_dir: Path) -> Iterator[Callable[[Path], Muster]]:
+    """Yield a function that starts `./musterctl up` on a free port, its stderr kept in
+    `logs_dir`; every process started is killed on exit. Shared with tests/browser."""
     started: list[Muster] = []
 
     def start(data_dir: Path) -> Muster:
         port = free_port()
-        stderr_path = tmp_path / f"muster-up-{len(started)}.stderr"
+        stderr_path = logs_dir / f"muster-up-{len(started)}.stderr"
         with stderr_path.open("wb") as stderr:
             process = subprocess.Popen(
                 ["./musterctl", "up", "--host", "127.0.0.1", "--port", str(port)],
@@ -237,14 +238,23 @@ def start_muster(tmp_path) -> Iterator[Callable[[Path], Muster]]:
         assert process.poll() is None, f"exited early\n{muster.diagnostics()}"
         return muster
 
-    yield start
-    for muster in started:
-        if muster.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(muster.process.pid, signal.SIGKILL)
-            muster.process.wait(10)
-        if muster.process.stdout:
-            muster.process.stdout.close()
+    try:
+        yield start
+    finally:
+        for muster in started:
+            if muster.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(muster.process.pid, signal.SIGKILL)
+                muster.process.wait(10)
+            if muster.process.stdout:
+                muster.process.stdout.close()
+
+
+@pytest.fixture
+def start_muster(tmp_path) -> Iterator[Callable[[Path], Muster]]:
+    """Start `./musterctl up` on a free port; every process started is killed at the end."""
+    with musters(tmp_path) as start:
+        yield start
 
 
 def log_in(client: httpx.Client, username: str, password: str) -> None:

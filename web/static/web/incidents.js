@@ -5,7 +5,6 @@
 (function () {
   const DEBOUNCE_MS = 300;
   let timer = null;
-  let connectedOnce = false;
 
   function refresh() {
     timer = null;
@@ -28,9 +27,9 @@
     if (!document.getElementById("incident-results")) return;
     window.musterSocket("/ws/incidents/", {
       onOpen() {
-        // After a reconnect, changes may have been missed: catch up once.
-        if (connectedOnce) schedule();
-        connectedOnce = true;
+        // Changes made between rendering the page and joining the feed (or while it was
+        // reconnecting) were not announced to this page: catch up once.
+        schedule();
       },
       onMessage(event) {
         if (event.type === "incident") schedule();
