@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("muster.outbox")
 
 
-
 def _kind(page: Page, message: Message) -> str:
     if page.pk:
         return OutboxKind.PAGE
