@@ -18,7 +18,9 @@ bind = os.environ.get("MUSTER_WEB_BIND", "127.0.0.1:8001")
 # bench/ingest.py measured 2-4 sync workers on 2 cores; see deploy/README.md. More workers than
 # that buy nothing on a CPU-bound box: every worker is busy in Python or waiting on PostgreSQL.
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
-worker_class = "sync"
+worker_class = os.environ.get("MUSTER_WEB_WORKER_CLASS", "sync")
+# For gthread workers: threads per worker (they keep client connections alive).
+threads = int(os.environ.get("MUSTER_WEB_THREADS", "1"))
 # A request that takes longer than this is stuck; its worker is killed and replaced.
 timeout = int(os.environ.get("MUSTER_WEB_TIMEOUT", "30"))
 graceful_timeout = 20
