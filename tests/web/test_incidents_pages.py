@@ -420,6 +420,21 @@ def test_the_summary_fragment_follows_the_state(web_bob, service, alice):
     assert "by alice" in text
 
 
+def test_the_pages_fragment_shows_who_was_paged_and_how_it_went(
+    web_bob, busy, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(6):
+        response = web_bob.get(f"/incidents/{busy.number}/pages/")
+
+    text = response.content.decode()
+    assert text.lstrip().startswith('<section id="pages"')
+    assert f'data-url="/incidents/{busy.number}/pages/"' in text
+    assert text.count('<tr id="page-') == 50
+    assert "Twilio said 21211: invalid number" in text and "+14155550101" not in text
+    assert "Only the latest 50 pages are shown." in text
+    assert "<html" not in text
+
+
 def test_a_command_typed_in_the_embedded_room_works_without_javascript(web_bob, service):
     incident = open_one(service)
 

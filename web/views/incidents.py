@@ -326,6 +326,19 @@ def _summary_context(request: HttpRequest, incident: Incident) -> dict[str, Any]
     }
 
 
+def _pages_context(incident: Incident) -> dict[str, Any]:
+    pages = list(
+        Page.objects.filter(incident=incident)
+        .select_related("person")
+        .order_by("-id")[: PAGES_SHOWN + 1]
+    )
+    return {
+        "incident": incident,
+        "pages": [(p, mask_address(p.address)) for p in pages[:PAGES_SHOWN]],
+        "more_pages": len(pages) > PAGES_SHOWN,
+    }
+
+
 def _full(number: int) -> Incident:
     """Return the incident with the people its summary names (role_required checked access)."""
     found = (
@@ -347,11 +360,6 @@ def incident_page(request: HttpRequest, number: int) -> HttpResponse:
     incident = _full(number)
     before = _before(request)
     timeline, older = timeline_page(incident, before)
-    pages = list(
-        Page.objects.filter(incident=incident)
-        .select_related("person")
-        .order_by("-id")[: PAGES_SHOWN + 1]
-    )
     alerts = list(
         Alert.objects.filter(incident=incident)
         .select_related("integration")
@@ -368,8 +376,7 @@ def incident_page(request: HttpRequest, number: int) -> HttpResponse:
         "timeline": timeline,
         "older": older,
         "paging": before is not None,
-        "pages": [(p, mask_address(p.address)) for p in pages[:PAGES_SHOWN]],
-        "more_pages": len(pages) > PAGES_SHOWN,
+        **_pages_context(incident),
         "alerts": [_alert_view(a) for a in alerts[:ALERTS_SHOWN]],
         "more_alerts": len(alerts) > ALERTS_SHOWN,
         "graphs": graph_links(incident),
@@ -394,6 +401,14 @@ def incident_summary(request: HttpRequest, number: int) -> HttpResponse:
 
 @require_GET
 @role_required(read=Role.OBSERVER)
+def incident_pages(request: HttpRequest, number: int) -> HttpResponse:
+    """Return the "Paged" panel alone (who, how, delivery status): live pages re-fetch it."""
+    incident = _incident(request, number)
+    return render(request, "web/incidents/_pages.html", _pages_context(incident))
+
+
+@require_GET
+@role_required(read=Role.OBSERVER)
 def incident_timeline(request: HttpRequest, number: int) -> HttpResponse:
     """Return the newest timeline entries alone: live pages re-fetch them."""
     incident = _incident(request, number)
@@ -406,6 +421,7 @@ urlpatterns = [
     path("incidents/", incident_list, name="web-incidents"),
     path("incidents/<int:number>/", incident_page, name="web-incident"),
     path("incidents/<int:number>/summary/", incident_summary, name="web-incident-summary"),
+    path("incidents/<int:number>/pages/", incident_pages, name="web-incident-pages"),
     path("incidents/<int:number>/timeline/", incident_timeline, name="web-incident-timeline"),
     *[
         path(

@@ -54,6 +54,7 @@
       }
       later("summary", () => refetch("incident-summary"), 300);
       later("timeline", refetchTimeline, 600);
+      later("pages", () => refetch("pages"), 600);
     }
 
     function refetch(id) {
@@ -79,7 +80,11 @@
       onMessage(event) {
         if (event.type === "message") {
           append(event.message);
-          if (event.message.kind !== "chat") later("timeline", refetchTimeline, 600);
+          if (event.message.kind !== "chat") {
+            // The bot's lines follow the timeline: pages sent, delivered, answered among them.
+            later("timeline", refetchTimeline, 600);
+            later("pages", () => refetch("pages"), 600);
+          }
         } else if (event.type === "incident") {
           changed(event.incident || event);
         } else if (event.type === "error") {
