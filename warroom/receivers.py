@@ -53,12 +53,28 @@ def tell_the_room(sender, entry: TimelineEntry, **kwargs) -> None:
         # alerts is not kept waiting behind the rooms of the last one.
         from warroom.tasks import follow_entry_later
 
+        if entry.kind in BURST_KINDS and _task_on_its_way(entry):
+            return
         try:
             follow_entry_later.delay(entry.pk)
             return
         except Exception:
             log.warning("could not hand entry %s to a worker; posting now", entry.pk)
     tell(entry)
+
+
+def _task_on_its_way(entry: TimelineEntry) -> bool:
+    """Return whether a task for the incident's alert entries of this kind is on its way.
+
+    A batch of 100 alerts writes 100 entries; one task posts them all (`_post_alerts` takes
+    every committed entry of the kind from its own on). The task clears the mark before it
+    looks, so an entry committed after that look finds no mark and gets a task of its own.
+    """
+    try:
+        return not cache.add(_key("followed", entry.kind, entry.incident_id), entry.pk, 30)
+    except Exception:  # without the cache, one task per entry, as before
+        log.warning("could not coalesce the bot's work for entry %s", entry.pk, exc_info=True)
+        return False
 
 
 def tell(entry: TimelineEntry) -> None:
@@ -73,6 +89,10 @@ def tell(entry: TimelineEntry) -> None:
 
 def follow_entry(entry: TimelineEntry) -> None:
     """Post what `entry` says to its incident's room, invite whom it paged, update clients."""
+    if entry.kind in BURST_KINDS:
+        # Before anything else: entries committed from now on must get a task of their own,
+        # since the batch looked at below may not see them (_task_on_its_way).
+        cache.delete(_key("followed", entry.kind, entry.incident_id))
     incident = (
         Incident.objects.select_related("service", "assignee", "room")
         .filter(pk=entry.incident_id)

@@ -435,3 +435,48 @@ def test_alert_entries_are_followed_by_a_worker_not_by_the_ingest_processor(
 
     [opening] = bot_posts(Room.objects.get(incident=incident))[:1]
     assert "Disk full on db\\-9" in opening.body  # escaped Markdown
+
+
+def test_a_batch_of_alerts_is_one_task_for_the_bot(
+    post_json, url, django_capture_on_commit_callbacks, monkeypatch
+):
+    handed: list[int] = []
+    monkeypatch.setattr(follow_entry_later, "delay", lambda entry_id: handed.append(entry_id))
+    with django_capture_on_commit_callbacks(execute=True):
+        post_json(url, am_batch(*(am_alert(f"fp-{i}") for i in range(40))))
+    incident = Incident.objects.get()
+    attached = list(
+        incident.timeline.filter(kind=EntryKind.ALERT_ATTACHED).values_list("pk", flat=True)
+    )
+    assert len(attached) == 40
+    # The opening entry and the first alert entry; the other 39 ride on the first one's task.
+    opened = incident.timeline.get(kind=EntryKind.OPENED).pk
+    assert handed == [opened, attached[0]]
+
+    for entry_id in handed:
+        follow_entry_later(entry_id)  # what the worker runs
+
+    [opening] = bot_posts(incident.room)
+    assert "<strong>39 more alerts</strong>" in opening.html
+
+
+def test_an_alert_committed_after_the_task_looked_gets_a_task_of_its_own(
+    alert_in, post_json, url, django_capture_on_commit_callbacks, monkeypatch
+):
+    alert_in(am_batch(am_alert("fp-0")))
+    incident = Incident.objects.get()
+    handed: list[int] = []
+    monkeypatch.setattr(follow_entry_later, "delay", lambda entry_id: handed.append(entry_id))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        post_json(url, am_batch(*(am_alert(f"fp-{i}") for i in range(1, 4))))
+    assert len(handed) == 1
+    follow_entry_later(handed[0])  # the task looks: three alerts, one post
+
+    with django_capture_on_commit_callbacks(execute=True):
+        post_json(url, am_batch(*(am_alert(f"fp-{i}") for i in range(4, 7))))
+    assert len(handed) == 2  # the mark was cleared when the first task looked
+    follow_entry_later(handed[1])
+
+    bursts = [m for m in bot_posts(incident.room) if m.data.get("count")]
+    assert [m.data["count"] for m in bursts] == [3, 3]
