@@ -532,6 +532,15 @@ class Db:
             total += n
         return total
 
+    def pending(self, integration_id: int) -> int:
+        """Return how many accepted requests of the integration wait to be processed."""
+        (n,) = self.conn.execute(
+            "SELECT count(*) FROM alerts_ingestrequest WHERE integration_id = %s"
+            " AND outcome = 'accepted' AND processed_at IS NULL",
+            [integration_id],
+        ).fetchone()
+        return n
+
     def total(self, integration_id: int, prefixes: list[str]) -> int:
         """Return the occurrences counted on all alerts (attached or not) over `prefixes`."""
         total = 0
@@ -640,6 +649,9 @@ class WaitSampler:
         return {k: round(v / n, 2) for k, v in self.counts.most_common(8)}
 
 
+DRAIN_TIMEOUT_S = 900
+
+
 def check_and_time(
     db: Db, integration_id: int, load: Load, baseline: dict[str, tuple[int, bool]], ended: float
 ) -> dict:
@@ -658,13 +670,20 @@ def check_and_time(
                 maybe[fp] += 1
     base_total = sum(occ for occ, attached in baseline.values() if attached)
     wanted = base_total + sum(accepted.values())
-    deadline = ended + 120
+    # Accepted requests are stored first and processed after: an alert is lost only if it is
+    # missing once nothing is left to process. Wait for the backlog, however long it takes (up
+    # to DRAIN_TIMEOUT_S), then count.
+    deadline = ended + DRAIN_TIMEOUT_S
     visible_at = None
     while time.monotonic() < deadline:
         if db.visible(integration_id, prefixes) >= wanted:
             visible_at = time.monotonic()
             break
-        time.sleep(0.02)
+        if db.pending(integration_id) == 0 and db.visible(integration_id, prefixes) < wanted:
+            time.sleep(0.5)  # the last batch may be committing
+            if db.pending(integration_id) == 0 and db.visible(integration_id, prefixes) < wanted:
+                break  # nothing left to process: what is missing now is missing
+        time.sleep(0.05)
     # Requests the client gave up on (in flight when it stopped) may still be committing: let
     # them land, so they are counted here and not in the next run's baseline.
     settle(db, integration_id, prefixes)
