@@ -61,6 +61,29 @@ def _db(func: Callable[..., T]) -> Callable[..., Awaitable[T]]:
     return sync_to_async(run, thread_sensitive=False)
 
 
+def token_in(scope: dict[str, Any]) -> str | None:
+    """Return the API token a websocket sent (a malformed one as ""), or None when none was:
+    a Bearer header, else `?token=` (browsers cannot set headers on a websocket)."""
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            parts = value.decode("latin-1").split()
+            if parts and parts[0].lower() == "bearer":
+                return parts[1] if len(parts) == 2 else ""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    if "token" in query:
+        return query["token"][0]
+    return None
+
+
+async def authenticate(scope: dict[str, Any]) -> User | None:
+    """Return the person behind a websocket: its token if one was sent, else its session."""
+    token = token_in(scope)
+    if token is not None:
+        return await _db(user_for_token)(token) if token else None
+    user = scope.get("user")
+    return user if user is not None and user.is_authenticated else None
+
+
 class RoomConsumer(AsyncJsonWebsocketConsumer):
     """One client in one room."""
 
@@ -113,24 +136,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
     # --- authentication --------------------------------------------------------------------
 
     async def _authenticate(self) -> User | None:
-        """Return the person behind a token, if one was sent, else behind the session."""
-        token = self._token()
-        if token is not None:
-            return await _db(user_for_token)(token) if token else None
-        user = self.scope.get("user")
-        return user if user is not None and user.is_authenticated else None
-
-    def _token(self) -> str | None:
-        """Return the API token sent (a malformed one as ""), or None when none was."""
-        for name, value in self.scope.get("headers", []):
-            if name == b"authorization":
-                parts = value.decode("latin-1").split()
-                if parts and parts[0].lower() == "bearer":
-                    return parts[1] if len(parts) == 2 else ""
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        if "token" in query:
-            return query["token"][0]
-        return None
+        return await authenticate(self.scope)
 
     # --- frames from the client -------------------------------------------------------------
 
