@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -139,6 +140,8 @@ if REDIS_URL and env.str("PYTEST_XDIST_WORKER", default="").startswith("gw"):
 EMBEDDED = not REDIS_URL
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
+    # Workers take from the queues in CELERY_TASK_QUEUES' order: paging and ingest first.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"queue_order_strategy": "priority"}
     # "pubsub": Redis pub/sub (channels_redis.pubsub), what bench/warroom.py measured faster
     # for fan-out to many clients; "core": the list-based layer.
     _LAYERS = {
@@ -173,6 +176,15 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 CELERY_TASK_ALWAYS_EAGER = False
+# Two queues, consumed by every worker: "celery" for everything that pages people or takes
+# alerts in, "bot" for the war-room bot's posts, which wait when the worker is busy (a storm of
+# new incidents), so that pages do not wait behind them.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (
+    Queue("celery", Exchange("celery"), routing_key="celery"),
+    Queue("bot", Exchange("celery"), routing_key="bot"),
+)
+CELERY_TASK_ROUTES = {"warroom.follow_entry": {"queue": "bot"}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

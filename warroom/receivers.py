@@ -47,10 +47,10 @@ INVITING_STATUSES = {"sent", "delivered", "answered", "completed"}
 def tell_the_room(sender, entry: TimelineEntry, **kwargs) -> None:
     if entry.kind == EntryKind.COMMAND:
         return  # the command and the bot's reply are already in the room
-    if entry.source == Source.ALERT:
-        # Written by ingest processing, which runs one batch at a time: the bot's work (an
-        # opening post is a dozen queries) goes to a worker thread, so the next batch of
-        # alerts is not kept waiting behind the rooms of the last one.
+    if entry.source == Source.ALERT or entry.kind == EntryKind.PAGE:
+        # Written by ingest processing (one batch at a time) or by a page's delivery: the
+        # bot's work (an opening post is a dozen queries) goes to a worker task on the "bot"
+        # queue, so the next batch of alerts and the next page are not kept waiting behind it.
         from warroom.tasks import follow_entry_later
 
         if entry.kind in BURST_KINDS and _task_on_its_way(entry):

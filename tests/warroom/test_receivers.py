@@ -480,3 +480,34 @@ def test_an_alert_committed_after_the_task_looked_gets_a_task_of_its_own(
 
     bursts = [m for m in bot_posts(incident.room) if m.data.get("count")]
     assert [m.data["count"] for m in bursts] == [3, 3]
+
+
+def test_the_bots_work_waits_on_its_own_queue_behind_paging(
+    alert_in, committed, service, bob, monkeypatch
+):
+    from muster.celery import app
+
+    route = app.amqp.router.route
+    assert route({}, "warroom.follow_entry")["queue"].name == "bot"
+    for name in ("oncall.deliver_page", "oncall.start_escalation", "muster.tick"):
+        assert route({}, name)["queue"].name == "celery"
+    # Every worker takes from both, paging's first (kombu's "priority" order on Redis).
+    assert [q.name for q in app.conf.task_queues] == ["celery", "bot"]
+    assert app.conf.broker_transport_options["queue_order_strategy"] == "priority"
+
+    make_policy("checkout primary", {"users": [bob]}, service=service)
+    reachable(bob)
+    alert_in(am_batch(am_alert("fp-1", severity="critical")))
+    incident = Incident.objects.get()
+    committed(engine.start_escalation, incident.pk)
+    [page] = Page.objects.filter(incident=incident)
+    handed: list[int] = []
+    monkeypatch.setattr(follow_entry_later, "delay", lambda entry_id: handed.append(entry_id))
+
+    assert committed(engine.deliver, page.pk) == "sent"
+
+    # The page's delivery did not wait for the bot: its line is a task for later.
+    [entry] = incident.timeline.filter(pk__in=handed)
+    assert entry.kind == EntryKind.PAGE
+    follow_entry_later(entry.pk)
+    assert bot_posts(incident.room)[-1].data["kind"] == EntryKind.PAGE
