@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from celery import current_task
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -47,10 +48,13 @@ INVITING_STATUSES = {"sent", "delivered", "answered", "completed"}
 def tell_the_room(sender, entry: TimelineEntry, **kwargs) -> None:
     if entry.kind == EntryKind.COMMAND:
         return  # the command and the bot's reply are already in the room
-    if entry.source == Source.ALERT or entry.kind == EntryKind.PAGE:
-        # Written by ingest processing (one batch at a time) or by a page's delivery: the
-        # bot's work (an opening post is a dozen queries) goes to a worker task on the "bot"
-        # queue, so the next batch of alerts and the next page are not kept waiting behind it.
+    if entry.source == Source.ALERT or (entry.kind == EntryKind.PAGE and current_task):
+        # Written by ingest processing (one batch at a time) or by a page's delivery in a
+        # worker: the bot's work (an opening post is a dozen queries) goes to a task on the
+        # "bot" queue, so the next batch of alerts and the next page are not kept waiting
+        # behind it. A page entry written in a request (an ack cancelling pages) is told at
+        # once: a person is waiting, and a web process's first publish to the broker costs
+        # ~80 ms (its connection).
         from warroom.tasks import follow_entry_later
 
         if entry.kind in BURST_KINDS and _task_on_its_way(entry):

@@ -483,7 +483,7 @@ def test_an_alert_committed_after_the_task_looked_gets_a_task_of_its_own(
 
 
 def test_the_bots_work_waits_on_its_own_queue_behind_paging(
-    alert_in, committed, service, bob, monkeypatch
+    alert_in, committed, service, bob, monkeypatch, django_capture_on_commit_callbacks
 ):
     from muster.celery import app
 
@@ -504,10 +504,33 @@ def test_the_bots_work_waits_on_its_own_queue_behind_paging(
     handed: list[int] = []
     monkeypatch.setattr(follow_entry_later, "delay", lambda entry_id: handed.append(entry_id))
 
-    assert committed(engine.deliver, page.pk) == "sent"
+    def deliver_in_a_task() -> None:  # as a worker does: the commit inside the task
+        with django_capture_on_commit_callbacks(execute=True):
+            engine.deliver(page.pk)
+
+    app.task(name="tests.deliver_in_a_task")(deliver_in_a_task).apply()
 
     # The page's delivery did not wait for the bot: its line is a task for later.
     [entry] = incident.timeline.filter(pk__in=handed)
     assert entry.kind == EntryKind.PAGE
     follow_entry_later(entry.pk)
+    assert bot_posts(incident.room)[-1].data["kind"] == EntryKind.PAGE
+
+
+def test_a_page_entry_written_outside_a_worker_is_told_at_once(
+    alert_in, committed, service, bob, monkeypatch
+):
+    make_policy("checkout primary", {"users": [bob]}, service=service)
+    reachable(bob)
+    alert_in(am_batch(am_alert("fp-1", severity="critical")))
+    incident = Incident.objects.get()
+    committed(engine.start_escalation, incident.pk)
+    [page] = Page.objects.filter(incident=incident)
+    handed: list[int] = []
+    monkeypatch.setattr(follow_entry_later, "delay", lambda entry_id: handed.append(entry_id))
+
+    # A request (an ack cancelling pages, a page by hand) does not publish to the broker.
+    assert committed(engine.deliver, page.pk) == "sent"
+
+    assert handed == []
     assert bot_posts(incident.room)[-1].data["kind"] == EntryKind.PAGE
