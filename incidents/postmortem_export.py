@@ -260,6 +260,30 @@ def to_json(report: Report) -> dict[str, Any]:
 # --- printable HTML --------------------------------------------------------------------------
 
 
+def facts(report: Report) -> dict[str, str]:
+    """Return the incident's key moments and durations as the pages show them."""
+    return {
+        "opened": utc(report.opened_at),
+        "acknowledged": acknowledged_line(report),
+        "resolved": resolved_line(report),
+        "tta": human(report.time_to_acknowledge) or "not acknowledged",
+        "ttr": human(report.time_to_resolve) or "not resolved",
+    }
+
+
+def page_rows(report: Report) -> list[dict[str, Any]]:
+    """Return each page with its times and outcome as the pages show them."""
+    return [
+        {
+            "page": p,
+            "sent": utc(p.sent_at),
+            "delivered": human(p.delivered_after) or "—",
+            "answered": page_outcome(p),
+        }
+        for p in report.pages
+    ]
+
+
 def to_html(report: Report) -> str:
     """Return the postmortem as a standalone printable HTML page."""
     return render_to_string(
@@ -267,22 +291,8 @@ def to_html(report: Report) -> str:
         {
             "report": report,
             "fields": [(FIELD_LABELS[n], report.field(n).strip()) for n in FIELDS],
-            "opened": utc(report.opened_at),
-            "acknowledged": acknowledged_line(report),
-            "resolved": resolved_line(report),
-            "tta": human(report.time_to_acknowledge) or "not acknowledged",
-            "ttr": human(report.time_to_resolve) or "not resolved",
-            "pages": [
-                {
-                    "sent": utc(p.sent_at),
-                    "person": p.person,
-                    "channel": p.channel,
-                    "status": p.status,
-                    "delivered": human(p.delivered_after) or "—",
-                    "answered": page_outcome(p),
-                }
-                for p in report.pages
-            ],
+            "facts": facts(report),
+            "pages": page_rows(report),
             "items": [{"item": i, "due": _day(i.due) or ""} for i in report.action_items],
             "timeline": [
                 {"entry": e, "at": utc(e.at), "source": via(e.source)} for e in report.curated

@@ -21,14 +21,7 @@ from accounts.models import Role, User
 from incidents import postmortems
 from incidents.models import ActionItem, Incident, TimelineEntry
 from incidents.postmortem_api import render_export
-from incidents.postmortem_export import (
-    acknowledged_line,
-    human,
-    page_outcome,
-    resolved_line,
-    utc,
-    via,
-)
+from incidents.postmortem_export import facts, page_rows, utc, via
 from incidents.postmortems import FIELD_LABELS, FIELDS, PostmortemError
 from incidents.selectors import IncidentNotFound, NotAllowed, access_incident
 from web.access import role_required
@@ -92,22 +85,8 @@ def editor(request: HttpRequest, number: int) -> HttpResponse:
             "incident": incident,
             "report": report,
             "fields": [(name, FIELD_LABELS[name], report.field(name)) for name in FIELDS],
-            "facts": {
-                "opened": utc(report.opened_at),
-                "acknowledged": acknowledged_line(report),
-                "resolved": resolved_line(report),
-                "tta": human(report.time_to_acknowledge) or "not acknowledged",
-                "ttr": human(report.time_to_resolve) or "not resolved",
-            },
-            "pages": [
-                {
-                    "page": p,
-                    "sent": utc(p.sent_at),
-                    "delivered": human(p.delivered_after) or "—",
-                    "answered": page_outcome(p),
-                }
-                for p in report.pages
-            ],
+            "facts": facts(report),
+            "pages": page_rows(report),
             "owners": owners,
             "timeline": page,
             "rows": [
