@@ -109,14 +109,18 @@ def find_integration(token: str, kinds: tuple[str, ...]) -> Integration | None:
     In plain SQL, on every ingest request: the ORM's query building costs five times the
     query itself. (`service` is not loaded; processing loads it.)
     """
-    # Tokens are short printable ASCII; anything else (a NUL above all, which PostgreSQL
-    # refuses in a query parameter) cannot be one.
-    if not token or len(token) > 64 or not (token.isascii() and token.isprintable()):
+    if not _token_shape_ok(token):
         return None
     with connection.cursor() as cursor:
         cursor.execute(_find_integration_sql(len(kinds)), [token, *kinds])
         row = cursor.fetchone()
     return None if row is None else Integration.from_db("default", _INTEGRATION_COLUMNS, row)
+
+
+def _token_shape_ok(token: str) -> bool:
+    # Tokens are short printable ASCII; anything else (a NUL above all, which PostgreSQL
+    # refuses in a query parameter) cannot be one.
+    return bool(token) and len(token) <= 64 and token.isascii() and token.isprintable()
 
 
 _INTEGRATION_COLUMNS = [f.attname for f in Integration._meta.concrete_fields]
@@ -256,25 +260,49 @@ def _temporarily_unavailable(body: dict[str, Any], status: int = 503) -> JsonRes
 @csrf_exempt
 @allow_methods("POST")
 def integration_ingest(request: HttpRequest, kind: str, token: str) -> JsonResponse:
-    """Take alerts from Alertmanager, Grafana or the generic JSON format."""
+    """Take alerts from Alertmanager, Grafana or the generic JSON format.
+
+    A sound request is stored by one statement that also checks the token (most requests are
+    sound, and a lookup first would double the database round trips). Anything else (an
+    unknown token, a disabled or signing integration, a bad body) takes the careful path below,
+    which looks the integration up and says what was wrong, in the order senders expect.
+    """
     if kind not in (Kind.ALERTMANAGER, Kind.GRAFANA, Kind.GENERIC):
         return error_json(404, f"unknown integration kind {kind!r}")
+    req: Request | None = None
+    read_error = parse_error = None
+    alerts = None
+    try:
+        req = read_body(request)
+        alerts = parse(kind, req, {})
+    except Rejected as exc:  # from reading or decoding the body
+        if req is None:
+            read_error = exc
+        else:
+            parse_error = exc
+    except PayloadError as exc:
+        parse_error = Rejected(400, "payload is not a valid " + Kind(kind).label, exc.problems)
+    if alerts is not None and _token_shape_ok(token):
+        try:
+            stored = pending.accept_by_token(token, kind, req, alerts)
+        except DatabaseError:
+            log.exception("ingest failed for an integration of kind %s", kind)
+            return _store_failed()
+        if stored is not None:
+            pending.kick()
+            return _accepted_json(stored, alerts)
     integration = find_integration(token, (kind,))
     if integration is None:
         metrics.count_rejected("unknown", "404")
         return error_json(404, "unknown or rotated integration token")
-    req = None
     try:
         check_enabled(integration)
-        req = read_body(request)
+        if read_error is not None:
+            raise read_error
         if kind == Kind.GRAFANA:
             verify_hmac(integration, request, req.body)
-        try:
-            alerts = parse(kind, req, {})
-        except PayloadError as exc:
-            raise Rejected(
-                400, "payload is not a valid " + Kind(kind).label, exc.problems
-            ) from None
+        if parse_error is not None:
+            raise parse_error
     except Rejected as exc:
         refuse(integration, request, req, exc)
         return error_json(exc.status, exc.reason, exc.problems)
@@ -282,9 +310,11 @@ def integration_ingest(request: HttpRequest, kind: str, token: str) -> JsonRespo
         stored = pending.accept_request(integration, req, alerts)
     except DatabaseError:
         log.exception("ingest failed for integration %s", integration.pk)
-        return _temporarily_unavailable(
-            {"error": {"status": 503, "message": "temporarily unable to store alerts; retry"}}
-        )
+        return _store_failed()
+    return _accepted_json(stored, alerts)
+
+
+def _accepted_json(stored: IngestRequest, alerts: list) -> JsonResponse:
     return JsonResponse(
         {
             "status": "success",
@@ -292,6 +322,12 @@ def integration_ingest(request: HttpRequest, kind: str, token: str) -> JsonRespo
             "request": stored.pk,
             "warnings": list(dict.fromkeys(w for a in alerts for w in a.warnings))[:50],
         }
+    )
+
+
+def _store_failed() -> JsonResponse:
+    return _temporarily_unavailable(
+        {"error": {"status": 503, "message": "temporarily unable to store alerts; retry"}}
     )
 
 

@@ -52,12 +52,37 @@ def accept(
     params: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> IngestRequest:
-    """Store an accepted request, to be processed just after the response.
+    """Store an accepted request, to be processed just after the response."""
+    request = _accepted(body, content_type, alert_count, warnings, params, status_code)
+    request.integration = integration
+    _insert(request, f"{_qn('id')} = %s", [integration.pk])
+    return request
 
-    One INSERT in plain SQL: the ORM's create costs more CPU than the rest of the request.
+
+def accept_by_token(token: str, kind: str, req: Request, alerts: list) -> IngestRequest | None:
+    """Store a request for the integration of `kind` with this token, checking the token in the
+    same statement: one round trip where looking the integration up first takes two.
+
+    None when no enabled integration of `kind` has this token, or it verifies signatures (the
+    caller then looks the integration up, to say why, or to check the signature first).
     """
-    request = IngestRequest(
-        integration=integration,
+    request = _accepted(req.body, req.content_type, len(alerts), _warnings_of(alerts), None, 200)
+    where = (
+        f"{_qn('token')} = %s AND {_qn('kind')} = %s AND {_qn('enabled')} "
+        f"AND {_qn('hmac_secret')} = ''"
+    )
+    return request if _insert(request, where, [token, kind]) else None
+
+
+def _accepted(
+    body: bytes,
+    content_type: str,
+    alert_count: int,
+    warnings: list[str],
+    params: dict[str, Any] | None,
+    status_code: int,
+) -> IngestRequest:
+    return IngestRequest(
         received_at=timezone.now(),
         outcome=Outcome.ACCEPTED,
         status_code=status_code,
@@ -67,27 +92,48 @@ def accept(
         warnings=warnings[:100],
         params=params or {},
     )
+
+
+def _warnings_of(alerts: list) -> list[str]:
+    return [w for a in alerts for w in a.warnings]
+
+
+def _insert(request: IngestRequest, where: str, where_params: list[Any]) -> bool:
+    """INSERT the request for the integration matching `where`; False if none matched.
+
+    In plain SQL: the ORM's create costs more CPU than the rest of the request.
+    """
     values = [
         field.get_db_prep_save(getattr(request, field.attname), connection)
-        for field in _ACCEPT_FIELDS
+        for field in _STORED_FIELDS
     ]
     with connection.cursor() as cursor:
-        cursor.execute(_accept_sql(), values)
-        (request.pk,) = cursor.fetchone()
-    return request
+        cursor.execute(_insert_sql(where), [*values, *where_params])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    request.pk, request.integration_id = row
+    return True
 
 
-_ACCEPT_FIELDS = [f for f in IngestRequest._meta.concrete_fields if not f.primary_key]
+# Every column but the key and the integration, which the INSERT takes from its SELECT.
+_STORED_FIELDS = [
+    f for f in IngestRequest._meta.concrete_fields if not f.primary_key and f.name != "integration"
+]
+
+
+def _qn(name: str) -> str:
+    return connection.ops.quote_name(name)
 
 
 @functools.cache
-def _accept_sql() -> str:
-    qn = connection.ops.quote_name
-    columns = ", ".join(qn(f.column) for f in _ACCEPT_FIELDS)
-    placeholders = ", ".join(["%s"] * len(_ACCEPT_FIELDS))
+def _insert_sql(where: str) -> str:
+    columns = ", ".join(_qn(f.column) for f in _STORED_FIELDS)
+    placeholders = ", ".join(["%s"] * len(_STORED_FIELDS))
     return (
-        f"INSERT INTO {qn(IngestRequest._meta.db_table)} ({columns}) "  # noqa: S608
-        f"VALUES ({placeholders}) RETURNING {qn('id')}"
+        f"INSERT INTO {_qn(IngestRequest._meta.db_table)} ({_qn('integration_id')}, {columns}) "  # noqa: S608
+        f"SELECT {_qn('id')}, {placeholders} FROM {_qn(Integration._meta.db_table)} "
+        f"WHERE {where} RETURNING {_qn('id')}, {_qn('integration_id')}"
     )
 
 
@@ -105,7 +151,7 @@ def accept_request(
         body=req.body,
         content_type=req.content_type,
         alert_count=len(alerts),
-        warnings=[w for a in alerts for w in a.warnings],
+        warnings=_warnings_of(alerts),
         params=params,
         status_code=status_code,
     )

@@ -55,23 +55,9 @@ SHAPES = {
 STEPS = [
     ("view: find_integration", "alerts.ingest", "find_integration", 1),
     ("view: read_body", "alerts.ingest", "read_body", 1),
-    ("view: decode_json (json.loads)", "alerts.ingest", "decode_json", 1),
-    ("view: parser", "alerts.sources", "PARSERS", 1),
-    ("view: pipeline.ingest (transaction)", "alerts.pipeline", "ingest", 1),
-    ("_Context: routing rules + silences", "alerts.pipeline", "_Context.__init__", 2),
-    ("_upsert: INSERT … ON CONFLICT", "alerts.pipeline", "_upsert", 2),
-    ("find_or_open_incident", "alerts.pipeline", "find_or_open_incident", 2),
-    ("record: timeline INSERT", "alerts.pipeline", "record", 2),
-    ("_note_repeat", "alerts.pipeline", "_note_repeat", 2),
-    ("_follow_merges (dup: Incident.get)", "alerts.pipeline", "_follow_merges", 2),
-    ("set_severity", "alerts.pipeline", "set_severity", 2),
-    (
-        "COMMIT (incl. on_commit hooks)",
-        "django.db.backends.base.base",
-        "BaseDatabaseWrapper.commit",
-        2,
-    ),
-    ("metrics.count_ingested", "alerts.metrics", "count_ingested", 2),
+    ("view: parse (JSON + parser)", "alerts.ingest", "parse", 1),
+    ("accept: INSERT … SELECT by token", "alerts.pending", "accept_by_token", 1),
+    ("kick: the processor's debounce key", "alerts.pending", "kick", 1),
     ("view: JsonResponse", "alerts.ingest", "JsonResponse", 1),
 ]
 

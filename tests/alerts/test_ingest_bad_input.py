@@ -421,6 +421,94 @@ def test_disabled_integration_is_403_and_recorded_with_its_body(client, url, am)
     assert Alert.objects.count() == 0
 
 
+# A sound request is stored by one statement that checks the token too; whatever that statement
+# refuses is looked at again, so the answer is the same as if the token had been checked first.
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{oops", b"x" * 2048, json.dumps(am_batch(am_alert("fp"))).encode()],
+    ids=["malformed", "over-limit", "sound"],
+)
+def test_an_unknown_token_is_404_whatever_the_body(client, db, settings, body):
+    settings.INGEST_MAX_BODY_BYTES = 1024
+    url = "/integrations/alertmanager/0123456789abcdef0123456789abcdef/"
+
+    response = client.post(url, body, content_type="application/json")
+
+    assert response.status_code == 404
+    assert IngestRequest.objects.count() == 0
+
+
+def test_a_disabled_integration_is_403_even_for_a_malformed_body(client, url, am):
+    am.enabled = False
+    am.save()
+
+    response = client.post(url, b"{oops", content_type="application/json")
+
+    assert response.status_code == 403
+    assert rejected(am).get().status_code == 403
+
+
+def test_a_signing_integration_checks_the_signature_before_the_body(client, make_integration):
+    signed = make_integration(Kind.GRAFANA, name="signed", hmac_secret="s3cret")
+
+    response = client.post(
+        f"/integrations/grafana/{signed.token}/", b"{oops", content_type="application/json"
+    )
+
+    assert response.status_code == 401
+    assert "signature" in error_of(response)["message"]
+    assert not IngestRequest.objects.filter(outcome=Outcome.ACCEPTED).exists()
+
+
+def test_a_token_disabled_after_its_integration_was_read_stores_nothing(client, url, am):
+    # The statement that stores checks `enabled` itself: a request racing a disable never
+    # slips in. (Here the integration is disabled by SQL behind any Python object's back.)
+    type(am).objects.filter(pk=am.pk).update(enabled=False)
+
+    response = client.post(
+        url, json.dumps(am_batch(am_alert("fp"))), content_type="application/json"
+    )
+
+    assert response.status_code == 403
+    assert not IngestRequest.objects.filter(outcome=Outcome.ACCEPTED).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_that_cannot_store_is_503_with_retry_after(client, make_integration):
+    # A real PostgreSQL refusal (a trigger raising, as a full disk or a failover would): the
+    # sender is told to retry, and Alertmanager retries a 5xx (and only a 5xx).
+    from django.db import connection
+
+    am = make_integration(Kind.ALERTMANAGER, name="refusing")
+    table = IngestRequest._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION muster_test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END $$"
+        )
+        cursor.execute(
+            f"CREATE TRIGGER muster_test_refuse BEFORE INSERT ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION muster_test_refuse()"
+        )
+    try:
+        response = client.post(
+            f"/integrations/alertmanager/{am.token}/",
+            json.dumps(am_batch(am_alert("fp"))),
+            content_type="application/json",
+        )
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TRIGGER muster_test_refuse ON {table}")
+            cursor.execute("DROP FUNCTION muster_test_refuse()")
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert "retry" in error_of(response)["message"]
+    assert not IngestRequest.objects.exists()
+
+
 @pytest.mark.parametrize(
     "path",
     [
