@@ -1,7 +1,7 @@
 """Ingest benchmark: the real server on loopback, against throwaway PostgreSQL and Redis.
 
-    python bench/ingest.py                                   # gunicorn, 3 sync workers
-    python bench/ingest.py --server gunicorn,daphne,uvicorn --workers 2,3,4
+    python bench/ingest.py                                   # muster.webserver (granian), 3 workers
+    python bench/ingest.py --server granian,gunicorn,daphne,uvicorn --workers 2,3,4
     python bench/ingest.py --quick                           # 3 s per run, for a smoke test
 
 For each server configuration it starts PostgreSQL and Redis (muster_services), migrates,
@@ -249,15 +249,24 @@ def start(name: str, argv: list[str], env: dict[str, str], logdir: Path) -> Proc
 
 
 def server_argv(server: str, workers: int, port: int) -> list[str]:
-    if server == "gunicorn":
+    if server == "granian":  # what deploys: deploy/ runs `python -m muster.webserver`
+        return [
+            "env",
+            f"MUSTER_WEB_BIND=127.0.0.1:{port}",
+            f"WEB_CONCURRENCY={workers}",
+            str(VENV_PYTHON),
+            "-m",
+            "muster.webserver",
+        ]
+    if server == "gunicorn":  # for comparison (pip install gunicorn): what deployed until 2026-11
         return [
             str(BIN / "gunicorn"),
-            "-c",
-            str(ROOT / "deploy" / "gunicorn.conf.py"),
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
             str(workers),
+            "--log-level",
+            "warning",
             "muster.wsgi:application",
         ]
     if server == "daphne":
@@ -277,6 +286,22 @@ def server_argv(server: str, workers: int, port: int) -> list[str]:
             "warning",
         ]
     raise ValueError(server)
+
+
+# deploy/ gives the Celery worker a tenth of the web tier's CPU weight (systemd CPUWeight=10,
+# compose cpu_shares: 102): when the box is short of CPU, storing alerts and answering senders
+# come first and processing catches up. Here every process has its own session, so its own
+# autogroup, whose nice value is the same lever: nice 10 is a weight of 110 against 1,024.
+WORKER_AUTOGROUP_NICE = 10
+
+
+def lower_cpu_priority(pid: int, nice: int = WORKER_AUTOGROUP_NICE) -> bool:
+    """Give a process's session (autogroup) less CPU weight; False where the kernel has none."""
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
+    except OSError:
+        return False
+    return True
 
 
 def wait_healthy(port: int, proc: Proc, timeout: float = 60) -> None:
@@ -725,12 +750,14 @@ class Config:
         if self.server == "daphne":
             return "daphne (1 process)"
         kind = "sync workers" if self.server == "gunicorn" else "workers"
+        if self.server == "granian":
+            return f"muster.webserver {self.workers} w"
         return f"{self.server} {self.workers} {kind}"
 
 
 @contextlib.contextmanager
 def running_stack(
-    config: Config, env: dict[str, str], logdir: Path, celery: bool
+    config: Config, env: dict[str, str], logdir: Path, celery: bool, worker_priority: str
 ) -> Iterator[tuple[int, dict[str, int]]]:
     """Start the server (and Celery worker + beat); yield its port and the pids to meter."""
     port = free_port()
@@ -741,9 +768,12 @@ def running_stack(
         roots = {"server": server.popen.pid}
         if celery:
             worker = [str(BIN / "celery"), "-A", "muster", "worker", "-l", "WARNING"]
+
             # As deploy/ runs it: a thread pool (prefork closes psycopg's pool per task).
             worker += ["--pool", "threads", "--concurrency", "4", "-n", f"bench-{port}@%h"]
             procs.append(start("celery-worker", worker, env, logdir))
+            if worker_priority == "low" and not lower_cpu_priority(procs[-1].popen.pid):
+                say("could not lower the worker's CPU weight (no autogroups): measured as equal")
             beat = [str(BIN / "celery"), "-A", "muster", "beat", "-l", "WARNING"]
             beat += ["-s", str(logdir / f"beat-schedule-{port}")]
             procs.append(start("celery-beat", beat, env, logdir))
@@ -892,7 +922,8 @@ def run_config(config: Config, opts, services, base_env: dict, paths: dict, db: 
     env["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
     results = []
     roots_extra = {"postgres": services.processes[0].pid, "redis": services.processes[1].pid}
-    with running_stack(config, env, logdir, not opts.no_celery) as (port, roots):
+    stack = running_stack(config, env, logdir, not opts.no_celery, opts.worker_priority)
+    with stack as (port, roots):
         meter = CpuMeter({**roots, **roots_extra})
         # Warm up: imports, URL resolver, connection pools, PostgreSQL's caches.
         warm = Shape("alertmanager", 1, False, f"warm{port}", f"warm{port}")
@@ -1070,7 +1101,11 @@ def verdict(report: list[dict]) -> list[str]:
 
 def parse_args(argv: list[str]):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--server", default="gunicorn", help="gunicorn,daphne,uvicorn or all")
+    p.add_argument(
+        "--server",
+        default="granian",
+        help="granian (python -m muster.webserver, as deployed), gunicorn, daphne, uvicorn or all",
+    )
     p.add_argument("--workers", default="3", help="worker processes, e.g. 2,3,4 (not daphne)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per closed-loop run")
     p.add_argument("--half-duration", type=float, default=None, help="seconds per open-loop run")
@@ -1081,6 +1116,12 @@ def parse_args(argv: list[str]):
     p.add_argument("--single-format", choices=("alertmanager", "generic"), default="alertmanager")
     p.add_argument("--half-load", default="measured,target", help="measured,target or either")
     p.add_argument("--no-celery", action="store_true", help="do not run a Celery worker and beat")
+    p.add_argument(
+        "--worker-priority",
+        choices=("low", "equal"),
+        default="low",
+        help="the Celery worker's CPU weight against the web tier: low as deploy/ sets it",
+    )
     p.add_argument(
         "--wait-quiet",
         type=float,
@@ -1101,11 +1142,15 @@ def parse_args(argv: list[str]):
         opts.duration = 3.0
     if opts.half_duration is None:
         opts.half_duration = opts.duration
-    servers = ["gunicorn", "daphne", "uvicorn"] if opts.server == "all" else opts.server.split(",")
+    servers = (
+        ["gunicorn", "granian", "daphne", "uvicorn"]
+        if opts.server == "all"
+        else opts.server.split(",")
+    )
     workers = [int(w) for w in opts.workers.split(",")]
     opts.configs = []
     for server in servers:
-        if server not in ("gunicorn", "daphne", "uvicorn"):
+        if server not in ("gunicorn", "granian", "daphne", "uvicorn"):
             p.error(f"unknown server {server!r}")
         for w in [1] if server == "daphne" else workers:
             opts.configs.append(Config(server, w))
@@ -1124,11 +1169,10 @@ def parse_args(argv: list[str]):
         p.error("wrk not found: apt-get install wrk, or pass --client python")
     for config in opts.configs:
         if not (BIN / config.server).exists():
-            hint = (
-                " (pip install 'uvicorn[standard]' into .venv)"
-                if config.server == "uvicorn"
-                else ""
-            )
+            hint = {
+                "uvicorn": " (pip install 'uvicorn[standard]' into .venv)",
+                "gunicorn": " (pip install gunicorn into .venv)",
+            }.get(config.server, "")
             p.error(f"{BIN / config.server} not found{hint}")
     return opts
 
@@ -1196,6 +1240,7 @@ def main(argv: list[str]) -> int:
         "duration_s": opts.duration,
         "half_duration_s": opts.half_duration,
         "celery": not opts.no_celery,
+        "worker_priority": opts.worker_priority,
         "cores": os.cpu_count(),
         "code": _code_state(),
         "elapsed_s": round(time.monotonic() - started, 1),

@@ -10,8 +10,9 @@ It starts PostgreSQL and Redis (muster_services), migrates, starts the Twilio fa
 of its own (tests/fakes/twilio.py), creates 50 services (bench/paging_setup.py: per service a
 primary and a secondary person with a verified SMS number and a high-urgency rule at 0 min; a
 policy whose step 1 pages the primary and step 2, a minute later, the secondary; an
-Alertmanager and a generic integration), then starts gunicorn (deploy/gunicorn.conf.py),
-`celery -A muster worker` (prefork, 2 processes, as deploy/ runs it) and `celery -A muster beat`.
+Alertmanager and a generic integration), then starts the web tier (`python -m muster.webserver`,
+granian), `celery -A muster worker` and `celery -A muster beat` as deploy/ runs them, the worker
+with a tenth of the web tier's CPU weight (`--worker-priority equal` to measure it without).
 
 1. Idle: alerts that each open an incident, one every 200 ms; alert → first page is the time
    from the client's clock just before it writes the POST to the fake's `received_at` for the
@@ -396,18 +397,17 @@ def start_fake(env: dict, logdir: Path) -> tuple[Proc, str]:
 
 @contextlib.contextmanager
 def running_stack(opts, env: dict, logdir: Path, port: int, meanwhile):
-    """Start gunicorn, the Celery worker and beat; run `meanwhile()` while they boot."""
+    """Start the web tier, the Celery worker and beat; run `meanwhile()` while they boot."""
     procs: list[Proc] = []
     try:
-        web = [str(BIN / "gunicorn"), "-c", str(ROOT / "deploy" / "gunicorn.conf.py")]
-        web += ["--bind", f"127.0.0.1:{port}", "muster.wsgi:application"]
-        if opts.web_workers:
-            web += ["--workers", str(opts.web_workers)]
-        procs.append(start("gunicorn", web, env, logdir))
+        web = ingest.server_argv("granian", opts.web_workers or 3, port)
+        procs.append(start("web", web, env, logdir))
         worker = [str(BIN / "celery"), "-A", "muster", "worker", "--loglevel", "INFO"]
         worker += ["--pool", opts.pool, "--concurrency", str(opts.concurrency)]
         worker += ["--hostname", f"paging-{port}@%h"]
         procs.append(start("celery-worker", worker, env, logdir))
+        if opts.worker_priority == "low" and not ingest.lower_cpu_priority(procs[-1].popen.pid):
+            say("could not lower the worker's CPU weight (no autogroups): measured as equal")
         beat = [str(BIN / "celery"), "-A", "muster", "beat", "--loglevel", "INFO"]
         beat += ["--schedule", str(logdir / "celerybeat-schedule")]
         procs.append(start("celery-beat", beat, env, logdir))
@@ -839,7 +839,13 @@ def parse_args(argv: list[str]):
     p.add_argument("--batch", type=int, default=10, help="alerts per duplicate request")
     p.add_argument("--new-fraction", type=float, default=0.01, help="of alerts, opening incidents")
     p.add_argument("--idle-steps", type=int, default=20, help="step-2 sample after the load")
-    p.add_argument("--web-workers", type=int, default=0, help="gunicorn workers (0: the conf's)")
+    p.add_argument("--web-workers", type=int, default=3, help="web tier (granian) workers")
+    p.add_argument(
+        "--worker-priority",
+        choices=("low", "equal"),
+        default="low",
+        help="the Celery worker's CPU weight against the web tier: low as deploy/ sets it",
+    )
     p.add_argument("--pool", default="prefork", help="Celery worker pool (prefork, threads, …)")
     p.add_argument("--concurrency", type=int, default=2, help="Celery worker concurrency")
     p.add_argument(
@@ -916,7 +922,7 @@ def main(argv: list[str]) -> int:
 
         try:
             db = Db(services.database_url)
-            say("starting gunicorn, the Celery worker and beat")
+            say("starting the web tier (muster.webserver), the Celery worker and beat")
             with running_stack(opts, env, logdir, port, create_data) as (procs, data):
                 say("ready")
                 report.update(
@@ -955,7 +961,7 @@ def measure(opts, port, services, data, db, fake_url, procs, fake_proc, logdir):
     services_list = data["services"]
     phones: dict[int, dict] = {}  # incident number -> its service's two phones
     roots = {
-        "web": procs["gunicorn"].popen.pid,
+        "web": procs["web"].popen.pid,
         "celery": procs["celery-worker"].popen.pid,
         "beat": procs["celery-beat"].popen.pid,
         "postgres": services.processes[0].pid,
@@ -1188,7 +1194,7 @@ def measure(opts, port, services, data, db, fake_url, procs, fake_proc, logdir):
     }
     errors = [
         line
-        for name in ("celery-worker", "celery-beat", "gunicorn")
+        for name in ("celery-worker", "celery-beat", "web")
         for line in procs[name].log.read_text(errors="replace").splitlines()
         if " ERROR/" in line or "Traceback" in line or "[ERROR]" in line
     ]
