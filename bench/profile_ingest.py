@@ -148,8 +148,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--scenarios", default=",".join(SHAPES))
     p.add_argument("--sql", action="store_true", help="print each statement's text")
     p.add_argument("--cprofile", action="store_true", help="also print cProfile's top functions")
+    p.add_argument(
+        "--fast-db", action="store_true", help="PostgreSQL without fsync (default: durable)"
+    )
     opts = p.parse_args(argv)
-    with running_services() as services:
+    with running_services(durable=not opts.fast_db) as services:
         env = {
             **services.env(),
             "SECRET_KEY": "bench-profile",

@@ -203,6 +203,9 @@ INCIDENT_NUMBER_START = env.int("MUSTER_INCIDENT_NUMBER_START", default=1000)
 INGEST_MAX_BODY_BYTES = env.int("MUSTER_INGEST_MAX_BODY_BYTES", default=1024 * 1024)
 # PagerDuty-compatible rate limit per integration (events per minute), answered with 429.
 INGEST_RATE_LIMIT_PER_MINUTE = env.int("MUSTER_INGEST_RATE_LIMIT_PER_MINUTE", default=120_000)
+# A web process that saw a processor on its way less than this long ago does not ask again
+# (alerts/pending.py, kick); 0 asks on every request.
+INGEST_KICK_MEMO_SECONDS = env.float("MUSTER_INGEST_KICK_MEMO_SECONDS", default=0.02)
 RAW_PAYLOAD_RETENTION_DAYS = env.int("MUSTER_RAW_PAYLOAD_RETENTION_DAYS", default=30)
 # The console outbox (the embedded default's stand-in for Twilio) keeps its latest N messages.
 OUTBOX_KEEP = env.int("MUSTER_OUTBOX_KEEP", default=10_000)

@@ -36,6 +36,13 @@ def _media_root_in_tmp(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _kick_every_request(settings):
+    # Without the kick memo, process_pending needs no grace before its last look (40 ms a
+    # call, thousands of calls); tests/alerts/test_ingest_pending.py tests the memo itself.
+    settings.INGEST_KICK_MEMO_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache():
     from django.core.cache import cache
 

@@ -168,6 +168,51 @@ def test_the_view_kicks_one_processor_for_a_burst(client, url, monkeypatch):
     assert kicked == [1, 1]
 
 
+def test_within_the_memo_a_process_does_not_ask_for_the_kick_again(
+    client, url, monkeypatch, settings
+):
+    settings.INGEST_KICK_MEMO_SECONDS = 60  # the whole test is within it
+    monkeypatch.setattr(pending, "_kick_seen_at", float("-inf"))
+    asked: list[str] = []
+    real_add = cache.add
+    monkeypatch.setattr(
+        cache, "add", lambda key, *a, **kw: asked.append(key) or real_add(key, *a, **kw)
+    )
+    kicked: list[int] = []
+    monkeypatch.setattr("alerts.tasks.process_ingest_requests.delay", lambda: kicked.append(1))
+
+    for i in range(5):
+        post(client, url, am_batch(am_alert(f"fp-{i}")))
+
+    assert asked.count(pending.KICK_KEY) == 1
+    assert kicked == [1]
+
+
+def test_a_request_stored_just_after_the_processor_cleared_the_kick_is_processed(
+    client, url, monkeypatch, settings
+):
+    # The race the memo opens: a request that remembered the key as set commits just after a
+    # processor cleared it. The processor's last look comes twice the memo's time after the
+    # clear, so it sees the request; here the request lands during that wait.
+    settings.INGEST_KICK_MEMO_SECONDS = 0.01
+    monkeypatch.setattr("alerts.tasks.process_ingest_requests.delay", lambda: None)
+    post(client, url, am_batch(am_alert("fp-first"), group_key="a"))
+    waits: list[float] = []
+
+    def a_request_lands(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 1:
+            post(client, url, am_batch(am_alert("fp-racing"), group_key="b"))
+
+    monkeypatch.setattr(pending, "_sleep", a_request_lands)
+
+    assert process_pending() == 2
+
+    assert waits == [0.02, 0.02]
+    assert not pending_requests().exists()
+    assert set(Alert.objects.values_list("fingerprint", flat=True)) == {"fp-first", "fp-racing"}
+
+
 def test_the_tick_kicks_again_when_a_request_waited_too_long(client, url, monkeypatch):
     kicked: list[int] = []
     monkeypatch.setattr("alerts.tasks.process_ingest_requests.delay", lambda: kicked.append(1))
