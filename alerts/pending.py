@@ -327,7 +327,11 @@ def _process(
                     context = contexts[integration.pk] = pipeline.Context(
                         integration, since=requests[0].received_at
                     )
-                results = pipeline.process_alerts(context, alerts, at=request.received_at)
+                # One request at a time (isolate) links its own alerts inside its savepoint;
+                # a whole batch links them once, below.
+                results = pipeline.process_alerts(
+                    context, alerts, at=request.received_at, link=isolate
+                )
         except (OperationalError, InterfaceError):
             raise
         except Exception as exc:
@@ -341,6 +345,8 @@ def _process(
         request.error = ""
         done.append(request)
         counted.append((integration, results))
+    for context in contexts.values():
+        context.link_alerts()
     _mark_processed(done, done_at)
     return counted
 

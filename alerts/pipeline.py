@@ -111,9 +111,13 @@ def ingest(
 
 
 def process_alerts(
-    context: Context, alerts: list[NormalizedAlert], *, at: datetime
+    context: Context, alerts: list[NormalizedAlert], *, at: datetime, link: bool = True
 ) -> list[AlertResult]:
-    """Process one request's alerts, received `at`; return what happened to each, in order."""
+    """Process one request's alerts, received `at`; return what happened to each, in order.
+
+    With `link=False` the new alerts' incidents are left for the caller's `link_alerts()`
+    (a batch of requests then writes them in one UPDATE per incident, not one per request).
+    """
     context.now = at
     context.openings = {}
     context.placements = {}
@@ -124,7 +128,8 @@ def process_alerts(
     _upsert_firing(context, [alerts[i] for i in order])
     for i in order:
         results[i] = _process(context, alerts[i])
-    context.link_alerts()
+    if link:
+        context.link_alerts()
     return [r for r in results if r is not None]
 
 
@@ -163,7 +168,11 @@ class Context:
         self.linked[alert_id] = incident.pk
 
     def link_alerts(self) -> None:
-        """Write the incident of every alert attached since the last call."""
+        """Write the incident of every alert attached since the last call.
+
+        Until then an alert's row has no incident: whatever reads it in between asks `linked`
+        (a repeat) or calls this first (a resolve, an acknowledgement).
+        """
         for incident_id, alert_ids in self.links.items():
             Alert.objects.filter(pk__in=alert_ids).update(incident_id=incident_id, silence=None)
         self.links = {}

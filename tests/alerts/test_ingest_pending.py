@@ -101,6 +101,26 @@ def test_a_keyless_pagerduty_trigger_keeps_the_dedup_key_it_was_answered(client,
     assert Alert.objects.get().fingerprint == response.json()["dedup_key"]
 
 
+def test_a_batch_links_its_new_alerts_before_anything_reads_them(client, url):
+    # One batch, one transaction: the second request attaches a new alert to the incident and
+    # the third resolves the incident's first alert. The new alert's link is written once per
+    # batch, yet the resolve must see it (the incident still has a firing alert), and the
+    # fourth request's repeat must find its incident.
+    post(client, url, am_batch(am_alert("fp-1"), group_key="g"))
+    process_pending()
+    post(client, url, am_batch(am_alert("fp-2"), group_key="g"))
+    post(client, url, am_batch(am_alert("fp-1", status="resolved"), group_key="g"))
+    post(client, url, am_batch(am_alert("fp-2"), group_key="g"))
+
+    assert process_pending() == 3
+
+    incident = Incident.objects.get()
+    assert incident.status == Status.TRIGGERED  # fp-2 still fires
+    fp2 = Alert.objects.get(fingerprint="fp-2")
+    assert (fp2.incident_id, fp2.occurrences) == (incident.pk, 2)
+    assert not Alert.objects.filter(incident__isnull=True).exists()
+
+
 def test_batches_are_cut_by_alert_count(client, url, monkeypatch):
     monkeypatch.setattr(pending, "BATCH_ALERTS", 3)
     for i in range(4):
