@@ -30,6 +30,7 @@ from django.utils import timezone
 from alerts import metrics, pipeline
 from alerts.decoding import Request, parse
 from alerts.models import IngestRequest, Integration, Outcome
+from incidents.services import batched_timeline
 from muster import faults
 
 log = logging.getLogger(__name__)
@@ -313,42 +314,53 @@ def _process(
     counted = []
     done = []
     done_at = timezone.now()
-    for request in requests:
-        integration = request.integration
-        try:
-            with transaction.atomic() if isolate else _nothing():
-                alerts = parse(
-                    integration.kind,
-                    Request(bytes(request.body), request.content_type),
-                    request.params,
-                )
-                context = contexts.get(integration.pk)
-                if context is None:
-                    context = contexts[integration.pk] = pipeline.Context(
-                        integration, since=requests[0].received_at
+    # A whole batch writes its alerts' links (one UPDATE per incident) and their timeline
+    # entries (one INSERT) together; a request on its own (isolate) does so in its savepoint.
+    with _nothing() if isolate else batched_timeline():
+        for request in requests:
+            integration = request.integration
+            try:
+                with _request_scope(isolate):
+                    alerts = parse(
+                        integration.kind,
+                        Request(bytes(request.body), request.content_type),
+                        request.params,
                     )
-                # One request at a time (isolate) links its own alerts inside its savepoint;
-                # a whole batch links them once, below.
-                results = pipeline.process_alerts(
-                    context, alerts, at=request.received_at, link=isolate
-                )
-        except (OperationalError, InterfaceError):
-            raise
-        except Exception as exc:
-            if not isolate:
+                    context = contexts.get(integration.pk)
+                    if context is None:
+                        context = contexts[integration.pk] = pipeline.Context(
+                            integration, since=requests[0].received_at
+                        )
+                    results = pipeline.process_alerts(
+                        context, alerts, at=request.received_at, link=isolate
+                    )
+            except (OperationalError, InterfaceError):
                 raise
-            contexts.pop(integration.pk, None)  # its caches may hold what was rolled back
-            _fail(request, exc)
-            continue
-        request.processed_at = done_at
-        request.results = [r.as_dict() for r in results]
-        request.error = ""
-        done.append(request)
-        counted.append((integration, results))
-    for context in contexts.values():
-        context.link_alerts()
+            except Exception as exc:
+                if not isolate:
+                    raise
+                contexts.pop(integration.pk, None)  # its caches may hold what was rolled back
+                _fail(request, exc)
+                continue
+            request.processed_at = done_at
+            request.results = [r.as_dict() for r in results]
+            request.error = ""
+            done.append(request)
+            counted.append((integration, results))
+        for context in contexts.values():
+            context.link_alerts()
     _mark_processed(done, done_at)
     return counted
+
+
+@contextmanager
+def _request_scope(isolate: bool) -> Iterator[None]:
+    """Nothing in a batch; alone, a savepoint with its own timeline batch."""
+    if not isolate:
+        yield
+        return
+    with transaction.atomic(), batched_timeline():
+        yield
 
 
 def _mark_processed(requests: list[IngestRequest], at: datetime) -> None:

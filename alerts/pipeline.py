@@ -457,6 +457,7 @@ def _fire(context: Context, alert: NormalizedAlert) -> AlertResult:
         source=Source.ALERT,
         actor_name=context.integration.name,
         data={"alert": alert_id, "fingerprint": alert.fingerprint, "severity": alert.severity},
+        batch=True,  # a storm attaches many alerts a batch: one INSERT (alerts/pending.py)
     )
     if not opened and alert.severity < incident.severity:
         incident = set_severity(

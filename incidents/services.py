@@ -9,7 +9,9 @@ commits, every new entry is announced once through `incident_changed`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,7 +30,7 @@ from incidents.models import (
     Status,
     TimelineEntry,
 )
-from incidents.signals import incident_changed
+from incidents.signals import Together, incident_changed
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +56,15 @@ def record(
     actor_name: str = "",
     data: dict[str, Any] | None = None,
     at: datetime | None = None,
+    batch: bool = False,
 ) -> TimelineEntry:
-    """Append an entry to `incident`'s timeline and announce it after commit."""
-    entry = TimelineEntry.objects.create(
+    """Append an entry to `incident`'s timeline and announce it after commit.
+
+    With `batch`, inside `batched_timeline()`, the entry is written with the others of its
+    batch in one INSERT: at the batch's end, or before any entry recorded without `batch`, so
+    entries keep the order they were recorded in. Until then it has no primary key.
+    """
+    entry = TimelineEntry(
         incident=incident,
         at=at or timezone.now(),
         kind=kind,
@@ -66,12 +74,54 @@ def record(
         message=message,
         data=data or {},
     )
+    pending = getattr(_batch, "entries", None)
+    if batch and pending is not None:
+        pending.append(entry)
+        return entry
+    write_batched_entries()
+    entry.save()
     transaction.on_commit(lambda: _announce(entry))
     return entry
 
 
-def _announce(entry: TimelineEntry) -> None:
-    for receiver, result in incident_changed.send_robust(sender=TimelineEntry, entry=entry):
+_batch = threading.local()  # per thread: each has its own connection and transaction
+
+
+@contextmanager
+def batched_timeline() -> Iterator[None]:
+    """Let `record(..., batch=True)` entries be written together, at the latest on exit.
+
+    Use it inside the transaction the entries belong to: if the block raises, its unwritten
+    entries are dropped with the rest of the transaction's work.
+    """
+    outer = getattr(_batch, "entries", None)
+    _batch.entries = []
+    try:
+        yield
+        write_batched_entries()
+    finally:
+        _batch.entries = outer
+
+
+def write_batched_entries() -> None:
+    """Write the batch's entries recorded so far (one INSERT) and announce each after commit."""
+    entries = getattr(_batch, "entries", None)
+    if not entries:
+        return
+    written = TimelineEntry.objects.bulk_create(entries)
+    entries.clear()
+    transaction.on_commit(lambda: _announce_together(written))
+
+
+def _announce_together(entries: list[TimelineEntry]) -> None:
+    together = Together() if len(entries) > 1 else None
+    for entry in entries:
+        _announce(entry, together)
+
+
+def _announce(entry: TimelineEntry, together: Together | None = None) -> None:
+    sent = incident_changed.send_robust(sender=TimelineEntry, entry=entry, together=together)
+    for receiver, result in sent:
         if isinstance(result, Exception):
             log.error(
                 "incident_changed receiver %r failed on entry %s",

@@ -45,7 +45,7 @@ INVITING_STATUSES = {"sent", "delivered", "answered", "completed"}
 
 
 @receiver(incident_changed, dispatch_uid="warroom.tell_the_room")
-def tell_the_room(sender, entry: TimelineEntry, **kwargs) -> None:
+def tell_the_room(sender, entry: TimelineEntry, together=None, **kwargs) -> None:
     if entry.kind == EntryKind.COMMAND:
         return  # the command and the bot's reply are already in the room
     if entry.source == Source.ALERT or (entry.kind == EntryKind.PAGE and current_task):
@@ -57,8 +57,15 @@ def tell_the_room(sender, entry: TimelineEntry, **kwargs) -> None:
         # ~80 ms (its connection).
         from warroom.tasks import follow_entry_later
 
-        if entry.kind in BURST_KINDS and _task_on_its_way(entry):
-            return
+        if entry.kind in BURST_KINDS:
+            # Entries committed together: the first of its kind and incident gets (or finds)
+            # the task, which sees the others too (committed before it looks).
+            if together is not None and not together.first(
+                ("follow", entry.kind, entry.incident_id)
+            ):
+                return
+            if _task_on_its_way(entry):
+                return
         try:
             follow_entry_later.delay(entry.pk)
             return

@@ -191,3 +191,80 @@ def test_each_entry_is_announced_once_after_commit(
     finally:
         incident_changed.disconnect(receiver)
     assert [k for k in seen if k in ("opened", "acknowledged")] == ["opened", "acknowledged"]
+
+
+# --- batched timeline entries (an ingest batch's "alert attached" lines) ---------------------
+
+
+def _attached(incident: Incident, n: int, **kw) -> TimelineEntry:
+    return services.record(
+        incident,
+        EntryKind.ALERT_ATTACHED,
+        message=f"alert {n}",
+        source=Source.ALERT,
+        actor_name="prometheus",
+        **kw,
+    )
+
+
+def test_batched_entries_are_written_together_at_the_end_and_announced_once_each(
+    incident, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    seen: list[int] = []
+
+    def receiver(sender, entry, **kwargs):
+        seen.append(entry.pk)
+
+    incident_changed.connect(receiver)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            with services.batched_timeline():
+                with django_assert_num_queries(0):
+                    entries = [_attached(incident, n, batch=True) for n in range(3)]
+                assert all(e.pk is None for e in entries)
+            assert all(e.pk is not None for e in entries)
+    finally:
+        incident_changed.disconnect(receiver)
+
+    assert seen == [e.pk for e in entries]
+    assert list(
+        incident.timeline.filter(kind=EntryKind.ALERT_ATTACHED).values_list("message", flat=True)
+    ) == ["alert 0", "alert 1", "alert 2"]
+
+
+def test_an_entry_recorded_in_a_batch_without_batch_writes_the_batch_first(incident):
+    with services.batched_timeline():
+        _attached(incident, 1, batch=True)
+        services.add_note(incident, text="looking", by=None, source=Source.API)
+        _attached(incident, 2, batch=True)
+
+    # The order they were recorded in, by time and by id alike.
+    by_id = list(incident.timeline.order_by("id").values_list("kind", "message"))[-3:]
+    assert [kind for kind, _ in by_id] == [
+        EntryKind.ALERT_ATTACHED,
+        EntryKind.NOTE,
+        EntryKind.ALERT_ATTACHED,
+    ]
+    assert list(incident.timeline.order_by("at", "id").values_list("id", flat=True)) == list(
+        incident.timeline.order_by("id").values_list("id", flat=True)
+    )
+
+
+def test_a_batch_that_raises_writes_nothing(incident):
+    before = incident.timeline.count()
+
+    with pytest.raises(RuntimeError), services.batched_timeline():
+        _attached(incident, 1, batch=True)
+        raise RuntimeError("the batch failed")
+
+    assert incident.timeline.count() == before
+    with services.batched_timeline():
+        pass  # a later batch does not inherit the dropped entry
+    assert incident.timeline.count() == before
+
+
+def test_batch_outside_a_batched_timeline_is_written_at_once(incident):
+    entry = _attached(incident, 1, batch=True)
+
+    assert entry.pk is not None
+    assert incident.timeline.filter(pk=entry.pk).exists()

@@ -442,9 +442,21 @@ def test_a_batch_of_alerts_is_one_task_for_the_bot(
 ):
     handed: list[int] = []
     monkeypatch.setattr(follow_entry_later, "delay", lambda entry_id: handed.append(entry_id))
+    from warroom import receivers
+
+    marks: list[str] = []
+    real_add = receivers.cache.add
+
+    def add(key, *args, **kwargs):
+        marks.append(key)
+        return real_add(key, *args, **kwargs)
+
+    monkeypatch.setattr(receivers.cache, "add", add)
     with django_capture_on_commit_callbacks(execute=True):
         post_json(url, am_batch(*(am_alert(f"fp-{i}") for i in range(40))))
     incident = Incident.objects.get()
+    # Committed together, the 40 entries ask the shared cache for a task's mark once.
+    assert len([k for k in marks if k.startswith("warroom:followed:")]) == 1
     attached = list(
         incident.timeline.filter(kind=EntryKind.ALERT_ATTACHED).values_list("pk", flat=True)
     )
