@@ -9,7 +9,9 @@ Stdlib only and importable without Django, so `./musterctl`, CI and `bench/` sha
         ...  # DATABASE_URL and REDIS_URL point at fresh, empty servers
 
 Each call gets its own temporary directory and free ports, so several runs can share a machine.
-Both servers are tuned for speed over durability (no fsync) and vanish with their data on exit.
+Both servers vanish with their data on exit. PostgreSQL is tuned for speed over durability (no
+fsync) unless asked to be `durable`, as the benchmarks do: a production server flushes its WAL
+before every commit returns, and an accepted alert is one commit.
 """
 
 from __future__ import annotations
@@ -34,17 +36,15 @@ PG_DATABASE = "muster"
 START_TIMEOUT_SECONDS = 30.0
 PORT_ATTEMPTS = 3
 
-# Durability is worthless for a database that is deleted afterwards; these make tests fast.
 PG_SETTINGS = {
     "listen_addresses": "'127.0.0.1'",
     "max_connections": "200",
-    "fsync": "off",
-    "synchronous_commit": "off",
-    "full_page_writes": "off",
     "wal_level": "minimal",
     "max_wal_senders": "0",
     "jit": "off",
 }
+# Durability is worthless for a database that is deleted afterwards; these make tests fast.
+PG_FAST = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 
 class ServiceError(RuntimeError):
@@ -77,11 +77,12 @@ class Services:
 
 
 @contextlib.contextmanager
-def running_services(base_dir: Path | None = None) -> Iterator[Services]:
+def running_services(base_dir: Path | None = None, *, durable: bool = False) -> Iterator[Services]:
     """Start PostgreSQL and Redis on free loopback ports, yield them, then stop and delete them.
 
     `base_dir` holds the temporary directory (default: the system's temp dir). When running as
     root, the servers run as the `postgres` user (or `nobody`), which must be able to reach it.
+    `durable` keeps PostgreSQL's defaults: fsync, synchronous commit, full-page writes.
     """
     pg_bin = find_postgres_bindir()
     redis_server = find_redis_server()
@@ -96,7 +97,7 @@ def running_services(base_dir: Path | None = None) -> Iterator[Services]:
             _check_reachable(prefix, root, user.pw_name)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
 
-        _init_postgres(prefix, pg_bin, root, env)
+        _init_postgres(prefix, pg_bin, root, env, durable)
         postgres_argv = [*prefix, str(pg_bin / "postgres"), "-D", str(root / "pgdata"), "-p"]
         postgres, pg_port = _start(
             "PostgreSQL",
@@ -199,12 +200,15 @@ def _check_reachable(prefix: list[str], root: Path, user: str) -> None:
         )
 
 
-def _init_postgres(prefix: list[str], pg_bin: Path, root: Path, env: dict[str, str]) -> None:
+def _init_postgres(
+    prefix: list[str], pg_bin: Path, root: Path, env: dict[str, str], durable: bool
+) -> None:
     pgdata = root / "pgdata"
     initdb = [*prefix, str(pg_bin / "initdb"), "-D", str(pgdata), "-U", PG_ROLE, "--auth=trust"]
     initdb += ["--encoding=UTF8", "--locale=C", "--no-sync"]
     _run(initdb, "initdb", root / "initdb.log", env)
-    settings = {**PG_SETTINGS, "unix_socket_directories": f"'{root}'"}
+    settings = {**PG_SETTINGS, **({} if durable else PG_FAST)}
+    settings["unix_socket_directories"] = f"'{root}'"
     with (pgdata / "postgresql.conf").open("a") as conf:
         conf.write("\n# muster_services: a throwaway server\n")
         conf.writelines(f"{name} = {value}\n" for name, value in settings.items())

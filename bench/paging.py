@@ -841,13 +841,19 @@ def parse_args(argv: list[str]):
     p.add_argument("--idle-steps", type=int, default=20, help="step-2 sample after the load")
     p.add_argument("--web-workers", type=int, default=3, help="web tier (granian) workers")
     p.add_argument(
+        "--fast-db",
+        action="store_true",
+        help="PostgreSQL without fsync, as the tests run it (default: durable, as in production)",
+    )
+    p.add_argument(
         "--worker-priority",
         choices=("low", "equal"),
         default="low",
         help="the Celery worker's CPU weight against the web tier: low as deploy/ sets it",
     )
-    p.add_argument("--pool", default="prefork", help="Celery worker pool (prefork, threads, …)")
-    p.add_argument("--concurrency", type=int, default=2, help="Celery worker concurrency")
+    # As deploy/ runs the worker: threads (under prefork Celery closes psycopg's pool per task).
+    p.add_argument("--pool", default="threads", help="Celery worker pool (threads, prefork, …)")
+    p.add_argument("--concurrency", type=int, default=4, help="Celery worker concurrency")
     p.add_argument(
         "--max-outstanding", type=int, default=32, help="duplicate requests in flight, at most"
     )
@@ -878,7 +884,7 @@ def main(argv: list[str]) -> int:
     report: dict = {"meta": {"argv": argv, "options": vars(opts), "cores": os.cpu_count()}}
     report["meta"]["loadavg_at_start"] = os.getloadavg()
     say("starting throwaway PostgreSQL and Redis")
-    with running_services() as services:
+    with running_services(durable=not opts.fast_db) as services:
         logdir = Path(tempfile.mkdtemp(prefix="muster-paging-"))
         port = free_port()
         env = {
