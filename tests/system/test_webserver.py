@@ -155,3 +155,55 @@ def test_bind_address_is_host_and_port():
     assert bind_address("[::1]:8001") == ("::1", 8001)
     with pytest.raises(ValueError, match="host:port"):
         bind_address("8001")
+
+
+def _call(path: str, *, method: str = "GET", body: bytes = b"") -> tuple[str, dict, bytes]:
+    """Call muster.wsgi.application as a WSGI server would; return status, headers, body."""
+    import io
+
+    from muster.wsgi import application
+
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8001",
+        "HTTP_HOST": "127.0.0.1",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.url_scheme": "http",
+    }
+    started: dict = {}
+
+    def start_response(status, headers, exc_info=None):
+        started.update(status=status, headers=dict(headers))
+
+    chunks = application(environ, start_response)
+    try:
+        content = b"".join(chunks)
+    finally:
+        chunks.close()
+    return started["status"], started["headers"], content
+
+
+def test_ingest_urls_skip_the_middleware_and_the_rest_keep_it(make_integration):
+    am = make_integration(Kind.ALERTMANAGER, name="prometheus")
+    body = json.dumps(am_batch(am_alert("fp-lean"))).encode()
+
+    status, headers, content = _call(
+        f"/integrations/alertmanager/{am.token}/", method="POST", body=body
+    )
+
+    assert status.startswith("200"), content
+    assert json.loads(content)["received"] == 1
+    assert IngestRequest.objects.filter(integration=am, outcome=Outcome.ACCEPTED).count() == 1
+    # No middleware ran: XFrameOptionsMiddleware and SecurityMiddleware add these everywhere else.
+    assert "X-Frame-Options" not in headers and "X-Content-Type-Options" not in headers
+    status, headers, _ = _call("/v2/enqueue", method="POST", body=b'{"routing_key": "nope"}')
+    assert status.startswith("400") and "X-Frame-Options" not in headers
+
+    status, headers, _ = _call("/healthz")
+    assert status.startswith("200")
+    assert headers["X-Frame-Options"] == "DENY"
