@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from alerts import metrics, pipeline
@@ -61,7 +61,10 @@ def accept(
     """Store an accepted request, to be processed just after the response."""
     request = _accepted(body, content_type, alert_count, warnings, params, status_code)
     request.integration = integration
-    _insert(request, f"{_qn('id')} = %s", [integration.pk])
+    if not _insert(request, f"{_qn('id')} = %s", [integration.pk]):
+        # Deleted since it was read: as the foreign key would have refused it (a 503, and the
+        # sender's retry finds the token gone).
+        raise IntegrityError(f"integration {integration.pk} no longer exists")
     return request
 
 

@@ -496,6 +496,7 @@ def _note_repeat(
         source=Source.ALERT,
         actor_name=context.integration.name,
         data={"fingerprint": alert.fingerprint, "occurrences": occurrences},
+        batch=True,  # a re-sent group reaches its milestones together
     )
 
 

@@ -92,7 +92,10 @@ def batched_timeline() -> Iterator[None]:
     """Let `record(..., batch=True)` entries be written together, at the latest on exit.
 
     Use it inside the transaction the entries belong to: if the block raises, its unwritten
-    entries are dropped with the rest of the transaction's work.
+    entries are dropped with the rest of the transaction's work. An entry recorded inside a
+    savepoint that then rolls back would still be written: record with `batch` only where
+    nothing between the record and the batch's end can roll back alone (the ingest pipeline's
+    "alert attached" lines, whose request is one savepoint-free step of its batch).
     """
     outer = getattr(_batch, "entries", None)
     _batch.entries = []
@@ -108,8 +111,9 @@ def write_batched_entries() -> None:
     entries = getattr(_batch, "entries", None)
     if not entries:
         return
-    written = TimelineEntry.objects.bulk_create(entries)
+    written = list(entries)
     entries.clear()
+    TimelineEntry.objects.bulk_create(written)
     transaction.on_commit(lambda: _announce_together(written))
 
 

@@ -343,13 +343,17 @@ def alerts_burst(kind: str, count: int, summaries: Sequence[str]) -> str:
     """Return one post for many alert entries of one kind that came together."""
     if kind == EntryKind.ALERT_RESOLVED:
         return "✅ " + more_alerts(count, summaries, verb="resolved")
+    if kind == EntryKind.ALERT_REPEATED:  # a re-sent group reached a milestone together
+        return "🔁 " + more_alerts(count, summaries, verb="repeated")
     return "📥 " + more_alerts(count, summaries)
 
 
 def held_alerts(kind: str, count: int, latest: str) -> str:
     """Return the post for alerts held back while they arrived too fast to post one by one."""
     noun = "alert" if count == 1 else "alerts"
-    what = "resolved" if kind == EntryKind.ALERT_RESOLVED else "in the group"
+    what = {EntryKind.ALERT_RESOLVED: "resolved", EntryKind.ALERT_REPEATED: "repeated"}.get(
+        kind, "in the group"
+    )
     text = f"📥 **+{count} more {noun}** {what}"
     return text + (f" (latest: {plain(latest, 300)})" if latest else "") + "."
 

@@ -35,7 +35,7 @@ from warroom.services import broadcast, incident_room, invite, post
 
 log = logging.getLogger(__name__)
 
-BURST_KINDS = (EntryKind.ALERT_ATTACHED, EntryKind.ALERT_RESOLVED)
+BURST_KINDS = (EntryKind.ALERT_ATTACHED, EntryKind.ALERT_RESOLVED, EntryKind.ALERT_REPEATED)
 BURST_LIMIT = 5  # single alert entries posted one by one per window and incident
 BURST_WINDOW = 10  # seconds
 HELD_TTL = 24 * 3600
@@ -130,9 +130,6 @@ def follow_entry(entry: TimelineEntry) -> None:
     _ensure_opening(incident, room)
     if entry.kind in BURST_KINDS:
         _post_alerts(entry, incident, room)
-    elif entry.kind == EntryKind.ALERT_REPEATED:
-        summary = bot.alert_summary(entry.kind, entry.message, entry.actor_name, entry.data)
-        _say(room, entry, bot.alerts_line(entry.kind, summary, data=entry.data))
     elif entry.kind == EntryKind.PAGE:
         _post_page(entry, incident, room)
     else:

@@ -421,6 +421,20 @@ def test_repeats_are_posted_only_at_their_milestones(alert_in, settings):
     assert bodies == ["🔁 Alert repeated 10 times: InstanceDown fp\\-1"]
 
 
+def test_a_group_reaching_its_milestone_together_is_one_post(alert_in, settings):
+    # Alertmanager re-sends a whole group: its alerts reach their 10th occurrence in one batch.
+    settings.DEDUP_MILESTONE_BASE = 10
+    group = am_batch(*(am_alert(f"fp-{i}") for i in range(6)))
+    for _ in range(10):
+        alert_in(group)
+    incident = Incident.objects.get()
+
+    bodies = [m.body for m in bot_posts(incident.room)][1:]
+    assert len(bodies) == 1
+    assert bodies[0].startswith("🔁 **6 repeated alerts** in the group:")
+    assert incident.timeline.filter(kind=EntryKind.ALERT_REPEATED).count() == 6
+
+
 def test_alert_entries_are_followed_by_a_worker_not_by_the_ingest_processor(
     post_json, url, django_capture_on_commit_callbacks, monkeypatch
 ):
