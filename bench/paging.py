@@ -420,6 +420,21 @@ def running_stack(opts, env: dict, logdir: Path, port: int, meanwhile):
             proc.stop()
 
 
+def error_blocks(log: str) -> list[str]:
+    """Return each error logged: its line, and the end of its traceback (what was raised)."""
+    blocks: list[list[str]] = []
+    current: list[str] | None = None
+    for line in log.splitlines():
+        if " ERROR/" in line or "[ERROR]" in line:
+            current = [line]
+            blocks.append(current)
+        elif line.startswith("[") and current is not None:
+            current = None  # the next log record
+        elif current is not None and line.strip():
+            current.append(line)
+    return [b[0] + (" … " + " | ".join(b[-2:]) if len(b) > 1 else "") for b in blocks]
+
+
 def wait_ready(port: int, procs: list[Proc], timeout: float = 60) -> None:
     """Wait for /readyz: database, broker, and a beat tick run by the worker."""
     deadline = time.monotonic() + timeout
@@ -1199,10 +1214,9 @@ def measure(opts, port, services, data, db, fake_url, procs, fake_proc, logdir):
         for phase in ("idle", "load", "idle_steps")
     }
     errors = [
-        line
+        block
         for name in ("celery-worker", "celery-beat", "web")
-        for line in procs[name].log.read_text(errors="replace").splitlines()
-        if " ERROR/" in line or "Traceback" in line or "[ERROR]" in line
+        for block in error_blocks(procs[name].log.read_text(errors="replace"))
     ]
     out["log_errors"] = errors[:30]
     if opts.pg_log:
