@@ -379,5 +379,13 @@ def _post_page(entry: TimelineEntry, incident: Incident, room: Room) -> None:
     elif data.get("person") and data.get("pages"):  # someone paged by hand (and reachable)
         people = list(User.objects.filter(pk=data["person"]))
     _say(room, entry, bot.page_line(entry.message, data, step=step))
+    if people:
+        # Each invitation in a transaction of its own, after this one: two bot tasks inviting
+        # the same people to one room while holding their posts' locks deadlocked (seen in
+        # bench/paging.py). Alone, an insert can only wait for another's commit, not cycle.
+        transaction.on_commit(lambda: _invite_all(room, people), robust=True)
+
+
+def _invite_all(room: Room, people: list[User]) -> None:
     for person in people:
         invite(room, person, "paged")
