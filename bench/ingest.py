@@ -295,6 +295,21 @@ def server_argv(server: str, workers: int, port: int) -> list[str]:
 WORKER_AUTOGROUP_NICE = 10
 
 
+def add_deployment_options(p: argparse.ArgumentParser) -> None:
+    """Options that change the measured deployment (shared with bench/paging.py)."""
+    p.add_argument(
+        "--fast-db",
+        action="store_true",
+        help="PostgreSQL without fsync, as the tests run it (default: durable, as in production)",
+    )
+    p.add_argument(
+        "--worker-priority",
+        choices=("low", "equal"),
+        default="low",
+        help="the Celery worker's CPU weight against the web tier: low as deploy/ sets it",
+    )
+
+
 def lower_cpu_priority(pid: int, nice: int = WORKER_AUTOGROUP_NICE) -> bool:
     """Give a process's session (autogroup) less CPU weight; False where the kernel has none."""
     try:
@@ -1119,17 +1134,7 @@ def parse_args(argv: list[str]):
     p.add_argument("--single-format", choices=("alertmanager", "generic"), default="alertmanager")
     p.add_argument("--half-load", default="measured,target", help="measured,target or either")
     p.add_argument("--no-celery", action="store_true", help="do not run a Celery worker and beat")
-    p.add_argument(
-        "--fast-db",
-        action="store_true",
-        help="PostgreSQL without fsync, as the tests run it (default: durable, as in production)",
-    )
-    p.add_argument(
-        "--worker-priority",
-        choices=("low", "equal"),
-        default="low",
-        help="the Celery worker's CPU weight against the web tier: low as deploy/ sets it",
-    )
+    add_deployment_options(p)
     p.add_argument(
         "--wait-quiet",
         type=float,

@@ -855,17 +855,7 @@ def parse_args(argv: list[str]):
     p.add_argument("--new-fraction", type=float, default=0.01, help="of alerts, opening incidents")
     p.add_argument("--idle-steps", type=int, default=20, help="step-2 sample after the load")
     p.add_argument("--web-workers", type=int, default=3, help="web tier (granian) workers")
-    p.add_argument(
-        "--fast-db",
-        action="store_true",
-        help="PostgreSQL without fsync, as the tests run it (default: durable, as in production)",
-    )
-    p.add_argument(
-        "--worker-priority",
-        choices=("low", "equal"),
-        default="low",
-        help="the Celery worker's CPU weight against the web tier: low as deploy/ sets it",
-    )
+    ingest.add_deployment_options(p)
     # As deploy/ runs the worker: threads (under prefork Celery closes psycopg's pool per task).
     p.add_argument("--pool", default="threads", help="Celery worker pool (threads, prefork, …)")
     p.add_argument("--concurrency", type=int, default=4, help="Celery worker concurrency")
