@@ -2,8 +2,8 @@
 commit only, once per entry.
 
 `together` is a `Together` when the entry was committed with others written as one batch (an
-ingest batch's "alert attached" lines), else None. A receiver that follows such entries by
-looking at everything committed can act on the first of a kind and skip the rest.
+ingest batch's "alert attached" and "alert repeated" lines), else None. A receiver that follows
+such entries by looking at everything committed can act on the first of a kind and skip the rest.
 """
 
 from collections.abc import Hashable
