@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -17,7 +18,7 @@ from accounts.models import Role
 from alerts.models import Kind
 from alerts.pending import process_pending
 from incidents import services
-from incidents.models import EntryKind, Incident, Source, Status
+from incidents.models import EntryKind, Incident, Source, Status, TimelineEntry
 from oncall import engine, messages
 from oncall.models import NotificationRule, Page
 from tests.alerts.payloads import am_alert, am_batch
@@ -560,3 +561,63 @@ def test_a_page_entry_written_outside_a_worker_is_told_at_once(
 
     assert handed == []
     assert bot_posts(incident.room)[-1].data["kind"] == EntryKind.PAGE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_invitation_waits_outside_the_transaction_of_the_bots_post(service, bob):
+    # Two bot tasks inviting people to one room while holding their posts' locks deadlocked
+    # (bench/paging.py). So an invitation runs on its own, after the post has committed: here
+    # another transaction holds an uncommitted invitation of bob, and the bot's line about bob's
+    # page must be committed and visible while the bot's own invitation waits for it.
+    import threading
+
+    from django.db import connection, connections
+
+    from warroom.receivers import tell
+
+    incident = services.open_incident(service, title="Checkout down", source=Source.API)
+    room = Room.objects.get(incident=incident)  # opened with the incident (committed)
+    # Written as record() does, but not announced: the thread below is the bot following it.
+    entry = TimelineEntry.objects.create(
+        incident=incident,
+        at=incident.triggered_at,
+        kind=EntryKind.PAGE,
+        actor_name="Muster",
+        source=Source.SYSTEM,
+        message="Paged bob by SMS",
+        data={"page": 0, "status": "sent", "person": bob.pk},
+    )
+    blocker = connections.create_connection("default")
+    blocker.set_autocommit(False)
+    table = connection.ops.quote_name(Participant._meta.db_table)
+    with blocker.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (room_id, user_id, reason, at) VALUES (%s, %s, 'joined', now())",  # noqa: S608
+            [room.pk, bob.pk],
+        )
+    done = threading.Event()
+
+    def follow() -> None:
+        try:
+            tell(entry)
+        finally:
+            connections.close_all()
+            done.set()
+
+    worker = threading.Thread(target=follow)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not Message.objects.filter(room=room, data__entry=entry.pk).exists():
+            assert time.monotonic() < deadline, "the bot's line waited for the invitation"
+            time.sleep(0.05)
+        assert not done.is_set()  # its invitation is still waiting for the other transaction
+    finally:
+        blocker.commit()
+        blocker.close()
+        worker.join(10)
+
+    assert done.is_set()
+    assert list(Participant.objects.filter(room=room).values_list("user_id", "reason")) == [
+        (bob.pk, "joined")
+    ]
