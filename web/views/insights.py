@@ -72,18 +72,28 @@ def insights(request: HttpRequest) -> HttpResponse:
     times = response_times(period, service_id=service_id)
     people = pages_by_person(period, service_id=service_id)
     noisy = noisiest_alerts(period, service_id=service_id)
-    response_rows = [
+    # Time to acknowledge and time to resolve: one chart and one table each, of one shape.
+    response_figures = [
         {
-            "week": w.week,
-            "incidents": w.incidents,
-            "acknowledged": w.acknowledged,
-            "resolved": w.resolved,
-            "mean_to_ack": format_duration(w.mean_to_ack),
-            "median_to_ack": format_duration(w.median_to_ack),
-            "mean_to_resolve": format_duration(w.mean_to_resolve),
-            "median_to_resolve": format_duration(w.median_to_resolve),
+            "key": key,
+            "verb": verb,
+            "done": done,
+            "chart": charts.response_chart(period, times, key),
+            "rows": [
+                {
+                    "week": w.week,
+                    "incidents": w.incidents,
+                    "done": getattr(w, done.lower()),
+                    "mean": format_duration(getattr(w, f"mean_to_{key}")),
+                    "median": format_duration(getattr(w, f"median_to_{key}")),
+                }
+                for w in times.weeks
+            ],
         }
-        for w in times.weeks
+        for key, verb, done in (
+            ("ack", "acknowledge", "Acknowledged"),
+            ("resolve", "resolve", "Resolved"),
+        )
     ]
     pages_rows = [
         {
@@ -105,15 +115,13 @@ def insights(request: HttpRequest) -> HttpResponse:
         "period": period,
         "volume": volume,
         "times": times,
-        "response_rows": response_rows,
+        "response_figures": response_figures,
         "pages_rows": pages_rows,
         "volume_rows": volume_rows,
         "noisy": noisy,
         "charts": {
             "incidents": charts.volume_chart(period, volume, "incidents"),
             "alerts": charts.volume_chart(period, volume, "alerts"),
-            "ack": charts.response_chart(period, times, "ack"),
-            "resolve": charts.response_chart(period, times, "resolve"),
             "pages": charts.pages_chart(people),
             "noisy": charts.noisy_chart(noisy),
         },
