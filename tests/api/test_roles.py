@@ -8,7 +8,6 @@ route is missing here, so no new endpoint escapes the role checks.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
@@ -20,26 +19,13 @@ from rest_framework.test import APIClient
 from accounts.models import ApiToken, User
 from accounts.services import create_api_token
 from tests.api.conftest import API, assert_error
+from tests.api.routes import ADMIN, OBSERVER, RESPONDER, Route
 from tests.incidents.postmortem_routes import ROUTES as POSTMORTEM_ROUTES
 from tests.runbooks.routes import ROUTES as RUNBOOK_ROUTES
 from tests.warroom.routes import ROUTES as WARROOM_ROUTES
 
-ADMIN, RESPONDER, OBSERVER = "admin", "responder", "observer"
 RANK = {OBSERVER: 0, RESPONDER: 1, ADMIN: 2}
 CLIENTS = {ADMIN: "alice", RESPONDER: "bob", OBSERVER: "charlie"}
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    route: str  # as the resolver spells it, relative to /api/v1/: "incidents/{number}/resolve/"
-    needs: str
-    ok: int = 200
-    obj: str = ""  # which object of the `world` fixture fills the route's one parameter
-    payload: dict = field(default_factory=dict, hash=False)
-
-    def __str__(self) -> str:
-        return f"{self.method} {self.route}"
 
 
 def _later(hours: int = 1) -> str:

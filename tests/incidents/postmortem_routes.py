@@ -2,29 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from accounts.models import User
 from incidents.models import Incident
 from incidents.postmortems import add_action_item, get_or_start_postmortem
-
-ADMIN, RESPONDER, OBSERVER = "admin", "responder", "observer"
-
-
-@dataclass(frozen=True)
-class Route:
-    """As tests.api.test_roles.Route (which imports this module, so it cannot be imported)."""
-
-    method: str
-    route: str
-    needs: str
-    ok: int = 200
-    obj: str = ""
-    payload: dict = field(default_factory=dict, hash=False)
-
-    def __str__(self) -> str:
-        return f"{self.method} {self.route}"
-
+from tests.api.routes import OBSERVER, RESPONDER, Route
 
 PM = "incidents/{number}/postmortem/"
 

@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from django.utils import timezone
 
 from accounts.models import User
 from incidents.models import Incident, Service
 from runbooks.models import Action, ActionRun, GraphTemplate, Runbook, RunStatus
-
-ADMIN, RESPONDER, OBSERVER = "admin", "responder", "observer"
-
-
-@dataclass(frozen=True)
-class Route:
-    """The shape of tests.api.test_roles.Route (which imports this module, so it cannot be
-    imported from here)."""
-
-    method: str
-    route: str
-    needs: str
-    ok: int = 200
-    obj: str = ""
-    payload: dict = field(default_factory=dict, hash=False)
-
-    def __str__(self) -> str:
-        return f"{self.method} {self.route}"
-
+from tests.api.routes import ADMIN, OBSERVER, RESPONDER, Route
 
 MATCHERS = [{"label": "alertname", "op": "=", "value": "HighCPU"}]
 ACTION = {

@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from accounts.models import User
 from incidents.models import Incident
+from tests.api.routes import OBSERVER, RESPONDER, Route
 from warroom.models import Attachment
 from warroom.services import incident_room, post
-
-ADMIN, RESPONDER, OBSERVER = "admin", "responder", "observer"
-
-
-@dataclass(frozen=True)
-class Route:
-    """As tests.api.test_roles.Route (which imports this module, so it cannot be imported)."""
-
-    method: str
-    route: str
-    needs: str
-    ok: int = 200
-    obj: str = ""
-    payload: dict = field(default_factory=dict, hash=False)
-
-    def __str__(self) -> str:
-        return f"{self.method} {self.route}"
-
 
 ROUTES: list = [
     # Everyone reads rooms and talks in them (a command then checks its own role when it
