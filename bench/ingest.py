@@ -43,27 +43,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+import project  # first: it re-runs this script under .venv's Python
 
-
-def _reexec_in_venv() -> None:
-    """Run under .venv's Python (psycopg, Django), whatever `python` started us."""
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        if (
-            VENV_PYTHON.exists()
-            and Path(sys.prefix).resolve() != VENV_PYTHON.parent.parent.resolve()
-        ):
-            os.execv(VENV_PYTHON, [str(VENV_PYTHON), *sys.argv])  # noqa: S606
-        sys.exit("bench/ingest.py needs psycopg: run ./musterctl setup, then .venv/bin/python")
-
-
-_reexec_in_venv()
-
-sys.path[:0] = [str(ROOT), str(BENCH)]
+project.run_in_venv()
+BENCH, ROOT, VENV_PYTHON = project.BENCH, project.ROOT, project.VENV_PYTHON
 
 import psycopg  # noqa: E402
 from payloads import Shape, alerts_of, body, pool_alerts  # noqa: E402

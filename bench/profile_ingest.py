@@ -29,16 +29,11 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+import project  # first: it re-runs this script under .venv's Python
 
-if Path(sys.prefix).resolve() != VENV_PYTHON.parent.parent.resolve() and VENV_PYTHON.exists():
-    os.execv(VENV_PYTHON, [str(VENV_PYTHON), *sys.argv])  # noqa: S606
-
-sys.path[:0] = [str(ROOT), str(BENCH)]
+project.run_in_venv()
+BENCH, ROOT, VENV_PYTHON = project.BENCH, project.ROOT, project.VENV_PYTHON
 
 from payloads import Shape, body, pool_alerts, request_body  # noqa: E402
 

@@ -27,30 +27,14 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+import project  # first: it re-runs this script under .venv's Python
+
+project.run_in_venv()
+BENCH, ROOT = project.BENCH, project.ROOT
 RESULTS = BENCH / "results"
 TARGET_MS = 200.0
 
-
-def _reexec_in_venv() -> None:
-    """Run under .venv's Python (psycopg, Django), whatever `python` started us."""
-    try:
-        import django  # noqa: F401
-    except ImportError:
-        if (
-            VENV_PYTHON.exists()
-            and Path(sys.prefix).resolve() != VENV_PYTHON.parent.parent.resolve()
-        ):
-            os.execv(VENV_PYTHON, [str(VENV_PYTHON), *sys.argv])  # noqa: S606
-        sys.exit("bench/ui_pages.py needs Django: run ./musterctl setup, then .venv/bin/python")
-
-
-_reexec_in_venv()
-sys.path[:0] = [str(ROOT)]
 
 from muster_services import running_services  # noqa: E402
 

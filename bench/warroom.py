@@ -43,14 +43,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+import project  # first: it re-runs this script under .venv's Python
 
-if Path(sys.prefix).resolve() != VENV_PYTHON.parent.parent.resolve() and VENV_PYTHON.exists():
-    os.execv(VENV_PYTHON, [str(VENV_PYTHON), *sys.argv])  # noqa: S606
-
-sys.path[:0] = [str(ROOT)]
+project.run_in_venv()
+BENCH, ROOT, VENV_PYTHON = project.BENCH, project.ROOT, project.VENV_PYTHON
 
 from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 from websockets.exceptions import InvalidHandshake  # noqa: E402
