@@ -509,6 +509,17 @@ def test_an_alert_committed_after_the_task_looked_gets_a_task_of_its_own(
     assert [m.data["count"] for m in bursts] == [3, 3]
 
 
+def _bob_paged(alert_in, committed, service, bob) -> tuple[Incident, Page]:
+    """An incident whose policy's first step paged bob: the incident and bob's page."""
+    make_policy("checkout primary", {"users": [bob]}, service=service)
+    reachable(bob)
+    alert_in(am_batch(am_alert("fp-1", severity="critical")))
+    incident = Incident.objects.get()
+    committed(engine.start_escalation, incident.pk)
+    [page] = Page.objects.filter(incident=incident)
+    return incident, page
+
+
 def test_the_bots_work_waits_on_its_own_queue_behind_paging(
     alert_in, committed, service, bob, monkeypatch, django_capture_on_commit_callbacks
 ):
@@ -522,12 +533,7 @@ def test_the_bots_work_waits_on_its_own_queue_behind_paging(
     assert [q.name for q in app.conf.task_queues] == ["celery", "bot"]
     assert app.conf.broker_transport_options["queue_order_strategy"] == "priority"
 
-    make_policy("checkout primary", {"users": [bob]}, service=service)
-    reachable(bob)
-    alert_in(am_batch(am_alert("fp-1", severity="critical")))
-    incident = Incident.objects.get()
-    committed(engine.start_escalation, incident.pk)
-    [page] = Page.objects.filter(incident=incident)
+    incident, page = _bob_paged(alert_in, committed, service, bob)
     handed: list[int] = []
     monkeypatch.setattr(follow_entry_later, "delay", lambda entry_id: handed.append(entry_id))
 
@@ -547,12 +553,7 @@ def test_the_bots_work_waits_on_its_own_queue_behind_paging(
 def test_a_page_entry_written_outside_a_worker_is_told_at_once(
     alert_in, committed, service, bob, monkeypatch
 ):
-    make_policy("checkout primary", {"users": [bob]}, service=service)
-    reachable(bob)
-    alert_in(am_batch(am_alert("fp-1", severity="critical")))
-    incident = Incident.objects.get()
-    committed(engine.start_escalation, incident.pk)
-    [page] = Page.objects.filter(incident=incident)
+    incident, page = _bob_paged(alert_in, committed, service, bob)
     handed: list[int] = []
     monkeypatch.setattr(follow_entry_later, "delay", lambda entry_id: handed.append(entry_id))
 
