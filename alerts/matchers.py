@@ -1,16 +1,32 @@
 """Label matchers, as Alertmanager writes them: `team="db"`, `env!="dev"`, `host=~"db-.*"`.
 
-Pure functions: used by routing rules, silences and (later) the chat `silence` command.
+Pure functions: used by routing rules, silences, runbooks and the chat `silence` command.
+
+Regular expressions are anyone's input (a responder's silence, an alert's label) and run on
+every alert, so they run on RE2, as Alertmanager's own (Go's regexp) do: linear in the text,
+whatever the pattern, so one pattern can never stall processing. What RE2 cannot run
+(backreferences, lookaround) is refused when a matcher is saved; a stored one that no longer
+compiles matches nothing.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+import re2
+
+log = logging.getLogger(__name__)
+
 OPS = ("=", "!=", "=~", "!~")
 MAX_REGEX_LENGTH = 512
+# RE2's memory budget for one compiled pattern; a pattern needing more is refused.
+REGEX_MAX_MEMORY = 1 << 20
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+_RE2_OPTIONS.max_mem = REGEX_MAX_MEMORY
 
 _MATCHER_RE = re.compile(
     r"""\s*(?P<label>[A-Za-z_][A-Za-z0-9_.\-]*)\s*(?P<op>=~|!~|!=|=)\s*"""
@@ -35,7 +51,10 @@ class Matcher:
             return actual == self.value
         if self.op == "!=":
             return actual != self.value
-        found = _compiled(self.value).fullmatch(actual) is not None
+        pattern = _compiled_or_none(self.value)
+        if pattern is None:
+            return False  # refused when saved today; an old one matches nothing, loudly
+        found = pattern.fullmatch(actual) is not None
         return found if self.op == "=~" else not found
 
     def to_dict(self) -> dict[str, str]:
@@ -46,9 +65,37 @@ class Matcher:
         return f'{self.label}{self.op}"{escaped}"'
 
 
+class RegexError(ValueError):
+    pass
+
+
 @lru_cache(maxsize=1024)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def compile_regex(pattern: str) -> re2._Regexp:
+    """Return `pattern` compiled for RE2 (linear time), or raise RegexError saying why not."""
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode(errors="replace")
+        unsupported = ("invalid perl operator", "invalid escape sequence")
+        hint = (
+            " (patterns run on RE2, as Alertmanager's do: no backreferences or lookaround)"
+            if str(reason).startswith(unsupported)
+            else ""
+        )
+        raise RegexError(f"{reason}{hint}") from None
+
+
+@lru_cache(maxsize=1024)
+def _compiled_or_none(pattern: str) -> re2._Regexp | None:
+    try:
+        return compile_regex(pattern)
+    except RegexError as exc:
+        log.warning(
+            "a stored matcher's regex %r cannot run, so it matches nothing: %s", pattern, exc
+        )
+        return None
 
 
 def matcher_from_dict(data: object) -> Matcher:
@@ -66,8 +113,8 @@ def matcher_from_dict(data: object) -> Matcher:
         if len(value) > MAX_REGEX_LENGTH:
             raise MatcherError(f"regex for {label!r} is longer than {MAX_REGEX_LENGTH} characters")
         try:
-            _compiled(value)
-        except re.error as exc:
+            compile_regex(value)
+        except RegexError as exc:
             raise MatcherError(f"invalid regex for {label!r}: {exc}") from None
     return Matcher(label, op, value)
 

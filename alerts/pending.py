@@ -343,11 +343,13 @@ def _process(
                 if not isolate:
                     raise
                 contexts.pop(integration.pk, None)  # its caches may hold what was rolled back
-                _fail(request, exc)
-                continue
+                results = _fail(request, exc)
+                if results is None:
+                    continue
+            else:
+                request.error = ""
             request.processed_at = done_at
             request.results = [r.as_dict() for r in results]
-            request.error = ""
             done.append(request)
             counted.append((integration, results))
         for context in contexts.values():
@@ -376,13 +378,16 @@ def _mark_processed(requests: list[IngestRequest], at: datetime) -> None:
     processed_at = IngestRequest._meta.get_field("processed_at")
     sql = (
         f"UPDATE {qn(IngestRequest._meta.db_table)} SET {qn('processed_at')} = %s, "  # noqa: S608
-        f"{qn('results')} = %s, {qn('error')} = '' WHERE {qn('id')} = %s"
+        f"{qn('results')} = %s, {qn('error')} = %s WHERE {qn('id')} = %s"
     )
     at_value = processed_at.get_db_prep_save(at, connection)
     with connection.cursor() as cursor:
         cursor.executemany(
             sql,
-            [(at_value, results.get_db_prep_save(r.results, connection), r.pk) for r in requests],
+            [
+                (at_value, results.get_db_prep_save(r.results, connection), r.error, r.pk)
+                for r in requests
+            ],
         )
 
 
@@ -391,8 +396,10 @@ def _nothing() -> Iterator[None]:
     yield
 
 
-def _fail(request: IngestRequest, exc: Exception) -> None:
-    """Count a failed attempt; after MAX_ATTEMPTS, give the request up (shown as failed).
+def _fail(request: IngestRequest, exc: Exception) -> list[pipeline.AlertResult] | None:
+    """Count a failed attempt; after MAX_ATTEMPTS, process its alerts one by one, so that one
+    bad alert fails on its own, and return what became of each (None while it is retried, or
+    when even its body cannot be read: then it is given up, shown as failed).
 
     A failed request keeps its raw body and its error, listed by the integration's API.
     """
@@ -401,6 +408,41 @@ def _fail(request: IngestRequest, exc: Exception) -> None:
     request.error = f"{type(exc).__name__}: {exc}"[:4000]
     fields = ["attempts", "error"]
     if request.attempts >= MAX_ATTEMPTS:
+        results = _each_alert_alone(request)
+        if results is not None:
+            request.save(update_fields=["attempts"])
+            return results
         request.processed_at = timezone.now()
         fields.append("processed_at")
     request.save(update_fields=fields)
+    return None
+
+
+def _each_alert_alone(request: IngestRequest) -> list[pipeline.AlertResult] | None:
+    """Process a request's alerts each in its own savepoint; a failing one is reported
+    `failed` with its error and the others go on. None if the body cannot be parsed at all."""
+    integration = request.integration
+    try:
+        alerts = parse(
+            integration.kind, Request(bytes(request.body), request.content_type), request.params
+        )
+    except Exception:
+        return None
+    results: list[pipeline.AlertResult] = []
+    failed: list[str] = []
+    for alert in alerts:
+        try:
+            with transaction.atomic(), batched_timeline():
+                context = pipeline.Context(integration, since=request.received_at)
+                results += pipeline.process_alerts(context, [alert], at=request.received_at)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception as exc:
+            log.exception("alert %s of ingest request %s failed", alert.fingerprint, request.pk)
+            failed.append(f"{alert.fingerprint}: {type(exc).__name__}: {exc}")
+            results.append(pipeline.AlertResult(alert.fingerprint, pipeline.FAILED))
+    if failed:
+        request.error = (f"{len(failed)} of {len(alerts)} alerts failed: " + "; ".join(failed))[
+            :4000
+        ]
+    return results

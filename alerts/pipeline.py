@@ -53,6 +53,7 @@ SILENCED = "silenced"
 ALERT_RESOLVED = "resolved"
 ALERT_ACKNOWLEDGED = "acknowledged"
 IGNORED = "ignored"  # resolve/acknowledge for a key with no open alert: accepted, no change
+FAILED = "failed"  # could not be processed, although the rest of its request was
 
 
 @dataclass

@@ -152,6 +152,34 @@ def test_a_request_that_cannot_be_processed_holds_up_no_other(client, url, am):
     assert Incident.objects.count() == 2
 
 
+def test_one_alert_that_cannot_be_processed_fails_on_its_own(client, url, am):
+    from django.db import connection
+
+    # A poisoned alert: the database refuses to store it, every time.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION muster_test_poison() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN IF NEW.fingerprint = 'poison' THEN "
+            "RAISE EXCEPTION 'poisoned alert'; END IF; RETURN NEW; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER muster_test_poison BEFORE INSERT ON alerts_alert "
+            "FOR EACH ROW EXECUTE FUNCTION muster_test_poison()"
+        )
+    batch = am_batch(am_alert("fp-1"), am_alert("poison"), am_alert("fp-2"), group_key="g")
+    request = post(client, url, batch)["request"]
+
+    process_pending()
+
+    stored = IngestRequest.objects.get(pk=request)
+    actions = {r["fingerprint"]: r["action"] for r in stored.results}
+    assert actions == {"fp-1": "opened", "poison": "failed", "fp-2": "attached"}
+    assert stored.state == "failed" and "1 of 3 alerts failed: poison" in stored.error
+    assert "poisoned alert" in stored.error
+    assert set(Alert.objects.values_list("fingerprint", flat=True)) == {"fp-1", "fp-2"}
+    assert Incident.objects.count() == 1
+
+
 def test_a_database_failure_mid_batch_leaves_everything_pending_for_the_next_try(
     client, url, monkeypatch
 ):
