@@ -67,6 +67,9 @@ class Services:
             "DATABASE_URL": self.database_url,
             "REDIS_URL": self.redis_url,
             "MUSTER_TEST_SERVICES": "1",
+            # Throwaway servers, no Twilio and no mail server: pages go to the console outbox
+            # on purpose (production refuses to start that way without this).
+            "MUSTER_ALLOW_CONSOLE_DELIVERY": "1",
         }
 
     def check_alive(self) -> None:

@@ -229,6 +229,18 @@ def _verb_taking(serializer_class):
     )
 
 
+def incidents_for_api():
+    """Incidents as the API reads them: with their people, merge target and alert count."""
+    return Incident.objects.select_related(
+        "service", "acknowledged_by", "resolved_by", "assignee", "merged_into"
+    ).annotate(alert_count=Count("alerts"))
+
+
+def incident_data(incident: Incident) -> dict:
+    """Return `incident` as the API shows it, read afresh."""
+    return IncidentSerializer(incidents_for_api().get(pk=incident.pk)).data
+
+
 @extend_schema_view(
     list=extend_schema(parameters=_LIST_FILTERS), retrieve=extend_schema(parameters=[_NUMBER])
 )
@@ -243,9 +255,7 @@ class IncidentViewSet(ParseBodyFirst, viewsets.ReadOnlyModelViewSet):
     pagination_class = cursor_by("-number")
 
     def get_queryset(self):
-        queryset = Incident.objects.select_related(
-            "service", "acknowledged_by", "resolved_by", "assignee", "merged_into"
-        ).annotate(alert_count=Count("alerts"))
+        queryset = incidents_for_api()
         if self.action == "list":
             queryset = _filter_incidents(queryset, self.request.query_params)
         return queryset
@@ -254,7 +264,7 @@ class IncidentViewSet(ParseBodyFirst, viewsets.ReadOnlyModelViewSet):
         return access_incident(self.request.user, int(number), role=Role.RESPONDER)
 
     def _answer(self, incident: Incident, status: int = 200) -> Response:
-        return Response(self.get_serializer(self.get_queryset().get(pk=incident.pk)).data, status)
+        return Response(incident_data(incident), status)
 
     @extend_schema(request=NewIncidentSerializer, responses={201: IncidentSerializer})
     def create(self, request):
@@ -301,14 +311,6 @@ class IncidentViewSet(ParseBodyFirst, viewsets.ReadOnlyModelViewSet):
         until = data.get("until") or timezone.now() + timedelta(minutes=data["minutes"])
         incident = services.snooze_incident(
             self._incident(number), until=until, by=request.user, source=Source.API
-        )
-        return self._answer(incident)
-
-    @_VERB
-    @action(detail=True, methods=["post"])
-    def escalate(self, request, number=None):
-        incident = services.escalate_incident(
-            self._incident(number), by=request.user, source=Source.API
         )
         return self._answer(incident)
 

@@ -181,7 +181,7 @@ class EntryKind(models.TextChoices):
     NOTE = "note", "note"
     SEVERITY_CHANGED = "severity_changed", "severity changed"
     MERGED = "merged", "merged"
-    PAGE = "page", "page"  # a page was sent, delivered, answered, failed, retried or delayed
+    PAGE = "page", "page"  # a page was sent, delivered, answered, failed, retried or held
     UNPAGED = "unpaged", "nobody paged"
     COMMAND = "command", "chat command"  # a command typed in a war room, and its result
     STATUS_UPDATE = "status_update", "status update"  # sent to the incident's subscribers

@@ -31,6 +31,7 @@ from incidents.models import (
     TimelineEntry,
 )
 from incidents.signals import Together, incident_changed
+from muster.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ def open_incident(
     now = timezone.now()
     incident = Incident.objects.create(
         number=next_incident_number(),
-        title=title[:1024],
+        title=one_line(title)[:1024],
         service=service,
         severity=severity,
         urgency=service.urgency_for(severity),
@@ -427,20 +428,29 @@ def reassign_incident(
 
 @transaction.atomic
 def escalate_incident(
-    incident: Incident, *, by: User | None, source: str, actor_name: str = ""
+    incident: Incident,
+    *,
+    by: User | None,
+    source: str,
+    actor_name: str = "",
+    level: int | None = None,
 ) -> Incident:
-    """Ask for the next escalation step now; an acknowledged incident triggers again."""
+    """Record a request to page the next escalation level now, or level `level` (1-based);
+    an acknowledged incident triggers again. oncall's `escalation.escalate_incident` calls
+    this and pages in the same transaction, so that it can say whom it paged."""
     incident = _lock(incident)
     _require_open(incident, "escalated")
     if incident.status == Status.ACKNOWLEDGED:
         _retrigger(incident)
+    to = f" to level {level}" if level is not None else ""
     record(
         incident,
         EntryKind.ESCALATED,
-        message=f"Escalated by {_by_phrase(by, actor_name, source)}",
+        message=f"Escalated{to} by {_by_phrase(by, actor_name, source)}",
         source=source,
         by=by,
         actor_name=actor_name,
+        data={"level": level} if level is not None else {},
     )
     return incident
 

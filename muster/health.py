@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from muster.celery import app as celery_app
+from muster.startup import console_delivery
 from muster.tasks import seconds_since_last_tick
 
 
@@ -72,7 +73,12 @@ def _check_tick(age: float | None) -> str | None:
     return None
 
 
-def readyz(request: HttpRequest) -> JsonResponse:
+def readiness() -> tuple[bool, dict]:
+    """Return whether this deployment is ready (database, broker, beat tick), and the report.
+
+    Channels that reach only the console are reported (`console_delivery`), never failed on:
+    a delivery setting must not take ingest out of the load balancer.
+    """
     age, cache_problem = _tick_age()
     checks = (_check_database(), _check_broker(), cache_problem or _check_tick(age))
     problems = [p for p in checks if p]
@@ -80,8 +86,14 @@ def readyz(request: HttpRequest) -> JsonResponse:
         "status": "ok" if not problems else "unavailable",
         "problems": problems,
         "tick_age_seconds": None if age is None else round(age, 3),
+        "console_delivery": console_delivery(),
     }
-    return JsonResponse(body, status=200 if not problems else 503)
+    return not problems, body
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    ready, body = readiness()
+    return JsonResponse(body, status=200 if ready else 503)
 
 
 class StateCollector:
@@ -112,6 +124,11 @@ class StateCollector:
                 "Seconds since the beat tick last ran (-1: never).",
                 value=-1 if age is None else age,
             )
+        yield GaugeMetricFamily(
+            "muster_console_delivery",
+            "1 when SMS, calls or email reach only the console outbox (no provider configured).",
+            value=1 if console_delivery() else 0,
+        )
         depth = _queue_depth()
         if depth is not None:
             yield GaugeMetricFamily(

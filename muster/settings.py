@@ -8,6 +8,7 @@ with a connection pool) and Redis (Celery broker, Channels layer, cache).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import environ
@@ -92,6 +93,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "web.context.delivery",
             ],
         },
     },
@@ -225,16 +227,43 @@ TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
 # Twilio's API by default; a Twilio-compatible provider (SignalWire) or a test double otherwise.
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com").rstrip("/")
 TWILIO_TIMEOUT_SECONDS = env.int("TWILIO_TIMEOUT_SECONDS", default=10)
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# Email (pages, verification codes, status updates): EMAIL_URL, as in
+# smtp+tls://user:password@mail.example.com:587 (STARTTLS) or smtp+ssl://…:465; or Django's
+# own EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS,
+# EMAIL_USE_SSL; or EMAIL_BACKEND for another backend. With none of them, mail goes to the
+# console: the embedded default, refused at start-up outside it (MUSTER_ALLOW_CONSOLE_DELIVERY).
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.smtp.EmailBackend"
+    if "EMAIL_HOST" in os.environ
+    else "django.core.mail.backends.console.EmailBackend",
+)
+if env.str("EMAIL_URL", default=""):
+    globals().update(
+        {k: v for k, v in env.email_url("EMAIL_URL").items() if k.startswith("EMAIL_") and v}
+    )
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="muster@localhost")
+# Outside the embedded mode, web and worker refuse to start while SMS, calls or email would
+# only reach the console, unless this says that is meant (a staging box, CI).
+ALLOW_CONSOLE_DELIVERY = env.bool("MUSTER_ALLOW_CONSOLE_DELIVERY", default=False)
 # A page handed to the provider with no answer within this many seconds becomes `unknown`.
 PAGE_SENDING_DEADLINE_SECONDS = env.int("MUSTER_PAGE_SENDING_DEADLINE_SECONDS", default=60)
 # A queued page not picked up by a worker within this many seconds is enqueued again.
 PAGE_REQUEUE_AFTER_SECONDS = env.int("MUSTER_PAGE_REQUEUE_AFTER_SECONDS", default=5)
 PAGE_MAX_ATTEMPTS = env.int("MUSTER_PAGE_MAX_ATTEMPTS", default=3)
-# At most this many calls (and SMS) to one person per window; later pages wait, bundled.
+# At most this many calls (and SMS) to one person per window, one per page; above it, pages
+# are bundled: high urgency within a minute, low urgency when the window allows.
 PAGE_RATE_LIMIT_COUNT = env.int("MUSTER_PAGE_RATE_LIMIT_COUNT", default=3)
 PAGE_RATE_LIMIT_WINDOW_MINUTES = env.int("MUSTER_PAGE_RATE_LIMIT_WINDOW_MINUTES", default=15)
+# Above the limit, at most one bundle (an SMS or call naming every incident held) this often.
+PAGE_BUNDLE_SECONDS = env.int("MUSTER_PAGE_BUNDLE_SECONDS", default=60)
 
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -266,6 +295,7 @@ SPECTACULAR_SETTINGS = {
         "SourceEnum": "incidents.models.Source",
         "IntegrationKindEnum": "alerts.models.Kind",
         "EntryKindEnum": "incidents.models.EntryKind",
+        "IncidentStatusEnum": "incidents.models.Status",
     },
 }
 

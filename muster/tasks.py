@@ -11,7 +11,8 @@ from django.core.cache import cache
 from alerts.heartbeats import check_heartbeats
 from alerts.pending import kick_if_stuck
 from incidents.services import retrigger_due_incidents
-from oncall.engine import run_due_escalations, sweep_outbox
+from oncall.escalation import run_due_escalations
+from oncall.sweep import sweep_outbox
 
 log = logging.getLogger(__name__)
 

@@ -106,6 +106,7 @@ urlpatterns = [
     path("api/v1/shifts/", oncall_api.ShiftsView.as_view()),
     path("api/v1/users/<int:pk>/deactivation-gaps/", oncall_api.DeactivationGapsView.as_view()),
     path("api/v1/incidents/<int:number>/page/", pages_api.page_person),
+    path("api/v1/incidents/<int:number>/escalate/", pages_api.EscalateView.as_view()),
     path("api/v1/", include("warroom.urls")),
     path("api/v1/", include("runbooks.urls")),
     path("api/v1/", include(postmortem_api.urlpatterns)),

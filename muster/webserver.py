@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
+import django
+from django.core.exceptions import ImproperlyConfigured
 from granian import Granian
 from granian.constants import HTTPModes, Interfaces
 from granian.log import LogLevels
@@ -67,8 +70,22 @@ def server(environ: os._Environ | dict[str, str] = os.environ) -> Granian:
     )
 
 
+def check_delivery_or_exit() -> None:
+    """Refuse to serve when pages would reach nobody (muster.startup)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "muster.settings")
+    django.setup()
+    # After django.setup(): the check reads settings and the app registry.
+    from muster.startup import check_delivery
+
+    try:
+        check_delivery()
+    except ImproperlyConfigured as exc:
+        sys.exit(f"muster.webserver: refusing to start: {exc}")
+
+
 def main() -> None:
-    empty_metrics_dir()
+    empty_metrics_dir()  # first: Django's imports create this process's metric files
+    check_delivery_or_exit()
     server().serve()
 
 

@@ -1,4 +1,10 @@
-"""What a page says: SMS text that fits one or two segments, a call script, an email."""
+"""What a page says: SMS text that fits two segments, a call script, an email.
+
+SMS text is GSM-7, counted in septets: one character outside GSM-7 (even \\xa0) forces UCS-2
+encoding, which cuts a segment from 153 characters to 67 and doubles the cost. GSM-7's
+extension characters ([ ] { } ~ | \\ ^ €) are kept: each costs two septets (an escape and
+itself), and an escape pair never straddles two segments.
+"""
 
 from __future__ import annotations
 
@@ -10,32 +16,92 @@ from django.conf import settings
 from django.urls import reverse
 
 from incidents.models import Incident
+from muster.text import one_line
 from oncall.channels.base import Message
 
-# Two concatenated GSM-7 segments hold 2 × 153 characters.
-SMS_MAX = 306
+# GSM 03.38's basic alphabet (without the escape) and its extension table (each an escape pair).
+GSM_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡"
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM_EXTENSION = frozenset("^{}\\[~]|€")
+# A message of one segment holds 160 septets; a concatenated one 153 a segment (the rest of
+# its 140 bytes is the header that joins them).
+SINGLE_SEGMENT = 160
+SEGMENT = 153
+# Pages fit two segments: what one SMS holds, 2 × 153 septets.
+SMS_SEGMENTS = 2
+SMS_MAX = SMS_SEGMENTS * SEGMENT
 # An SMS carries the war-room link only if the title keeps at least this many characters.
 SMS_MIN_SUMMARY = 40
 # The incident's war-room page (warroom serves it). oncall must not import warroom, so the page
 # is found by its route name.
 ROOM_ROUTE = "warroom-incident-room"
-_GSM_SAFE = re.compile(
-    r"[^A-Za-z0-9 @£$¥èéùìòÇØøÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ!\"#¤%&'()*+,\-./:;<=>?¡ÄÖÑÜ§¿äöñüà\n]"
-)
+CUT = "..."
+# A bundle's title is left out when less than this much of it would fit.
+BUNDLE_MIN_TITLE = 8
+# A call reads out at most this many of a bundle's incidents.
+SPOKEN_MAX = 5
+
+
+def is_gsm(char: str) -> bool:
+    return char in GSM_BASIC or char in GSM_EXTENSION
 
 
 def gsm_text(text: str) -> str:
-    """Return `text` in the GSM-7 alphabet: one character outside it (even \\xa0) forces UCS-2
-    encoding, which cuts a segment from 153 to 67 characters and doubles the cost."""
-    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return _GSM_SAFE.sub("?", re.sub(r"\s+", " ", plain)).strip()
+    """Return `text` on one line in the GSM-7 alphabet: accents that GSM-7 lacks are dropped
+    (ç → c), anything else it lacks becomes "?", and characters with no letter in them (emoji,
+    symbols) are left out."""
+    out = []
+    for char in re.sub(r"\s+", " ", text):
+        if is_gsm(char):
+            out.append(char)
+            continue
+        plain = unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode()
+        out.extend(c if is_gsm(c) else "?" for c in plain)
+    return "".join(out).strip()
+
+
+def septets(text: str) -> int:
+    """Return what `text` costs in GSM-7 septets (an extension character costs two)."""
+    return sum(2 if c in GSM_EXTENSION else 1 for c in text)
+
+
+def segments(text: str) -> int:
+    """Return how many SMS segments GSM-7 `text` takes (an escape pair is never split)."""
+    if septets(text) <= SINGLE_SEGMENT:
+        return 1
+    count, used = 1, 0
+    for char in text:
+        cost = 2 if char in GSM_EXTENSION else 1
+        if used + cost > SEGMENT:
+            count, used = count + 1, 0
+        used += cost
+    return count
+
+
+def cut(text: str, budget: int) -> str:
+    """Return `text` within `budget` septets, ending in "..." if it had to be shortened."""
+    if septets(text) <= budget:
+        return text
+    kept, used = [], septets(CUT)
+    for char in text:
+        cost = 2 if char in GSM_EXTENSION else 1
+        if used + cost > budget:
+            break
+        kept.append(char)
+        used += cost
+    return "".join(kept).rstrip() + CUT if used <= budget else ""
 
 
 def _fit(head: str, summary: str, tail: str) -> str:
-    room = SMS_MAX - len(head) - len(tail)
-    if len(summary) > room:
-        summary = summary[: max(0, room - 3)].rstrip() + "..."
-    return head + summary + tail
+    """Return head + summary + tail in at most two segments, shortening the summary."""
+    budget = SMS_MAX - septets(head) - septets(tail)
+    while True:
+        text = head + cut(summary, budget) + tail
+        if segments(text) <= SMS_SEGMENTS or budget <= 0:
+            return text
+        budget -= 1  # an escape pair at a segment's end pushed a septet into the next
 
 
 def room_url(number: int) -> str:
@@ -47,10 +113,15 @@ def _sms_room_link(url: str, head: str, summary: str, tail: str) -> str:
     """Return " Room: <url>" if it fits beside a readable title, else "" (SMS are paid by the
     segment, and a character outside GSM-7 would mangle the link and double the cost)."""
     link = f" Room: {url}"
-    if _GSM_SAFE.search(url) or any(c.isspace() for c in url):
+    if not all(c in GSM_BASIC for c in url) or any(c.isspace() for c in url):
         return ""
-    room = SMS_MAX - len(head) - len(tail) - len(link)
-    return link if room >= min(len(summary), SMS_MIN_SUMMARY) else ""
+    room = SMS_MAX - septets(head) - septets(tail) - septets(link)
+    return link if room >= min(septets(summary), SMS_MIN_SUMMARY) else ""
+
+
+def subject(text: str) -> str:
+    """Return a mail subject: one line, no control characters, at most 200 characters."""
+    return one_line(text)[:200]
 
 
 def for_incident(incident: Incident) -> Message:
@@ -61,10 +132,12 @@ def for_incident(incident: Incident) -> Message:
     tail = f" Reply 4 to ack, 6 to resolve (or 'ack {incident.number}')."
     url = room_url(incident.number)
     spoken_number = " ".join(str(incident.number))
+    title = one_line(incident.title)
     return Message(
         sms=_fit(head, summary, tail + _sms_room_link(url, head, summary, tail)),
-        subject=f"[Muster] #{incident.number} SEV{incident.severity} {incident.service.name}: "
-        f"{incident.title}"[:200],
+        subject=subject(
+            f"[Muster] #{incident.number} SEV{incident.severity} {incident.service.name}: {title}"
+        ),
         body=(
             f"Incident #{incident.number} on {incident.service.name}, severity "
             f"{incident.severity} ({incident.urgency} urgency), {incident.status}.\n\n"
@@ -73,25 +146,92 @@ def for_incident(incident: Incident) -> Message:
         ),
         speech=(
             f"Muster alert. Incident {spoken_number}, severity {incident.severity}, on "
-            f"{incident.service.name}: {incident.title[:300]}."
+            f"{incident.service.name}: {title[:300]}."
         ),
     )
 
 
-def for_bundle(incidents: Sequence[Incident]) -> Message:
-    """Render one SMS for several incidents waiting for the same person."""
-    numbers = ", ".join(f"#{i.number}" for i in incidents)
-    first = incidents[0]
-    head = f"Muster: {len(incidents)} incidents ({numbers}). Latest: "
+def _bundle_sms(incidents: Sequence[Incident]) -> str:
+    """One SMS naming every incident (`#N SEVs title`), titles shortened, equally where they
+    must, so that the whole fits two segments. When even the bare list is too long, runs of
+    numbers are written as ranges per severity (`SEV1 #1004-#1047`); every incident is named,
+    even if that takes a third segment."""
+    head = f"Muster: {len(incidents)} incidents need you. "
     tail = " Reply 'ack all' to acknowledge all."
-    message = for_incident(first)
+    labels = [f"#{i.number} SEV{i.severity}" for i in incidents]
+    titles = [gsm_text(i.title) for i in incidents]
+    separators = septets("; ") * (len(incidents) - 1)
+    fixed = septets(head) + septets(tail) + separators + sum(septets(label) for label in labels)
+    # Each title also costs the space before it.
+    room = SMS_MAX - fixed - len(titles)
+    while room >= BUNDLE_MIN_TITLE:
+        shares = _shares([septets(t) for t in titles], room)
+        parts = [
+            f"{label} {cut(title, share)}" if share >= BUNDLE_MIN_TITLE else label
+            for label, title, share in zip(labels, titles, shares, strict=True)
+        ]
+        text = head + "; ".join(parts) + ("" if parts[-1].endswith(CUT) else ".") + tail
+        if segments(text) <= SMS_SEGMENTS:
+            return text
+        room -= 2
+    listed = head + "; ".join(labels) + "." + tail
+    if segments(listed) <= SMS_SEGMENTS:
+        return listed
+    return head + _ranges(incidents) + "." + tail
+
+
+def _ranges(incidents: Sequence[Incident]) -> str:
+    """Name incidents compactly: per severity, runs of consecutive numbers as ranges."""
+    parts = []
+    for severity in sorted({i.severity for i in incidents}):
+        numbers = sorted(i.number for i in incidents if i.severity == severity)
+        runs: list[list[int]] = []
+        for number in numbers:
+            if runs and number == runs[-1][-1] + 1:
+                runs[-1].append(number)
+            else:
+                runs.append([number])
+        named = ", ".join(f"#{r[0]}" if len(r) == 1 else f"#{r[0]}-#{r[-1]}" for r in runs)
+        parts.append(f"SEV{severity} {named}")
+    return "; ".join(parts)
+
+
+def _shares(lengths: list[int], room: int) -> list[int]:
+    """Split `room` between titles of `lengths`: short ones get what they need, the long ones
+    share the rest equally."""
+    shares = [0] * len(lengths)
+    left, waiting = max(0, room), sorted(range(len(lengths)), key=lambda i: lengths[i])
+    while waiting:
+        share = left // len(waiting)
+        i = waiting[0]
+        if lengths[i] <= share:
+            shares[i] = lengths[i]
+            left -= lengths[i]
+            waiting.pop(0)
+            continue
+        for i in waiting:
+            shares[i] = share
+        break
+    return shares
+
+
+def for_bundle(incidents: Sequence[Incident]) -> Message:
+    """Render one message for several incidents waiting for the same person (a bundle)."""
+    numbers = ", ".join(f"#{i.number}" for i in incidents)
+    spoken = " ".join(
+        f"Incident {' '.join(str(i.number))}, severity {i.severity}, on {i.service.name}: "
+        f"{one_line(i.title)[:120]}."
+        for i in incidents[:SPOKEN_MAX]
+    )
+    more = len(incidents) - SPOKEN_MAX
     return Message(
-        sms=_fit(head, gsm_text(first.title), tail),
-        subject=f"[Muster] {len(incidents)} incidents: {numbers}",
+        sms=_bundle_sms(incidents),
+        subject=subject(f"[Muster] {len(incidents)} incidents: {numbers}"),
         body="\n".join(
-            f"#{i.number} SEV{i.severity} {i.service.name}: {i.title}\n"
+            f"#{i.number} SEV{i.severity} {i.service.name}: {one_line(i.title)}\n"
             f"  War room: {room_url(i.number)}"
             for i in incidents
         ),
-        speech=message.speech,
+        speech=f"Muster alert. {len(incidents)} incidents need you. {spoken}"
+        + (f" And {more} more." if more > 0 else ""),
     )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from incidents.models import Incident, Service, Urgency
+from accounts.models import Role
+from incidents.models import Incident, Service, TimelineEntry, Urgency
 
 USER = settings.AUTH_USER_MODEL
 
@@ -245,14 +247,22 @@ class EscalationStatus(models.TextChoices):
 
 
 class Escalation(models.Model):
-    """One run of a policy for one trigger of an incident; the tick fires it when due."""
+    """One run of a policy for an incident, started by one timeline entry (its `cause`: the
+    incident opened or re-triggered, was unacknowledged, escalated or reassigned); a later
+    cause supersedes it with a run that goes on from where this one stood. The tick fires its
+    next step when due."""
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="escalations")
     policy = models.ForeignKey(
         EscalationPolicy, null=True, on_delete=models.SET_NULL, related_name="+"
     )
+    cause = models.ForeignKey(
+        TimelineEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     step = models.PositiveIntegerField(default=0)  # the next step to fire
-    cycle = models.PositiveIntegerField(default=0)
+    cycle = models.PositiveIntegerField(default=0)  # the cycle of the next step
+    # The level (1-based step) paged most recently; 0 before the first.
+    level = models.PositiveIntegerField(default=0)
     next_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(
         max_length=8, choices=EscalationStatus.choices, default=EscalationStatus.ACTIVE
@@ -265,9 +275,19 @@ class Escalation(models.Model):
         indexes = [
             models.Index(fields=["next_at"], name="escalation_due", condition=Q(status="active"))
         ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cause"], name="one_escalation_per_cause", condition=Q(cause__isnull=False)
+            )
+        ]
 
     def __str__(self) -> str:
         return f"escalation {self.pk} of #{self.incident_id} step {self.step} cycle {self.cycle}"
+
+    @property
+    def level_cycle(self) -> int:
+        """The cycle of the level paged most recently (the next step may start a new cycle)."""
+        return self.cycle if self.step >= self.level else max(0, self.cycle - 1)
 
 
 class PageStatus(models.TextChoices):
@@ -326,6 +346,16 @@ class Page(models.Model):
     error = models.TextField(blank=True)
     body = models.TextField(blank=True)
     manual = models.BooleanField(default=False)
+    # Held back by the rate limit: when it was due. The next message to the person on this
+    # channel carries it (a bundle), high urgency within a minute of this time.
+    held_at = models.DateTimeField(null=True, blank=True)
+    # Its message went out above the rate limit, carrying every page held for the person on
+    # this channel: at most one such bundle a minute.
+    bundle = models.BooleanField(default=False)
+    # The page whose message carried this one (a bundle); it sent no message of its own.
+    carried_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="carried"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -341,6 +371,8 @@ class Page(models.Model):
             models.Index(fields=["status", "send_after"], name="page_outbox"),
             models.Index(fields=["incident", "id"]),
             models.Index(fields=["person", "created_at"]),
+            # The rate limit and bundles: what one person was sent on one channel lately.
+            models.Index(fields=["person", "channel", "handed_at"], name="page_pacing"),
         ]
 
     def __str__(self) -> str:
@@ -352,6 +384,10 @@ class OutboxKind(models.TextChoices):
     VERIFICATION = "verification", "verification code"
     TEST = "test", "test page"
     OTHER = "other", "message"
+
+
+# A verification code in a message: its digits (oncall.people.CODE_DIGITS of them).
+_CODE = re.compile(r"\b\d{6}\b")
 
 
 class OutboxMessage(models.Model):
@@ -378,3 +414,12 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} to {self.address or '-'} by {self.channel}"
+
+    def body_for(self, viewer) -> str:
+        """Return the message as `viewer` may read it: a verification code is a credential,
+        shown only to its owner and to admins (masked for anyone else)."""
+        if self.kind != OutboxKind.VERIFICATION:
+            return self.body
+        if viewer.pk == self.person_id or viewer.has_role(Role.ADMIN):
+            return self.body
+        return _CODE.sub(lambda found: "•" * len(found.group()), self.body)

@@ -1,4 +1,5 @@
-"""API: pages (per incident, with delivery status), "page this person", and the dev outbox."""
+"""API: escalating an incident, pages (per incident, with delivery status), "page this person",
+and the dev outbox."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from rest_framework import serializers, viewsets
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from accounts.models import Role, User
+from incidents.api import IncidentSerializer, incident_data
 from incidents.models import Source
 from incidents.selectors import access_incident
+from muster.api_errors import ParseBodyFirst
 from muster.pagination import cursor_by
-from oncall import engine
+from oncall import escalation
 from oncall.models import ContactKind, OutboxKind, OutboxMessage, Page
 
 
@@ -91,6 +95,9 @@ class OutboxMessageSerializer(serializers.ModelSerializer):
         source="page.incident.number", allow_null=True, read_only=True
     )
     person = serializers.CharField(source="person.username", allow_null=True, read_only=True)
+    body = serializers.SerializerMethodField(
+        help_text="What was sent; a verification code only to its owner and admins."
+    )
     status = serializers.CharField(
         source="page.status",
         allow_null=True,
@@ -112,6 +119,9 @@ class OutboxMessageSerializer(serializers.ModelSerializer):
             "status",
             "created_at",
         ]
+
+    def get_body(self, obj: OutboxMessage) -> str:
+        return obj.body_for(self.context["request"].user)
 
 
 class OutboxViewSet(viewsets.ReadOnlyModelViewSet):
@@ -165,10 +175,67 @@ def page_person(request, number: int):
     serializer = PagePersonSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     person = serializer.validated_data["user"]
-    pages = engine.page_person(incident, person, by=request.user, source=Source.API)
+    pages = escalation.page_person(incident, person, by=request.user, source=Source.API)
     if not pages:
         raise ValidationError(f"{person.get_username()} has no verified contact method")
     return Response(PageSerializer(pages, many=True).data, status=201)
 
 
 page_person.cls.write_role = Role.RESPONDER
+
+
+class EscalateSerializer(serializers.Serializer):
+    level = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="The escalation level to page (1-based, as PagerDuty's escalation_level); "
+        "without it, the level after the one paged last.",
+    )
+
+
+class EscalationOutcomeSerializer(serializers.Serializer):
+    level = serializers.IntegerField(
+        allow_null=True, help_text="The level paged; null when only the admins were."
+    )
+    paged = serializers.ListField(child=serializers.CharField(), help_text="Usernames paged.")
+    note = serializers.CharField(help_text="What else to know, such as a policy that ran out.")
+
+
+class EscalatedIncidentSerializer(IncidentSerializer):
+    escalation = EscalationOutcomeSerializer(help_text="Whom the escalation paged, and why.")
+
+    class Meta(IncidentSerializer.Meta):
+        fields = [*IncidentSerializer.Meta.fields, "escalation"]
+
+
+class EscalateView(ParseBodyFirst, APIView):
+    """Escalate now: page the next level of the escalation policy, or `level` (responder+).
+    An acknowledged incident triggers again; the answer says whom it paged."""
+
+    write_role = Role.RESPONDER
+
+    @extend_schema(
+        request=EscalateSerializer,
+        responses=EscalatedIncidentSerializer,
+        parameters=[OpenApiParameter("number", int, OpenApiParameter.PATH)],
+    )
+    def post(self, request, number: int):
+        incident = access_incident(request.user, int(number), role=Role.RESPONDER)
+        serializer = EscalateSerializer(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
+        incident, outcome = escalation.escalate_incident(
+            incident,
+            level=serializer.validated_data.get("level"),
+            by=request.user,
+            source=Source.API,
+        )
+        return Response(
+            {
+                **incident_data(incident),
+                "escalation": {
+                    "level": outcome.level,
+                    "paged": list(outcome.paged),
+                    "note": outcome.note,
+                },
+            }
+        )

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from incidents.models import Urgency
+from oncall.delivery import send_verification_code
 from oncall.models import ContactKind, ContactMethod, NotificationRule, PersonSettings
 
 PHONE_KINDS = (ContactKind.SMS, ContactKind.VOICE)
@@ -193,9 +194,7 @@ def issue_verification_code(method: ContactMethod, *, now: datetime | None = Non
 
 
 def start_verification(method: ContactMethod, *, now: datetime | None = None) -> None:
-    """Send a new 6-digit code to `method` (through the engine's channels), valid 10 minutes."""
-    from oncall.engine import send_verification_code  # oncall.engine imports this app's models
-
+    """Send a new 6-digit code to `method` (through the paging channels), valid 10 minutes."""
     code = issue_verification_code(method, now=now)
     method.refresh_from_db()
     send_verification_code(method, code)

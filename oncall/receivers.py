@@ -1,4 +1,5 @@
-"""How oncall reacts to incidents: triggers start escalation, acks and resolves stop it."""
+"""How oncall reacts to incidents: what starts or changes paging starts a run of the policy;
+acknowledging, snoozing, resolving or being merged away stops it."""
 
 from __future__ import annotations
 
@@ -7,19 +8,16 @@ from django.dispatch import receiver
 from incidents.models import EntryKind, TimelineEntry
 from incidents.signals import incident_changed
 from oncall import tasks
+from oncall.escalation import STARTS
 
-STARTS = {EntryKind.OPENED, EntryKind.TRIGGERED, EntryKind.UNACKNOWLEDGED}
-STOPS = {EntryKind.ACKNOWLEDGED, EntryKind.RESOLVED, EntryKind.SNOOZED, EntryKind.MERGED}
+STOPS = {EntryKind.ACKNOWLEDGED, EntryKind.RESOLVED, EntryKind.SNOOZED}
 
 
 @receiver(incident_changed, dispatch_uid="oncall.follow_incident")
 def follow_incident(sender, entry: TimelineEntry, **kwargs) -> None:
     # Stopping is also guaranteed without this: delivery re-checks the incident under lock.
     if entry.kind in STARTS:
-        tasks.start_escalation.delay(entry.incident_id)
-    elif entry.kind == EntryKind.ESCALATED:
-        tasks.escalate_now.delay(entry.incident_id)
-    elif entry.kind in STOPS:
+        tasks.follow_entry.delay(entry.pk)
+    elif entry.kind in STOPS or (entry.kind == EntryKind.MERGED and "into" in entry.data):
+        # Only the incidents merged away stop: the one they merged into pages on.
         tasks.stop_escalations.delay(entry.incident_id, entry.get_kind_display())
-    elif entry.kind == EntryKind.REASSIGNED and entry.data.get("to"):
-        tasks.page_assignee.delay(entry.incident_id, entry.data["to"], entry.actor_id)

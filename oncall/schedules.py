@@ -279,6 +279,17 @@ def step_targets(step: EscalationStep, at: datetime | None = None) -> list[User]
     return list(people.values())
 
 
+def describe_targets(step: EscalationStep, at: datetime | None = None) -> str:
+    """Say whom a step reaches, in words: its people, its schedules with who is on call on
+    them at `at`, its teams."""
+    parts = [u.get_username() for u in step.users.all() if u.is_active]
+    for schedule in step.schedules.all():
+        names = ", ".join(p.get_username() for p in on_call_now(schedule, at))
+        parts.append(f"{schedule.name} ({names or 'nobody on call'})")
+    parts += [f"team {team.name}" for team in step.teams.all()]
+    return ", ".join(parts) or "nobody"
+
+
 def on_call_for_service(service: Service, at: datetime | None = None) -> list[User]:
     """Return who the service's escalation policy would page first at `at`: its first step's
     targets. Nobody when the service has no policy or the policy has no steps."""

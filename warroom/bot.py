@@ -86,7 +86,7 @@ _PAGE_ICONS = {
     "answered": "📞",
     "completed": "📞",
     "retry": "🔁",
-    "delayed": "⏳",
+    "held": "⏳",
     "failed": "❌",
     "unknown": "❓",
 }
@@ -364,7 +364,7 @@ def page_line(message: str, data: Mapping[str, Any], *, step: int | None = None)
     icon = _PAGE_ICONS.get(status, "📟")
     text = plain(message)
     if status == "sent" and step is not None:
-        text += f" (step {step + 1})"
+        text += f" (level {step + 1})"
     return f"{icon} {text}"
 
 

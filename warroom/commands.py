@@ -42,6 +42,7 @@ class Command:
     action: str | None = None  # a runbook action's name, as typed
     confirm: bool = False  # "run <action> confirm"
     channel: str | None = None  # subscribe's "email" or "chat"
+    level: int | None = None  # escalate's "to <level>", 1-based
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,9 @@ class Arg:
     noun: str
     read: Reader
     required: bool = False
+    # In the list of every command by phone (help without a topic); an optional extra that
+    # would make the list outgrow one SMS is left to the command's own help.
+    in_overview: bool = True
 
 
 _NUMBER = re.compile(r"#?(\d+)")
@@ -341,6 +345,25 @@ def _read_channel(words: list[_Word], text: str, surface: str) -> tuple[str | No
     return None, words
 
 
+_LEVEL = re.compile(r"(?:level|l)?(\d+)")
+
+
+def _read_level(words: list[_Word], text: str, surface: str) -> tuple[int | None, list[_Word]]:
+    """Read an escalation level: `to 2`, `to level 2`, `level 2` (1-based, as PagerDuty's)."""
+    if not words or words[0].norm not in ("to", "level"):
+        return None, words
+    rest = words[1:] if words[0].norm == "to" else words
+    if rest and rest[0].norm == "level":
+        rest = rest[1:]
+    found = _LEVEL.fullmatch(rest[0].norm) if rest else None
+    if found is None:
+        raise _BadArgument("Escalate to which level? e.g. escalate to level 2.")
+    value = int(found.group(1)[:4])
+    if value < 1:
+        raise _BadArgument("Levels start at 1, e.g. escalate to level 2.")
+    return value, rest[1:]
+
+
 INCIDENT = Arg("incident", "(N)", "an incident number", _incident_reader(lenient=False))
 # Before a number that is not an incident (`sev 2`): a short bare number is left alone.
 INCIDENT_FIRST = Arg("incident", "(N)", "an incident number", _incident_reader(lenient=True))
@@ -359,6 +382,7 @@ DURATION = Arg("duration", "for (duration)", 'how long, as "for 2h"', _read_dura
 ACTION = Arg("action", "(action)", "an action name", _read_action)
 CONFIRM = Arg("confirm", "(confirm)", '"confirm"', _read_confirm)
 CHANNEL = Arg("channel", "(email or chat)", '"email" or "chat"', _read_channel)
+LEVEL = Arg("level", "(to level)", 'a level, as "to level 2"', _read_level, in_overview=False)
 
 
 # --- the commands ----------------------------------------------------------------------------
@@ -384,6 +408,12 @@ class Spec:
     @property
     def usage(self) -> str:
         return " ".join([self.word, *(arg.usage for arg in self.args if arg is not INCIDENT_FIRST)])
+
+    @property
+    def short_usage(self) -> str:
+        """The usage as the list of every command by phone shows it (no optional extras)."""
+        shown = (arg.usage for arg in self.args if arg is not INCIDENT_FIRST and arg.in_overview)
+        return " ".join([self.word, *shown])
 
 
 SPECS: tuple[Spec, ...] = (
@@ -413,9 +443,9 @@ SPECS: tuple[Spec, ...] = (
     Spec(
         name="escalate",
         aliases=("escalate", "esc"),
-        args=(INCIDENT,),
-        summary="page the next escalation step now",
-        example="escalate 1042",
+        args=(INCIDENT, LEVEL),
+        summary="page the next escalation level now, or the level named",
+        example="escalate 1042 to level 2",
         codes=("5",),
     ),
     Spec(
@@ -715,7 +745,7 @@ def help_text(topic: str | None = None, *, surface: str) -> str:
     parts = []
     for spec in listed:
         code = f"{spec.codes[0]} or " if spec.codes and surface in PHONE_SURFACES else ""
-        parts.append(code + spec.usage)
+        parts.append(code + (spec.short_usage if surface in PHONE_SURFACES else spec.usage))
     text = f"Commands: {'; '.join(parts)}. N: an incident number"
     if surface in PHONE_SURFACES:
         return f"{text}, else your latest page. STOP ends texts."

@@ -19,6 +19,7 @@ from incidents import services
 from incidents.models import OPEN_STATUSES, Incident, Status
 from incidents.selectors import IncidentNotFound, NotAllowed, access_incident
 from incidents.services import IncidentError
+from oncall import escalation
 from oncall.models import Page
 from warroom.commands import (
     CHAT_SURFACES,
@@ -180,12 +181,10 @@ def _incident_verb(command: Command, user: User, source: str, context: Incident 
     try:
         if command.name == "acknowledge":
             incident = services.acknowledge_incident(incident, by=user, source=source)
-        elif command.name == "resolve":
+        else:
             incident = services.resolve_incident(
                 incident, by=user, source=source, note=command.text
             )
-        else:
-            incident = services.escalate_incident(incident, by=user, source=source)
     except IncidentError as exc:
         return Reply(str(exc), incident=number)
     done = PAST_TENSE[command.name].capitalize()
@@ -193,6 +192,30 @@ def _incident_verb(command: Command, user: User, source: str, context: Incident 
         return Reply(fit(f"{done} #{number}: ", incident.title), changed=True, incident=number)
     return Reply(
         f"{done} {link(number, source)}: {escape(incident.title)}", changed=True, incident=number
+    )
+
+
+def _escalate(command: Command, user: User, source: str, context: Incident | None) -> Reply:
+    incident = incident_for(command, user, source, context, role=Role.RESPONDER)
+    if isinstance(incident, Reply):
+        return incident
+    number = incident.number
+    try:
+        incident, outcome = escalation.escalate_incident(
+            incident, level=command.level, by=user, source=source
+        )
+    except IncidentError as exc:
+        return Reply(str(exc), incident=number)
+    if is_phone(source):
+        return Reply(
+            fit(f"Escalated #{number}. {outcome.describe()} ", incident.title),
+            changed=True,
+            incident=number,
+        )
+    return Reply(
+        f"Escalated {link(number, source)}: {escape(incident.title)}. {escape(outcome.describe())}",
+        changed=True,
+        incident=number,
     )
 
 
@@ -270,7 +293,7 @@ def _handlers() -> dict[str, Handler]:
     return {
         "acknowledge": _incident_verb,
         "resolve": _incident_verb,
-        "escalate": _incident_verb,
+        "escalate": _escalate,
         "acknowledge_all": _acknowledge_all,
         "help": _help,
         "assign": handlers.assign,

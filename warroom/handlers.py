@@ -9,11 +9,9 @@ and says why. `oncall`, `incidents` and `silence` live in `warroom.handlers_ops`
 from __future__ import annotations
 
 import logging
-import smtplib
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
 
@@ -21,7 +19,9 @@ from accounts.models import Role, User
 from incidents import services
 from incidents.models import EntryKind, Incident, Source, Status
 from incidents.services import IncidentError
-from oncall import engine
+from oncall import delivery, escalation
+from oncall.channels.base import DeliveryError
+from oncall.channels.email import send_email
 from oncall.models import Schedule
 from oncall.schedules import on_call_now
 from warroom.commands import Command
@@ -100,7 +100,7 @@ def assign(command: Command, user: User, source: str, context: Incident | None) 
 
 def page(command: Command, user: User, source: str, context: Incident | None) -> Reply:
     """`page @bob` or `page <schedule>`: page a person, or whoever is on call on a schedule now,
-    about the incident, outside its escalation policy (oncall.engine.page_person)."""
+    about the incident, outside its escalation policy (oncall.escalation.page_person)."""
     incident = incident_for(command, user, source, context, role=Role.RESPONDER)
     if isinstance(incident, Reply):
         return incident
@@ -113,12 +113,12 @@ def page(command: Command, user: User, source: str, context: Incident | None) ->
     paged: list[str] = []
     unreachable: list[str] = []
     for person in people:
-        pages = engine.page_person(incident, person, by=user, source=source)
+        pages = escalation.page_person(incident, person, by=user, source=source)
         name = person.get_username()
         if not pages:
             unreachable.append(name)
             continue
-        channels = sorted({engine.CHANNEL_LABEL.get(p.channel, p.channel) for p in pages})
+        channels = sorted({delivery.CHANNEL_LABEL.get(p.channel, p.channel) for p in pages})
         paged.append(name if is_phone(source) else f"**{escape(name)}** ({', '.join(channels)})")
     parts = []
     if paged:
@@ -210,7 +210,8 @@ def deliver_status_update(incident: Incident, text: str, *, by: User) -> StatusD
     if emailed:
         addresses = [(p.get_username(), p.email) for p in emailed.values()]
         subject, body = _status_mail(incident, text, by)
-        transaction.on_commit(lambda: _mail(subject, body, addresses))
+        # Robust: a mail that fails must not skip the commit's other hooks (broadcasts).
+        transaction.on_commit(lambda: _mail(subject, body, addresses), robust=True)
     return StatusDelivery(
         email=[p.get_username() for p in emailed.values()],
         chat=[p.get_username() for p in chatting.values()],
@@ -233,7 +234,7 @@ def _post_to_room(incident: Incident, text: str, by: User, people: list[User]) -
 
 
 def _status_mail(incident: Incident, text: str, by: User) -> tuple[str, str]:
-    subject = f"[Muster] #{incident.number} status update: {incident.title}"[:200]
+    subject = f"[Muster] #{incident.number} status update: {incident.title}"
     body = (
         f"{text}\n\n"
         f"-- {by.get_username()}, on incident #{incident.number} ({incident.status}, severity "
@@ -249,8 +250,8 @@ def _mail(subject: str, body: str, addresses: list[tuple[str, str]]) -> None:
     # One message each: a shared To: line would show every stakeholder's address to the others.
     for username, address in addresses:
         try:
-            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [address], fail_silently=False)
-        except (smtplib.SMTPException, OSError):
+            send_email(address, subject, body)
+        except DeliveryError:
             log.warning("status update not mailed to %s", username, exc_info=True)
 
 

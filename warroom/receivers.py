@@ -364,7 +364,7 @@ def _post_page(entry: TimelineEntry, incident: Incident, room: Room) -> None:
     data = entry.data if isinstance(entry.data, dict) else {}
     step = None
     people: list[User] = []
-    if "page" in data:  # one page's fate: sent, delivered, failed, retried, delayed, …
+    if "page" in data:  # one page's fate: sent, delivered, failed, retried, held, …
         if data.get("status") == "sent":  # say which step it was
             page = Page.objects.filter(pk=data["page"]).values("step", "escalation_id").first()
             if page is not None and page["escalation_id"] is not None:

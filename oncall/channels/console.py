@@ -37,12 +37,17 @@ class ConsoleChannel:
         message that is no page)."""
         method = getattr(page, "contact_method", None)
         kind = method.kind if method is not None else ContactKind.SMS
-        text = message.speech if kind == ContactKind.VOICE else message.sms
+        what = _kind(page, message)
+        if kind == ContactKind.VOICE:
+            text = message.speech
+        elif kind == ContactKind.EMAIL:
+            text = f"{message.subject}\n\n{message.body}"
+        else:
+            text = message.sms
         person = getattr(page, "person", None)
         who = person.get_username() if person is not None else "?"
-        what = _kind(page, message)
         # A voice number gets its verification code by SMS, as Twilio would send it.
-        channel = ContactKind.SMS if what == OutboxKind.VERIFICATION else kind
+        channel = ContactKind.SMS if what == OutboxKind.VERIFICATION and kind != "email" else kind
         try:
             sent = OutboxMessage.objects.create(
                 kind=what,
@@ -57,5 +62,9 @@ class ConsoleChannel:
             OutboxMessage.objects.filter(pk__lte=sent.pk - keep).delete()
         except DatabaseError as exc:
             raise DeliveryError(f"the console outbox could not record the message: {exc}") from exc
-        log.warning("page %s to %s (%s %s): %s", page.pk, who, kind, page.address or "-", text)
+        if what == OutboxKind.VERIFICATION:
+            # A code is a credential: listed for its owner (and admins), never in a log.
+            log.warning("verification code for %s (%s): in the outbox", who, page.address or "-")
+        else:
+            log.warning("page %s to %s (%s %s): %s", page.pk, who, kind, page.address or "-", text)
         return f"console-{page.pk}" if page.pk else f"outbox-{sent.pk}"

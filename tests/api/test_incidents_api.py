@@ -207,7 +207,42 @@ def test_escalate(as_bob, bob, incident):
     services.acknowledge_incident(incident, by=bob, source=Source.WEB)
     response = act(as_bob, incident, "escalate")
     assert response.json()["status"] == "triggered"
-    assert_recorded(incident, EntryKind.ESCALATED, bob)
+    entry = incident.timeline.get(kind=EntryKind.ESCALATED)
+    assert (entry.source, entry.actor) == ("api", bob)
+    # No policy: the admins are paged (none is reachable here), and the answer says so.
+    assert response.json()["escalation"]["paged"] == []
+    assert "checkout has no escalation policy" in response.json()["escalation"]["note"]
+
+
+def test_escalate_to_a_level(as_bob, bob, alice, incident):
+    from tests.oncall.builders import make_policy
+    from tests.oncall.test_escalation import reachable
+
+    reachable(alice, urgency=incident.urgency)
+    make_policy("checkout", {"users": [bob]}, {"users": [alice]}, service=incident.service)
+    response = act(as_bob, incident, "escalate", {"level": 2})
+    assert response.status_code == 200
+    assert response.json()["escalation"] == {"level": 2, "paged": ["alice"], "note": ""}
+    assert response.json()["number"] == incident.number
+    assert incident.timeline.get(kind=EntryKind.ESCALATED).data == {"level": 2}
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"level": 3}, "has 2 levels; choose 1 to 2, not 3"),
+        ({"level": 0}, "level: Ensure this value is greater than or equal to 1"),
+        ({"level": "two"}, "level: A valid integer is required"),
+    ],
+)
+def test_escalate_to_a_level_the_policy_lacks_is_refused(as_bob, bob, incident, payload, message):
+    from tests.oncall.builders import make_policy
+
+    make_policy("checkout", {"users": [bob]}, {"users": [bob]}, service=incident.service)
+    response = act(as_bob, incident, "escalate", payload)
+    assert response.status_code in (400, 409)
+    assert message in str(response.json())
+    assert not incident.timeline.filter(kind=EntryKind.ESCALATED).exists()
 
 
 def test_reassign(as_bob, bob, alice, incident):

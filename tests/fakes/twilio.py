@@ -739,10 +739,37 @@ _CONTROL: dict[str, Callable[..., Any]] = {
 }
 
 
+# GSM 03.38, in which Twilio counts a message unless one character forces UCS-2: its basic
+# alphabet, and the extension table whose characters cost two septets (an escape and itself).
+_GSM_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡"
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM_EXTENSION = frozenset("\f^{}\\[~]|€")
+
+
+def num_segments(body: str) -> int:
+    """How many segments Twilio bills `body` as: GSM-7 (160 septets alone, 153 a segment when
+    concatenated, an escape pair never split) or else UCS-2 (70, 67 UTF-16 units)."""
+    if all(c in _GSM_BASIC or c in _GSM_EXTENSION for c in body):
+        units = [2 if c in _GSM_EXTENSION else 1 for c in body]
+        single, part = 160, 153
+    else:
+        units = [2 if ord(c) > 0xFFFF else 1 for c in body]
+        single, part = 70, 67
+    if sum(units) <= single:
+        return 1
+    count, used = 1, 0
+    for unit in units:
+        if used + unit > part:
+            count, used = count + 1, 0
+        used += unit
+    return count
+
+
 def _message_json(message: FakeMessage) -> dict[str, Any]:
     created = _twilio_date(message.received_at)
     uri = f"/{API_VERSION}/Accounts/{message.account_sid}/Messages/{message.sid}"
-    segments = -(-len(message.body) // (153 if message.body.isascii() else 67)) or 1
     return {
         "account_sid": message.account_sid,
         "api_version": API_VERSION,
@@ -756,7 +783,7 @@ def _message_json(message: FakeMessage) -> dict[str, Any]:
         "from": message.from_ or None,
         "messaging_service_sid": message.messaging_service_sid or None,
         "num_media": "0",
-        "num_segments": str(1 if len(message.body) <= 160 else segments),
+        "num_segments": str(num_segments(message.body)),
         "price": None,
         "price_unit": "USD",
         "sid": message.sid,

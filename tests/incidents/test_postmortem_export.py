@@ -28,7 +28,7 @@ ENTRIES = (
         "page",
         "Muster",
         "system",
-        "Escalation step 1: paging bob",
+        "Escalation level 1: paging bob",
         {"escalation": 7, "step": 0, "cycle": 0},
     ),
     ReportEntry(
@@ -176,7 +176,7 @@ _Not written yet._
 | Time (UTC) | Actor | Source | What happened | Annotation |
 | --- | --- | --- | --- | --- |
 | 2025-03-01 02:00:00 UTC | prometheus | alert | Incident #1042 opened: Disk full on db-1 |  |
-| 2025-03-01 02:00:05 UTC | Muster | Muster | Escalation step 1: paging bob |  |
+| 2025-03-01 02:00:05 UTC | Muster | Muster | Escalation level 1: paging bob |  |
 | 2025-03-01 02:00:06 UTC | Muster | Muster | Paged bob by SMS |  |
 | 2025-03-01 02:00:09 UTC | Muster | Muster | SMS to bob delivered |  |
 | 2025-03-01 02:04:36 UTC | bob | SMS | 📌 Acknowledged by bob via SMS | Woken at home |
@@ -316,7 +316,7 @@ def test_json_export_of_a_fixed_timeline_is_the_full_machine_readable_record():
                 "page",
                 "Muster",
                 "system",
-                "Escalation step 1: paging bob",
+                "Escalation level 1: paging bob",
                 {"escalation": 7, "step": 0, "cycle": 0},
                 True,
             ),

@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts.models import User
 from incidents import services
 from incidents.models import Incident, Source
+from muster.celery import app as celery_app
 from oncall.models import ContactMethod, Page
 from tests.fakes.twilio import FakeTwilio
 
@@ -71,3 +72,21 @@ def make_page(incident, bob) -> Callable[..., Page]:
         )
 
     return make
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """Run `action`, then what its commit announces: the receivers, and the tasks they queue,
+    run at once in this thread (Celery eager). Return the action's result."""
+
+    def run(action, *args, **kwargs):
+        conf = celery_app.conf
+        before = (conf.task_always_eager, conf.task_eager_propagates)
+        conf.task_always_eager = conf.task_eager_propagates = True
+        try:
+            with django_capture_on_commit_callbacks(execute=True):
+                return action(*args, **kwargs)
+        finally:
+            conf.task_always_eager, conf.task_eager_propagates = before
+
+    return run

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from incidents.models import Source
-from oncall import engine, messages, people
+from oncall import delivery, escalation, messages, people
 from oncall.channels import CHANNELS
 from oncall.models import ContactKind, ContactMethod, NotificationRule, OutboxMessage
 from oncall.testpage import send_test_page
@@ -76,7 +76,7 @@ def test_the_outbox_keeps_only_the_latest_messages(bob, settings):
     settings.OUTBOX_KEEP = 3
     method = verified(bob)
     for _ in range(5):
-        engine.send_verification_code(method, "123456")
+        delivery.send_verification_code(method, "123456")
     kept = list(OutboxMessage.objects.values_list("pk", flat=True))
     assert len(kept) == 3 and kept == sorted(kept, reverse=True)
     assert kept[-1] == kept[0] - 2
@@ -87,10 +87,10 @@ def test_the_api_lists_every_kind_newest_first(as_charlie, incident, bob, alice)
     NotificationRule.objects.create(
         user=bob, urgency=incident.urgency, delay_minutes=0, contact_method=method
     )
-    [page] = engine.page_person(incident, bob, by=alice, source=Source.WEB)
-    assert engine.deliver(page.pk) == "sent"
+    [page] = escalation.page_person(incident, bob, by=alice, source=Source.WEB)
+    assert delivery.deliver(page.pk) == "sent"
     send_test_page(method, by=bob)
-    engine.send_verification_code(method, "654321")
+    delivery.send_verification_code(method, "654321")
     verification, test, paged = OutboxMessage.objects.all()
 
     # Observers read the outbox.
@@ -119,7 +119,8 @@ def test_the_api_lists_every_kind_newest_first(as_charlie, incident, bob, alice)
         "person": "bob",
         "channel": "sms",
         "address": BOB_PHONE,
-        "body": "Your Muster verification code is 654321. It expires in 10 minutes.",
+        # Charlie is an observer, not its owner: the code is a credential, masked.
+        "body": "Your Muster verification code is ••••••. It expires in 10 minutes.",
         "status": None,
         "created_at": rows[0]["created_at"],
     }
@@ -133,6 +134,21 @@ def test_the_api_lists_every_kind_newest_first(as_charlie, incident, bob, alice)
     assert as_charlie.get(f"{OUTBOX}{verification.pk}/").json()["kind"] == "verification"
 
 
+def test_a_verification_code_is_read_by_its_owner_and_admins_only(
+    as_bob, as_alice, as_charlie, bob, caplog
+):
+    method = verified(bob)
+    with caplog.at_level(logging.DEBUG):
+        delivery.send_verification_code(method, "654321")
+    assert "654321" not in caplog.text  # never in a log, not even the outbox's
+    bodies = {
+        who: client.get(OUTBOX).json()["results"][0]["body"]
+        for who, client in (("bob", as_bob), ("alice", as_alice), ("charlie", as_charlie))
+    }
+    assert "654321" in bodies["bob"] and "654321" in bodies["alice"]
+    assert "654321" not in bodies["charlie"] and "••••••" in bodies["charlie"]
+
+
 def test_the_api_refuses_an_incident_that_is_no_number(as_charlie):
     assert_error(as_charlie.get(OUTBOX, {"incident": "abc"}), 400, "incident number")
 
@@ -143,7 +159,7 @@ def test_the_api_lists_many_messages_in_a_fixed_number_of_queries(
     message = messages.for_incident(incident)
     for i in range(30):
         CHANNELS["console"].send(make_page("console", person=bob if i % 2 else alice), message)
-        engine.send_verification_code(verified(alice, address=f"+1415555{i:04d}"), "111111")
+        delivery.send_verification_code(verified(alice, address=f"+1415555{i:04d}"), "111111")
     # The token lookup, the page of rows with their page, incident and person.
     with django_assert_max_num_queries(3):
         response = as_charlie.get(OUTBOX)

@@ -160,10 +160,10 @@ def test_each_thread_keeps_its_connection_to_twilio(fake_twilio, make_page, mess
 
 
 def test_the_engine_delivers_a_page_through_twilio(fake_twilio, make_page, incident):
-    from oncall import engine
+    from oncall import delivery
 
     page = make_page("sms", status=PageStatus.QUEUED, handed_at=None)
-    assert engine.deliver(page.pk) == "sent"
+    assert delivery.deliver(page.pk) == "sent"
     [sent] = fake_twilio.messages
     page.refresh_from_db()
     assert (page.status, page.provider_id) == (PageStatus.SENT, sent.sid)
@@ -171,10 +171,10 @@ def test_the_engine_delivers_a_page_through_twilio(fake_twilio, make_page, incid
 
 
 def test_the_engine_fails_a_page_twilio_refuses_for_good(fake_twilio, make_page):
-    from oncall import engine
+    from oncall import delivery
 
     fake_twilio.fail_number(BOB_PHONE, code=21610, message="Attempt to send to unsubscribed")
     page = make_page("sms", status=PageStatus.QUEUED, handed_at=None)
-    assert engine.deliver(page.pk) == "failed"
+    assert delivery.deliver(page.pk) == "failed"
     page.refresh_from_db()
     assert page.status == PageStatus.FAILED and "21610" in page.error

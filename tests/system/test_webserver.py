@@ -53,6 +53,7 @@ def webserver(tmp_path) -> Iterator[tuple[subprocess.Popen, str, Path]]:
         DJANGO_SETTINGS_MODULE="muster.settings",
         DATABASE_URL=database_url_of_tests(),
         REDIS_URL=settings.REDIS_URL,  # this xdist worker's Redis database
+        MUSTER_ALLOW_CONSOLE_DELIVERY="1",  # no Twilio nor mail server here, on purpose
         MUSTER_WEB_BIND=f"127.0.0.1:{port}",
         WEB_CONCURRENCY="2",
         PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),

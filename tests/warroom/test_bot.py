@@ -250,7 +250,7 @@ def test_a_long_entry_is_cut():
 @pytest.mark.parametrize(
     ("message", "data", "step", "line"),
     [
-        ("Paged bob by SMS", {"status": "sent"}, 0, "📟 Paged bob by SMS (step 1)"),
+        ("Paged bob by SMS", {"status": "sent"}, 0, "📟 Paged bob by SMS (level 1)"),
         ("Paged bob by SMS", {"status": "sent"}, None, "📟 Paged bob by SMS"),
         ("SMS to bob delivered", {"status": "delivered"}, None, "📬 SMS to bob delivered"),
         ("bob answered the call", {"status": "answered"}, None, "📞 bob answered the call"),
@@ -260,7 +260,7 @@ def test_a_long_entry_is_cut():
             1,
             "❌ Page to bob by SMS failed: x",
         ),
-        ("Escalation step 2: paging bob", {"step": 1}, None, "📟 Escalation step 2: paging bob"),
+        ("Escalation level 2: paging bob", {"step": 1}, None, "📟 Escalation level 2: paging bob"),
     ],
 )
 def test_page_lines(message, data, step, line):

@@ -27,7 +27,6 @@ def last_entry(incident):
         ("4 {n}", Status.ACKNOWLEDGED, EntryKind.ACKNOWLEDGED, "Acknowledged #{n}: Disk full"),
         ("resolve #{n}", Status.RESOLVED, EntryKind.RESOLVED, "Resolved #{n}: Disk full"),
         ("6 incident {n}", Status.RESOLVED, EntryKind.RESOLVED, "Resolved #{n}: Disk full"),
-        ("esc {n}", Status.TRIGGERED, EntryKind.ESCALATED, "Escalated #{n}: Disk full"),
     ],
 )
 @pytest.mark.parametrize("source", [Source.SMS, Source.VOICE])
@@ -43,6 +42,40 @@ def test_legal_actions_change_state_and_record_the_surface(
     entry = last_entry(incident)
     assert (entry.kind, entry.actor, entry.source) == (kind, bob, source)
     assert entry.message.endswith(f"by bob via {Source(source).label}")
+
+
+@pytest.mark.parametrize("source", [Source.SMS, Source.VOICE, Source.CHAT])
+def test_escalate_says_whom_it_paged_and_records_the_surface(open_incident, bob, alice, source):
+    from oncall import escalation
+    from tests.oncall.builders import make_policy
+    from tests.oncall.test_escalation import reachable
+
+    incident = open_incident()
+    reachable(bob)
+    reachable(alice)
+    make_policy("db", {"users": [bob]}, {"users": [alice]}, service=incident.service)
+    escalation.follow(incident.timeline.get(kind=EntryKind.OPENED).pk)  # level 1: bob
+    result = run(command(f"esc {incident.number}", "chat"), user=bob, source=source)
+    n = incident.number
+    if source == Source.CHAT:
+        expected = (
+            f"Escalated [#{n}](/incidents/{n}/): Disk full on db\\-1. Level 2: paging alice\\."
+        )
+    else:
+        expected = f"Escalated #{n}. Level 2: paging alice. Disk full on db-1"
+    assert result == Reply(expected, changed=True, incident=n)
+    entry = incident.timeline.get(kind=EntryKind.ESCALATED)
+    assert (entry.actor, entry.source) == (bob, source)
+
+
+def test_escalate_to_a_level_it_lacks_says_which_there_are(open_incident, bob):
+    from tests.oncall.builders import make_policy
+
+    incident = open_incident()
+    make_policy("db", {"users": [bob]}, service=incident.service)
+    reply = run(command(f"escalate {incident.number} to level 3"), user=bob, source=Source.SMS)
+    assert reply.text == "Escalation policy db has 1 level; choose 1 to 1, not 3."
+    assert not reply.changed
 
 
 def test_resolve_keeps_the_note(open_incident, bob):

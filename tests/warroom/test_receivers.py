@@ -19,7 +19,7 @@ from alerts.models import Kind
 from alerts.pending import process_pending
 from incidents import services
 from incidents.models import EntryKind, Incident, Source, Status, TimelineEntry
-from oncall import engine, messages
+from oncall import delivery, escalation, messages
 from oncall.models import NotificationRule, Page
 from tests.alerts.payloads import am_alert, am_batch
 from tests.conftest import load_fixture
@@ -182,7 +182,7 @@ def test_a_page_announced_before_the_opening_still_follows_the_opening_post(
     with django_capture_on_commit_callbacks() as announcements:
         incident = services.open_incident(service, title="Slow", severity=2, source=Source.API)
 
-    committed(engine.page_person, incident, carol, by=alice, source=Source.API)
+    committed(escalation.page_person, incident, carol, by=alice, source=Source.API)
     for announce in announcements:  # the receivers of OPENED run only now
         announce()
 
@@ -296,16 +296,16 @@ def test_paged_responders_are_invited_and_each_page_is_a_line(
     incident = Incident.objects.get()
     room = incident.room
 
-    committed(engine.start_escalation, incident.pk)
+    committed(escalation.recover, incident.pk)
 
     assert Participant.objects.filter(room=room, user=bob, reason="paged").exists()
-    assert bot_posts(room)[-1].body == "📟 Escalation step 1: paging bob"
+    assert bot_posts(room)[-1].body == "📟 Escalation level 1: paging bob"
 
     [page] = Page.objects.filter(incident=incident)
-    assert committed(engine.deliver, page.pk) == "sent"
+    assert committed(delivery.deliver, page.pk) == "sent"
 
     line = bot_posts(room)[-1]
-    assert line.body == f"📟 Paged bob by {engine.CHANNEL_LABEL[page.channel]} (step 1)"
+    assert line.body == f"📟 Paged bob by {delivery.CHANNEL_LABEL[page.channel]} (level 1)"
     assert line.data["kind"] == EntryKind.PAGE
     page.refresh_from_db()
     assert f"Room: https://muster.example.com/rooms/incident/{incident.number}/" in page.body
@@ -318,7 +318,7 @@ def test_a_person_paged_by_hand_is_invited(alert_in, committed, alice):
     alert_in(am_batch(am_alert("fp-1")))
     incident = Incident.objects.get()
 
-    committed(engine.page_person, incident, carol, by=alice, source=Source.API)
+    committed(escalation.page_person, incident, carol, by=alice, source=Source.API)
 
     assert Participant.objects.filter(room=incident.room, user=carol, reason="paged").exists()
     assert bot_posts(incident.room)[-1].body == "📟 alice paged carol"
@@ -328,7 +328,7 @@ def test_nobody_to_page_is_a_warning_in_the_room(alert_in, committed):
     alert_in(am_batch(am_alert("fp-1")))
     incident = Incident.objects.get()
 
-    committed(engine.start_escalation, incident.pk)  # no policy: last resort, nobody reachable
+    committed(escalation.recover, incident.pk)  # no policy: last resort, nobody reachable
 
     bodies = [m.body for m in bot_posts(incident.room)]
     assert any(b.startswith("⚠️ **Nobody could be paged") for b in bodies)
@@ -515,7 +515,7 @@ def _bob_paged(alert_in, committed, service, bob) -> tuple[Incident, Page]:
     reachable(bob)
     alert_in(am_batch(am_alert("fp-1", severity="critical")))
     incident = Incident.objects.get()
-    committed(engine.start_escalation, incident.pk)
+    committed(escalation.recover, incident.pk)
     [page] = Page.objects.filter(incident=incident)
     return incident, page
 
@@ -539,7 +539,7 @@ def test_the_bots_work_waits_on_its_own_queue_behind_paging(
 
     def deliver_in_a_task() -> None:  # as a worker does: the commit inside the task
         with django_capture_on_commit_callbacks(execute=True):
-            engine.deliver(page.pk)
+            delivery.deliver(page.pk)
 
     app.task(name="tests.deliver_in_a_task")(deliver_in_a_task).apply()
 
@@ -558,7 +558,7 @@ def test_a_page_entry_written_outside_a_worker_is_told_at_once(
     monkeypatch.setattr(follow_entry_later, "delay", lambda entry_id: handed.append(entry_id))
 
     # A request (an ack cancelling pages, a page by hand) does not publish to the broker.
-    assert committed(engine.deliver, page.pk) == "sent"
+    assert committed(delivery.deliver, page.pk) == "sent"
 
     assert handed == []
     assert bot_posts(incident.room)[-1].data["kind"] == EntryKind.PAGE

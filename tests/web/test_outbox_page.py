@@ -9,7 +9,7 @@ from django.utils.html import escape
 
 from incidents import services
 from incidents.models import Source
-from oncall import engine, people
+from oncall import delivery, escalation, people
 from oncall.models import (
     ContactKind,
     ContactMethod,
@@ -70,8 +70,8 @@ def test_a_page_the_engine_sends_through_the_console_is_listed(web_charlie, inci
     NotificationRule.objects.create(
         user=bob, urgency=incident.urgency, delay_minutes=0, contact_method=method
     )
-    [page] = engine.page_person(incident, bob, by=alice, source=Source.WEB)
-    assert engine.deliver(page.pk) == "sent"
+    [page] = escalation.page_person(incident, bob, by=alice, source=Source.WEB)
+    assert delivery.deliver(page.pk) == "sent"
     page.refresh_from_db()
     [sent] = OutboxMessage.objects.all()
     # Observers read the outbox, as they read /api/v1/outbox/.
@@ -108,6 +108,17 @@ def test_a_new_users_verification_code_is_listed(web_bob, bob):
     assert people.confirm_verification(method, code).is_verified
 
 
+def test_someone_elses_verification_code_is_masked(web_charlie, web_alice, bob):
+    method = people.add_contact_method(bob, ContactKind.SMS, BOB_PHONE)
+    people.start_verification(method)
+    [sent] = OutboxMessage.objects.all()
+    code = sent.body.split(" is ")[1][:6]
+    observer = row_of(web_charlie.get("/outbox/").content.decode(), sent)
+    assert code not in observer and "Your Muster verification code is ••••••." in observer
+    admin = row_of(web_alice.get("/outbox/").content.decode(), sent)
+    assert code in admin  # admins help people who cannot verify
+
+
 def test_a_test_page_is_listed(web_bob, bob):
     method = ContactMethod.objects.create(
         user=bob, kind=ContactKind.VOICE, address=BOB_PHONE, verified_at=timezone.now()
@@ -128,7 +139,7 @@ def test_pages_codes_and_test_pages_are_listed_together_newest_first(web_bob, in
     page = console_page(incident, bob, body="first")
     method = ContactMethod.objects.get(user=bob, kind="sms")
     send_test_page(method, by=bob)
-    engine.send_verification_code(method, "123456")
+    delivery.send_verification_code(method, "123456")
     code, test = OutboxMessage.objects.exclude(pk=page.pk)
     response = web_bob.get("/outbox/")
     assert [m.pk for m in response.context["outbox_messages"]] == [code.pk, test.pk, page.pk]
@@ -152,7 +163,7 @@ def test_the_outbox_pages_by_50_with_older_links(
         for i in range(60)
     ]
     for i in range(60):
-        engine.send_verification_code(ContactMethod.objects.get(address=f"+1415555{i:04d}"), "1")
+        delivery.send_verification_code(ContactMethod.objects.get(address=f"+1415555{i:04d}"), "1")
     newest_first = list(OutboxMessage.objects.values_list("pk", flat=True))
     assert len(newest_first) == 120 and newest_first[-1] == messages[0].pk
     # Session, user, one query for the rows with their page, incident and person.

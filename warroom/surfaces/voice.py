@@ -13,7 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from incidents.models import Source
-from oncall import engine
+from oncall import delivery
 from oncall.channels.twilio import verify_request, voice_gather_twiml, voice_say_twiml
 from oncall.models import Page
 from warroom.commands import Command, help_text, parse
@@ -33,8 +33,10 @@ def keypress(request: HttpRequest, page_id: int) -> HttpResponse:
         return _twiml(voice_say_twiml("Sorry, this call is no longer valid. Goodbye."))
     digits = request.POST.get("Digits", "").strip()
     if digits:
-        engine.record_keypress(page.pk)  # a key was pressed: a person heard the call
+        delivery.record_keypress(page.pk)  # a key was pressed: a person heard the call
     command = parse(digits, surface="voice")
+    if len(delivery.carried_incidents(page)) > 1:
+        return _bundle_keypress(page, command, digits)
     if not isinstance(command, Command) or command.name not in PAST_TENSE:
         options = f"Sorry, {_spoken(digits)} is not an option. {help_text(surface='voice')}"
         return _twiml(voice_gather_twiml(options, keypress_url(page.pk)))
@@ -44,6 +46,15 @@ def keypress(request: HttpRequest, page_id: int) -> HttpResponse:
     else:
         speech = f"{reply.text.replace('#', '')} Goodbye."
     return _twiml(voice_say_twiml(speech))
+
+
+def _bundle_keypress(page: Page, command: Command | object, digits: str) -> HttpResponse:
+    """A bundle's call offers one key: 4 acknowledges every incident paged to the person."""
+    if not isinstance(command, Command) or command.name != "acknowledge":
+        options = f"Sorry, {_spoken(digits)} is not an option. Press 4 to acknowledge all."
+        return _twiml(voice_gather_twiml(options, keypress_url(page.pk)))
+    reply = run(Command(name="acknowledge_all"), user=page.person, source=SOURCE)
+    return _twiml(voice_say_twiml(f"{reply.text.replace('#', '')} Goodbye."))
 
 
 def keypress_url(page_id: int) -> str:

@@ -8,7 +8,6 @@ indexed column, so pages stay fast with many thousands of incidents and long tim
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -27,6 +26,8 @@ from alerts.models import Alert
 from incidents import services as verbs
 from incidents.models import OPEN_STATUSES, Incident, Service, Source, Status, TimelineEntry
 from incidents.selectors import IncidentNotFound, NotAllowed, access_incident
+from oncall import escalation
+from oncall.escalation import policy_levels
 from oncall.models import Page
 from runbooks.graphs import graph_links, safe_url
 from runbooks.services import matching_runbook
@@ -164,16 +165,32 @@ def incident_list(request: HttpRequest) -> HttpResponse:
 # --- acting on an incident -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Action:
-    verb: Callable[..., Incident]
-    done: str
+def _acknowledge(request: HttpRequest, incident: Incident) -> str:
+    verbs.acknowledge_incident(incident, by=request.user, source=Source.WEB)
+    return f"Incident #{incident.number} acknowledged."
 
 
-ACTIONS = {
-    "ack": Action(verbs.acknowledge_incident, "acknowledged"),
-    "resolve": Action(verbs.resolve_incident, "resolved"),
-    "escalate": Action(verbs.escalate_incident, "escalated"),
+def _resolve(request: HttpRequest, incident: Incident) -> str:
+    verbs.resolve_incident(incident, by=request.user, source=Source.WEB)
+    return f"Incident #{incident.number} resolved."
+
+
+def _escalate(request: HttpRequest, incident: Incident) -> str:
+    """Page the next level, or the `level` chosen; say whom it paged."""
+    raw = request.POST.get("level", "").strip()
+    if raw and not (raw.isascii() and raw.isdigit() and len(raw) <= 4):
+        raise verbs.IncidentError(f"{raw[:20]!r} is not a level; choose one from the list.")
+    _, outcome = escalation.escalate_incident(
+        incident, level=int(raw) if raw else None, by=request.user, source=Source.WEB
+    )
+    return f"Incident #{incident.number} escalated. {outcome.describe()}"
+
+
+# What each button does: the verb, and what to tell the person who pressed it.
+ACTIONS: dict[str, Callable[[HttpRequest, Incident], str]] = {
+    "ack": _acknowledge,
+    "resolve": _resolve,
+    "escalate": _escalate,
 }
 
 
@@ -205,19 +222,20 @@ def _row(incident_id: int) -> Incident:
 def incident_action(request: HttpRequest, number: int, action: str) -> HttpResponse:
     """Acknowledge, resolve or escalate; htmx gets the updated list row, others a redirect."""
     incident = _incident(request, number)
-    problem = ""
+    problem = done = ""
     try:
-        ACTIONS[action].verb(incident, by=request.user, source=Source.WEB)
+        done = ACTIONS[action](request, incident)
     except verbs.IncidentError as exc:  # someone else acted first: say so, plainly
         problem = str(exc)
     if request.htmx:
         context = {"incident": _row(incident.pk), "problem": problem, "can_act": True}
+        context["notice"] = done if action == "escalate" else ""
         context["next"] = request.POST.get("next", "")
         return render(request, "web/incidents/_row.html", context)
     if problem:
         messages.error(request, problem)
     else:
-        messages.success(request, f"Incident #{incident.number} {ACTIONS[action].done}.")
+        messages.success(request, done)
     return _back(request, incident)
 
 
@@ -319,10 +337,13 @@ def _before(request: HttpRequest) -> int | None:
 
 
 def _summary_context(request: HttpRequest, incident: Incident) -> dict[str, Any]:
+    can_act = request.user.has_role(Role.RESPONDER)
     return {
         "incident": incident,
-        "can_act": request.user.has_role(Role.RESPONDER),
+        "can_act": can_act,
         "next": f"/incidents/{incident.number}/",
+        # The escalation policy's levels, to escalate to one of them.
+        "levels": policy_levels(incident.service_id) if can_act and incident.is_open else [],
     }
 
 

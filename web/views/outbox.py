@@ -36,6 +36,8 @@ def outbox_page(request: HttpRequest) -> HttpResponse:
     if before is not None:
         messages = messages.filter(pk__lt=before)
     rows = list(messages.order_by("-id")[: PAGE_SIZE + 1])
+    for row in rows:
+        row.shown_body = row.body_for(request.user)
     older = rows[PAGE_SIZE - 1].pk if len(rows) > PAGE_SIZE else None
     context = {
         "outbox_messages": rows[:PAGE_SIZE],

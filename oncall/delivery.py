@@ -1,0 +1,511 @@
+"""Delivery: handing each page to its channel at most once, at the pace a person can take.
+
+- A delivery task claims its page with a conditional update, re-checks under the incident's
+  lock that it may still be sent, commits `handed_at`, and only then calls the provider. A page
+  claimed but never handed over goes back to the queue (the sweep); one handed over with no
+  answer becomes `unknown` and counts as failed: the escalation moves on rather than risk
+  calling twice (Twilio has no idempotency key).
+- The rate limit (`PAGE_RATE_LIMIT_COUNT` messages per person and channel in
+  `PAGE_RATE_LIMIT_WINDOW_MINUTES`, SMS and calls) never delays a high-urgency page by more
+  than a minute: above the limit, pages are held for a bundle, one message naming every
+  incident held for the person, sent at most once a minute per channel (`PAGE_BUNDLE_SECONDS`).
+  A held high-urgency page rides in the first bundle after it was due, within that minute.
+  Low-urgency pages above the limit wait for the window, or ride in an earlier bundle.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+
+from celery import current_app
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from incidents.models import EntryKind, Incident, Source, Status, Urgency
+from incidents.services import flag_unpaged, record
+from muster import faults
+from oncall import messages, metrics
+from oncall.channels import CHANNELS, channel_for
+from oncall.channels.base import DeliveryError, Message
+from oncall.models import ContactKind, ContactMethod, Page, PageStatus
+
+log = logging.getLogger(__name__)
+
+DELIVER_TASK = "oncall.deliver_page"
+RETRY_BACKOFF_SECONDS = (30, 120, 300)
+# Channels that reach a phone: rate limited, and bundled above the limit.
+PACED = frozenset({"sms", "voice", "console"})
+# A held high-urgency page is released this much before its minute is up, for the tick (every
+# half second) to hand it to a worker and the worker to the provider.
+RELEASE_AHEAD = timedelta(seconds=2)
+CHANNEL_LABEL = {"sms": "SMS", "voice": "voice call", "email": "email", "console": "console"}
+# Serializes deliveries to one person (PostgreSQL advisory lock class; SQLite has one writer).
+_PACING_LOCK = 0x4D5354  # "MST"
+
+
+def enqueue(page_ids: list[int]) -> None:
+    """Hand due pages to Celery, noting when, so the sweep can tell a lost task from a slow one."""
+    if not page_ids:
+        return
+    Page.objects.filter(pk__in=page_ids, status=PageStatus.QUEUED).update(
+        enqueued_at=timezone.now()
+    )
+    deliver_page = current_app.signature(DELIVER_TASK)
+    for page_id in page_ids:
+        deliver_page.clone(args=(page_id,)).delay()
+
+
+# --- handing a page over ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Pace:
+    """What the rate limit says: send now (as a bundle above the limit), or hold until."""
+
+    hold_until: datetime | None = None
+    bundle: bool = False
+
+
+def deliver(page_id: int) -> str:
+    """Send one page, at most once; return what happened (for logs and tests)."""
+    now = timezone.now()
+    claimed = Page.objects.filter(pk=page_id, status=PageStatus.QUEUED, send_after__lte=now).update(
+        status=PageStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return "not due or taken"
+    faults.point("after_claim")
+    with transaction.atomic():
+        page = Page.objects.select_related("person", "contact_method").get(pk=page_id)
+        paced = page.channel in PACED
+        if paced:
+            _serialize_person(page.person_id)
+        riders = _held_for(page) if paced else []
+        # Every incident this message may name, locked in one order (as merge does).
+        locked = {
+            i.pk: i
+            for i in Incident.objects.select_for_update()
+            .select_related("service")
+            .filter(pk__in={page.incident_id, *(p.incident_id for p in riders)})
+            .order_by("pk")
+        }
+        incident = locked[page.incident_id]
+        # Still our claim? One that stalled past PAGE_REQUEUE_AFTER_SECONDS (a lock wait, a
+        # paused process) was taken back by the sweep and may be sent by another delivery.
+        # Locked until the hand-over commits, so the sweep cannot take it back meanwhile.
+        ours = Page.objects.select_for_update().filter(
+            pk=page_id, status=PageStatus.SENDING, claimed_at=now, handed_at__isnull=True
+        )
+        if not ours.values_list("pk", flat=True):
+            return "not due or taken"
+        if not _still_wanted(page, incident):
+            Page.objects.filter(pk=page_id).update(
+                status=PageStatus.CANCELLED, finished_at=now, error=f"incident {incident.status}"
+            )
+            return "cancelled"
+        pace = _pace(page, incident, now) if paced else _Pace()
+        if pace.hold_until is not None:
+            _hold(page, incident, pace.hold_until)
+            return "held"
+        riders = [p for p in riders if _still_wanted(p, locked[p.incident_id])]
+        riders = _board(riders, page, now)
+        incidents = [incident, *(locked[p.incident_id] for p in riders)]
+        message = (
+            messages.for_bundle(_distinct(incidents))
+            if len(_distinct(incidents)) > 1
+            else messages.for_incident(incident)
+        )
+        Page.objects.filter(pk=page_id).update(
+            handed_at=timezone.now(), body=message.sms, bundle=pace.bundle
+        )
+    # Committed: from here on this page (and its riders) are never sent again.
+    faults.point("before_send")
+    try:
+        provider_id = _send(page, message)
+    except DeliveryError as exc:
+        return _delivery_failed(page, exc)
+    faults.point("after_send")
+    sent_at = timezone.now()
+    Page.objects.filter(pk=page_id, status=PageStatus.SENDING).update(
+        status=PageStatus.SENT, provider_id=provider_id[:64], sent_at=sent_at
+    )
+    if riders:
+        Page.objects.filter(carried_by_id=page_id, status=PageStatus.SENDING).update(
+            status=PageStatus.SENT, provider_id=provider_id[:64], sent_at=sent_at
+        )
+    metrics.PAGES.labels(page.channel, "sent").inc()
+    metrics.PAGE_LATENCY.observe(max(0.0, (sent_at - incident.triggered_at).total_seconds()))
+    carried = f" (with {len(riders)} more incidents bundled)" if riders else ""
+    _record_page(page, f"Paged {page.person.get_username()} by {_label(page)}{carried}", "sent")
+    return "sent"
+
+
+def _send(page: Page, message: Message) -> str:
+    """Hand the message to the page's channel. Anything the channel raises besides a
+    DeliveryError (a header it refused, a bug) fails this page for good, so the person's next
+    contact method is tried now instead of the page turning `unknown` a minute later."""
+    try:
+        return CHANNELS[page.channel].send(page, message)
+    except DeliveryError:
+        raise
+    except Exception as exc:
+        log.exception("channel %s failed on page %s", page.channel, page.pk)
+        raise DeliveryError(f"{type(exc).__name__}: {exc}", permanent=True) from exc
+
+
+def _still_wanted(page: Page, incident: Incident) -> bool:
+    """An automatic page goes out only while its incident is triggered; one a person asked
+    for ("page @bob") until it is resolved."""
+    return incident.status == Status.TRIGGERED or (
+        page.manual and incident.status != Status.RESOLVED
+    )
+
+
+def _serialize_person(person_id: int) -> None:
+    """Take the person's pacing lock until the transaction ends: two deliveries to one person
+    must not both see the limit free, or both send a bundle."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_PACING_LOCK, person_id])
+
+
+def _pace(page: Page, incident: Incident, now: datetime) -> _Pace:
+    """Return whether `page` may go now, as one message or above the limit as a bundle."""
+    window = timedelta(minutes=settings.PAGE_RATE_LIMIT_WINDOW_MINUTES)
+    limit = settings.PAGE_RATE_LIMIT_COUNT
+    recent = list(
+        _messages_to(page)
+        .filter(handed_at__gte=now - window)
+        .order_by("handed_at")
+        .values_list("handed_at", flat=True)
+    )
+    if len(recent) < limit:
+        return _Pace()
+    if incident.urgency != Urgency.HIGH and not page.manual:
+        return _Pace(hold_until=recent[-limit] + window)
+    spacing = timedelta(seconds=settings.PAGE_BUNDLE_SECONDS)
+    last_bundle = (
+        _messages_to(page)
+        .filter(bundle=True, handed_at__gt=now - spacing)
+        .order_by("-handed_at")
+        .values_list("handed_at", flat=True)
+        .first()
+    )
+    if last_bundle is None:
+        return _Pace(bundle=True)
+    due = page.held_at or page.send_after
+    hold_until = min(last_bundle + spacing, due + spacing - RELEASE_AHEAD)
+    return _Pace(bundle=True) if hold_until <= now else _Pace(hold_until=hold_until)
+
+
+def _messages_to(page: Page):
+    """Messages handed to the page's person on its channel (a bundle counts once)."""
+    return Page.objects.filter(
+        person_id=page.person_id, channel=page.channel, carried_by__isnull=True
+    ).exclude(pk=page.pk)
+
+
+def _hold(page: Page, incident: Incident, until: datetime) -> None:
+    first = page.held_at is None
+    Page.objects.filter(pk=page.pk).update(
+        status=PageStatus.QUEUED,
+        send_after=until,
+        held_at=page.held_at or page.send_after,
+        claimed_at=None,
+        enqueued_at=None,
+        error="rate limited",
+    )
+    if first:
+        record(
+            incident,
+            EntryKind.PAGE,
+            message=f"Page to {page.person.get_username()} by {_label(page)} held until "
+            f"{until:%H:%M:%S} UTC by the rate limit; the next message to them carries it",
+            source=Source.SYSTEM,
+            data={"page": page.pk, "status": "held"},
+        )
+
+
+def _held(page: Page):
+    """The pages held back for the same person and channel: queued, or claimed by a delivery
+    that waits for this one's pacing lock (it finds them taken, and sends nothing)."""
+    return (
+        Page.objects.filter(
+            person_id=page.person_id,
+            channel=page.channel,
+            status__in=[PageStatus.QUEUED, PageStatus.SENDING],
+            handed_at__isnull=True,
+            held_at__isnull=False,
+        )
+        .exclude(pk=page.pk)
+        .order_by("held_at", "id")
+    )
+
+
+def _held_for(page: Page) -> list[Page]:
+    """Return the pages held back for the same person and channel, which this message carries."""
+    return list(_held(page))
+
+
+def _board(riders: list[Page], carrier: Page, now: datetime) -> list[Page]:
+    """Claim the held pages that ride with `carrier`: they leave with its message, or not at
+    all (a delivery of their own finds them taken)."""
+    if not riders:
+        return []
+    _held(carrier).filter(pk__in=[p.pk for p in riders]).update(
+        status=PageStatus.SENDING,
+        claimed_at=now,
+        handed_at=now,
+        carried_by=carrier,
+        error=f"bundled into page {carrier.pk}",
+    )
+    boarded = set(
+        Page.objects.filter(carried_by=carrier, status=PageStatus.SENDING).values_list(
+            "pk", flat=True
+        )
+    )
+    return [p for p in riders if p.pk in boarded]
+
+
+def _distinct(incidents: list[Incident]) -> list[Incident]:
+    return sorted({i.pk: i for i in incidents}.values(), key=lambda i: i.number)
+
+
+# --- when a send fails -----------------------------------------------------------------------
+
+
+def _delivery_failed(page: Page, exc: DeliveryError) -> str:
+    now = timezone.now()
+    who = page.person.get_username()
+    if exc.maybe_sent:
+        Page.objects.filter(pk=page.pk).update(
+            status=PageStatus.UNKNOWN, finished_at=now, error=str(exc)[:2000]
+        )
+        metrics.PAGES.labels(page.channel, "unknown").inc()
+        _record_page(page, f"Page to {who} by {_label(page)}: outcome unknown ({exc})", "unknown")
+        for rider in _riders(page):
+            _settle_rider(rider, PageStatus.UNKNOWN, str(exc))
+        _fall_back(page)
+        return "unknown"
+    _release_riders(page)
+    if not exc.permanent and page.attempts < settings.PAGE_MAX_ATTEMPTS:
+        backoff = RETRY_BACKOFF_SECONDS[min(page.attempts, len(RETRY_BACKOFF_SECONDS)) - 1]
+        # The provider refused it: nothing was sent, so sending again is safe.
+        Page.objects.filter(pk=page.pk).update(
+            status=PageStatus.QUEUED,
+            send_after=now + timedelta(seconds=backoff),
+            handed_at=None,
+            claimed_at=None,
+            enqueued_at=None,
+            error=str(exc)[:2000],
+        )
+        metrics.PAGES.labels(page.channel, "retried").inc()
+        _record_page(
+            page,
+            f"Page to {who} by {_label(page)} failed ({exc}); retrying in {backoff} s",
+            "retry",
+        )
+        return "retry"
+    Page.objects.filter(pk=page.pk).update(
+        status=PageStatus.FAILED, finished_at=now, error=str(exc)[:2000]
+    )
+    metrics.PAGES.labels(page.channel, "failed").inc()
+    _record_page(page, f"Page to {who} by {_label(page)} failed: {exc}", "failed")
+    _fall_back(page)
+    return "failed"
+
+
+def record_unknown(page: Page) -> None:
+    """Say that a handed-over page never got an answer (the sweep made it `unknown`), settle
+    what it carried likewise, and try the person's next contact method."""
+    _record_page(
+        page,
+        f"Page to {page.person.get_username()} by {_label(page)}: outcome unknown "
+        "(the send never finished); not sending it again",
+        "unknown",
+    )
+    for rider in _riders(page):
+        _settle_rider(rider, PageStatus.UNKNOWN, "no answer from the provider")
+    _fall_back(page)
+
+
+def _riders(page: Page) -> list[Page]:
+    return list(Page.objects.filter(carried_by=page).select_related("person"))
+
+
+def _release_riders(page: Page) -> None:
+    """The carrier's message did not go out: what it carried is held again, due now, for the
+    next message to the person (the carrier's retry, or one of them)."""
+    now = timezone.now()
+    released = Page.objects.filter(
+        carried_by=page, status__in=[PageStatus.SENDING, PageStatus.SENT]
+    ).update(
+        status=PageStatus.QUEUED,
+        carried_by=None,
+        claimed_at=None,
+        handed_at=None,
+        enqueued_at=None,
+        sent_at=None,
+        send_after=now,
+        error="rate limited",
+    )
+    if released:
+        ids = list(
+            Page.objects.filter(
+                person_id=page.person_id, status=PageStatus.QUEUED, held_at__isnull=False
+            ).values_list("pk", flat=True)
+        )
+        transaction.on_commit(lambda: enqueue(ids))
+
+
+def _settle_rider(rider: Page, status: str, error: str) -> None:
+    Page.objects.filter(pk=rider.pk).update(
+        status=status, finished_at=timezone.now(), error=error[:2000]
+    )
+    if status in (PageStatus.FAILED, PageStatus.UNKNOWN):
+        _fall_back(rider)
+
+
+def _fall_back(page: Page) -> None:
+    """After a page fails for good, use the person's next contact method now."""
+    if page.escalation_id is None:
+        return
+    later = (
+        Page.objects.filter(
+            escalation_id=page.escalation_id,
+            step=page.step,
+            cycle=page.cycle,
+            person_id=page.person_id,
+            status=PageStatus.QUEUED,
+        )
+        .exclude(pk=page.pk)
+        .order_by("send_after")
+        .first()
+    )
+    now = timezone.now()
+    if later is not None:
+        if later.send_after > now:
+            Page.objects.filter(pk=later.pk, status=PageStatus.QUEUED).update(send_after=now)
+        transaction.on_commit(lambda: enqueue([later.pk]))
+        return
+    open_pages = Page.objects.filter(
+        escalation_id=page.escalation_id, step=page.step, cycle=page.cycle
+    ).exclude(status__in=[PageStatus.FAILED, PageStatus.UNKNOWN, PageStatus.CANCELLED])
+    if not open_pages.exists():
+        incident = Incident.objects.get(pk=page.incident_id)
+        if incident.status == Status.TRIGGERED and not incident.unpaged:
+            flag_unpaged(incident, reason=f"every page of level {page.step + 1} failed")
+            metrics.UNPAGED.inc()
+
+
+def _label(page: Page) -> str:
+    return CHANNEL_LABEL.get(page.channel, page.channel)
+
+
+def _record_page(page: Page, message: str, status: str) -> None:
+    incident = Incident.objects.get(pk=page.incident_id)
+    record(
+        incident,
+        EntryKind.PAGE,
+        message=message,
+        source=Source.SYSTEM,
+        data={"page": page.pk, "person": page.person_id, "channel": page.channel, "status": status},
+    )
+
+
+# --- what providers tell us ------------------------------------------------------------------
+
+_SMS_FINAL = {
+    "delivered": PageStatus.DELIVERED,
+    "undelivered": PageStatus.FAILED,
+    "failed": PageStatus.FAILED,
+}
+_CALL_FAILED = {"no-answer", "busy", "failed", "canceled"}
+
+
+def record_provider_status(
+    page_id: int, *, kind: str, status: str, error_code: str = "", answered: bool | None = None
+) -> None:
+    """Apply a delivery-status callback (Twilio's MessageStatus or CallStatus) to a page."""
+    page = Page.objects.select_related("person").filter(pk=page_id).first()
+    if page is None:
+        return
+    status = status.lower()
+    Page.objects.filter(pk=page_id).update(provider_status=status[:32])
+    if page.status not in (PageStatus.SENT, PageStatus.SENDING, PageStatus.UNKNOWN):
+        return  # already final (answered, delivered, failed) or not ours to change
+    who = page.person.get_username()
+    now = timezone.now()
+    if kind == "sms" and status in _SMS_FINAL:
+        final = _SMS_FINAL[status]
+        if final == PageStatus.DELIVERED:
+            Page.objects.filter(pk=page_id).update(status=final, finished_at=now)
+            Page.objects.filter(carried_by=page, status=PageStatus.SENT).update(
+                status=final, finished_at=now
+            )
+            metrics.PAGES.labels(page.channel, "delivered").inc()
+            _record_page(page, f"SMS to {who} delivered", "delivered")
+            return
+        _provider_failed(page, f"SMS {status}" + (f" (error {error_code})" if error_code else ""))
+        return
+    if kind == "voice":
+        if status in _CALL_FAILED:
+            _provider_failed(page, f"call {status}")
+        elif status == "completed" and not answered:
+            # Voicemail or silence: only a keypress counts as answered.
+            _provider_failed(page, "call not answered with a key")
+        elif status == "completed":
+            _record_page(page, f"{_label(page).capitalize()} to {who} completed", "completed")
+
+
+def _provider_failed(page: Page, reason: str) -> None:
+    """A send the provider accepted failed later: retry with backoff, then fall back."""
+    page.refresh_from_db()
+    _delivery_failed(page, DeliveryError(reason, permanent=False))
+
+
+def record_keypress(page_id: int) -> None:
+    """Mark a call answered: a key was pressed, so a person heard it (and what it carried)."""
+    page = Page.objects.select_related("person").filter(pk=page_id).first()
+    if page is None or page.status == PageStatus.ANSWERED:
+        return
+    now = timezone.now()
+    Page.objects.filter(pk=page_id).update(status=PageStatus.ANSWERED, finished_at=now)
+    Page.objects.filter(carried_by=page).update(status=PageStatus.ANSWERED, finished_at=now)
+    metrics.PAGES.labels(page.channel, "answered").inc()
+    _record_page(page, f"{page.person.get_username()} answered the call", "answered")
+
+
+def carried_incidents(page: Page) -> list[Incident]:
+    """Return the incidents a page's message named: its own, and those of what it carried."""
+    ids = {page.incident_id, *page.carried.values_list("incident_id", flat=True)}
+    return list(Incident.objects.filter(pk__in=ids).select_related("service").order_by("number"))
+
+
+# --- messages that are no page ---------------------------------------------------------------
+
+
+def send_verification_code(method: ContactMethod, code: str) -> None:
+    """Send a contact-method verification code through that method's own channel (a voice
+    number gets it by SMS). It is not a page: the stand-in page has id 0, which no status
+    callback can match."""
+    text = f"Your Muster verification code is {code}. It expires in 10 minutes."
+    kind = channel_for(method.kind if method.kind != ContactKind.VOICE else ContactKind.SMS)
+    stand_in = SimpleNamespace(
+        pk=0, id=0, address=method.address, channel=kind, person=method.user, contact_method=method
+    )
+    CHANNELS[kind].send(
+        stand_in,
+        Message(
+            sms=text,
+            subject="Muster verification code",
+            body=text,
+            speech=text,
+            purpose="verification",
+        ),
+    )
