@@ -1,10 +1,15 @@
 """Paging benchmark: how fast the production topology turns an alert into a page, idle and under
-ingest load, and how late escalation steps fire — against throwaway PostgreSQL, Redis and the
-Twilio fake, all on loopback.
+ingest load, how late escalation steps fire, and how a storm for one person is paced — against
+throwaway PostgreSQL, Redis and the Twilio fake, all on loopback.
 
-    python bench/paging.py            # ~2 min: 100 idle alerts, 25 s of load at 500 alerts/s
-    python bench/paging.py --quick    # ~1 min: a smoke test, not figures
+    python bench/paging.py            # ~4 min: the latency scenario, then the storm
+    python bench/paging.py --scenarios storm     # ~1.5 min: the storm alone
+    python bench/paging.py --quick    # a smoke test, not figures
     python bench/paging.py --help
+
+The storm (`storm()`): 50 high-urgency incidents in 10 s for one person under the default rate
+limit; the worst time from a page's step firing to the SMS naming it at the fake (target 60 s),
+and how many SMS the person got. The rest of this text is the latency scenario:
 
 It starts PostgreSQL and Redis (muster_services), migrates, starts the Twilio fake as a process
 of its own (tests/fakes/twilio.py), creates 50 services (bench/paging_setup.py: per service a
@@ -68,6 +73,16 @@ TWILIO_SID = "AC" + "0123456789abcdef" * 2
 TWILIO_TOKEN = "bench-paging-" + os.urandom(8).hex()
 TWILIO_FROM = "+15005550006"
 NUMBER_RE = re.compile(r"#(\d+)")
+# A bundle too long for every number writes runs as ranges: "SEV1 #1005-#1049".
+NUMBERS_RE = re.compile(r"#(\d+)(?:-#(\d+))?")
+
+
+def numbers_in(text: str) -> set[int]:
+    """The incident numbers an SMS names, ranges expanded."""
+    named: set[int] = set()
+    for first, last in NUMBERS_RE.findall(text):
+        named.update(range(int(first), int(last or first) + 1))
+    return named
 
 
 _T0 = time.monotonic()
@@ -466,6 +481,154 @@ def setup_script(env: dict, *args: str) -> dict:
     return json.loads(out.stdout.splitlines()[-1])
 
 
+# --- the storm: many incidents for one person, the rate limit at its default ---------------
+
+
+STORM_TARGET_WORST_S = 60.0
+
+
+def _post(port: int, path: str, body: str) -> None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=body.encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+        assert 200 <= response.status < 300, response.status
+
+
+def storm_pages(db: Db, username: str) -> list[dict]:
+    """Every page to `username`: its incident, when its step fired, and how it went out."""
+    rows = db.conn.execute(
+        """
+        SELECT i.number, extract(epoch FROM p.created_at), p.bundle, p.carried_by_id, p.status
+        FROM oncall_page p
+        JOIN incidents_incident i ON i.id = p.incident_id
+        JOIN accounts_user u ON u.id = p.person_id
+        WHERE u.username = %s
+        ORDER BY p.id
+        """,
+        [username],
+    ).fetchall()
+    return [
+        {"number": n, "fired": float(f), "bundle": b, "carried": c is not None, "status": s}
+        for n, f, b, c, s in rows
+    ]
+
+
+def storm(opts) -> dict:
+    """50 incidents in 10 s on one service whose policy pages one person by SMS, under the
+    default rate limit (3 per 15 min): the first three go on their own, then bundles, one SMS
+    naming every incident held, about once a minute. Measured: the worst time from a page's
+    step firing (its Page row) to the fake receiving the SMS that names its incident (the
+    promise: 60 s), and how many SMS the person got. A stack of its own, rate limit default."""
+    count, seconds = opts.storm_incidents, opts.storm_seconds
+    with running_services(durable=not opts.fast_db) as services:
+        logdir = Path(tempfile.mkdtemp(prefix="muster-storm-"))
+        port = free_port()
+        env = stack_env(services, logdir, port, rate_limited=True)
+        migrate(env)
+        fake_proc, fake_url = start_fake(env, logdir)
+        env["TWILIO_API_BASE_URL"] = fake_url
+        try:
+            with running_stack(
+                opts,
+                env,
+                logdir,
+                port,
+                lambda: setup_script(env, "setup", "--services", "1", "--step1-delay", "30"),
+            ) as (procs, data):
+                service = data["services"][0]
+                phone = service["primary"]
+                say(f"storm: {count} high-urgency incidents in {seconds:.0f}s for one person")
+                began = time.time()
+                for k in range(count):
+                    tag = f"storm-{k}"
+                    _post(port, service["paths"]["generic"], new_alert("generic", tag))
+                    time.sleep(max(0.0, began + (k + 1) * seconds / count - time.time()))
+                figures = storm_figures(
+                    Db(services.database_url), Fake(fake_url), service, phone, count
+                )
+                figures["log_errors"] = [
+                    e
+                    for proc in procs.values()
+                    for e in error_blocks(proc.log.read_text(errors="replace"))
+                ]
+                return figures
+        finally:
+            fake_proc.stop()
+            if not opts.keep_logs:
+                shutil.rmtree(logdir, ignore_errors=True)
+
+
+def storm_figures(db: Db, fake: Fake, service: dict, phone: str, count: int) -> dict:
+    username = f"{service['name']}-primary"
+    deadline = time.monotonic() + STORM_TARGET_WORST_S * 2 + 30
+    while time.monotonic() < deadline:
+        pages = storm_pages(db, username)
+        reached = _reached(fake, phone)
+        if len(pages) >= count and all(p["number"] in reached for p in pages):
+            break
+        time.sleep(1)
+    pages = storm_pages(db, username)
+    reached = _reached(fake, phone)
+    waits = [reached[p["number"]] - p["fired"] for p in pages if p["number"] in reached]
+    texts = [m for m in fake.messages() if m["to"] == phone]
+    incidents_per_sms = [len(numbers_in(m["body"])) for m in texts]
+    return {
+        "incidents": count,
+        "pages": len(pages),
+        "reached": len(waits),
+        "missing": sorted(p["number"] for p in pages if p["number"] not in reached),
+        "sms_sent": len(texts),
+        "incidents_per_sms": incidents_per_sms,
+        "longest_sms_chars": max((len(m["body"]) for m in texts), default=0),
+        "bundles": sum(1 for p in pages if p["bundle"]),
+        "page_statuses": dict(Counter(p["status"] for p in pages)),
+        "worst_s": round(max(waits), 2) if waits else None,
+        "median_s": round(statistics.median(waits), 2) if waits else None,
+        "within_target": sum(1 for w in waits if w <= STORM_TARGET_WORST_S),
+        "target_worst_s": STORM_TARGET_WORST_S,
+    }
+
+
+def _reached(fake: Fake, phone: str) -> dict[int, float]:
+    """{incident number: when the first SMS naming it reached the fake}."""
+    first: dict[int, float] = {}
+    for message in fake.messages():
+        if message["to"] != phone:
+            continue
+        for number in numbers_in(message["body"]):
+            first[number] = min(first.get(number, message["received_at"]), message["received_at"])
+    return first
+
+
+def storm_lines(storm: dict) -> list[str]:
+    worst = storm["worst_s"]
+    verdict = "meets" if worst is not None and worst <= storm["target_worst_s"] else "MISSES"
+    return [
+        "",
+        f"storm: {storm['incidents']} high-urgency incidents in 10 s for one person, default "
+        "rate limit (3 per 15 min)",
+        f"  step fired -> SMS at the provider: worst {worst} s, median {storm['median_s']} s "
+        f"({verdict} the {storm['target_worst_s']:.0f} s target); "
+        f"{storm['within_target']}/{storm['reached']} within it",
+        f"  SMS sent: {storm['sms_sent']} (incidents named in each: "
+        f"{json.dumps(storm['incidents_per_sms'])}; longest {storm['longest_sms_chars']} chars)",
+        *(
+            [f"  not reached: {storm['missing'][:10]}; pages {storm['page_statuses']}"]
+            if storm["missing"]
+            else ["  every incident was named in an SMS"]
+        ),
+        *(
+            [f"  errors in the logs: {len(storm['log_errors'])}: {storm['log_errors'][:3]}"]
+            if storm.get("log_errors")
+            else []
+        ),
+    ]
+
+
 # --- Celery's own account of its tasks (worker and beat logs at INFO) -------------------------
 
 _LOG_LINE = re.compile(
@@ -647,8 +810,8 @@ def pct(values: list[float]) -> dict:
 # handed_at and the HTTP request to the provider.
 STAGES_STEP1 = [
     ("POST -> incident row (ingest)", "sent_at", "triggered_at"),
-    ("incident row -> start_escalation received", "triggered_at", "start_received"),
-    ("  start_escalation: received -> started", "start_received", "start_started"),
+    ("incident row -> follow_entry received", "triggered_at", "start_received"),
+    ("  follow_entry: received -> started", "start_received", "start_started"),
     ("  started -> escalation row", "start_started", "esc_created"),
     ("escalation row -> page rows (fire step 1)", "esc_created", "page_created"),
     ("page rows -> enqueued (commit, on_commit)", "page_created", "enqueued_at"),
@@ -739,7 +902,7 @@ def first_page_latencies(
             "claimed_at": page.get("claimed_at"),
             "received_at": received,
         }
-        _task_points(point, runs, "start", "oncall.start_escalation", "esc_created")
+        _task_points(point, runs, "start", "oncall.follow_entry", "esc_created")
         _task_points(point, runs, "deliver", "oncall.deliver_page", "claimed_at")
         _stages(point, STAGES_STEP1, stage_values)
         stage_values["(POST answered, at the client)"].append(
@@ -871,6 +1034,15 @@ def parse_args(argv: list[str]):
     )
     p.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
     p.add_argument(
+        "--scenarios",
+        type=lambda v: set(v.split(",")),
+        default={"latency", "storm"},
+        help="comma separated: latency (alert to page, idle and loaded; steps) and storm "
+        "(50 incidents in 10 s for one person, default rate limit); both by default",
+    )
+    p.add_argument("--storm-incidents", type=int, default=50, help="incidents in the storm")
+    p.add_argument("--storm-seconds", type=float, default=10.0, help="the storm's length")
+    p.add_argument(
         "--pg-log",
         action="store_true",
         help="log every SQL statement's duration (costs time itself) and report the top ones",
@@ -886,40 +1058,71 @@ def parse_args(argv: list[str]):
 def main(argv: list[str]) -> int:
     opts = parse_args(argv)
     began = time.monotonic()
-    report: dict = {"meta": {"argv": argv, "options": vars(opts), "cores": os.cpu_count()}}
+    options = {k: sorted(v) if isinstance(v, set) else v for k, v in vars(opts).items()}
+    report: dict = {"meta": {"argv": argv, "options": options, "cores": os.cpu_count()}}
     report["meta"]["loadavg_at_start"] = os.getloadavg()
+    if "storm" in opts.scenarios:
+        say("the storm scenario: a stack of its own, with the default rate limit")
+        report["storm"] = storm(opts)
+    if "latency" in opts.scenarios:
+        latency(opts, report)
+    report["meta"]["code"] = ingest._code_state()
+    report["meta"]["elapsed_s"] = round(time.monotonic() - began, 1)
+    report["meta"]["loadavg_at_end"] = os.getloadavg()
+    print()
+    print(render(report))
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"paging-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    say(f"wrote {out.relative_to(ROOT)} ({report['meta']['elapsed_s']:.0f}s in all)")
+    return 0
+
+
+def stack_env(services, logdir: Path, port: int, *, rate_limited: bool) -> dict:
+    """The environment of the stack's processes (the rate limit lifted unless `rate_limited`)."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PG"))},
+        **services.env(),
+        "SECRET_KEY": "bench-" + os.urandom(16).hex(),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DEBUG": "0",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+        "MUSTER_DATA_DIR": str(logdir / "data"),
+        "MUSTER_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "MUSTER_INGEST_RATE_LIMIT_PER_MINUTE": "100000000",
+        "TWILIO_ACCOUNT_SID": TWILIO_SID,
+        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        "TWILIO_FROM_NUMBER": TWILIO_FROM,
+        "PROMETHEUS_MULTIPROC_DIR": str(logdir / "prometheus"),
+    }
+    if not rate_limited:
+        # 3 pages per person per 15 min by default: with 50 people taking hundreds of pages,
+        # later pages would be bundled. Latency is what the latency scenario measures.
+        env["MUSTER_PAGE_RATE_LIMIT_COUNT"] = "1000000"
+    env.pop("MUSTER_TEST_SERVICES", None)
+    (logdir / "prometheus").mkdir(exist_ok=True)
+    return env
+
+
+def migrate(env: dict) -> None:
+    say("manage.py migrate")
+    subprocess.run(
+        [str(VENV_PYTHON), "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+
+
+def latency(opts, report: dict) -> None:
+    """Alert to first page idle and under load, step lateness, dedup: updates `report`."""
     say("starting throwaway PostgreSQL and Redis")
     with running_services(durable=not opts.fast_db) as services:
         logdir = Path(tempfile.mkdtemp(prefix="muster-paging-"))
         port = free_port()
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PG"))},
-            **services.env(),
-            "SECRET_KEY": "bench-" + os.urandom(16).hex(),
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "DEBUG": "0",
-            "LOG_LEVEL": "WARNING",
-            "PYTHONPATH": str(ROOT),
-            "MUSTER_DATA_DIR": str(logdir / "data"),
-            "MUSTER_PUBLIC_URL": f"http://127.0.0.1:{port}",
-            "MUSTER_INGEST_RATE_LIMIT_PER_MINUTE": "100000000",
-            # 3 pages per person per 15 min by default: with 50 people taking hundreds of pages,
-            # later pages would wait (bundled) for the window. Latency is what is measured here.
-            "MUSTER_PAGE_RATE_LIMIT_COUNT": "1000000",
-            "TWILIO_ACCOUNT_SID": TWILIO_SID,
-            "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-            "TWILIO_FROM_NUMBER": TWILIO_FROM,
-            "PROMETHEUS_MULTIPROC_DIR": str(logdir / "prometheus"),
-        }
-        env.pop("MUSTER_TEST_SERVICES", None)
-        (logdir / "prometheus").mkdir()
-        say("manage.py migrate")
-        subprocess.run(
-            [str(VENV_PYTHON), "manage.py", "migrate", "--noinput", "-v", "0"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-        )
+        env = stack_env(services, logdir, port, rate_limited=False)
+        migrate(env)
         fake_proc, fake_url = start_fake(env, logdir)
         env["TWILIO_API_BASE_URL"] = fake_url
         pool_file = logdir / "pool.json"
@@ -945,16 +1148,6 @@ def main(argv: list[str]) -> int:
                 shutil.rmtree(logdir, ignore_errors=True)
             else:
                 say(f"logs kept in {logdir}")
-    report["meta"]["code"] = ingest._code_state()
-    report["meta"]["elapsed_s"] = round(time.monotonic() - began, 1)
-    report["meta"]["loadavg_at_end"] = os.getloadavg()
-    print()
-    print(render(report))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"paging-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(report, indent=1) + "\n")
-    say(f"wrote {out.relative_to(ROOT)} ({report['meta']['elapsed_s']:.0f}s in all)")
-    return 0
 
 
 def quiet(opts) -> float | None:
@@ -1226,8 +1419,9 @@ def _f(v) -> str:
 
 
 def render(report: dict) -> str:
+    storm = storm_lines(report["storm"]) if "storm" in report else []
     if "idle" not in report:
-        return "no figures (the run failed before measuring)"
+        return "\n".join(storm) if storm else "no figures (the run failed before measuring)"
     ph = report["phases"]
     rows = [
         (
@@ -1396,7 +1590,7 @@ def render(report: dict) -> str:
         " A large `other` share means other work on the machine: the figures are not Muster's"
         " alone."
     )
-    return "\n".join(lines)
+    return "\n".join([*lines, *storm])
 
 
 if __name__ == "__main__":

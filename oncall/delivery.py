@@ -23,7 +23,7 @@ from types import SimpleNamespace
 from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from incidents.models import EntryKind, Incident, Source, Status, Urgency
@@ -85,13 +85,13 @@ def deliver(page_id: int) -> str:
         paced = page.channel in PACED
         if paced:
             _serialize_person(page.person_id)
-        riders = _held_for(page) if paced else []
+        candidates = list(_waiting(page, now)) if paced else []
         # Every incident this message may name, locked in one order (as merge does).
         locked = {
             i.pk: i
             for i in Incident.objects.select_for_update()
             .select_related("service")
-            .filter(pk__in={page.incident_id, *(p.incident_id for p in riders)})
+            .filter(pk__in={page.incident_id, *(p.incident_id for p in candidates)})
             .order_by("pk")
         }
         incident = locked[page.incident_id]
@@ -112,7 +112,9 @@ def deliver(page_id: int) -> str:
         if pace.hold_until is not None:
             _hold(page, incident, pace.hold_until)
             return "held"
-        riders = [p for p in riders if _still_wanted(p, locked[p.incident_id])]
+        riders = [
+            p for p in _riders_of(page, pace, candidates) if _still_wanted(p, locked[p.incident_id])
+        ]
         riders = _board(riders, page, now)
         incidents = [incident, *(locked[p.incident_id] for p in riders)]
         message = (
@@ -231,33 +233,35 @@ def _hold(page: Page, incident: Incident, until: datetime) -> None:
         )
 
 
-def _held(page: Page):
-    """The pages held back for the same person and channel: queued, or claimed by a delivery
-    that waits for this one's pacing lock (it finds them taken, and sends nothing)."""
+def _waiting(page: Page, now: datetime):
+    """The other pages for the same person and channel that a message to them may carry:
+    held back by the rate limit, or due now; queued, or claimed by a delivery that waits for
+    this one's pacing lock (it then finds them taken, and sends nothing)."""
     return (
         Page.objects.filter(
             person_id=page.person_id,
             channel=page.channel,
             status__in=[PageStatus.QUEUED, PageStatus.SENDING],
             handed_at__isnull=True,
-            held_at__isnull=False,
         )
+        .filter(Q(held_at__isnull=False) | Q(send_after__lte=now))
         .exclude(pk=page.pk)
-        .order_by("held_at", "id")
+        .order_by("send_after", "id")
     )
 
 
-def _held_for(page: Page) -> list[Page]:
-    """Return the pages held back for the same person and channel, which this message carries."""
-    return list(_held(page))
+def _riders_of(page: Page, pace: _Pace, candidates: list[Page]) -> list[Page]:
+    """Which waiting pages ride with `page`: every held one; and when it is a bundle (above the
+    limit), every one due now, so that each rides in the first bundle after its step fired."""
+    return [p for p in candidates if p.held_at is not None or pace.bundle]
 
 
 def _board(riders: list[Page], carrier: Page, now: datetime) -> list[Page]:
-    """Claim the held pages that ride with `carrier`: they leave with its message, or not at
-    all (a delivery of their own finds them taken)."""
+    """Claim the pages that ride with `carrier`: they leave with its message, or not at all
+    (a delivery of their own finds them taken)."""
     if not riders:
         return []
-    _held(carrier).filter(pk__in=[p.pk for p in riders]).update(
+    _waiting(carrier, now).filter(pk__in=[p.pk for p in riders]).update(
         status=PageStatus.SENDING,
         claimed_at=now,
         handed_at=now,

@@ -137,6 +137,25 @@ def test_after_a_bundle_high_urgency_pages_ride_in_the_next_within_a_minute(
     assert deliver_due() == ["held"]
 
 
+def test_a_page_due_when_a_bundle_goes_rides_in_it_though_it_was_never_held(
+    bob_first, service, bob, traveller
+):
+    reachable(bob)
+    storm(service, 4)
+    deliver_due()
+    traveller.shift(timedelta(seconds=1))
+    [held] = storm(service, 1)
+    assert deliver_due() == ["held"]
+    traveller.shift(timedelta(seconds=60))
+    [fresh] = storm(service, 1)  # its step fired; its delivery has not run yet
+    [carrier] = Page.objects.filter(incident=held)
+    assert delivery.deliver(carrier.pk) == "sent"
+    page = Page.objects.get(incident=fresh)
+    assert page.carried_by_id == carrier.pk and page.held_at is None
+    assert delivery.deliver(page.pk) == "not due or taken"
+    assert len(messages_to(bob)) == 5
+
+
 def test_low_urgency_above_the_limit_waits_for_the_window_or_rides_in_a_bundle(
     service, bob, traveller
 ):

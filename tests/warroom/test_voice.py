@@ -112,3 +112,27 @@ def test_a_signature_for_another_page_is_refused(client, twilio, call):
 def test_an_unknown_page_is_answered_politely(twilio_post, db):
     text = twiml_text(twilio_post(path(999999), keys("4")))
     assert text == "Sorry, this call is no longer valid. Goodbye."
+
+
+def test_a_bundles_call_reads_every_incident_and_4_acknowledges_them_all(
+    twilio_post, open_incident, page, bob
+):
+    first, second, third = (open_incident(f"Disk full on db-{i}") for i in range(3))
+    carrier = page(first, bob, channel="voice")
+    for other in (second, third):
+        rider = page(other, bob, channel="voice")
+        rider.carried_by = carrier
+        rider.save(update_fields=["carried_by"])
+    answer = twiml_text(twilio_post(f"/twilio/voice/{carrier.pk}/", keys("")))
+    assert answer.startswith("Muster alert. 3 incidents need you.")
+    for incident in (first, second, third):
+        assert " ".join(str(incident.number)) in answer
+    assert "Press 4 to acknowledge all of them." in answer
+    # Another key is not an option on a bundle's call.
+    again = twiml_text(twilio_post(path(carrier.pk), keys("6")))
+    assert "Press 4 to acknowledge all." in again
+    said = twiml_text(twilio_post(path(carrier.pk), keys("4")))
+    assert said.startswith("Acknowledged 3 incidents")
+    for incident in (first, second, third):
+        incident.refresh_from_db()
+        assert incident.status == Status.ACKNOWLEDGED

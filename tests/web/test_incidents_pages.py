@@ -214,6 +214,35 @@ def test_ack_resolve_escalate_buttons_post_with_csrf_and_redirect_back(bob, serv
     ]
 
 
+def test_escalate_to_a_level_picked_from_the_policy_and_hear_whom_it_paged(
+    web_bob, web_charlie, service, bob, alice
+):
+    from tests.oncall.builders import make_policy
+    from tests.oncall.test_escalation import reachable
+
+    reachable(alice, urgency="high")
+    make_policy("checkout primary", {"users": [bob]}, {"users": [alice]}, service=service)
+    incident = open_one(service)
+    page = web_bob.get(f"/incidents/{incident.number}/").content.decode()
+    picker = re.search(r'<select id="escalate-level" name="level">(.*?)</select>', page, re.S)
+    assert picker, "the summary offers the policy's levels"
+    options = re.findall(r'<option value="(\d*)">([^<]*)</option>', picker.group(1))
+    assert options == [("", "the next level"), ("1", "level 1: bob"), ("2", "level 2: alice")]
+    assert (
+        "escalate-level" not in web_charlie.get(f"/incidents/{incident.number}/").content.decode()
+    )
+
+    done = web_bob.post(f"/incidents/{incident.number}/escalate/", {"level": "2"}, follow=True)
+    assert f"Incident #{incident.number} escalated. Level 2: paging alice." in done.content.decode()
+    assert Page.objects.filter(incident=incident, person=alice, manual=False).exists()
+
+    for bad, says in (("9", "has 2 levels; choose 1 to 2, not 9"), ("two", "is not a level")):
+        refused = web_bob.post(
+            f"/incidents/{incident.number}/escalate/", {"level": bad}, follow=True
+        )
+        assert says in refused.content.decode()
+
+
 def test_an_illegal_transition_is_a_message_not_an_error(web_bob, service, alice):
     incident = open_one(service)
     verbs.acknowledge_incident(incident, by=alice, source=Source.API)  # alice was faster
