@@ -32,7 +32,14 @@ from muster import faults
 from oncall import messages, metrics
 from oncall.channels import CHANNELS, channel_for
 from oncall.channels.base import DeliveryError, Message
-from oncall.models import ContactKind, ContactMethod, Page, PageStatus
+from oncall.models import (
+    ContactKind,
+    ContactMethod,
+    Escalation,
+    EscalationStatus,
+    Page,
+    PageStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +88,7 @@ def deliver(page_id: int) -> str:
         return "not due or taken"
     faults.point("after_claim")
     with transaction.atomic():
-        page = Page.objects.select_related("person", "contact_method").get(pk=page_id)
+        page = Page.objects.select_related("person", "contact_method", "escalation").get(pk=page_id)
         paced = page.channel in PACED
         if paced:
             _serialize_person(page.person_id)
@@ -103,6 +110,9 @@ def deliver(page_id: int) -> str:
         )
         if not ours.values_list("pk", flat=True):
             return "not due or taken"
+        # The runs as they are now that their incidents are locked (a change of course stops
+        # a run under its incident's lock).
+        _fresh_runs([page, *candidates])
         if not _still_wanted(page, incident):
             Page.objects.filter(pk=page_id).update(
                 status=PageStatus.CANCELLED, finished_at=now, error=f"incident {incident.status}"
@@ -161,11 +171,25 @@ def _send(page: Page, message: Message) -> str:
 
 
 def _still_wanted(page: Page, incident: Incident) -> bool:
-    """An automatic page goes out only while its incident is triggered; one a person asked
-    for ("page @bob") until it is resolved."""
-    return incident.status == Status.TRIGGERED or (
-        page.manual and incident.status != Status.RESOLVED
+    """An automatic page goes out only while its incident is triggered and its run is not
+    stopped (acknowledged, or superseded by a change of course); one a person asked for
+    ("page @bob") until the incident is resolved."""
+    if page.manual:
+        return incident.status != Status.RESOLVED
+    run = page.escalation
+    return incident.status == Status.TRIGGERED and (
+        run is None or run.status != EscalationStatus.STOPPED
     )
+
+
+def _fresh_runs(pages: list[Page]) -> None:
+    """Re-read the status of the pages' runs."""
+    runs = [p.escalation for p in pages if p.escalation is not None]
+    statuses = dict(
+        Escalation.objects.filter(pk__in={r.pk for r in runs}).values_list("pk", "status")
+    )
+    for run in runs:
+        run.status = statuses.get(run.pk, run.status)
 
 
 def _serialize_person(person_id: int) -> None:
@@ -234,18 +258,21 @@ def _hold(page: Page, incident: Incident, until: datetime) -> None:
 
 
 def _waiting(page: Page, now: datetime):
-    """The other pages for the same person and channel that a message to them may carry:
+    """The other pages for the same person, channel and address that a message may carry:
     held back by the rate limit, or due now; queued, or claimed by a delivery that waits for
     this one's pacing lock (it then finds them taken, and sends nothing)."""
     return (
         Page.objects.filter(
             person_id=page.person_id,
             channel=page.channel,
+            # The same number or address: a second phone of the person gets its own message.
+            address=page.address,
             status__in=[PageStatus.QUEUED, PageStatus.SENDING],
             handed_at__isnull=True,
         )
         .filter(Q(held_at__isnull=False) | Q(send_after__lte=now))
         .exclude(pk=page.pk)
+        .select_related("escalation")
         .order_by("send_after", "id")
     )
 

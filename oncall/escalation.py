@@ -247,9 +247,19 @@ def _check_level(incident: Incident, level: int) -> None:
 def _start(incident: Incident, entry: TimelineEntry, now: datetime) -> Outcome:
     """Supersede the incident's running escalation with a new run caused by `entry`."""
     previous = Escalation.objects.filter(incident=incident).order_by("-id").first()
-    Escalation.objects.filter(incident=incident, status=EscalationStatus.ACTIVE).update(
-        status=EscalationStatus.STOPPED, finished_at=now, next_at=None
+    superseded = Escalation.objects.filter(incident=incident).exclude(
+        status=EscalationStatus.STOPPED
     )
+    superseded.update(status=EscalationStatus.STOPPED, finished_at=now, next_at=None)
+    # What the runs before it still had queued (a later rule's call, a held page) is theirs:
+    # a change of course replaces it. (Delivery also refuses a stopped run's page in flight.)
+    cancelled = Page.objects.filter(
+        incident=incident, manual=False, status=PageStatus.QUEUED
+    ).update(
+        status=PageStatus.CANCELLED, finished_at=now, error=f"superseded: {entry.message}"[:2000]
+    )
+    if cancelled:
+        metrics.PAGES.labels("any", "cancelled").inc(cancelled)
     policy = _policy_of(incident.service_id)
     run = Escalation.objects.create(incident=incident, policy=policy, cause=entry, next_at=None)
     assignee = _assignee_for(entry, incident)
@@ -380,18 +390,31 @@ def run_due_escalations(now: datetime | None = None, limit: int = 500) -> int:
 
 
 def fire_escalation(escalation_id: int, *, now: datetime | None = None) -> bool:
-    """Fire one run's next step now if it is due and its incident still triggered."""
+    """Fire one run's next step now if it is due and its incident still triggered.
+
+    Locks the incident, then the run, in the order every verb and `follow` take them (the
+    other order deadlocked against an acknowledgement's stop); either one busy means another
+    transaction is acting on it: this tick leaves it to the next.
+    """
     now = now or timezone.now()
     with transaction.atomic():
+        incident_id = (
+            Escalation.objects.filter(pk=escalation_id)
+            .values_list("incident_id", flat=True)
+            .first()
+        )
+        incident = (
+            Incident.objects.select_for_update(skip_locked=True)
+            .select_related("service")
+            .filter(pk=incident_id, status=Status.TRIGGERED)
+            .first()
+        )
+        if incident is None:
+            return False
         run = (
             Escalation.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(
-                pk=escalation_id,
-                status=EscalationStatus.ACTIVE,
-                next_at__lte=now,
-                incident__status=Status.TRIGGERED,
-            )
-            .select_related("incident__service", "policy")
+            .filter(pk=escalation_id, status=EscalationStatus.ACTIVE, next_at__lte=now)
+            .select_related("policy")
             .first()
         )
         if run is None:
@@ -400,10 +423,15 @@ def fire_escalation(escalation_id: int, *, now: datetime | None = None) -> bool:
         if not steps:
             _finish(run, now)
             why = "its escalation policy was removed or emptied"
-            _page_last_resort(run, run.incident, now, why, step=run.step, cycle=run.cycle)
+            _page_last_resort(run, incident, now, why, step=run.step, cycle=run.cycle)
             return True
-        step = min(run.step, len(steps) - 1)
-        _fire(run, run.incident, steps, step, run.cycle, now)
+        step, cycle = run.step, run.cycle
+        if step >= len(steps):  # the policy lost steps since: its next pass, as plan() says
+            step, cycle = 0, cycle + 1
+            if cycle > run.policy.repeat:
+                _finish(run, now)
+                return True
+        _fire(run, incident, steps, step, cycle, now)
     return True
 
 

@@ -4,22 +4,61 @@
 - A page handed over with no answer past the deadline becomes `unknown`: never sent again,
   and the person's next contact method is tried.
 - Due pages that no task picked up are enqueued again.
-- A triggered incident whose latest run was stopped, or that has none (the process died
-  before the task that would start it ran), gets the run its latest cause asked for: the sweep
-  never restarts a policy that a change of course replaced.
+- A triggered incident whose latest starting entry started no run (the process died before
+  the task that would start it ran) gets the run that entry asked for: the sweep never
+  restarts a policy that a change of course replaced.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from incidents.models import Incident, Status
+from incidents.models import Incident, Status, TimelineEntry
 from oncall import delivery, escalation, metrics
 from oncall.models import Escalation, EscalationStatus, Page, PageStatus
+
+log = logging.getLogger(__name__)
+
+
+def _orphans(cutoff: datetime):
+    """Triggered incidents whose latest starting entry, older than `cutoff`, started no run:
+    its task was lost (the process died after the commit, or the broker was down). Only those
+    whose latest run is not active: with one active, the policy still pages (a lost
+    reassignment there is not recovered, but nobody is left unpaged)."""
+    latest_run = Escalation.objects.filter(incident=OuterRef("pk")).order_by("-id")
+    # The latest by id, not by time: a clock that jumped back must not make an older entry
+    # look newer.
+    latest_start = TimelineEntry.objects.filter(
+        incident=OuterRef("pk"), kind__in=escalation.STARTS
+    ).order_by("-id")
+    return (
+        Incident.objects.filter(status=Status.TRIGGERED)
+        .annotate(
+            run_status=Subquery(latest_run.values("status")[:1]),
+            run_cause=Subquery(latest_run.values("cause_id")[:1]),
+            run_created=Subquery(latest_run.values("created_at")[:1]),
+            start_id=Subquery(latest_start.values("id")[:1]),
+            start_at=Subquery(latest_start.values("at")[:1]),
+        )
+        .filter(start_at__lt=cutoff)
+        .filter(
+            Q(run_status__isnull=True)
+            | (
+                ~Q(run_status=EscalationStatus.ACTIVE)
+                & (
+                    Q(run_cause__lt=F("start_id"))
+                    # A run from before runs had causes: started after its trigger, or not.
+                    | Q(run_cause__isnull=True, run_created__lt=F("start_at"))
+                )
+            )
+        )
+        .order_by("pk")
+    )
 
 
 def sweep_outbox(now: datetime | None = None) -> dict[str, int]:
@@ -50,17 +89,12 @@ def sweep_outbox(now: datetime | None = None) -> dict[str, int]:
         .values_list("pk", flat=True)[:1000]
     )
     delivery.enqueue(due)
-    # A triggered incident whose latest run was stopped (or that has none) waits for a run
-    # that a lost task should have started.
-    latest_run = Escalation.objects.filter(incident=OuterRef("pk")).order_by("-id")
-    orphans = list(
-        Incident.objects.filter(status=Status.TRIGGERED, triggered_at__lt=now - requeue_after)
-        .annotate(run=Subquery(latest_run.values("status")[:1]))
-        .filter(Q(run__isnull=True) | Q(run=EscalationStatus.STOPPED))
-        .values_list("pk", flat=True)[:100]
-    )
+    orphans = list(_orphans(now - requeue_after).values_list("pk", flat=True)[:100])
     for incident_id in orphans:
-        escalation.recover(incident_id)
+        try:
+            escalation.recover(incident_id)
+        except Exception:  # one incident that cannot be recovered holds up no other
+            log.exception("could not recover the escalation of incident %s", incident_id)
     return {
         "reclaimed": reclaimed,
         "unknown": len(stuck),

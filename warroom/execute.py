@@ -220,8 +220,9 @@ def _escalate(command: Command, user: User, source: str, context: Incident | Non
 
 
 def _acknowledge_all(command: Command, user: User, source: str, context: Incident | None) -> Reply:
+    # Only what reached the person: a page still queued (or held for a bundle) told them nothing.
     numbers = (
-        Page.objects.filter(person=user, incident__status=Status.TRIGGERED)
+        Page.objects.filter(person=user, incident__status=Status.TRIGGERED, handed_at__isnull=False)
         .order_by("incident__number")
         .values_list("incident__number", flat=True)
         .distinct()

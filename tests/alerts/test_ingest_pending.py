@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from alerts import pending
@@ -153,7 +153,6 @@ def test_a_request_that_cannot_be_processed_holds_up_no_other(client, url, am):
 
 
 def test_one_alert_that_cannot_be_processed_fails_on_its_own(client, url, am):
-    from django.db import connection
 
     # A poisoned alert: the database refuses to store it, every time.
     with connection.cursor() as cursor:

@@ -15,6 +15,7 @@ from oncall.models import (
     EscalationStep,
     Layer,
     LayerParticipant,
+    NotificationRule,
     Override,
     Schedule,
     ServicePolicy,
@@ -83,6 +84,21 @@ def make_policy(name: str, *steps: dict, service=None, repeat: int = 0) -> Escal
     if service is not None:
         ServicePolicy.objects.create(service=service, policy=policy)
     return policy
+
+
+def reachable(user: User, *, urgency: str = "high", delays=(0,)) -> ContactMethod:
+    """Give `user` a verified SMS number and a notification rule per delay, at `urgency`."""
+    method = ContactMethod.objects.create(
+        user=user,
+        kind=ContactKind.SMS,
+        address=f"+1415555{user.pk:04d}",
+        verified_at=timezone.now(),
+    )
+    for delay in delays:
+        NotificationRule.objects.create(
+            user=user, urgency=urgency, delay_minutes=delay, contact_method=method
+        )
+    return method
 
 
 def verified_phone(user: User, number: str = "+14155550100", kind: str = ContactKind.SMS):

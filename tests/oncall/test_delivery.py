@@ -10,11 +10,13 @@ from django.utils import timezone
 
 from incidents import services
 from incidents.models import EntryKind, Incident, Source
-from oncall import delivery, escalation
-from oncall.models import Escalation, Page, PageStatus
+from oncall import delivery, escalation, messages
+from oncall.channels import CHANNELS
+from oncall.channels.base import DeliveryError
+from oncall.models import ContactKind, ContactMethod, Escalation, NotificationRule, Page, PageStatus
 from oncall.sweep import sweep_outbox
-from tests.oncall.builders import make_policy
-from tests.oncall.test_escalation import pages_to, reachable
+from tests.oncall.builders import make_policy, reachable
+from tests.oncall.test_escalation import pages_to
 
 
 @pytest.fixture
@@ -161,9 +163,6 @@ def test_low_urgency_above_the_limit_waits_for_the_window_or_rides_in_a_bundle(
 ):
     make_policy("checkout", {"users": [bob], "delay": 5}, service=service)
     reachable(bob)
-    reachable_low = Page.objects.none()  # noqa: F841 - bob's rules cover both urgencies below
-    from oncall.models import NotificationRule
-
     method = bob.contact_methods.get()
     NotificationRule.objects.create(user=bob, urgency="low", delay_minutes=0, contact_method=method)
     storm(service, 3)
@@ -198,7 +197,6 @@ def test_a_bundle_never_carries_an_incident_acknowledged_meanwhile(
 def test_a_bundle_of_many_names_every_incident_within_two_segments(
     bob_first, service, bob, traveller
 ):
-    from oncall import messages
 
     reachable(bob)
     storm(service, 4)
@@ -218,8 +216,6 @@ def test_a_bundle_of_many_names_every_incident_within_two_segments(
 def test_a_bundle_that_fails_leaves_its_riders_for_the_next_message(
     bob_first, service, bob, traveller, monkeypatch
 ):
-    from oncall.channels import CHANNELS
-    from oncall.channels.base import DeliveryError
 
     reachable(bob)
     storm(service, 4)
@@ -250,3 +246,21 @@ def test_escalation_runs_are_unaffected_by_bundles(bob_first, service, bob, trav
     deliver_due()
     runs = Escalation.objects.filter(incident__in=incidents)
     assert {r.level for r in runs} == {1}
+
+
+def test_a_second_phone_gets_its_own_message_never_a_ride(bob_first, service, bob, traveller):
+    """A bundle carries only what goes to its own number: a person's second phone is their
+    redundancy, not a rider."""
+    reachable(bob)
+    spare = ContactMethod.objects.create(
+        user=bob, kind=ContactKind.SMS, address="+14155559999", verified_at=timezone.now()
+    )
+    NotificationRule.objects.create(user=bob, urgency="high", delay_minutes=0, contact_method=spare)
+    storm(service, 3)
+    deliver_due()  # six messages: three to each number
+    storm(service, 1)
+    deliver_due()
+    for page in Page.objects.filter(carried_by__isnull=False):
+        assert page.address == page.carried_by.address
+    numbers = {p.address for p in messages_to(bob)[-2:]}
+    assert numbers == {bob.contact_methods.exclude(pk=spare.pk).get().address, spare.address}

@@ -5,7 +5,7 @@ Tests marked "was:" failed before escalation runs had causes: each names the bug
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 
 import pytest
 import time_machine
@@ -18,8 +18,6 @@ from incidents.services import IncidentError
 from oncall import delivery, escalation
 from oncall.escalation import ASSIGNEE, ESCALATE, ESCALATE_TO, RESUME, START, Move, Where, plan
 from oncall.models import (
-    ContactKind,
-    ContactMethod,
     Escalation,
     EscalationPolicy,
     EscalationStatus,
@@ -27,25 +25,11 @@ from oncall.models import (
     NotificationRule,
     Page,
     PageStatus,
+    PersonSettings,
     ServicePolicy,
 )
 from oncall.sweep import sweep_outbox
-from tests.oncall.builders import make_person, make_policy
-
-
-def reachable(user: User, *, urgency: str = "high", delays=(0,)) -> ContactMethod:
-    """Give `user` a verified SMS number and a rule per delay."""
-    method = ContactMethod.objects.create(
-        user=user,
-        kind=ContactKind.SMS,
-        address=f"+1415555{user.pk:04d}",
-        verified_at=timezone.now(),
-    )
-    for delay in delays:
-        NotificationRule.objects.create(
-            user=user, urgency=urgency, delay_minutes=delay, contact_method=method
-        )
-    return method
+from tests.oncall.builders import make_person, make_policy, reachable
 
 
 @pytest.fixture
@@ -258,9 +242,6 @@ def test_a_service_without_policy_is_never_silent(service, committed, traveller)
 
 
 def test_low_urgency_pages_wait_for_the_end_of_quiet_hours(service, bob, traveller):
-    from datetime import time
-
-    from oncall.models import PersonSettings
 
     reachable(bob, urgency="low")
     PersonSettings.objects.create(
@@ -488,3 +469,60 @@ def test_the_sweep_starts_a_lost_trigger_as_its_cause_asked(
     assert sweep_outbox()["orphans"] == 1
     assert paged_names(before) == ["dave"]
     assert sweep_outbox()["orphans"] == 0
+
+
+def test_the_sweep_recovers_a_lost_trigger_behind_a_finished_run(service, bob, traveller):
+    """The run ran out (one level) and the acknowledgement timed out, but the task that would
+    page the assignee was lost: the sweep pages them."""
+    reachable(bob)
+    make_policy("checkout", {"users": [bob], "delay": 5}, service=service)
+    service.ack_timeout_minutes = 10
+    service.save()
+    incident = open_sev1(service)
+    escalation.follow(incident.timeline.get(kind=EntryKind.OPENED).pk)
+    assert Escalation.objects.get(incident=incident).status == EscalationStatus.DONE
+    services.acknowledge_incident(incident, by=bob, source=Source.SMS)
+    traveller.shift(timedelta(minutes=11))
+    services.retrigger_due_incidents()  # its follow_entry task is never run: lost
+    before = last_page_id()
+    traveller.shift(timedelta(seconds=10))
+    assert sweep_outbox()["orphans"] == 1
+    assert paged_names(before) == ["bob"]
+    assert sweep_outbox()["orphans"] == 0
+
+
+def test_a_change_of_course_cancels_what_the_run_before_it_still_had_queued(
+    three_levels, service, bob, carol, dave, committed, traveller
+):
+    """was: bob's call two minutes after his SMS went out although the incident had been
+    reassigned to dave meanwhile."""
+    NotificationRule.objects.create(
+        user=bob, urgency="high", delay_minutes=2, contact_method=bob.contact_methods.get()
+    )
+    incident = committed(open_sev1, service)
+    later = Page.objects.get(person=bob, rule__delay_minutes=2)
+    traveller.shift(timedelta(seconds=30))
+    committed(services.reassign_incident, incident, to=dave, by=carol, source=Source.CHAT)
+    later.refresh_from_db()
+    assert later.status == PageStatus.CANCELLED and later.error.startswith("superseded")
+    traveller.shift(timedelta(minutes=2))
+    committed(sweep_outbox)
+    assert delivery.deliver(later.pk) == "not due or taken"
+    assert not Page.objects.filter(person=bob, handed_at__gt=timezone.now() - timedelta(minutes=1))
+
+
+def test_a_superseded_runs_page_in_flight_is_not_sent(three_levels, service, bob, dave, traveller):
+    incident = open_sev1(service)
+    escalation.follow(incident.timeline.get(kind=EntryKind.OPENED).pk)
+    [page] = pages_to(bob)
+    # A delivery claimed it, then its worker died; meanwhile the incident is reassigned.
+    Page.objects.filter(pk=page.pk).update(
+        status=PageStatus.SENDING, claimed_at=timezone.now(), attempts=1
+    )
+    reassigned = services.reassign_incident(incident, to=dave, by=bob, source=Source.CHAT)
+    escalation.follow(reassigned.timeline.get(kind=EntryKind.REASSIGNED).pk)
+    traveller.shift(timedelta(seconds=10))
+    assert sweep_outbox()["reclaimed"] == 1
+    assert delivery.deliver(page.pk) == "cancelled"
+    [to_dave] = pages_to(dave)
+    assert delivery.deliver(to_dave.pk) == "sent"

@@ -14,6 +14,9 @@ from oncall.channels import CHANNELS
 from oncall.channels.base import DeliveryError
 from oncall.models import ContactKind, ContactMethod, NotificationRule, Page, PageStatus
 from tests.oncall.builders import make_policy
+from warroom.commands import parse
+from warroom.execute import run
+from warroom.models import Subscription
 
 MULTI_LINE = "Disk full on db-2\nfilesystem /var at 99%\r\nBcc: victim@example.com"
 
@@ -85,9 +88,6 @@ def test_an_unexpected_channel_failure_falls_back_at_once_and_is_never_unknown(
 def test_a_status_update_mails_subscribers_whatever_the_title(
     title, service, bob, alice, django_capture_on_commit_callbacks
 ):
-    from warroom.commands import parse
-    from warroom.execute import run
-    from warroom.models import Subscription
 
     incident = Incident.objects.create(
         number=4343, title=title, service=service, severity=2, triggered_at=timezone.now()

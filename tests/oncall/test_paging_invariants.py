@@ -69,6 +69,14 @@ STEPS = 50
 
 PEOPLE = ("p1", "p2", "p3", "p4")  # p4 has no contact method: unreachable
 ROOT = "root"  # the admin: last resort
+# Notification rules, in minutes after a page starts: p2 gets a second SMS two minutes on
+# (a reminder a change of course must cancel); everyone else one SMS at once.
+RULES = {"p2": (0, 2)}
+# How long after its due time a page may wait before it must have been handed over: a
+# high-urgency page within its minute (bundles), a low-urgency one within the window.
+HANDED_WITHIN = {"high": timedelta(seconds=61), "low": timedelta(minutes=15, seconds=61)}
+# The sweep recovers a lost task's work after MUSTER_PAGE_REQUEUE_AFTER_SECONDS.
+RECOVERED_AFTER = timedelta(seconds=5)
 # Entries after which an incident is triggered (escalate and reassign re-trigger an ack).
 TRIGGERING = frozenset(
     {
@@ -115,6 +123,9 @@ class IncidentModel:
     ack_expires: datetime | None = None
     snoozed_until: datetime | None = None
     firing: set[str] = field(default_factory=set)  # groups whose alert is firing here
+    # A change of course whose task was lost, for the sweep to recover: what it asked, when.
+    lost: tuple[str, str | None] | None = None
+    lost_at: datetime | None = None
 
 
 def reachable(person: str) -> bool:
@@ -129,6 +140,7 @@ class PagingMachine(RuleBasedStateMachine):
         self.seen_pages = 0
         self.replayed = 0  # the last timeline entry replayed, and each incident's status then
         self.replayed_status: dict[int, str] = {}
+        self.replayed_run: dict[int, int] = {}  # and the run its latest change of course caused
 
     # --- the world -----------------------------------------------------------------------
 
@@ -150,9 +162,10 @@ class PagingMachine(RuleBasedStateMachine):
                 verified_at=timezone.now(),
             )
             for urgency in ("high", "low"):
-                NotificationRule.objects.create(
-                    user=person, urgency=urgency, delay_minutes=0, contact_method=method
-                )
+                for delay in RULES.get(name, (0,)):
+                    NotificationRule.objects.create(
+                        user=person, urgency=urgency, delay_minutes=delay, contact_method=method
+                    )
         self.services: dict[str, Service] = {}
         self.integrations: dict[str, Integration] = {}
         for key, model in POLICIES.items():
@@ -191,6 +204,15 @@ class PagingMachine(RuleBasedStateMachine):
             connection_callbacks = len(transaction.get_connection().run_on_commit)
             result = action(*args, **kwargs)
         self._run_callbacks(connection_callbacks)
+        return result
+
+    def lost(self, action, *args, **kwargs):
+        """Run `action`; drop everything its commit would announce."""
+        connection = transaction.get_connection()
+        start = len(connection.run_on_commit)
+        with transaction.atomic():
+            result = action(*args, **kwargs)
+        del connection.run_on_commit[start:]
         return result
 
     def _run_callbacks(self, start: int) -> None:
@@ -240,7 +262,7 @@ class PagingMachine(RuleBasedStateMachine):
 
     def expect(self, incident: IncidentModel, people: tuple[str, ...]) -> None:
         for person in people:
-            self.expected[(incident.pk, person)] += 1
+            self.expected[(incident.pk, person)] += len(RULES.get(person, (0,)))
 
     def open(self, service: str, group: str) -> IncidentModel:
         incident = Incident.objects.filter(status=Status.TRIGGERED).order_by("-id").first()
@@ -252,10 +274,18 @@ class PagingMachine(RuleBasedStateMachine):
     def open_ones(self) -> list[IncidentModel]:
         return [i for i in self.incidents.values() if i.status != Status.RESOLVED]
 
-    def verb(self, action, *args, legal: bool, **kwargs):
-        """Do a verb; the model said whether it is legal. Return its result, or None."""
+    def verb(self, action, *args, legal: bool, crash: bool = False, **kwargs):
+        """Do a verb; the model said whether it is legal. Return its result, or None.
+
+        `crash`: the process dies just after the commit: what the commit announces (the
+        receivers' tasks) never runs, and only the sweep can recover it.
+        """
         try:
-            result = self.committed(action, *args, **kwargs)
+            result = (
+                self.lost(action, *args, **kwargs)
+                if crash
+                else self.committed(action, *args, **kwargs)
+            )
         except IncidentError:
             assert not legal, f"{action.__name__} refused although the model allows it"
             return None
@@ -323,6 +353,7 @@ class PagingMachine(RuleBasedStateMachine):
         )
         if done:
             model.status = Status.ACKNOWLEDGED
+            model.lost = model.lost_at = None
             model.assignee = model.assignee or by.username
             timeout = ACK_TIMEOUT[model.service]
             model.ack_expires = self.now() + timedelta(minutes=timeout) if timeout else None
@@ -347,6 +378,7 @@ class PagingMachine(RuleBasedStateMachine):
     def retriggered(self, model: IncidentModel) -> None:
         model.status = Status.TRIGGERED
         model.ack_expires = model.snoozed_until = None
+        model.lost = model.lost_at = None  # a newer change of course takes over
 
     @precondition(lambda self: self.incidents)
     @rule(data=st.data())
@@ -415,6 +447,35 @@ class PagingMachine(RuleBasedStateMachine):
             self.retriggered(model)
             model.assignee = to
             self.page_assignee(model, to)
+
+    @precondition(
+        lambda self: any(i.status == Status.ACKNOWLEDGED for i in self.incidents.values())
+    )
+    @rule(data=st.data(), to=st.one_of(st.none(), st.sampled_from(PEOPLE)))
+    def crash_after_unacknowledging_or_reassigning(self, data, to):
+        """The process dies just after an acknowledged incident was unacknowledged (or
+        reassigned to `to`): nothing pages until the sweep notices, 5 s on."""
+        acked = [i for i in self.incidents.values() if i.status == Status.ACKNOWLEDGED]
+        model = data.draw(st.sampled_from(sorted(acked, key=lambda i: i.pk)))
+        if to is None:
+            action, kwargs = services.unacknowledge_incident, {}
+        else:
+            action, kwargs = services.reassign_incident, {"to": self.people[to]}
+        self.verb(
+            action,
+            self.db(model),
+            by=self.actor(data),
+            source=Source.API,
+            legal=True,
+            crash=True,
+            **kwargs,
+        )
+        event("a change of course lost with its process")
+        self.retriggered(model)
+        if to is not None:
+            model.assignee = to
+        model.due = None
+        model.lost, model.lost_at = ("assignee", to) if to else ("resume", None), self.now()
 
     @precondition(lambda self: len(self.incidents) >= 2)
     @rule(data=st.data())
@@ -510,6 +571,15 @@ class PagingMachine(RuleBasedStateMachine):
                 event("tick: a level fires")
                 self.fire(model, model.position + 1)
         self.committed(escalation.run_due_escalations)
+        for model in self.incidents.values():
+            lost, at = model.lost, model.lost_at
+            if model.status == Status.TRIGGERED and lost and now - at > RECOVERED_AFTER:
+                event("the sweep recovers a lost change of course")
+                model.lost = model.lost_at = None
+                if lost[0] == "assignee":
+                    self.page_assignee(model, lost[1])
+                else:
+                    self.resume(model)
         self.committed(sweep_outbox)
         for model in self.incidents.values():
             if model.status != Status.ACKNOWLEDGED:
@@ -554,6 +624,9 @@ class PagingMachine(RuleBasedStateMachine):
     def every_triggered_incident_is_paging_or_flagged(self):
         """Invariant 1."""
         for incident in Incident.objects.filter(status=Status.TRIGGERED):
+            model = self.incidents[incident.pk]
+            if model.lost and self.now() - model.lost_at <= RECOVERED_AFTER:
+                continue  # its process died a moment ago: the sweep's to recover, 5 s on
             run = Escalation.objects.filter(incident=incident).order_by("-id").first()
             assert (
                 (run is not None and run.status == EscalationStatus.ACTIVE)
@@ -565,7 +638,9 @@ class PagingMachine(RuleBasedStateMachine):
 
     @invariant()
     def no_page_went_out_for_an_incident_not_triggered(self):
-        """Invariant 2, by replaying the timelines in the order they were written."""
+        """Invariant 2, by replaying the timelines in the order they were written: no automatic
+        page goes out while its incident is not triggered, nor once a later change of course
+        has replaced its run (the run a starting entry caused is the current one from then)."""
         entries = (
             TimelineEntry.objects.filter(pk__gt=self.replayed)
             .order_by("id")
@@ -573,6 +648,10 @@ class PagingMachine(RuleBasedStateMachine):
         )
         for pk, incident_id, kind, data in entries:
             self.replayed = pk
+            if kind in escalation.STARTS:
+                run = Escalation.objects.filter(cause_id=pk).values_list("pk", flat=True).first()
+                if run is not None:
+                    self.replayed_run[incident_id] = run
             if kind in TRIGGERING:
                 self.replayed_status[incident_id] = Status.TRIGGERED
             elif kind in (EntryKind.ACKNOWLEDGED, EntryKind.SNOOZED):
@@ -581,10 +660,39 @@ class PagingMachine(RuleBasedStateMachine):
                 self.replayed_status[incident_id] = Status.RESOLVED
             elif kind == EntryKind.PAGE and data.get("status") == "sent":
                 sent = Page.objects.filter(Q(pk=data["page"]) | Q(carried_by=data["page"]))
-                for page_id, incident, manual in sent.values_list("pk", "incident", "manual"):
+                rows = sent.values_list("pk", "incident", "manual", "escalation")
+                for page_id, incident, manual, run in rows:
+                    if manual:
+                        continue
                     status = self.replayed_status[incident]
-                    assert manual or status == Status.TRIGGERED, (
+                    assert status == Status.TRIGGERED, (
                         f"page {page_id} went out for a {status} incident"
+                    )
+                    assert run == self.replayed_run[incident], (
+                        f"page {page_id} of run {run} went out after run "
+                        f"{self.replayed_run[incident]} replaced it"
+                    )
+
+    @invariant()
+    def pages_are_handed_over_in_time(self):
+        """A page of a triggered incident's current run is handed to the provider (alone or in a
+        bundle) within a minute of being due at high urgency, within the window at low; it is
+        never cancelled, held for ever, or left in flight."""
+        if not hasattr(self, "people"):
+            return
+        now = self.now()
+        handed = {PageStatus.SENT, PageStatus.DELIVERED, PageStatus.ANSWERED}
+        handed |= {PageStatus.FAILED, PageStatus.UNKNOWN}
+        for incident in Incident.objects.filter(status=Status.TRIGGERED):
+            run = Escalation.objects.filter(incident=incident).order_by("-id").first()
+            if run is None:
+                continue
+            for page in run.pages.select_related("rule"):
+                due = page.held_at or page.send_after
+                if due <= now - HANDED_WITHIN[page.rule.urgency]:
+                    assert page.status in handed, (
+                        f"page {page.pk} of #{incident.number} due {due} is {page.status} at "
+                        f"{now} ({page.error})"
                     )
 
     @invariant()

@@ -37,6 +37,7 @@ def page() -> Callable[..., Page]:
             address=BOB_PHONE,
             status="sent",
             send_after=timezone.now(),
+            handed_at=timezone.now(),
         )
 
     return make

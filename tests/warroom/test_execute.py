@@ -6,6 +6,8 @@ import pytest
 
 from incidents import services
 from incidents.models import EntryKind, Source, Status
+from oncall import escalation
+from tests.oncall.builders import make_policy, reachable
 from warroom.commands import Command, parse
 from warroom.execute import Reply, needed_role, run
 
@@ -46,9 +48,6 @@ def test_legal_actions_change_state_and_record_the_surface(
 
 @pytest.mark.parametrize("source", [Source.SMS, Source.VOICE, Source.CHAT])
 def test_escalate_says_whom_it_paged_and_records_the_surface(open_incident, bob, alice, source):
-    from oncall import escalation
-    from tests.oncall.builders import make_policy
-    from tests.oncall.test_escalation import reachable
 
     incident = open_incident()
     reachable(bob)
@@ -69,7 +68,6 @@ def test_escalate_says_whom_it_paged_and_records_the_surface(open_incident, bob,
 
 
 def test_escalate_to_a_level_it_lacks_says_which_there_are(open_incident, bob):
-    from tests.oncall.builders import make_policy
 
     incident = open_incident()
     make_policy("db", {"users": [bob]}, service=incident.service)

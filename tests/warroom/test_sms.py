@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from incidents.models import EntryKind, Source, Status
-from oncall.models import ContactKind, ContactMethod
+from oncall.models import ContactKind, ContactMethod, Page
 from tests.warroom.conftest import BOB_PHONE, CHARLIE_PHONE, give_phone, twiml_text
 
 PATH = "/twilio/sms/"
@@ -72,11 +72,15 @@ def test_text_commands_change_the_incident(twilio_post, paged, body, status, rep
 
 
 def test_ack_all_by_sms(twilio_post, open_incident, page, bob, bob_phone):
-    first, second = open_incident("a"), open_incident("b")
+    first, second, untold = open_incident("a"), open_incident("b"), open_incident("c")
     page(first, bob)
     page(second, bob)
+    held = page(untold, bob)  # held back for a bundle: not sent, so bob knows nothing of it
+    Page.objects.filter(pk=held.pk).update(status="queued", handed_at=None)
     text = twiml_text(twilio_post(PATH, sms("ACK ALL")))
     assert text == f"Acknowledged 2 incidents: #{first.number}, #{second.number}"
+    untold.refresh_from_db()
+    assert untold.status == Status.TRIGGERED
 
 
 def test_a_voice_number_identifies_the_person_too(twilio_post, open_incident, bob):

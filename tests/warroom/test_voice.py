@@ -6,7 +6,7 @@ import pytest
 
 from incidents import services
 from incidents.models import EntryKind, Source, Status
-from oncall.models import PageStatus
+from oncall.models import Page, PageStatus
 from tests.warroom.conftest import BOB_PHONE, twiml, twiml_text
 
 
@@ -117,7 +117,9 @@ def test_an_unknown_page_is_answered_politely(twilio_post, db):
 def test_a_bundles_call_reads_every_incident_and_4_acknowledges_them_all(
     twilio_post, open_incident, page, bob
 ):
-    first, second, third = (open_incident(f"Disk full on db-{i}") for i in range(3))
+    first, second, third, untold = (open_incident(f"Disk full on db-{i}") for i in range(4))
+    queued = page(untold, bob, channel="voice")  # not yet sent: bob knows nothing of it
+    Page.objects.filter(pk=queued.pk).update(status=PageStatus.QUEUED, handed_at=None)
     carrier = page(first, bob, channel="voice")
     for other in (second, third):
         rider = page(other, bob, channel="voice")
@@ -132,7 +134,9 @@ def test_a_bundles_call_reads_every_incident_and_4_acknowledges_them_all(
     again = twiml_text(twilio_post(path(carrier.pk), keys("6")))
     assert "Press 4 to acknowledge all." in again
     said = twiml_text(twilio_post(path(carrier.pk), keys("4")))
-    assert said.startswith("Acknowledged 3 incidents")
+    assert said == "Acknowledged 3 incidents. Goodbye."
     for incident in (first, second, third):
         incident.refresh_from_db()
         assert incident.status == Status.ACKNOWLEDGED
+    untold.refresh_from_db()
+    assert untold.status == Status.TRIGGERED  # only what the call named

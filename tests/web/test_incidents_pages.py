@@ -14,6 +14,7 @@ from incidents import services as verbs
 from incidents.models import EntryKind, Incident, Service, Source, Status, TimelineEntry
 from oncall.models import Page
 from runbooks.models import GraphTemplate, Runbook
+from tests.oncall.builders import make_policy, reachable
 from warroom.models import Message, MessageKind
 from warroom.services import incident_room, post
 
@@ -217,8 +218,6 @@ def test_ack_resolve_escalate_buttons_post_with_csrf_and_redirect_back(bob, serv
 def test_escalate_to_a_level_picked_from_the_policy_and_hear_whom_it_paged(
     web_bob, web_charlie, service, bob, alice
 ):
-    from tests.oncall.builders import make_policy
-    from tests.oncall.test_escalation import reachable
 
     reachable(alice, urgency="high")
     make_policy("checkout primary", {"users": [bob]}, {"users": [alice]}, service=service)

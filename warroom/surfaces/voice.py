@@ -49,12 +49,19 @@ def keypress(request: HttpRequest, page_id: int) -> HttpResponse:
 
 
 def _bundle_keypress(page: Page, command: Command | object, digits: str) -> HttpResponse:
-    """A bundle's call offers one key: 4 acknowledges every incident paged to the person."""
+    """A bundle's call offers one key: 4 acknowledges every incident the call named."""
     if not isinstance(command, Command) or command.name != "acknowledge":
         options = f"Sorry, {_spoken(digits)} is not an option. Press 4 to acknowledge all."
         return _twiml(voice_gather_twiml(options, keypress_url(page.pk)))
-    reply = run(Command(name="acknowledge_all"), user=page.person, source=SOURCE)
-    return _twiml(voice_say_twiml(f"{reply.text.replace('#', '')} Goodbye."))
+    acked = [
+        incident.number
+        for incident in delivery.carried_incidents(page)
+        if run(
+            Command(name="acknowledge", incident=incident.number), user=page.person, source=SOURCE
+        ).changed
+    ]
+    said = f"Acknowledged {len(acked)} incidents." if acked else "Nothing was left to acknowledge."
+    return _twiml(voice_say_twiml(f"{said} Goodbye."))
 
 
 def keypress_url(page_id: int) -> str:
