@@ -3,7 +3,9 @@
 SMS text is GSM-7, counted in septets: one character outside GSM-7 (even \\xa0) forces UCS-2
 encoding, which cuts a segment from 153 characters to 67 and doubles the cost. GSM-7's
 extension characters ([ ] { } ~ | \\ ^ €) are kept: each costs two septets (an escape and
-itself), and an escape pair never straddles two segments.
+itself), and an escape pair never straddles two segments. Accents GSM-7 lacks are dropped
+(û → u); a title whose letters GSM-7 cannot write at all (Cyrillic, Greek words, CJK) is sent
+as written, in UCS-2, fitted to two segments of 67 UTF-16 units, rather than lost.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ SEGMENT = 153
 # Pages fit two segments: what one SMS holds, 2 × 153 septets.
 SMS_SEGMENTS = 2
 SMS_MAX = SMS_SEGMENTS * SEGMENT
+# UCS-2: 70 UTF-16 units alone, 67 a segment when concatenated.
+UCS2_SINGLE_SEGMENT = 70
+UCS2_SEGMENT = 67
 # An SMS carries the war-room link only if the title keeps at least this many characters.
 SMS_MIN_SUMMARY = 40
 # The incident's war-room page (warroom serves it). oncall must not import warroom, so the page
@@ -62,31 +67,72 @@ def gsm_text(text: str) -> str:
     return "".join(out).strip()
 
 
+def _loses_letters(text: str) -> bool:
+    """Whether GSM-7 would lose a letter of `text` (not merely its accent)."""
+    return any(
+        char.isalpha()
+        and not is_gsm(char)
+        and not unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode()
+        for char in text
+    )
+
+
+def sms_text(text: str) -> str:
+    """Return `text` on one line for an SMS: in GSM-7 (`gsm_text`) unless that would lose its
+    letters, else as written (the message then goes as UCS-2)."""
+    if _loses_letters(text):
+        return re.sub(r"\s+", " ", one_line(text)).strip()
+    return gsm_text(text)
+
+
+def is_gsm_text(text: str) -> bool:
+    return all(is_gsm(c) for c in text)
+
+
+def _cost(char: str, gsm: bool) -> int:
+    if gsm:
+        return 2 if char in GSM_EXTENSION else 1
+    return 2 if ord(char) > 0xFFFF else 1  # UTF-16 units: a surrogate pair is two
+
+
 def septets(text: str) -> int:
     """Return what `text` costs in GSM-7 septets (an extension character costs two)."""
-    return sum(2 if c in GSM_EXTENSION else 1 for c in text)
+    return sum(_cost(c, True) for c in text)
+
+
+def _units(text: str, gsm: bool) -> int:
+    return sum(_cost(c, gsm) for c in text)
 
 
 def segments(text: str) -> int:
-    """Return how many SMS segments GSM-7 `text` takes (an escape pair is never split)."""
-    if septets(text) <= SINGLE_SEGMENT:
+    """Return how many SMS segments `text` takes: GSM-7 if it can be (an escape pair is never
+    split), else UCS-2."""
+    gsm = is_gsm_text(text)
+    single, part = (SINGLE_SEGMENT, SEGMENT) if gsm else (UCS2_SINGLE_SEGMENT, UCS2_SEGMENT)
+    if _units(text, gsm) <= single:
         return 1
     count, used = 1, 0
     for char in text:
-        cost = 2 if char in GSM_EXTENSION else 1
-        if used + cost > SEGMENT:
+        cost = _cost(char, gsm)
+        if used + cost > part:
             count, used = count + 1, 0
         used += cost
     return count
 
 
-def cut(text: str, budget: int) -> str:
-    """Return `text` within `budget` septets, ending in "..." if it had to be shortened."""
-    if septets(text) <= budget:
+def _most(gsm: bool) -> int:
+    """What two segments hold, in septets (GSM-7) or UTF-16 units (UCS-2)."""
+    return SMS_SEGMENTS * (SEGMENT if gsm else UCS2_SEGMENT)
+
+
+def cut(text: str, budget: int, *, gsm: bool = True) -> str:
+    """Return `text` within `budget` septets (or UTF-16 units, for UCS-2), ending in "..." if
+    it had to be shortened."""
+    if _units(text, gsm) <= budget:
         return text
-    kept, used = [], septets(CUT)
+    kept, used = [], len(CUT)
     for char in text:
-        cost = 2 if char in GSM_EXTENSION else 1
+        cost = _cost(char, gsm)
         if used + cost > budget:
             break
         kept.append(char)
@@ -96,12 +142,13 @@ def cut(text: str, budget: int) -> str:
 
 def _fit(head: str, summary: str, tail: str) -> str:
     """Return head + summary + tail in at most two segments, shortening the summary."""
-    budget = SMS_MAX - septets(head) - septets(tail)
+    gsm = is_gsm_text(head + summary + tail)
+    budget = _most(gsm) - _units(head, gsm) - _units(tail, gsm)
     while True:
-        text = head + cut(summary, budget) + tail
+        text = head + cut(summary, budget, gsm=gsm) + tail
         if segments(text) <= SMS_SEGMENTS or budget <= 0:
             return text
-        budget -= 1  # an escape pair at a segment's end pushed a septet into the next
+        budget -= 1  # a pair at a segment's end (escape, surrogate) pushed a unit on
 
 
 def room_url(number: int) -> str:
@@ -115,8 +162,9 @@ def _sms_room_link(url: str, head: str, summary: str, tail: str) -> str:
     link = f" Room: {url}"
     if not all(c in GSM_BASIC for c in url) or any(c.isspace() for c in url):
         return ""
-    room = SMS_MAX - septets(head) - septets(tail) - septets(link)
-    return link if room >= min(septets(summary), SMS_MIN_SUMMARY) else ""
+    gsm = is_gsm_text(head + summary + tail)
+    room = _most(gsm) - _units(head + tail + link, gsm)
+    return link if room >= min(_units(summary, gsm), SMS_MIN_SUMMARY) else ""
 
 
 def subject(text: str) -> str:
@@ -126,8 +174,8 @@ def subject(text: str) -> str:
 
 def for_incident(incident: Incident) -> Message:
     """Render the page for one incident."""
-    service = gsm_text(incident.service.name)
-    summary = gsm_text(incident.title)
+    service = sms_text(incident.service.name)
+    summary = sms_text(incident.title)
     head = f"Muster #{incident.number} SEV{incident.severity} {service}: "
     tail = f" Reply 4 to ack, 6 to resolve (or 'ack {incident.number}')."
     url = room_url(incident.number)
@@ -159,15 +207,16 @@ def _bundle_sms(incidents: Sequence[Incident]) -> str:
     head = f"Muster: {len(incidents)} incidents need you. "
     tail = " Reply 'ack all' to acknowledge all."
     labels = [f"#{i.number} SEV{i.severity}" for i in incidents]
-    titles = [gsm_text(i.title) for i in incidents]
-    separators = septets("; ") * (len(incidents) - 1)
-    fixed = septets(head) + septets(tail) + separators + sum(septets(label) for label in labels)
+    titles = [sms_text(i.title) for i in incidents]
+    gsm = all(is_gsm_text(t) for t in titles)
+    separators = 2 * (len(incidents) - 1)  # "; "
+    fixed = _units(head + tail, gsm) + separators + sum(len(label) for label in labels)
     # Each title also costs the space before it.
-    room = SMS_MAX - fixed - len(titles)
+    room = _most(gsm) - fixed - len(titles)
     while room >= BUNDLE_MIN_TITLE:
-        shares = _shares([septets(t) for t in titles], room)
+        shares = _shares([_units(t, gsm) for t in titles], room)
         parts = [
-            f"{label} {cut(title, share)}" if share >= BUNDLE_MIN_TITLE else label
+            f"{label} {cut(title, share, gsm=gsm)}" if share >= BUNDLE_MIN_TITLE else label
             for label, title, share in zip(labels, titles, shares, strict=True)
         ]
         text = head + "; ".join(parts) + ("" if parts[-1].endswith(CUT) else ".") + tail

@@ -78,3 +78,23 @@ def test_an_sms_with_extension_characters_reaches_twilio_whole(fake_twilio, make
     [sent] = fake_twilio.messages
     assert "[FIRING:10] {job=db} ~ 100% | load \\ 5 ^ 2 €" in sent.body
     assert num_segments(sent.body) == segments(sent.body) <= 2  # billed as GSM-7
+
+
+@pytest.mark.parametrize(
+    "title",
+    ["Диск заполнен на db-1: /var 99%", "ディスクがいっぱいです db-1", "Δίσκος γεμάτος " * 20],
+)
+def test_a_title_gsm_cannot_write_is_sent_as_written_in_two_ucs2_segments(title, service):
+    """was: every letter was dropped, and the page said nothing but its number."""
+    incident = Incident(
+        number=1042, title=title, service=service, severity=1, triggered_at=timezone.now()
+    )
+    sms = messages.for_incident(incident).sms
+    assert title.split()[0] in sms
+    assert num_segments(sms) == segments(sms) <= 2
+    assert not messages.is_gsm_text(sms)  # UCS-2, as Twilio will send it
+
+
+def test_accents_alone_never_force_ucs2():
+    assert messages.sms_text("Ça coûte cher [x]") == "Ça coute cher [x]"
+    assert messages.is_gsm_text(messages.sms_text("Ça coûte cher [x]"))
