@@ -21,6 +21,11 @@ class Source(models.TextChoices):
     SYSTEM = "system", "Muster"
 
 
+def source_label(source: str) -> str:
+    """How a source reads in a sentence ("via SMS"); a source Muster does not know reads as is."""
+    return Source(source).label if source in Source.values else source
+
+
 class Urgency(models.TextChoices):
     HIGH = "high", "high"
     LOW = "low", "low"

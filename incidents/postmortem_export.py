@@ -12,7 +12,7 @@ from typing import Any
 
 from django.template.loader import render_to_string
 
-from incidents.models import Source
+from incidents.models import source_label
 from incidents.postmortems import ENTRY_CAP, FIELD_LABELS, FIELDS, PageReport, Report
 
 FORMATS = ("markdown", "json", "html")
@@ -68,7 +68,7 @@ def via(source: str | None) -> str:
     """Return a source as the timeline names it ("SMS", "chat", "API")."""
     if not source:
         return ""
-    return Source(source).label if source in Source.values else source
+    return source_label(source)
 
 
 def _seconds(span: timedelta | None) -> float | None:

@@ -20,9 +20,9 @@ from incidents.models import (
     EntryKind,
     Incident,
     Postmortem,
-    Source,
     TimelineCuration,
     TimelineEntry,
+    source_label,
 )
 from incidents.services import IncidentError
 
@@ -455,10 +455,6 @@ def _entry(entry: TimelineEntry, curation: TimelineCuration | None) -> ReportEnt
     )
 
 
-def _via(source: str) -> str:
-    return Source(source).label if source in Source.values else source
-
-
 def _pages(raw: list[TimelineEntry], entries: tuple[ReportEntry, ...]) -> tuple[PageReport, ...]:
     """Follow each page through its timeline entries (oncall records them as kind `page`, with
     data {"page", "person", "channel", "status"}); one query for the names of those paged."""
@@ -493,7 +489,7 @@ def _pages(raw: list[TimelineEntry], entries: tuple[ReportEntry, ...]) -> tuple[
         for ack in acks:
             if actor_ids[ack.id] == page["person"] and ack.at >= page["sent_at"]:
                 if answered_at is None or ack.at < answered_at:
-                    answered_at, how = ack.at, f"acknowledged via {_via(ack.source)}"
+                    answered_at, how = ack.at, f"acknowledged via {source_label(ack.source)}"
                 break
         reports.append(
             PageReport(

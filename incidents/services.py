@@ -29,6 +29,7 @@ from incidents.models import (
     Source,
     Status,
     TimelineEntry,
+    source_label,
 )
 from incidents.signals import Together, incident_changed
 from muster.text import one_line
@@ -138,7 +139,7 @@ def _announce(entry: TimelineEntry, together: Together | None = None) -> None:
 
 def _by_phrase(by: User | None, actor_name: str, source: str) -> str:
     who = by.get_username() if by is not None else (actor_name or "Muster")
-    via = Source(source).label if source in Source.values else source
+    via = source_label(source)
     return f"{who} via {via}"
 
 

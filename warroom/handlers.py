@@ -17,7 +17,7 @@ from django.db.models import Q
 
 from accounts.models import Role, User
 from incidents import services
-from incidents.models import EntryKind, Incident, Source, Status
+from incidents.models import EntryKind, Incident, Source, Status, source_label
 from incidents.services import IncidentError
 from oncall import delivery, escalation
 from oncall.channels.base import DeliveryError
@@ -61,10 +61,6 @@ def person_named(name: str, me: User) -> User | None:
     if exact:
         return exact[0]
     return people[0] if len(people) == 1 else None
-
-
-def _via(source: str) -> str:
-    return Source(source).label if source in Source.values else source
 
 
 # --- assign ----------------------------------------------------------------------------------
@@ -170,7 +166,7 @@ def status(command: Command, user: User, source: str, context: Incident | None) 
         services.record(
             incident,
             EntryKind.STATUS_UPDATE,
-            message=f"Status update by {user.get_username()} via {_via(source)}: {text}",
+            message=f"Status update by {user.get_username()} via {source_label(source)}: {text}",
             source=source,
             by=user,
             data={"text": text},

@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import User
 from alerts.matchers import all_match
 from alerts.models import Alert, AlertStatus, Silence
-from incidents.models import Incident, Service, Source
+from incidents.models import Incident, Service, source_label
 from oncall.models import EscalationStep, Schedule, ServicePolicy
 from oncall.schedules import OnCall, on_call_for_service, on_call_summary
 from warroom.commands import SILENCE_MAX, Command
@@ -189,7 +189,7 @@ def silence(command: Command, user: User, source: str, context: Incident | None)
 
 
 def _comment(command: Command, user: User, source: str, context: Incident | None) -> str:
-    via = Source(source).label if source in Source.values else source
+    via = source_label(source)
     where = f"from #{context.number} {context.title}, " if context is not None else ""
     said = f"{command.text} " if command.text else ""
     return f"{said}({where}by {user.get_username()} via {via})"[:2000]

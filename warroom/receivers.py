@@ -25,7 +25,7 @@ from django.dispatch import receiver
 
 from accounts.models import User
 from alerts.models import Alert
-from incidents.models import EntryKind, Incident, Source, TimelineEntry
+from incidents.models import EntryKind, Incident, Source, TimelineEntry, source_label
 from incidents.signals import incident_changed
 from oncall.models import Page
 from oncall.schedules import on_call_for_service
@@ -192,7 +192,7 @@ def _post_opening(entry: TimelineEntry, incident: Incident, room: Room) -> None:
         severity=incident.severity,
         urgency=incident.urgency,
         status=incident.status,
-        opened_by=f"{entry.actor_name} via {_source_label(entry.source)}",
+        opened_by=f"{entry.actor_name} via {source_label(entry.source)}",
         alert=_alert_view(incident, first) if first is not None else None,
         other_alerts=[a.summary for a in alerts[1:]],
         other_alert_count=others,
@@ -208,10 +208,6 @@ def _post_opening(entry: TimelineEntry, incident: Incident, room: Room) -> None:
     if seen["last"]:
         # The alerts this post shows are not posted again as they are announced.
         _cover(EntryKind.ALERT_ATTACHED, incident.pk, seen["last"])
-
-
-def _source_label(source: str) -> str:
-    return Source(source).label if source in Source.values else source
 
 
 def _alert_view(incident: Incident, alert: Alert) -> bot.AlertView:
