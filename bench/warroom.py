@@ -8,7 +8,7 @@ It starts throwaway PostgreSQL and Redis (muster_services), migrates, creates pe
 tokens), incidents and their rooms (bench/warroom_setup.py), starts daphne
 (`muster.asgi:application`) for each channel layer (MUSTER_CHANNEL_LAYER: "pubsub", Redis
 pub/sub; "core", channels_redis' list-based layer), and drives it with `websockets` clients in
-this process (asyncio), speaking the protocol of README "War rooms":
+this process (asyncio), speaking the war rooms' protocol (docs/api/war-rooms.md):
 
 1. one room, 500 clients: one message a second; latency from the `say` leaving the sender to
    the LAST of the 500 clients receiving it, p50/p99 over the messages;
