@@ -103,6 +103,7 @@ LISTEN_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 # What must not leak from the test run into the embedded process.
 DROPPED_ENV = (
+    "DJANGO_SETTINGS_MODULE",  # the tests' settings: `./musterctl up` runs muster.settings
     "DATABASE_URL",
     "REDIS_URL",
     "SECRET_KEY",
