@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.system.conftest import ROOT
+from tests.helpers.system import ROOT
 
 # What a web process does: set Django up, then queue a task through the task's own app.
 DJANGO_PROCESS = """

@@ -21,7 +21,7 @@ from alerts.models import Alert, Kind
 from alerts.pending import pending_requests, process_pending
 from incidents.models import EntryKind, Incident, TimelineEntry
 from tests.alerts.payloads import am_alert, am_batch
-from tests.system.conftest import database_url_of_tests, require_postgresql
+from tests.helpers.system import database_url_of_tests, require_postgresql
 
 pytestmark = pytest.mark.usefixtures("transactional_db")
 

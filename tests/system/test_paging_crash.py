@@ -51,7 +51,7 @@ from oncall.models import (
     ServicePolicy,
 )
 from tests.fakes.twilio import FakeTwilio
-from tests.system.conftest import database_url_of_tests, require_postgresql, wait_for
+from tests.helpers.system import database_url_of_tests, require_postgresql, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 TWILIO_SID = "AC" + "c0" * 16

@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from muster.startup import check_delivery
 from oncall.channels import console_fallbacks
-from tests.system.conftest import ROOT, database_url_of_tests
+from tests.helpers.system import ROOT, database_url_of_tests
 
 DEPLOY = ROOT / "deploy"
 SMTP = "django.core.mail.backends.smtp.EmailBackend"
