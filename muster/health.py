@@ -19,8 +19,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from alerts.pending import pending_requests
 from incidents.models import Incident
 from muster.celery import app as celery_app
-from muster.startup import console_delivery
 from muster.tasks import seconds_since_last_tick
+from oncall.channels import console_fallbacks
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -89,7 +89,7 @@ def readiness() -> tuple[bool, dict]:
         "status": "ok" if not problems else "unavailable",
         "problems": problems,
         "tick_age_seconds": None if age is None else round(age, 3),
-        "console_delivery": console_delivery(),
+        "console_delivery": console_fallbacks(),
     }
     return not problems, body
 
@@ -128,7 +128,7 @@ class StateCollector:
         yield GaugeMetricFamily(
             "muster_console_delivery",
             "1 when SMS, calls or email reach only the console outbox (no provider configured).",
-            value=1 if console_delivery() else 0,
+            value=1 if console_fallbacks() else 0,
         )
         depth = _queue_depth()
         if depth is not None:
