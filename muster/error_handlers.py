@@ -12,9 +12,9 @@ from rest_framework import status as http
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from core.api_errors import error_response
 from incidents.selectors import IncidentNotFound, NotAllowed
 from incidents.services import IllegalTransition, IncidentError
-from muster.api_errors import error_response
 
 
 def _flatten(detail: Any, prefix: str = "") -> list[str]:
