@@ -9,8 +9,8 @@ from rest_framework.response import Response
 
 from accounts.models import ApiToken, Role, User
 from accounts.services import create_api_token, revoke_api_token
-from muster.api_errors import ParseBodyFirst
-from muster.pagination import cursor_by
+from core.api_errors import ParseBodyFirst
+from core.pagination import cursor_by
 
 
 class UserSerializer(serializers.ModelSerializer):

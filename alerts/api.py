@@ -33,9 +33,9 @@ from alerts.models import (
     check_silence,
 )
 from alerts.services import rotate_integration_token
+from core.api_errors import Conflict, ParseBodyFirst, check_query_text
+from core.pagination import cursor_by
 from incidents.models import Service
-from muster.api_errors import Conflict, ParseBodyFirst, check_query_text
-from muster.pagination import cursor_by
 
 
 def _is_admin(serializer) -> bool:

@@ -30,8 +30,8 @@ from django.utils import timezone
 from alerts import metrics, pipeline
 from alerts.decoding import Request, parse
 from alerts.models import IngestRequest, Integration, Outcome
+from core import faults
 from incidents.services import batched_timeline
-from muster import faults
 
 log = logging.getLogger(__name__)
 

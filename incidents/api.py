@@ -15,11 +15,11 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from accounts.models import Role, User
+from core.api_errors import Conflict, ParseBodyFirst, check_query_text
+from core.pagination import cursor_by
 from incidents import services
 from incidents.models import Incident, Service, Source, Status, TimelineEntry
 from incidents.selectors import IncidentNotFound, access_incident
-from muster.api_errors import Conflict, ParseBodyFirst, check_query_text
-from muster.pagination import cursor_by
 
 
 class ServiceSerializer(serializers.ModelSerializer):

@@ -19,12 +19,12 @@ from rest_framework.views import APIView
 
 from accounts.models import Role, User
 from accounts.permissions import RolePermission
+from core.api_errors import ParseBodyFirst
 from incidents import postmortem_export as export
 from incidents import postmortems
 from incidents.models import ActionItem, Incident, Postmortem, TimelineEntry
 from incidents.postmortems import FIELDS, TEXT_MAX, urls_of
 from incidents.selectors import access_incident
-from muster.api_errors import ParseBodyFirst
 
 _NUMBER = OpenApiParameter("number", int, OpenApiParameter.PATH, description="Incident number")
 

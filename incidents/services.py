@@ -20,6 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from core.text import one_line
 from incidents.metrics import INCIDENTS_OPENED
 from incidents.models import (
     Counter,
@@ -32,7 +33,6 @@ from incidents.models import (
     source_label,
 )
 from incidents.signals import Together, incident_changed
-from muster.text import one_line
 
 log = logging.getLogger(__name__)
 

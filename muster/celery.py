@@ -1,4 +1,8 @@
-"""The Celery app. Tasks live in each app's tasks.py; the beat schedule is in settings."""
+"""The Celery app. Tasks live in each app's tasks.py; the beat schedule is in settings.
+
+`celery -A muster worker` finds it here (Celery looks for `muster.celery` when the package has
+no `app` of its own); Django processes import it in `MusterConfig.ready()`.
+"""
 
 from __future__ import annotations
 

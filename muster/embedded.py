@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 from celery import beat
 from celery.worker import WorkController
+from daphne.endpoints import build_endpoint_description_strings
 
+from muster.asgi import application
 from muster.celery import app as celery_app
 
 log = logging.getLogger(__name__)
@@ -91,10 +93,8 @@ def start_background(concurrency: int = 4) -> Background:
 
 def serve(host: str, port: int) -> None:
     """Serve HTTP and websockets with daphne in this (the main) thread until interrupted."""
-    from daphne.endpoints import build_endpoint_description_strings
+    # Importing daphne.server installs Twisted's asyncio reactor: only in the process that serves.
     from daphne.server import Server
-
-    from muster.asgi import application
 
     Server(
         application=application,

@@ -8,16 +8,19 @@ import time
 
 from django.conf import settings
 from django.db import DatabaseError, connection
-from django.db.models import Count
+from django.db.models import Count, Min
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 from kombu.exceptions import ChannelError
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from alerts.pending import pending_requests
+from incidents.models import Incident
 from muster.celery import app as celery_app
-from muster.startup import console_delivery
 from muster.tasks import seconds_since_last_tick
+from oncall.channels import console_fallbacks
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -86,7 +89,7 @@ def readiness() -> tuple[bool, dict]:
         "status": "ok" if not problems else "unavailable",
         "problems": problems,
         "tick_age_seconds": None if age is None else round(age, 3),
-        "console_delivery": console_delivery(),
+        "console_delivery": console_fallbacks(),
     }
     return not problems, body
 
@@ -100,8 +103,6 @@ class StateCollector:
     """Gauges read at scrape time: open incidents, ingest backlog, tick lag, task queue depth."""
 
     def collect(self):
-        from incidents.models import Incident
-
         incidents = GaugeMetricFamily(
             "muster_open_incidents", "Open incidents, by status.", labels=["status"]
         )
@@ -127,7 +128,7 @@ class StateCollector:
         yield GaugeMetricFamily(
             "muster_console_delivery",
             "1 when SMS, calls or email reach only the console outbox (no provider configured).",
-            value=1 if console_delivery() else 0,
+            value=1 if console_fallbacks() else 0,
         )
         depth = _queue_depth()
         if depth is not None:
@@ -138,11 +139,6 @@ class StateCollector:
 
 def _ingest_backlog():
     """Accepted requests not processed yet, and how long the oldest has waited."""
-    from django.db.models import Min
-    from django.utils import timezone
-
-    from alerts.pending import pending_requests
-
     try:
         backlog = pending_requests().aggregate(n=Count("id"), oldest=Min("received_at"))
     except DatabaseError:
@@ -184,8 +180,6 @@ def metrics(request: HttpRequest) -> HttpResponse:
             return HttpResponse("metrics need a bearer token\n", status=401)
     started = time.monotonic()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:

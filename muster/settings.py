@@ -132,13 +132,6 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, Channels layer, cache --------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
-if REDIS_URL and env.str("PYTEST_XDIST_WORKER", default="").startswith("gw"):
-    # Parallel test workers share one Redis, and a test's cache.clear() flushes a whole
-    # database: give each worker a database of its own (1-15), so none wipes another's keys.
-    from urllib.parse import urlsplit
-
-    _worker = int(env.str("PYTEST_XDIST_WORKER")[2:])
-    REDIS_URL = urlsplit(REDIS_URL)._replace(path=f"/{1 + _worker % 15}").geturl()
 EMBEDDED = not REDIS_URL
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
@@ -153,12 +146,7 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": _LAYERS[env.str("MUSTER_CHANNEL_LAYER", default="pubsub")],
-            # Pub/sub channels are not per Redis database: parallel test workers (each on a
-            # database of its own, above) need a prefix of their own too.
-            "CONFIG": {
-                "hosts": [REDIS_URL],
-                "prefix": "muster" + env.str("PYTEST_XDIST_WORKER", default=""),
-            },
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": "muster"},
         }
     }
     CACHES = {
@@ -275,7 +263,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "muster.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "muster.error_handlers.exception_handler",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

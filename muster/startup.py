@@ -21,16 +21,11 @@ HOW_TO = {
 }
 
 
-def console_delivery() -> list[str]:
-    """Return the contact kinds that reach only the console outbox (empty when all deliver)."""
-    return console_fallbacks()
-
-
 def check_delivery() -> None:
     """Raise ImproperlyConfigured if production would page nobody through some channel."""
     if not settings.DATABASE_URL or settings.ALLOW_CONSOLE_DELIVERY:
         return
-    missing = console_delivery()
+    missing = console_fallbacks()
     if not missing:
         return
     needs = sorted({HOW_TO[kind] for kind in missing})

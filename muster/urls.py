@@ -12,7 +12,7 @@ from alerts import heartbeats, ingest
 from alerts.api import AlertViewSet, IntegrationViewSet, RoutingRuleViewSet, SilenceViewSet
 from incidents import postmortem_api
 from incidents.api import IncidentViewSet, ServiceViewSet
-from muster import api_errors, health
+from muster import error_handlers, health
 from oncall import api as oncall_api
 from oncall import ical, pages_api
 from warroom import views as warroom_views
@@ -61,8 +61,8 @@ class DocsView(_ErrorsAsJson, SpectacularSwaggerView):
     http_method_names = ["get", "head"]  # its HTML renderer cannot answer OPTIONS
 
 
-handler404 = api_errors.not_found
-handler500 = api_errors.server_error
+handler404 = error_handlers.not_found
+handler500 = error_handlers.server_error
 
 urlpatterns = [
     # Ingest. PagerDuty and Opsgenie senders use their own APIs' paths.

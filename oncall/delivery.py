@@ -26,9 +26,9 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core import faults
 from incidents.models import EntryKind, Incident, Source, Status, Urgency
 from incidents.services import flag_unpaged, record
-from muster import faults
 from oncall import messages, metrics
 from oncall.channels import CHANNELS, channel_for
 from oncall.channels.base import DeliveryError, Message

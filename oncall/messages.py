@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from django.conf import settings
 from django.urls import reverse
 
+from core.text import one_line
 from incidents.models import Incident
-from muster.text import one_line
 from oncall.channels.base import Message
 
 # GSM 03.38's basic alphabet (without the escape) and its extension table (each an escape pair).

@@ -11,11 +11,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Role, User
+from core.api_errors import ParseBodyFirst
+from core.pagination import cursor_by
 from incidents.api import IncidentSerializer, incident_data
 from incidents.models import Source
 from incidents.selectors import access_incident
-from muster.api_errors import ParseBodyFirst
-from muster.pagination import cursor_by
 from oncall import escalation
 from oncall.models import ContactKind, OutboxKind, OutboxMessage, Page
 

@@ -27,10 +27,10 @@ from rest_framework.views import APIView
 from accounts.audit import CREATED, Audited, record_change, snapshot
 from accounts.models import Role
 from alerts.api import MatchersField
+from core.api_errors import Conflict, ParseBodyFirst, check_query_text, error_response
+from core.pagination import cursor_by
 from incidents.models import Service, Source
 from incidents.selectors import access_incident
-from muster.api_errors import Conflict, ParseBodyFirst, check_query_text, error_response
-from muster.pagination import cursor_by
 from runbooks import actions, templating
 from runbooks.graphs import GraphTemplateError, check_url_template, graph_links
 from runbooks.models import (

@@ -1,26 +1,19 @@
-"""The shared cast and helpers: alice the admin, bob the responder, charlie the observer."""
+"""The shared cast: alice the admin, bob the responder, charlie the observer; helpers are in
+tests/helpers/."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import Role, User
 from accounts.services import create_api_token
-from alerts.models import IngestRequest, Integration, Kind
+from alerts.models import Integration, Kind
 from alerts.pending import process_pending
 from incidents.models import Service
-
-FIXTURES = Path(__file__).parent / "alerts" / "fixtures"
-
-
-def load_fixture(kind: str, name: str) -> dict:
-    """Return a real-shaped payload from tests/alerts/fixtures/<kind>/<name>.json."""
-    return json.loads((FIXTURES / kind / f"{name}.json").read_text())
 
 
 @pytest.fixture(autouse=True)
@@ -102,12 +95,6 @@ def make_integration(db, service) -> Callable[..., Integration]:
         return Integration.objects.create(kind=kind, **fields)
 
     return make
-
-
-def results_of(response) -> list[dict]:
-    """Return what became of each alert of an accepted ingest request, once processed."""
-    process_pending()
-    return IngestRequest.objects.get(pk=response.json()["request"]).results
 
 
 @pytest.fixture

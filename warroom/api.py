@@ -19,9 +19,9 @@ from rest_framework.views import APIView
 
 from accounts.models import Role
 from accounts.permissions import RolePermission
+from core.api_errors import ParseBodyFirst, check_query_text
+from core.pagination import cursor_by
 from incidents.selectors import access_incident
-from muster.api_errors import ParseBodyFirst, check_query_text
-from muster.pagination import cursor_by
 from warroom import selectors, services
 from warroom.attachments import AttachmentRefused
 from warroom.commands import addressed_command

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest
 
-from muster.startup import console_delivery
+from oncall.channels import console_fallbacks
 
 
 def delivery(request: HttpRequest) -> dict[str, list[str]]:
@@ -13,4 +13,4 @@ def delivery(request: HttpRequest) -> dict[str, list[str]]:
     embedded mode (where start-up allowed it explicitly); the base template warns of them."""
     if not settings.DATABASE_URL or not request.user.is_authenticated:
         return {"console_delivery": []}
-    return {"console_delivery": console_delivery()}
+    return {"console_delivery": console_fallbacks()}

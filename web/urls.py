@@ -1,14 +1,28 @@
 """The web UI's routes: each area's module brings its own `urlpatterns`."""
 
-from web.views import home, incidents, insights, oncall, outbox, postmortems, profile, setup
+from web.views import home, incidents, insights, oncall, outbox, postmortems
+from web.views.profile import account, methods, page, rules
+from web.views.setup import index, integrations, policies, routing, runbooks, services
 
 urlpatterns = [
+    # Home, incidents, postmortems, on-call
     *home.urlpatterns,
     *incidents.urlpatterns,
     *postmortems.urlpatterns,
     *oncall.urlpatterns,
-    *setup.urlpatterns,
-    *profile.urlpatterns,
+    # Setup
+    *index.urlpatterns,
+    *services.urlpatterns,
+    *integrations.urlpatterns,
+    *routing.urlpatterns,
+    *policies.urlpatterns,
+    *runbooks.urlpatterns,
+    # My profile
+    *page.urlpatterns,
+    *methods.urlpatterns,
+    *rules.urlpatterns,
+    *account.urlpatterns,
+    # Insights, and the dev outbox
     *insights.urlpatterns,
     *outbox.urlpatterns,
 ]

@@ -6,8 +6,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import serializers, viewsets
 
 from accounts.models import AuditEntry, Role
-from muster.api_errors import check_query_text
-from muster.pagination import cursor_by
+from core.api_errors import check_query_text
+from core.pagination import cursor_by
 
 # --- the audit log ----------------------------------------------------------------------------
 

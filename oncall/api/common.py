@@ -14,8 +14,8 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
 from accounts.models import User
+from core.api_errors import Conflict, check_query_text
 from incidents.api import _parse_moment
-from muster.api_errors import Conflict, check_query_text
 from oncall.models import EscalationPolicy, EscalationStep, Schedule
 
 MAX_RANGE_DAYS = 366

@@ -15,9 +15,9 @@ from rest_framework.views import APIView
 from accounts import audit
 from accounts.audit import CREATED, DELETED, UPDATED, diff, record_change, snapshot
 from accounts.models import Role
+from core.api_errors import Conflict, ParseBodyFirst
+from core.pagination import cursor_by
 from incidents.models import Urgency
-from muster.api_errors import Conflict, ParseBodyFirst
-from muster.pagination import cursor_by
 from oncall import people
 from oncall.api.common import ical_url
 from oncall.models import ContactMethod, NotificationRule

@@ -11,8 +11,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Role, User
+from core.api_errors import check_query_text
 from incidents.models import Service
-from muster.api_errors import check_query_text
 from oncall import schedules
 from oncall.api.common import (
     MAX_RANGE_DAYS,

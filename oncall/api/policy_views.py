@@ -12,8 +12,8 @@ from rest_framework.exceptions import ValidationError
 
 from accounts.audit import CREATED, DELETED, UPDATED, Audited, diff, record_change, snapshot
 from accounts.models import User
-from muster.api_errors import ParseBodyFirst
-from muster.pagination import cursor_by
+from core.api_errors import ParseBodyFirst
+from core.pagination import cursor_by
 from oncall.api.common import (
     DEFAULT_STEP_DELAY,
     MAX_STEPS,

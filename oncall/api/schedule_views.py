@@ -24,8 +24,8 @@ from rest_framework.response import Response
 from accounts import audit
 from accounts.audit import UPDATED, Audited, record_change
 from accounts.models import Role, User
-from muster.api_errors import Conflict, ParseBodyFirst
-from muster.pagination import cursor_by
+from core.api_errors import Conflict, ParseBodyFirst
+from core.pagination import cursor_by
 from oncall import overrides, people, rotations, schedules
 from oncall.api.common import (
     MAX_PARTICIPANTS,

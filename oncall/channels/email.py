@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import BadHeaderError, send_mail
 from django.core.validators import validate_email
 
-from muster.text import one_line
+from core.text import one_line
 from oncall.channels.base import DeliveryError, Message
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from alerts.models import Alert, AlertStatus, Kind, Silence
 from incidents.models import EntryKind, Incident, Status, Urgency
 from incidents.services import acknowledge_incident, merge_incidents, resolve_incident
 from tests.alerts.payloads import am_alert, am_batch, timeline_kinds
-from tests.conftest import load_fixture, results_of
+from tests.helpers.ingest import load_fixture, results_of
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 from alerts.models import Alert, AlertStatus, Kind
 from incidents.models import Incident, Status
 from tests.alerts.payloads import generic_alert
-from tests.conftest import load_fixture, results_of
+from tests.helpers.ingest import load_fixture, results_of
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from alerts.models import Alert, AlertStatus, IngestRequest, Kind, Outcome
 from alerts.pending import process_pending
 from incidents.models import Incident, Status
-from tests.conftest import load_fixture, results_of
+from tests.helpers.ingest import load_fixture, results_of
 
 SECRET = "grafana-shared-secret"
 

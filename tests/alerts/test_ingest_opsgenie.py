@@ -10,7 +10,7 @@ import pytest
 from alerts.models import Alert, AlertStatus, IngestRequest, Kind, Outcome
 from alerts.pending import process_pending
 from incidents.models import EntryKind, Incident, Status
-from tests.conftest import load_fixture
+from tests.helpers.ingest import load_fixture
 
 ALERTS = "/v2/alerts"
 ALIAS = "Life is too short for no alias"

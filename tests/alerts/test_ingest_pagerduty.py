@@ -7,7 +7,7 @@ import pytest
 from alerts.models import Alert, AlertStatus, IngestRequest, Kind, Outcome
 from incidents.models import EntryKind, Incident, Status
 from tests.alerts.payloads import pd_event, timeline_kinds
-from tests.conftest import load_fixture
+from tests.helpers.ingest import load_fixture
 
 ENQUEUE = "/v2/enqueue"
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from alerts.models import Alert, AlertStatus, Kind, RoutingRule, Silence
 from incidents.models import Incident, Service
 from tests.alerts.payloads import am_alert, am_batch
-from tests.conftest import results_of
+from tests.helpers.ingest import results_of
 
 
 @pytest.fixture

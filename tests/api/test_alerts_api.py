@@ -6,7 +6,7 @@ import pytest
 
 from alerts.models import AlertStatus, Kind, Silence
 from incidents.models import Service
-from tests.api.conftest import API, add_alert, assert_error, open_incident
+from tests.helpers.api import API, add_alert, assert_error, open_incident
 
 ALERTS = API + "alerts/"
 

@@ -8,7 +8,7 @@ import pytest
 
 from alerts.models import Kind
 from incidents.models import Incident, Service
-from tests.api.conftest import API, add_alert, assert_error, open_incident
+from tests.helpers.api import API, add_alert, assert_error, open_incident
 
 WRITES = [
     "services/",

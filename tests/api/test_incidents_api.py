@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from incidents import services
 from incidents.models import EntryKind, Incident, Service, Source, Status, TimelineEntry
-from tests.api.conftest import API, add_alert, assert_error, open_incident
+from tests.helpers.api import API, add_alert, assert_error, open_incident
 from tests.oncall.builders import make_policy, reachable
 
 INCIDENTS = API + "incidents/"

@@ -8,8 +8,8 @@ import pytest
 from django.conf import settings
 
 from alerts.models import IngestRequest, Integration, Kind, Outcome
-from tests.api.conftest import API, add_alert, assert_error
-from tests.conftest import load_fixture
+from tests.helpers.api import API, add_alert, assert_error
+from tests.helpers.ingest import load_fixture
 
 INTEGRATIONS = API + "integrations/"
 

@@ -8,7 +8,7 @@ import yaml
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
 
-from tests.api.conftest import API, assert_error
+from tests.helpers.api import API, assert_error
 
 
 def schema(client) -> dict:

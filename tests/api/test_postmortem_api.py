@@ -7,7 +7,7 @@ import pytest
 from accounts.models import AuditEntry
 from incidents import services
 from incidents.models import ActionItem, EntryKind, Incident, Source, TimelineEntry
-from tests.api.conftest import API, assert_error, open_incident
+from tests.helpers.api import API, assert_error, open_incident
 
 
 @pytest.fixture

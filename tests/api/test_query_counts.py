@@ -10,7 +10,7 @@ from accounts.models import Role, User
 from alerts.models import Kind
 from incidents import services
 from incidents.models import Source
-from tests.api.conftest import API, add_alert, open_incident
+from tests.helpers.api import API, add_alert, open_incident
 
 # Authentication (token lookup) + the page itself, with room for a last_used_at write.
 MAX_QUERIES = 4

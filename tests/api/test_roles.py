@@ -18,8 +18,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import ApiToken, User
 from accounts.services import create_api_token
-from tests.api.conftest import API, assert_error
 from tests.api.routes import ADMIN, OBSERVER, RESPONDER, Route
+from tests.helpers.api import API, assert_error
 from tests.incidents.postmortem_routes import ROUTES as POSTMORTEM_ROUTES
 from tests.runbooks.routes import ROUTES as RUNBOOK_ROUTES
 from tests.warroom.routes import ROUTES as WARROOM_ROUTES

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from alerts.models import RoutingRule, Silence
-from tests.api.conftest import API, assert_error
+from tests.helpers.api import API, assert_error
 
 RULES = API + "routing-rules/"
 SILENCES = API + "silences/"

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import ApiToken
 from accounts.services import create_api_token
-from tests.api.conftest import API, assert_error
+from tests.helpers.api import API, assert_error
 
 TOKENS = API + "tokens/"
 

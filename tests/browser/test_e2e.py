@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import LIVE_TIMEOUT_MS, PHONE, log_in_ui, screenshot, wait_live
+from tests.helpers.browser import LIVE_TIMEOUT_MS, PHONE, log_in_ui, screenshot, wait_live
 
 pytestmark = pytest.mark.browser
 

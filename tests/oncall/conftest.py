@@ -13,11 +13,7 @@ from incidents.models import Incident, Source
 from muster.celery import app as celery_app
 from oncall.models import ContactMethod, Page
 from tests.fakes.twilio import FakeTwilio
-
-TWILIO_SID = "AC" + "a1" * 16
-TWILIO_TOKEN = "auth-token-of-the-fake"
-OUR_NUMBER = "+15005550006"
-BOB_PHONE = "+14155550101"
+from tests.helpers.twilio import BOB_PHONE, OUR_NUMBER, TWILIO_SID, TWILIO_TOKEN
 
 
 @pytest.fixture

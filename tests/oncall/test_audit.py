@@ -12,7 +12,7 @@ from accounts import audit
 from accounts.models import AuditEntry
 from alerts.models import Integration, RoutingRule
 from oncall.models import Schedule
-from tests.api.conftest import API, assert_error
+from tests.helpers.api import API, assert_error
 from tests.oncall.builders import add_layer, make_policy, make_schedule, verified_phone
 
 NOW = datetime(2025, 6, 2, 12, tzinfo=UTC)

@@ -12,7 +12,7 @@ import pytest
 import time_machine
 
 from oncall.models import ContactMethod, NotificationRule, OutboxKind, OutboxMessage
-from tests.api.conftest import API, assert_error
+from tests.helpers.api import API, assert_error
 from tests.oncall.builders import verified_phone
 
 METHODS = API + "me/contact-methods/"

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from incidents.models import Service
 from oncall.models import EscalationPolicy, Layer, Override, ServicePolicy
-from tests.api.conftest import API, assert_error
+from tests.helpers.api import API, assert_error
 from tests.oncall.builders import (
     add_layer,
     add_override,

@@ -14,8 +14,8 @@ from oncall import delivery, escalation, messages, people
 from oncall.channels import CHANNELS
 from oncall.models import ContactKind, ContactMethod, NotificationRule, OutboxMessage
 from oncall.testpage import send_test_page
-from tests.api.conftest import API, assert_error
-from tests.oncall.conftest import BOB_PHONE
+from tests.helpers.api import API, assert_error
+from tests.helpers.twilio import BOB_PHONE
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from oncall import messages
 from oncall.channels import CHANNELS
 from oncall.channels.base import DeliveryError
 from oncall.models import PageStatus
-from tests.oncall.conftest import BOB_PHONE, OUR_NUMBER
+from tests.helpers.twilio import BOB_PHONE, OUR_NUMBER
 
 
 @pytest.fixture

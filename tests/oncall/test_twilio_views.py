@@ -13,7 +13,7 @@ from incidents.models import Source, Status
 from oncall import messages
 from oncall.channels import CHANNELS
 from oncall.models import PageStatus
-from tests.oncall.conftest import BOB_PHONE, OUR_NUMBER, TWILIO_TOKEN
+from tests.helpers.twilio import BOB_PHONE, OUR_NUMBER, TWILIO_TOKEN
 
 
 @pytest.fixture

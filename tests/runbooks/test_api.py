@@ -8,7 +8,7 @@ from accounts.models import AuditEntry
 from incidents.models import EntryKind, Service
 from runbooks.actions import request_run
 from runbooks.models import Action, ActionRun, GraphTemplate, RunStatus
-from tests.api.conftest import API, assert_error
+from tests.helpers.api import API, assert_error
 
 LABELS = {"alertname": "DiskFull", "instance": "db-1:9100", "team": "db"}
 ACTION = {

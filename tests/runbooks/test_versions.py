@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from accounts.models import AuditEntry
 from runbooks.models import Runbook, RunbookVersion
-from tests.api.conftest import API
+from tests.helpers.api import API
 
 
 def test_creating_keeps_version_one_with_its_author(make_runbook, alice, service):

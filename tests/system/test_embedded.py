@@ -11,7 +11,7 @@ import re
 
 import httpx
 
-from tests.system.conftest import (
+from tests.helpers.system import (
     ALERTMANAGER_LINE,
     GENERIC_LINE,
     PASSWORD_LINE,

@@ -16,7 +16,7 @@ import time
 
 import httpx
 
-from tests.system.conftest import GENERIC_LINE, PASSWORD_LINE, log_in, processed_results
+from tests.helpers.system import GENERIC_LINE, PASSWORD_LINE, log_in, processed_results
 
 POLL_EVERY = 0.05
 GIVE_UP_AFTER = 15.0  # stop polling here, so a slow page is measured rather than waited on

@@ -14,8 +14,8 @@ from incidents.models import Service
 from muster import tasks
 from muster.celery import app as celery_app
 from muster_services import free_port
-from tests.conftest import results_of
-from tests.system.conftest import require_postgresql
+from tests.helpers.ingest import results_of
+from tests.helpers.system import require_postgresql
 
 
 @pytest.fixture(autouse=True)

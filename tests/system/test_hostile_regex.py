@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.system.conftest import GENERIC_LINE, PASSWORD_LINE, log_in, processed_results
+from tests.helpers.system import GENERIC_LINE, PASSWORD_LINE, log_in, processed_results
 
 CATASTROPHIC = "(.+.+)+!"  # 2^n steps on Python's re for a string of n characters without "!"
 

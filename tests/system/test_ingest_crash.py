@@ -1,7 +1,7 @@
 """A processor killed mid-batch loses nothing and doubles nothing.
 
 A real process runs the ingest processor against the test's PostgreSQL database and is
-SIGKILLed (`MUSTER_FAULT=ingest_before_commit`, muster/faults.py) after it has processed a
+SIGKILLed (`MUSTER_FAULT=ingest_before_commit`, core/faults.py) after it has processed a
 whole batch but before it commits, the way a machine dies. Everything it did rolls back;
 the requests stay pending; the next processor does them exactly once.
 """
@@ -21,7 +21,7 @@ from alerts.models import Alert, Kind
 from alerts.pending import pending_requests, process_pending
 from incidents.models import EntryKind, Incident, TimelineEntry
 from tests.alerts.payloads import am_alert, am_batch
-from tests.system.conftest import database_url_of_tests, require_postgresql
+from tests.helpers.system import database_url_of_tests, require_postgresql
 
 pytestmark = pytest.mark.usefixtures("transactional_db")
 

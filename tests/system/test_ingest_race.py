@@ -18,8 +18,8 @@ from alerts import pipeline
 from alerts.models import Alert, AlertStatus, Integration, Kind
 from alerts.sources.base import FIRING, NormalizedAlert
 from incidents.models import EntryKind, Incident, Service, Status, TimelineEntry
-from tests.conftest import results_of
-from tests.system.conftest import (
+from tests.helpers.ingest import results_of
+from tests.helpers.system import (
     fire_at_once,
     process_with_racing_processors,
     require_postgresql,

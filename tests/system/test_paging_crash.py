@@ -3,7 +3,7 @@
 Each test runs `celery -A muster worker --pool solo` as a subprocess on the test's PostgreSQL
 database and Redis, with Twilio's API served by tests/fakes/twilio.py in this process. The worker
 is killed with SIGKILL — no cleanup, no exception handlers — at a named point
-(`MUSTER_FAULT`, muster/faults.py) or while the fake holds its request open. A new worker
+(`MUSTER_FAULT`, core/faults.py) or while the fake holds its request open. A new worker
 without the fault is started, and this process plays Celery beat: it calls the tick
 (`muster.tasks.tick`: run_due_escalations, then sweep_outbox) a few times a second. Every
 claim is counted where it matters, at the fake Twilio:
@@ -51,7 +51,7 @@ from oncall.models import (
     ServicePolicy,
 )
 from tests.fakes.twilio import FakeTwilio
-from tests.system.conftest import database_url_of_tests, require_postgresql, wait_for
+from tests.helpers.system import database_url_of_tests, require_postgresql, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 TWILIO_SID = "AC" + "c0" * 16

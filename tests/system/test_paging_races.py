@@ -19,8 +19,8 @@ from incidents import services
 from incidents.models import EntryKind, Incident, Source
 from oncall import escalation
 from oncall.models import Escalation, EscalationStatus, Page
+from tests.helpers.system import require_postgresql
 from tests.oncall.builders import make_person, make_policy, reachable
-from tests.system.conftest import require_postgresql
 
 
 @pytest.mark.django_db(transaction=True)

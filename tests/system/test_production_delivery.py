@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from prometheus_client.parser import text_string_to_metric_families
 
 from muster.startup import check_delivery
 from oncall.channels import console_fallbacks
-from tests.system.conftest import ROOT, database_url_of_tests
+from tests.helpers.system import ROOT, database_url_of_tests
 
 DEPLOY = ROOT / "deploy"
 SMTP = "django.core.mail.backends.smtp.EmailBackend"
@@ -88,7 +89,13 @@ def test_allowed_explicitly_or_embedded_starts(production):
 def _environment(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "EMAIL_"))}
     env.pop("MUSTER_ALLOW_CONSOLE_DELIVERY", None)
-    env.update(DATABASE_URL=database_url_of_tests(), **extra)
+    env.update(
+        # Production's settings, on this test worker's Redis database.
+        DJANGO_SETTINGS_MODULE="muster.settings",
+        DATABASE_URL=database_url_of_tests(),
+        REDIS_URL=django_settings.REDIS_URL,
+        **extra,
+    )
     return env
 
 

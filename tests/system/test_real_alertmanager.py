@@ -27,7 +27,7 @@ from alerts.models import Alert, AlertStatus, Integration, Kind, Outcome
 from alerts.pending import process_pending
 from incidents.models import EntryKind, Incident, Service, Status
 from muster_services import free_port
-from tests.system.conftest import require_postgresql, wait_for
+from tests.helpers.system import require_postgresql, wait_for
 
 PACKAGE = "prometheus-alertmanager"
 START_TIMEOUT = 20.0

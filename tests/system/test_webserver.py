@@ -24,7 +24,7 @@ from alerts.models import IngestRequest, Kind, Outcome
 from muster.webserver import bind_address
 from muster_services import free_port
 from tests.alerts.payloads import am_alert, am_batch
-from tests.system.conftest import database_url_of_tests, require_postgresql, wait_for
+from tests.helpers.system import database_url_of_tests, require_postgresql, wait_for
 
 pytestmark = pytest.mark.usefixtures("transactional_db")
 

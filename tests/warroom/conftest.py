@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 
 import pytest
@@ -11,10 +10,8 @@ from django.utils import timezone
 from accounts.models import User
 from incidents import services
 from incidents.models import Incident, Service, Source
-from oncall.models import ContactKind, ContactMethod, Page
-
-BOB_PHONE = "+14155550101"
-CHARLIE_PHONE = "+14155550103"
+from oncall.models import Page
+from tests.helpers.twilio import BOB_PHONE, TWILIO_TOKEN
 
 
 @pytest.fixture
@@ -43,15 +40,6 @@ def page() -> Callable[..., Page]:
     return make
 
 
-def give_phone(user: User, number: str, kind: str = ContactKind.SMS, verified: bool = True):
-    return ContactMethod.objects.create(
-        user=user, kind=kind, address=number, verified_at=timezone.now() if verified else None
-    )
-
-
-TWILIO_TOKEN = "twilio-auth-token-for-tests"
-
-
 @pytest.fixture
 def twilio(settings):
     """Twilio's credentials, and Muster reachable at the test client's own address."""
@@ -76,20 +64,6 @@ def twilio_post(client, twilio):
         return client.post(path, params, **headers)
 
     return post
-
-
-def twiml(response) -> ET.Element:
-    """Return the TwiML document of a 200 answer."""
-    assert response.status_code == 200, response.content
-    assert response["Content-Type"].startswith(("text/xml", "application/xml"))
-    root = ET.fromstring(response.content)  # noqa: S314 - our own answer, not untrusted input
-    assert root.tag == "Response"
-    return root
-
-
-def twiml_text(response) -> str:
-    """Return everything the TwiML says or texts, as one string."""
-    return " ".join(" ".join(el.itertext()).strip() for el in twiml(response)).strip()
 
 
 @pytest.fixture

@@ -25,12 +25,6 @@ PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n" + b"0" * 64
 ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 64
 
 
-@pytest.fixture(autouse=True)
-def _media_in_tmp(settings, tmp_path):
-    """Keep the attachments the tests store out of the working tree."""
-    settings.MEDIA_ROOT = str(tmp_path / "media")
-
-
 def open_incident(service: Service, title: str = "Disk full on db-1") -> Incident:
     return incident_services.open_incident(service, title=title, severity=2, source=Source.ALERT)
 

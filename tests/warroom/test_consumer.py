@@ -17,7 +17,6 @@ from django.utils import timezone
 from accounts.services import create_api_token
 from incidents.models import EntryKind, Status
 from tests.warroom.rooms_fixtures import (  # noqa: F401 (fixtures)
-    _media_in_tmp,
     closed_with,
     connect,
     drain,

@@ -26,7 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from accounts.services import create_api_token
 from incidents.models import EntryKind, Incident, Status
 from muster_services import free_port
-from tests.system.conftest import database_url_of_tests, require_postgresql, wait_for
+from tests.helpers.system import database_url_of_tests, require_postgresql, wait_for
 from tests.warroom.rooms_fixtures import open_incident
 from warroom.models import Message
 from warroom.services import incident_room

@@ -15,7 +15,7 @@ from incidents import services
 from incidents.models import EntryKind, Incident, Service, Source, Status
 from oncall.models import NotificationRule, Page
 from tests.alerts.payloads import am_alert, am_batch
-from tests.conftest import results_of
+from tests.helpers.ingest import results_of
 from tests.oncall.builders import add_layer, make_person, make_policy, make_schedule, verified_phone
 from warroom import services as rooms
 from warroom.commands import Command, parse

@@ -22,7 +22,7 @@ from incidents.models import EntryKind, Incident, Source, Status, TimelineEntry
 from oncall import delivery, escalation, messages
 from oncall.models import NotificationRule, Page
 from tests.alerts.payloads import am_alert, am_batch
-from tests.conftest import load_fixture
+from tests.helpers.ingest import load_fixture
 from tests.oncall.builders import make_person, make_policy, verified_phone
 from warroom.models import Message, MessageKind, Participant, Room
 from warroom.receivers import follow_entry

@@ -7,11 +7,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from incidents.models import EntryKind, Status
-from tests.api.conftest import API, assert_error
+from tests.helpers.api import API, assert_error
 from tests.warroom.rooms_fixtures import (  # noqa: F401 (fixtures)
     ELF,
     PNG,
-    _media_in_tmp,
     open_incident,
     room_fixture,
     upload,

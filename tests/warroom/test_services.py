@@ -11,7 +11,6 @@ from tests.warroom.rooms_fixtures import (  # noqa: F401 (fixtures)
     ELF,
     PDF,
     PNG,
-    _media_in_tmp,
     room_fixture,
     upload,
 )

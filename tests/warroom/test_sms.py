@@ -6,7 +6,7 @@ import pytest
 
 from incidents.models import EntryKind, Source, Status
 from oncall.models import ContactKind, ContactMethod, Page
-from tests.warroom.conftest import BOB_PHONE, CHARLIE_PHONE, give_phone, twiml_text
+from tests.helpers.twilio import BOB_PHONE, CHARLIE_PHONE, give_phone, twiml_text
 
 PATH = "/twilio/sms/"
 

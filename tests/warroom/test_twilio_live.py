@@ -5,7 +5,7 @@ from __future__ import annotations
 from incidents.models import EntryKind, Source, Status
 from oncall.models import PageStatus
 from tests.fakes.twilio import FakeTwilio
-from tests.warroom.conftest import BOB_PHONE, CHARLIE_PHONE, give_phone
+from tests.helpers.twilio import BOB_PHONE, CHARLIE_PHONE, give_phone
 
 
 def test_bob_texts_4_and_his_page_is_acknowledged(fake_twilio, open_incident, page, bob):

@@ -7,7 +7,7 @@ import pytest
 from incidents import services
 from incidents.models import EntryKind, Source, Status
 from oncall.models import Page, PageStatus
-from tests.warroom.conftest import BOB_PHONE, twiml, twiml_text
+from tests.helpers.twilio import BOB_PHONE, twiml, twiml_text
 
 
 def keys(digits: str) -> dict[str, str]:

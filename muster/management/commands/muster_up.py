@@ -10,11 +10,20 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import Role, User
 from alerts.models import Integration, Kind
 from incidents.models import Service
 from muster import embedded
+from oncall.models import (
+    ContactKind,
+    ContactMethod,
+    EscalationPolicy,
+    EscalationStep,
+    NotificationRule,
+    ServicePolicy,
+)
 
 DEMO_ADMIN = "admin"
 
@@ -66,17 +75,6 @@ class Command(BaseCommand):
 
     def _seed_paging(self, admin: User, service: Service) -> None:
         """Make the demo admin reachable, so a first alert shows a page in the console outbox."""
-        from django.utils import timezone
-
-        from oncall.models import (
-            ContactKind,
-            ContactMethod,
-            EscalationPolicy,
-            EscalationStep,
-            NotificationRule,
-            ServicePolicy,
-        )
-
         method = ContactMethod.objects.create(
             user=admin,
             kind=ContactKind.SMS,

@@ -1,4 +1,5 @@
-"""One JSON shape for every API error: {"error": {"status", "message", "problems"}}."""
+"""The project's error handlers: DRF's exception handler, handler404 and handler500 answer in the
+API's one JSON error shape, and map the incident verbs' errors to HTTP statuses."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from django.db.models import ProtectedError, RestrictedError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import status as http
-from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from core.api_errors import error_response
 from incidents.selectors import IncidentNotFound, NotAllowed
 from incidents.services import IllegalTransition, IncidentError
 
@@ -28,34 +29,9 @@ def _flatten(detail: Any, prefix: str = "") -> list[str]:
     return [f"{prefix}{detail}"]
 
 
-class Conflict(APIException):
-    """A well-formed request that clashes with the current state (deleting a thing in use)."""
-
-    status_code = http.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state."
-    default_code = "conflict"
-
-
 def _in_use(exc: ProtectedError | RestrictedError) -> str:
     kinds = sorted({str(obj._meta.verbose_name_plural) for obj in exc.protected_objects})
     return f"This is still used by {', '.join(kinds)}, so it cannot be deleted."
-
-
-class ParseBodyFirst:
-    """Read the body of every write before acting, so a malformed one is refused with 400 even
-    where the action takes no arguments. Runs after authentication and role checks."""
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            request.data  # noqa: B018 - parsing raises ParseError / UnsupportedMediaType
-
-
-def check_query_text(params) -> None:
-    """Refuse query parameters holding NUL characters, which PostgreSQL text cannot hold."""
-    bad = sorted({name for name, values in params.lists() if any("\x00" in v for v in values)})
-    if bad:
-        raise ValidationError([f"{name} cannot contain NUL characters" for name in bad])
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
@@ -81,12 +57,6 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         "error": {"status": response.status_code, "message": message, "problems": problems}
     }
     return response
-
-
-def error_response(status: int, message: str) -> Response:
-    return Response(
-        {"error": {"status": status, "message": message, "problems": [message]}}, status=status
-    )
 
 
 def _is_api(request: HttpRequest) -> bool:

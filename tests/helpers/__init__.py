@@ -1,0 +1,1 @@
+"""Helpers the tests import (constants, builders, assertions); fixtures stay in conftest.py."""
