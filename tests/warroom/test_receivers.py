@@ -28,7 +28,8 @@ from tests.oncall.builders import make_person, make_policy, verified_phone
 from warroom import receivers
 from warroom.models import Message, MessageKind, Participant, Room
 from warroom.receivers import follow_entry
-from warroom.services import room_group, say
+from warroom.services import room_group
+from warroom.surfaces.chat import say
 from warroom.tasks import follow_entry_later
 
 

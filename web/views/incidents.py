@@ -32,9 +32,9 @@ from oncall.models import Page
 from runbooks.graphs import graph_links, safe_url
 from runbooks.services import matching_runbook
 from warroom import services as room_services
-from warroom.markdown import MAX_BODY
 from warroom.markdown import render as render_markdown
 from warroom.models import Message
+from warroom.surfaces.chat import say_typed
 from web.access import role_required
 
 PER_PAGE = 50  # incidents on a page of the list
@@ -276,13 +276,10 @@ def add_note(request: HttpRequest, number: int) -> HttpResponse:
 def say_in_room(request: HttpRequest, number: int) -> HttpResponse:
     """Say something (or run a command) in the incident's war room, without JavaScript."""
     incident = _incident(request, number)
-    body = request.POST.get("body", "").strip()
-    if not body:
-        messages.error(request, "Type something to say.")
-    elif len(body) > MAX_BODY or "\x00" in body:
-        messages.error(request, f"A message is at most {MAX_BODY} characters of text.")
-    else:
-        room_services.say(room_services.incident_room(incident), body, user=request.user)
+    room = room_services.incident_room(incident)
+    problem = say_typed(room, request.POST.get("body", ""), user=request.user)
+    if problem is not None:
+        messages.error(request, problem)
     return redirect(f"/incidents/{incident.number}/#war-room")
 
 
