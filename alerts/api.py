@@ -30,9 +30,8 @@ from alerts.models import (
     Outcome,
     RoutingRule,
     Silence,
-    check_silence,
 )
-from alerts.services import rotate_integration_token
+from alerts.services import create_silence, rotate_integration_token
 from core.api_errors import Conflict, ParseBodyFirst, check_query_text
 from core.pagination import cursor_by
 from incidents.models import Service
@@ -267,14 +266,18 @@ class SilenceSerializer(serializers.ModelSerializer):
         now = timezone.now()
         return obj.starts_at <= now < obj.ends_at
 
-    def validate(self, data):
-        starts = data.get("starts_at") or timezone.now()
+    def create(self, validated_data):
         try:
-            check_silence(data.get("matchers"), data.get("service"), starts, data.get("ends_at"))
+            return create_silence(
+                matchers=validated_data.get("matchers") or [],
+                service=validated_data.get("service"),
+                starts_at=validated_data.get("starts_at"),
+                ends_at=validated_data["ends_at"],
+                comment=validated_data["comment"],
+                by=validated_data["created_by"],
+            )
         except DjangoValidationError as exc:
             raise ValidationError(exc.messages[0]) from None
-        data["starts_at"] = starts
-        return data
 
 
 @extend_schema_view(

@@ -1,17 +1,27 @@
-"""Writes for integrations: rotate a token, send a test alert."""
+"""Writes for integrations (rotate a token, send a test alert) and silences (create one)."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import User
 from alerts import pending
 from alerts.decoding import Request, parse
-from alerts.models import IngestRequest, Integration, Kind, new_integration_token
+from alerts.models import (
+    IngestRequest,
+    Integration,
+    Kind,
+    Silence,
+    check_silence,
+    new_integration_token,
+)
+from incidents.models import Service
 
 TEST_ALERTNAME = "MusterTestAlert"
 
@@ -113,3 +123,34 @@ def send_test_alert(integration: Integration, by: str) -> IngestRequest:
     alerts = parse(integration.kind, req, params)  # what ingest checks before accepting
     status_code = 202 if integration.kind in (Kind.PAGERDUTY, Kind.OPSGENIE) else 200
     return pending.accept_request(integration, req, alerts, params=params, status_code=status_code)
+
+
+# --- silences --------------------------------------------------------------------------------
+
+
+def create_silence(
+    *,
+    matchers: list[dict[str, str]],
+    ends_at: datetime,
+    comment: str,
+    by: User | None,
+    service: Service | None = None,
+    starts_at: datetime | None = None,
+) -> Silence:
+    """Silence alerts from `starts_at` (now, unless given) until `ends_at`: alerts that match
+    every one of `matchers` (and come to `service`, if given) open no incident and page no one.
+    A service with no matchers is a maintenance window.
+
+    Raises django's ValidationError for a silence that ends before it starts, or that would
+    silence nothing in particular (no matchers and no service).
+    """
+    starts_at = starts_at or timezone.now()
+    check_silence(matchers, service, starts_at, ends_at)
+    return Silence.objects.create(
+        matchers=matchers,
+        service=service,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        comment=comment,
+        created_by=by,
+    )

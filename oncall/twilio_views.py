@@ -6,15 +6,20 @@ answered 200, even for a page that no longer exists: Twilio does not retry them.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
-from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from incidents.models import Status
 from oncall import delivery, messages
-from oncall.channels.twilio import empty_twiml, verify_request, voice_gather_twiml, voice_say_twiml
+from oncall.channels.twilio import (
+    empty_twiml,
+    keypress_url,
+    twiml_response,
+    verify_request,
+    voice_gather_twiml,
+    voice_say_twiml,
+)
 from oncall.models import Page
 
 FORBIDDEN = "Invalid Twilio signature."
@@ -32,7 +37,7 @@ def sms_status(request: HttpRequest, page_id: int) -> HttpResponse:
         delivery.record_provider_status(
             page_id, kind="sms", status=status, error_code=request.POST.get("ErrorCode", "")
         )
-    return _twiml(empty_twiml())
+    return twiml_response(empty_twiml())
 
 
 @csrf_exempt
@@ -53,7 +58,7 @@ def voice_status(request: HttpRequest, page_id: int) -> HttpResponse:
             error_code=request.POST.get("ErrorCode", ""),
             answered=answered,
         )
-    return _twiml(empty_twiml())
+    return twiml_response(empty_twiml())
 
 
 @csrf_exempt
@@ -64,24 +69,20 @@ def voice_twiml(request: HttpRequest, page_id: int) -> HttpResponse:
         return HttpResponseForbidden(FORBIDDEN)
     page = Page.objects.select_related("incident__service").filter(pk=page_id).first()
     if page is None:
-        return _twiml(voice_say_twiml(NO_LONGER_VALID))
+        return twiml_response(voice_say_twiml(NO_LONGER_VALID))
     incidents = delivery.carried_incidents(page)
-    action = settings.PUBLIC_URL + reverse("twilio-voice-keypress", args=[page.pk])
+    action = keypress_url(page.pk)
     if len(incidents) > 1:  # a bundle: one call for every incident held for this person
         speech = messages.for_bundle(incidents).speech + " Press 4 to acknowledge all of them."
-        return _twiml(voice_gather_twiml(speech, action))
+        return twiml_response(voice_gather_twiml(speech, action))
     incident = page.incident
     message = messages.for_incident(incident)
     if incident.status == Status.RESOLVED:
         number = " ".join(str(incident.number))
-        return _twiml(
+        return twiml_response(
             voice_say_twiml(f"Muster. Incident {number} has been resolved meanwhile. Goodbye.")
         )
     speech = message.speech
     if incident.status == Status.ACKNOWLEDGED:
         speech += " It has been acknowledged."
-    return _twiml(voice_gather_twiml(speech, action))
-
-
-def _twiml(body: str) -> HttpResponse:
-    return HttpResponse(body, content_type="text/xml; charset=utf-8")
+    return twiml_response(voice_gather_twiml(speech, action))

@@ -24,9 +24,10 @@ from core.pagination import cursor_by
 from incidents.selectors import access_incident
 from warroom import selectors, services
 from warroom.attachments import AttachmentRefused
-from warroom.commands import addressed_command
-from warroom.consumers import body_problem
+from warroom.commands.addressing import addressed_command
 from warroom.models import Attachment, Room
+from warroom.services import body_problem
+from warroom.surfaces.chat import say
 
 MAX_FILES = 10  # attachments on one message
 
@@ -57,11 +58,6 @@ class RoomSerializer(serializers.Serializer):
     participants = ParticipantSerializer(many=True, read_only=True)
     websocket = serializers.CharField(read_only=True, help_text="Path of the room's websocket.")
     messages = serializers.CharField(read_only=True, help_text="Path of the room's history.")
-
-    def validate_name(self, value: str) -> str:
-        if "\x00" in value:
-            raise ValidationError("cannot contain NUL characters")
-        return value
 
 
 class AttachmentRefSerializer(serializers.Serializer):
@@ -234,7 +230,7 @@ class RoomMessagesView(ParseBodyFirst, APIView):
             raise ValidationError({"body": problem})
         room = _room(pk)
         with transaction.atomic():  # the command, its effect, the reply and the record
-            said = services.say(room, body, user=request.user)
+            said = say(room, body, user=request.user)
         return Response(
             {"messages": [services.message_json(m, attachments=[]) for m in said]}, status=201
         )

@@ -169,7 +169,7 @@ def safe_url(url: Any) -> str | None:
     return quote(url, safe=":/?#[]@!$&'*+,;=%~-._")
 
 
-def link(text: str, url: str) -> str:
+def markdown_link(text: str, url: str) -> str:
     """Return a Markdown link; `url` must have come through `safe_url`."""
     return f"[{plain(text, MAX_LINK_TEXT)}]({url})"
 
@@ -234,7 +234,7 @@ def links_section(links: Iterable[Any]) -> str:
     parts = []
     images = []
     for item in kept:
-        parts.append(link(item["text"] or LINK_NAMES[item["kind"]], item["url"]))
+        parts.append(markdown_link(item["text"] or LINK_NAMES[item["kind"]], item["url"]))
         if item["kind"] == "image" and len(images) < MAX_IMAGES:
             images.append(f"![{plain(item['text'] or 'graph', MAX_LINK_TEXT)}]({item['url']})")
     text = "🔗 **Links:** " + " · ".join(parts)
@@ -248,7 +248,8 @@ def runbook_section(runbook: RunbookView | None) -> str:
     if runbook is None:
         return ""
     url = safe_url(runbook.url) if runbook.url else None
-    title = link(runbook.title or "Runbook", url) if url else f"**{plain(runbook.title, 200)}**"
+    named = runbook.title or "Runbook"
+    title = markdown_link(named, url) if url else f"**{plain(runbook.title, 200)}**"
     lines = []
     for line in (runbook.body or "").splitlines():
         line = line.strip().lstrip("#").strip()  # a heading reads as a plain line here
@@ -375,7 +376,7 @@ def entry_line(kind: str, message: str, actor_name: str, data: Mapping[str, Any]
     """
     if kind in (EntryKind.COMMAND, EntryKind.OPENED, EntryKind.STATUS_UPDATE):
         # The command and its reply are in the room; the opening has its post; a status update
-        # is posted by its delivery (warroom.handlers), with the subscribers it reached.
+        # is posted by its delivery (warroom.status_updates), with the subscribers it reached.
         return None
     icon = _KIND_ICONS.get(kind, "•")
     if kind == EntryKind.NOTE:

@@ -2,7 +2,7 @@
 
 A thin consumer: it authenticates (session or API token), joins the room's channel-layer
 group, answers `hello` with the messages the client missed, hands `say` to
-`warroom.services.say` and relays the group's events. Nothing is sent before the client's
+`warroom.surfaces.chat.say` and relays the group's events. Nothing is sent before the client's
 `hello` is answered: the catch-up is read after the group was joined, so whatever was
 broadcast before it is in the database, and whatever is broadcast after it is relayed.
 """
@@ -13,27 +13,26 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-from urllib.parse import parse_qs
+from collections.abc import Callable
+from typing import Any
 
-from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.db import IntegrityError, close_old_connections
+from django.db import IntegrityError
 
 from accounts.models import Role, User
-from accounts.services import user_for_token
 from warroom import presence, selectors, services
 from warroom.markdown import MAX_BODY
 from warroom.models import Room
+from warroom.sockets import (
+    FORBIDDEN,
+    NO_SUCH_ROOM,
+    UNAUTHENTICATED,
+    authenticate,
+    in_thread,
+)
+from warroom.surfaces.chat import say
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-# Close codes, in the 4000s that the websocket protocol leaves to applications.
-UNAUTHENTICATED = 4401
-FORBIDDEN = 4403
-NO_SUCH_ROOM = 4404
 
 CATCH_UP_MAX = selectors.HISTORY_MAX
 MAX_FRAME = MAX_BODY * 6 + 1024  # a body of MAX_BODY characters, each JSON-escaped at worst
@@ -43,45 +42,6 @@ _REMEMBERED = 1000  # ids sent directly (catch-up, own messages) whose broadcast
 
 # Well inside presence's 90 s staleness, so an active client never drops off the roster.
 TOUCH_EVERY = 20.0
-
-
-def _db(func: Callable[..., T]) -> Callable[..., Awaitable[T]]:
-    """Run `func` off the event loop in a thread pool (the one thread-sensitive thread would
-    queue every room of the process behind each other's queries), and give its database
-    connection back after it: channels' database_sync_to_async closes connections outside
-    the context asgiref runs the function in, so there it would not see this one."""
-
-    def run(*args: Any, **kwargs: Any) -> T:
-        close_old_connections()
-        try:
-            return func(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    return sync_to_async(run, thread_sensitive=False)
-
-
-def token_in(scope: dict[str, Any]) -> str | None:
-    """Return the API token a websocket sent (a malformed one as ""), or None when none was:
-    a Bearer header, else `?token=` (browsers cannot set headers on a websocket)."""
-    for name, value in scope.get("headers", []):
-        if name == b"authorization":
-            parts = value.decode("latin-1").split()
-            if parts and parts[0].lower() == "bearer":
-                return parts[1] if len(parts) == 2 else ""
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    if "token" in query:
-        return query["token"][0]
-    return None
-
-
-async def authenticate(scope: dict[str, Any]) -> User | None:
-    """Return the person behind a websocket: its token if one was sent, else its session."""
-    token = token_in(scope)
-    if token is not None:
-        return await _db(user_for_token)(token) if token else None
-    user = scope.get("user")
-    return user if user is not None and user.is_authenticated else None
 
 
 class RoomConsumer(AsyncJsonWebsocketConsumer):
@@ -112,7 +72,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=FORBIDDEN)
             return
         # The room (and its incident) is read once: what a message needs of it never changes.
-        self.room = await _db(
+        self.room = await in_thread(
             Room.objects.select_related("incident").filter(pk=self.room_id).first
         )()
         if self.room is None:
@@ -155,7 +115,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         if not isinstance(frame, dict):
             await self._error("The frame must be a JSON object with a type.")
             return
-        handler = {"hello": self._hello, "say": self._say, "ping": self._ping}.get(
+        handler = {"hello": self._on_hello, "say": self._on_say, "ping": self._on_ping}.get(
             frame.get("type") if isinstance(frame.get("type"), str) else None
         )
         if handler is None:
@@ -164,13 +124,13 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             return
         await handler(frame)
 
-    async def _hello(self, frame: dict[str, Any]) -> None:
+    async def _on_hello(self, frame: dict[str, Any]) -> None:
         after = frame.get("after")
         if after is not None and (type(after) is not int or after < 0):
             await self._error('"after" must be the id of the last message seen, or null.')
             return
         try:
-            catch_up = await _db(_catch_up)(self.room_id, after)
+            catch_up = await in_thread(_catch_up)(self.room_id, after)
         except Exception:
             log.exception("room %s: could not read the catch-up", self.room_id)
             await self._error("The room's history could not be read; send hello again.")
@@ -185,7 +145,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             self._remember(message["id"])
             await self.send_json({"type": "message", "message": message})
         try:
-            users = await _db(presence.users)(self.room_id)
+            users = await in_thread(presence.users)(self.room_id)
         except Exception:
             log.warning("room %s: presence could not be read", self.room_id, exc_info=True)
             users = [self.username]
@@ -193,18 +153,18 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         self.presence_sent = users
         await self.send_json({"type": "ready", "room": room, "last_id": last_id, "presence": users})
 
-    async def _say(self, frame: dict[str, Any]) -> None:
+    async def _on_say(self, frame: dict[str, Any]) -> None:
         nonce = frame.get("nonce")
         if nonce is not None and not (isinstance(nonce, str) and len(nonce) <= MAX_NONCE):
             await self._error(f'"nonce" must be a string of at most {MAX_NONCE} characters.')
             return
         body = frame.get("body")
-        problem = body_problem(body)
+        problem = services.body_problem(body)
         if problem:
             await self._error(problem, nonce)
             return
         try:
-            said = await _db(_say)(self.room, self.user.pk, body)
+            said = await in_thread(_say_as)(self.room, self.user.pk, body)
         except Exception:
             log.exception("room %s: could not post a message by %s", self.room_id, self.username)
             await self._error("The message could not be posted; send it again.", nonce)
@@ -224,7 +184,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(event)
         await self._touch()
 
-    async def _ping(self, frame: dict[str, Any]) -> None:
+    async def _on_ping(self, frame: dict[str, Any]) -> None:
         await self.send_json({"type": "pong"})
         await self._touch()
 
@@ -277,7 +237,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         """Join, touch or leave the roster; tell the room if who is in it changed. Presence is
         a courtesy: when the cache or the layer fails, the room works on without it."""
         try:
-            changed = await _db(change)(self.room_id, self.channel_name, self.username)
+            changed = await in_thread(change)(self.room_id, self.channel_name, self.username)
             if changed.changed:
                 event = {"type": "presence", "users": changed.users}
                 await self.channel_layer.group_send(
@@ -285,19 +245,6 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
                 )
         except Exception:
             log.warning("room %s: presence failed", self.room_id, exc_info=True)
-
-
-def body_problem(body: object) -> str | None:
-    """Return what is wrong with a message body, or None when it may be posted."""
-    if not isinstance(body, str):
-        return '"body" must be a string of Markdown.'
-    if not body.strip():
-        return "The message is empty."
-    if len(body) > MAX_BODY:
-        return f"The message is {len(body)} characters long; the limit is {MAX_BODY}."
-    if "\x00" in body:
-        return "The message cannot contain NUL characters."
-    return None
 
 
 def _catch_up(
@@ -315,7 +262,7 @@ def _catch_up(
     return [services.message_json(m) for m in rows], gap, selectors.room_json(room), last_id
 
 
-def _say(room: Room, user_id: int, body: str) -> list[dict[str, Any]] | int:
+def _say_as(room: Room, user_id: int, body: str) -> list[dict[str, Any]] | int:
     """Say `body` in the room as the user; return the messages, or the close code that applies
     (a deactivated user, a deleted room). The person is read again every time: deactivating
     someone takes effect on their next word."""
@@ -323,7 +270,7 @@ def _say(room: Room, user_id: int, body: str) -> list[dict[str, Any]] | int:
     if user is None or not user.has_role(Role.OBSERVER):
         return FORBIDDEN
     try:
-        said = services.say(room, body, user=user)
+        said = say(room, body, user=user)
     except IntegrityError:  # the room was deleted while this client was in it
         return NO_SUCH_ROOM
     return [services.message_json(m, attachments=[]) for m in said]

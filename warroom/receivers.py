@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery import current_task
+from celery import current_task, signature
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -29,6 +29,8 @@ from incidents.models import EntryKind, Incident, Source, TimelineEntry, source_
 from incidents.signals import incident_changed
 from oncall.models import Page
 from oncall.schedules import on_call_for_service
+from runbooks.graphs import template_links, templates_for
+from runbooks.services import matching_runbook
 from warroom import bot
 from warroom.models import Message, MessageKind, Room
 from warroom.services import broadcast, incident_room, invite, post
@@ -42,6 +44,7 @@ HELD_TTL = 24 * 3600
 ON_CALL_TTL = 30  # seconds an answer to "who is on call for this service" is reused
 # Page statuses after which the paged person is surely meant to be in the room.
 INVITING_STATUSES = {"sent", "delivered", "answered", "completed"}
+FOLLOW_TASK = "warroom.follow_entry"  # warroom.tasks.follow_entry_later, on the "bot" queue
 
 
 @receiver(incident_changed, dispatch_uid="warroom.tell_the_room")
@@ -55,8 +58,6 @@ def tell_the_room(sender, entry: TimelineEntry, together=None, **kwargs) -> None
         # behind it. A page entry written in a request (an ack cancelling pages) is told at
         # once: a person is waiting, and a web process's first publish to the broker costs
         # ~80 ms (its connection).
-        from warroom.tasks import follow_entry_later
-
         if entry.kind in BURST_KINDS:
             # Entries committed together: the first of its kind and incident gets (or finds)
             # the task, which sees the others too (committed before it looks).
@@ -67,7 +68,8 @@ def tell_the_room(sender, entry: TimelineEntry, together=None, **kwargs) -> None
             if _task_on_its_way(entry):
                 return
         try:
-            follow_entry_later.delay(entry.pk)
+            # By name: warroom.tasks calls into this module (the task is `tell`).
+            signature(FOLLOW_TASK, args=(entry.pk,)).delay()
             return
         except Exception:
             log.warning("could not hand entry %s to a worker; posting now", entry.pk)
@@ -135,7 +137,7 @@ def follow_entry(entry: TimelineEntry) -> None:
     else:
         line = bot.entry_line(entry.kind, entry.message, entry.actor_name, entry.data)
         if line is not None:
-            _say(room, entry, line)
+            _post_about(room, entry, line)
 
 
 def _room_of(incident: Incident) -> Room:
@@ -145,7 +147,7 @@ def _room_of(incident: Incident) -> Room:
         return incident_room(incident)
 
 
-def _say(room: Room, entry: TimelineEntry, body: str, **data: Any) -> Message:
+def _post_about(room: Room, entry: TimelineEntry, body: str, **data: Any) -> Message:
     """Post the bot's `body` about `entry`, after any alerts held back for this room."""
     _post_held(room, entry.incident_id)
     return post(
@@ -199,7 +201,7 @@ def _post_opening(entry: TimelineEntry, incident: Incident, room: Room) -> None:
         runbook=_matching_runbook(incident),
         on_call=_on_call(incident),
     )
-    _say(
+    _post_about(
         room,
         entry,
         bot.opening_message(opening),
@@ -239,12 +241,8 @@ def _on_call(incident: Incident) -> list[str] | None:
 
 
 def _matching_runbook(incident: Incident) -> bot.RunbookView | None:
-    """Return the runbook matched to the incident, if runbooks can tell (imported lazily:
-    runbooks never imports warroom, and a room opens even if matching fails)."""
-    try:
-        from runbooks.services import matching_runbook
-    except (ImportError, AttributeError):
-        return None
+    """Return the runbook matched to the incident, if any (a room opens even if matching
+    fails)."""
     try:
         runbook = matching_runbook(incident)
     except Exception:
@@ -261,10 +259,6 @@ def _matching_runbook(incident: Incident) -> bot.RunbookView | None:
 
 def _graph_links(incident: Incident, labels: dict[str, Any]) -> list[dict[str, str]]:
     """Return the service's graph templates filled from the alert's labels, as stored links."""
-    try:
-        from runbooks.graphs import template_links, templates_for
-    except (ImportError, AttributeError):
-        return []
     try:
         found = template_links(templates_for(incident), {str(k): str(v) for k, v in labels.items()})
     except Exception:
@@ -319,14 +313,14 @@ def _post_alerts(entry: TimelineEntry, incident: Incident, room: Room) -> None:
         return
     if size == 1:
         summary = bot.alert_summary(kind, entry.message, entry.actor_name, entry.data)
-        _say(room, entry, bot.alerts_line(kind, summary, entry.actor_name, entry.data))
+        _post_about(room, entry, bot.alerts_line(kind, summary, entry.actor_name, entry.data))
         return
     _cover(kind, incident.pk, last)
     summaries = [
         bot.alert_summary(kind, e.message, e.actor_name, e.data)
         for e in batch.order_by("pk")[: bot.LISTED_ALERTS]
     ]
-    _say(room, entry, bot.alerts_burst(kind, size, summaries), count=size, last=last)
+    _post_about(room, entry, bot.alerts_burst(kind, size, summaries), count=size, last=last)
 
 
 def _post_held(room: Room, incident_id: int) -> None:
@@ -374,7 +368,7 @@ def _post_page(entry: TimelineEntry, incident: Incident, room: Room) -> None:
         people = list(User.objects.filter(pk__in=paged).order_by("username"))
     elif data.get("person") and data.get("pages"):  # someone paged by hand (and reachable)
         people = list(User.objects.filter(pk=data["person"]))
-    _say(room, entry, bot.page_line(entry.message, data, step=step))
+    _post_about(room, entry, bot.page_line(entry.message, data, step=step))
     if people:
         # Each invitation in a transaction of its own, after this one: two bot tasks inviting
         # the same people to one room while holding their posts' locks deadlocked (seen in

@@ -1,8 +1,9 @@
-"""The war room's verbs: open a room, post to it, say something in it (a command or not).
+"""The war room's verbs: open a room, invite to it, post to it, and the check of what may be said.
 
-Every surface of the room (the websocket consumer, the API, the web page) calls these; they
-write to the database and, after commit, broadcast to the room's channel-layer group, which
-every connected client of every daphne process has joined.
+Every surface of the room (the websocket consumer, the API, the web pages, the bot) calls these;
+they write to the database and, after commit, broadcast to the room's channel-layer group, which
+every connected client of every daphne process has joined. Saying something that may be a
+command is `warroom.surfaces.chat.say`.
 """
 
 from __future__ import annotations
@@ -16,16 +17,31 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 
 from accounts.models import User
-from incidents.models import EntryKind, Incident, Source
-from incidents.services import record
-from warroom import commands, execute
+from incidents.models import Incident
 from warroom.attachments import attach, check
-from warroom.markdown import render
+from warroom.markdown import MAX_BODY, render
 from warroom.models import Attachment, Message, MessageKind, Participant, Room
 
 log = logging.getLogger(__name__)
 
 BOT_NAME = "muster"
+
+
+class MessageRefused(ValueError):
+    """A message that may not be posted; its text says why, to the person who wrote it."""
+
+
+def body_problem(body: object) -> str | None:
+    """Return what is wrong with a message body, or None when it may be posted."""
+    if not isinstance(body, str):
+        return '"body" must be a string of Markdown.'
+    if not body.strip():
+        return "The message is empty."
+    if len(body) > MAX_BODY:
+        return f"The message is {len(body)} characters long; the limit is {MAX_BODY}."
+    if "\x00" in body:  # PostgreSQL stores no NUL in text
+        return "The message cannot contain NUL characters."
+    return None
 
 
 def room_group(room_id: int) -> str:
@@ -128,48 +144,3 @@ def broadcast(room_id: int, event: dict[str, Any]) -> None:
         async_to_sync(layer.group_send)(room_group(room_id), {"type": "room.event", "event": event})
     except Exception:
         log.warning("could not broadcast to room %s", room_id, exc_info=True)
-
-
-def say(room: Room, text: str, *, user: User) -> list[Message]:
-    """`user` says `text` in `room`: conversation is posted; a command is posted, run as them,
-    answered by the bot, and recorded with its result on the incident's timeline."""
-    command_text = commands.addressed_command(text)
-    if command_text is None:
-        return [post(room, text, author=user)]  # one INSERT: no transaction needed around it
-    with transaction.atomic():  # the command, its effect, the reply and the record, or nothing
-        return _command(room, text, command_text, user)
-
-
-def _command(room: Room, text: str, command_text: str, user: User) -> list[Message]:
-    said = post(room, text, author=user, kind=MessageKind.COMMAND)
-    parsed = commands.parse(command_text, surface="chat")
-    if isinstance(parsed, commands.ParseError):
-        reply = execute.Reply(parsed.message)
-    else:
-        reply = execute.run(parsed, user=user, source=Source.CHAT, incident=room.incident)
-    answer = post(room, reply.text, kind=MessageKind.REPLY, reply_to=said)
-    _record_command(room, user, text, reply, parsed)
-    return [said, answer]
-
-
-def _record_command(
-    room: Room,
-    user: User,
-    text: str,
-    reply: execute.Reply,
-    parsed: commands.Command | commands.ParseError,
-) -> None:
-    incident = room.incident
-    if reply.incident is not None and (incident is None or incident.number != reply.incident):
-        incident = Incident.objects.filter(number=reply.incident).first()
-    if incident is None:
-        return
-    name = parsed.name if isinstance(parsed, commands.Command) else None
-    record(
-        incident,
-        EntryKind.COMMAND,
-        message=f"{user.get_username()} in {room.name}: {text.strip()[:300]} → {reply.text[:500]}",
-        source=Source.CHAT,
-        by=user,
-        data={"command": name, "changed": reply.changed, "room": room.pk},
-    )

@@ -14,28 +14,24 @@ from django.shortcuts import redirect, render
 
 from incidents.selectors import IncidentNotFound, NotAllowed, access_incident
 from warroom import services
-from warroom.markdown import MAX_BODY
 from warroom.models import Message
+from warroom.surfaces.chat import say_typed
 
 HISTORY = 200  # messages shown; the API pages through the rest
 
 
 @login_required
 def incident_room_page(request: HttpRequest, number: int) -> HttpResponse:
+    """Show the incident's room, and say what was typed in its box (POST)."""
     try:
         incident = access_incident(request.user, number)
     except (IncidentNotFound, NotAllowed) as exc:
         raise Http404(str(exc)) from None
     room = services.incident_room(incident)
-    problem = ""
+    problem = None
     if request.method == "POST":
-        body = request.POST.get("body", "").strip()
-        if not body:
-            problem = "Type something to say."
-        elif len(body) > MAX_BODY:
-            problem = f"A message is at most {MAX_BODY} characters."
-        else:
-            services.say(room, body, user=request.user)
+        problem = say_typed(room, request.POST.get("body", ""), user=request.user)
+        if problem is None:
             return redirect(request.path)  # post/redirect/get: a reload never says it twice
     said = list(
         Message.objects.filter(room=room).select_related("author").order_by("-id")[:HISTORY]
@@ -48,6 +44,6 @@ def incident_room_page(request: HttpRequest, number: int) -> HttpResponse:
         "room_messages": said,
         "last_message_id": said[-1].pk if said else 0,
         "say_url": request.path,
-        "problem": problem,
+        "problem": problem or "",
     }
     return render(request, "warroom/room.html", context, status=400 if problem else 200)

@@ -8,9 +8,11 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 
 from accounts.models import Role
+from incidents.models import Incident
+from incidents.selectors import IncidentNotFound, NotAllowed, access_incident
 
 
 def role_required(read: Role | str = Role.OBSERVER, write: Role | str = Role.ADMIN) -> Callable:
@@ -30,3 +32,11 @@ def role_required(read: Role | str = Role.OBSERVER, write: Role | str = Role.ADM
         return wrapper
 
     return decorator
+
+
+def incident_or_404(request: HttpRequest, number: int) -> Incident:
+    """Return incident `number` if the person may see it; else a 404 saying why."""
+    try:
+        return access_incident(request.user, number)
+    except (IncidentNotFound, NotAllowed) as exc:
+        raise Http404(str(exc)) from None

@@ -14,7 +14,7 @@ from typing import Any
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from accounts.models import Role
-from warroom.consumers import FORBIDDEN, UNAUTHENTICATED, authenticate
+from warroom.sockets import FORBIDDEN, UNAUTHENTICATED, authenticate
 
 FEED_GROUP = "incidents.feed"
 EVENT_TYPE = "incident.event"

@@ -1,6 +1,15 @@
 """The web UI's routes: each area's module brings its own `urlpatterns`."""
 
-from web.views import home, incidents, insights, oncall, outbox, postmortems
+from web.views import (
+    home,
+    incident_actions,
+    incident_page,
+    incidents,
+    insights,
+    oncall,
+    outbox,
+    postmortems,
+)
 from web.views.profile import account, methods, page, rules
 from web.views.setup import index, integrations, policies, routing, runbooks, services
 
@@ -8,6 +17,8 @@ urlpatterns = [
     # Home, incidents, postmortems, on-call
     *home.urlpatterns,
     *incidents.urlpatterns,
+    *incident_page.urlpatterns,
+    *incident_actions.urlpatterns,
     *postmortems.urlpatterns,
     *oncall.urlpatterns,
     # Setup

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 import requests
 from django.conf import settings
+from django.http import HttpResponse
 from django.urls import reverse
 from twilio.base.exceptions import TwilioException
 from twilio.http.http_client import TwilioHttpClient
@@ -133,6 +134,13 @@ def voice_url(page_id: int) -> str:
     return settings.PUBLIC_URL + reverse("twilio-voice", args=[page_id])
 
 
+def keypress_url(page_id: int) -> str:
+    """Return the absolute URL a paging call's Gather posts its key to. The view behind it is
+    warroom's keypad surface (warroom.surfaces.voice): the key is a command, which oncall does
+    not run; the URL name is the only tie, since oncall never imports warroom."""
+    return settings.PUBLIC_URL + reverse("twilio-voice-keypress", args=[page_id])
+
+
 class SmsChannel:
     name = "sms"
 
@@ -222,3 +230,8 @@ def sms_reply_twiml(text: str) -> str:
 def empty_twiml() -> str:
     """Return an empty TwiML answer (for status callbacks)."""
     return VoiceResponse().to_xml()
+
+
+def twiml_response(twiml: str) -> HttpResponse:
+    """Return the HTTP answer to a Twilio webhook that carries `twiml`."""
+    return HttpResponse(twiml, content_type="text/xml; charset=utf-8")

@@ -14,7 +14,7 @@ from oncall.channels import CHANNELS
 from oncall.channels.base import DeliveryError
 from oncall.models import ContactKind, ContactMethod, NotificationRule, Page, PageStatus
 from tests.oncall.builders import make_policy
-from warroom.commands import parse
+from warroom.commands.parser import parse
 from warroom.execute import run
 from warroom.models import Subscription
 

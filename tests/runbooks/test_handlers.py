@@ -7,8 +7,9 @@ import pytest
 from incidents.models import EntryKind
 from runbooks.models import Action, ActionRun, GraphTemplate, RunStatus
 from runbooks.tasks import run_action
-from warroom import handlers_runbooks as handlers
-from warroom.commands import Command, parse
+from warroom.commands.parser import parse
+from warroom.commands.specs import Command
+from warroom.handlers import runbook as handlers
 from warroom.markdown import render
 
 LABELS = {"alertname": "DiskFull", "instance": "db-1:9100", "team": "db"}

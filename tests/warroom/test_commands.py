@@ -7,18 +7,11 @@ from datetime import timedelta
 import pytest
 
 from alerts.matchers import Matcher
-from warroom.commands import (
-    CHAT_SURFACES,
-    SPECS,
-    SURFACES,
-    Command,
-    ParseError,
-    addressed_command,
-    help_markdown,
-    help_text,
-    parse,
-    parse_duration,
-)
+from warroom.commands.addressing import addressed_command
+from warroom.commands.args import parse_duration
+from warroom.commands.help import help_markdown, help_text
+from warroom.commands.parser import ParseError, parse
+from warroom.commands.specs import CHAT_SURFACES, SPECS, SURFACE_NAMES, Command
 
 
 def cmd(name: str, incident: int | None = None, **fields) -> Command:
@@ -261,7 +254,7 @@ def test_every_command_has_help_with_an_example_that_parses():
 
 
 def test_no_phrase_means_two_commands_on_one_surface():
-    for surface in SURFACES:
+    for surface in SURFACE_NAMES:
         seen: dict[str, str] = {}
         for spec in SPECS:
             if surface not in spec.surfaces:

@@ -8,8 +8,10 @@ from incidents import services
 from incidents.models import EntryKind, Source, Status
 from oncall import escalation
 from tests.oncall.builders import make_policy, reachable
-from warroom.commands import Command, parse
-from warroom.execute import Reply, needed_role, run
+from warroom.commands.parser import parse
+from warroom.commands.specs import Command
+from warroom.execute import needed_role, run
+from warroom.replies import Reply
 
 
 def command(text: str, surface: str = "sms") -> Command:

@@ -18,10 +18,13 @@ from tests.alerts.payloads import am_alert, am_batch
 from tests.helpers.ingest import results_of
 from tests.oncall.builders import add_layer, make_person, make_policy, make_schedule, verified_phone
 from warroom import services as rooms
-from warroom.commands import Command, parse
-from warroom.execute import Reply, run
-from warroom.handlers import deliver_status_update
+from warroom.commands.parser import parse
+from warroom.commands.specs import Command
+from warroom.execute import run
 from warroom.models import Message, MessageKind, Participant, Subscription
+from warroom.replies import Reply
+from warroom.status_updates import deliver_status_update
+from warroom.surfaces.chat import say
 
 CHAT = Source.CHAT
 
@@ -415,7 +418,7 @@ def test_deliver_status_update_says_whom_it_reached(incident, stakeholders, bob)
 
 def test_a_status_update_in_an_ad_hoc_room_goes_to_the_incidents_room(incident, stakeholders, bob):
     room = rooms.open_room("coordination", by=bob)
-    _, answer = rooms.say(room, f"/status #{incident.number} all clear", user=bob)
+    _, answer = say(room, f"/status #{incident.number} all clear", user=bob)
     assert answer.body.startswith(f"Status update on {link(incident)} sent to")
     assert Message.objects.get(data__status_update=True).room == rooms.incident_room(incident)
     recorded = incident.timeline.get(kind=EntryKind.COMMAND)
@@ -635,16 +638,16 @@ def test_help_by_sms_is_still_one_sms(db, bob):
 
 def test_commands_typed_in_the_room_run_and_land_on_the_timeline(incident, bob, charlie):
     room = rooms.incident_room(incident)
-    said, answer = rooms.say(room, "/sev 2", user=bob)
+    said, answer = say(room, "/sev 2", user=bob)
     assert (said.kind, answer.kind, answer.reply_to) == (
         MessageKind.COMMAND,
         MessageKind.REPLY,
         said,
     )
     assert answer.body == f"{link(incident)} is now severity 2 (high urgency)."
-    said, answer = rooms.say(room, "@muster sev 9", user=bob)
+    said, answer = say(room, "@muster sev 9", user=bob)
     assert answer.body == 'Severity is 1 (most severe) to 5; 9 is not. Try "help".'
-    said, answer = rooms.say(room, "/note observers cannot", user=charlie)
+    said, answer = say(room, "/note observers cannot", user=charlie)
     assert answer.body == "This needs the responder role; charlie is observer."
     commands = incident.timeline.filter(kind=EntryKind.COMMAND).order_by("id")
     assert [(e.actor, e.data["command"], e.data["changed"]) for e in commands] == [

@@ -22,11 +22,14 @@ from incidents.models import EntryKind, Incident, Source, Status, TimelineEntry
 from oncall import delivery, escalation, messages
 from oncall.models import NotificationRule, Page
 from tests.alerts.payloads import am_alert, am_batch
+from tests.helpers.celery_tasks import SentTask, named, sent_tasks
 from tests.helpers.ingest import load_fixture
 from tests.oncall.builders import make_person, make_policy, verified_phone
+from warroom import receivers
 from warroom.models import Message, MessageKind, Participant, Room
 from warroom.receivers import follow_entry
-from warroom.services import room_group, say
+from warroom.services import room_group
+from warroom.surfaces.chat import say
 from warroom.tasks import follow_entry_later
 
 
@@ -34,10 +37,17 @@ from warroom.tasks import follow_entry_later
 def _bot_tasks_run_where_enqueued(monkeypatch):
     """Entries written by ingest processing are followed in a Celery task (warroom.tasks);
     here that task (only that one: paging stays queued) runs where it is enqueued, through
-    Celery's own local execution."""
+    Celery's own local execution. A test that undoes this sees the task sent to the broker."""
     monkeypatch.setattr(
-        follow_entry_later, "delay", lambda *args: follow_entry_later.apply(args=args)
+        follow_entry_later,
+        "apply_async",
+        lambda args=(), kwargs=None, **options: follow_entry_later.apply(args, kwargs),
     )
+
+
+def followed(sent: list[SentTask]) -> list[int]:
+    """Return the entries whose bot task was sent to the broker, in order."""
+    return [task.args[0] for task in named(sent, "warroom.follow_entry")]
 
 
 @pytest.fixture
@@ -455,9 +465,7 @@ def test_alert_entries_are_followed_by_a_worker_not_by_the_ingest_processor(
 def test_a_batch_of_alerts_is_one_task_for_the_bot(
     post_json, url, django_capture_on_commit_callbacks, monkeypatch
 ):
-    handed: list[int] = []
-    monkeypatch.setattr(follow_entry_later, "delay", lambda entry_id: handed.append(entry_id))
-    from warroom import receivers
+    monkeypatch.undo()  # the bot's tasks are sent to the broker, and run below as a worker would
 
     marks: list[str] = []
     real_add = receivers.cache.add
@@ -467,8 +475,9 @@ def test_a_batch_of_alerts_is_one_task_for_the_bot(
         return real_add(key, *args, **kwargs)
 
     monkeypatch.setattr(receivers.cache, "add", add)
-    with django_capture_on_commit_callbacks(execute=True):
+    with sent_tasks() as sent, django_capture_on_commit_callbacks(execute=True):
         post_json(url, am_batch(*(am_alert(f"fp-{i}") for i in range(40))))
+    handed = followed(sent)
     incident = Incident.objects.get()
     # Committed together, the 40 entries ask the shared cache for a task's mark once.
     assert len([k for k in marks if k.startswith("warroom:followed:")]) == 1
@@ -492,16 +501,17 @@ def test_an_alert_committed_after_the_task_looked_gets_a_task_of_its_own(
 ):
     alert_in(am_batch(am_alert("fp-0")))
     incident = Incident.objects.get()
-    handed: list[int] = []
-    monkeypatch.setattr(follow_entry_later, "delay", lambda entry_id: handed.append(entry_id))
+    monkeypatch.undo()  # from here the bot's tasks are sent to the broker
 
-    with django_capture_on_commit_callbacks(execute=True):
-        post_json(url, am_batch(*(am_alert(f"fp-{i}") for i in range(1, 4))))
-    assert len(handed) == 1
-    follow_entry_later(handed[0])  # the task looks: three alerts, one post
+    with sent_tasks() as sent:
+        with django_capture_on_commit_callbacks(execute=True):
+            post_json(url, am_batch(*(am_alert(f"fp-{i}") for i in range(1, 4))))
+        assert len(followed(sent)) == 1
+        follow_entry_later(followed(sent)[0])  # the task looks: three alerts, one post
 
-    with django_capture_on_commit_callbacks(execute=True):
-        post_json(url, am_batch(*(am_alert(f"fp-{i}") for i in range(4, 7))))
+        with django_capture_on_commit_callbacks(execute=True):
+            post_json(url, am_batch(*(am_alert(f"fp-{i}") for i in range(4, 7))))
+    handed = followed(sent)
     assert len(handed) == 2  # the mark was cleared when the first task looked
     follow_entry_later(handed[1])
 
@@ -534,17 +544,17 @@ def test_the_bots_work_waits_on_its_own_queue_behind_paging(
     assert app.conf.broker_transport_options["queue_order_strategy"] == "priority"
 
     incident, page = _bob_paged(alert_in, committed, service, bob)
-    handed: list[int] = []
-    monkeypatch.setattr(follow_entry_later, "delay", lambda entry_id: handed.append(entry_id))
+    monkeypatch.undo()  # from here the bot's tasks are sent to the broker
 
     def deliver_in_a_task() -> None:  # as a worker does: the commit inside the task
         with django_capture_on_commit_callbacks(execute=True):
             delivery.deliver(page.pk)
 
-    app.task(name="tests.deliver_in_a_task")(deliver_in_a_task).apply()
+    with sent_tasks() as sent:
+        app.task(name="tests.deliver_in_a_task")(deliver_in_a_task).apply()
 
     # The page's delivery did not wait for the bot: its line is a task for later.
-    [entry] = incident.timeline.filter(pk__in=handed)
+    [entry] = incident.timeline.filter(pk__in=followed(sent))
     assert entry.kind == EntryKind.PAGE
     follow_entry_later(entry.pk)
     assert bot_posts(incident.room)[-1].data["kind"] == EntryKind.PAGE
@@ -554,13 +564,13 @@ def test_a_page_entry_written_outside_a_worker_is_told_at_once(
     alert_in, committed, service, bob, monkeypatch
 ):
     incident, page = _bob_paged(alert_in, committed, service, bob)
-    handed: list[int] = []
-    monkeypatch.setattr(follow_entry_later, "delay", lambda entry_id: handed.append(entry_id))
+    monkeypatch.undo()  # a task for the bot would be sent to the broker
 
     # A request (an ack cancelling pages, a page by hand) does not publish to the broker.
-    assert committed(delivery.deliver, page.pk) == "sent"
+    with sent_tasks() as sent:
+        assert committed(delivery.deliver, page.pk) == "sent"
 
-    assert handed == []
+    assert followed(sent) == []
     assert bot_posts(incident.room)[-1].data["kind"] == EntryKind.PAGE
 
 

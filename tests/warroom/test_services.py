@@ -16,7 +16,8 @@ from tests.warroom.rooms_fixtures import (  # noqa: F401 (fixtures)
 )
 from warroom.attachments import AttachmentRefused
 from warroom.models import Attachment, Message, MessageKind
-from warroom.services import open_room, post, say
+from warroom.services import open_room, post
+from warroom.surfaces.chat import say
 
 
 def commands_on(incident):

@@ -5,13 +5,14 @@ from __future__ import annotations
 from django.urls import reverse
 
 from incidents.models import Source
-from warroom import commands
-from warroom.surfaces import SURFACES
+from oncall.channels.twilio import keypress_url
+from warroom.commands.specs import SURFACE_NAMES
+from warroom.surfaces.registry import SURFACES
 
 
 def test_every_surface_is_known_to_the_parser_and_the_timeline():
     for name, module in SURFACES.items():
-        assert name in commands.SURFACES
+        assert name in SURFACE_NAMES
         assert name in Source.values
         assert name == module.SOURCE
 
@@ -22,7 +23,5 @@ def test_twilio_webhooks_are_routed():
 
 
 def test_the_keypress_url_is_absolute_on_the_public_url(settings):
-    from warroom.surfaces.voice import keypress_url
-
     settings.PUBLIC_URL = "https://muster.example.com"
     assert keypress_url(42) == "https://muster.example.com/twilio/voice/42/keypress/"

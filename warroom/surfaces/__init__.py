@@ -1,16 +1,7 @@
 """The surfaces that take commands in: each verifies its request, finds the person, parses the
 text with `warroom.commands`, runs it with `warroom.execute` and answers in its own format.
 
-`SURFACES` maps each surface to its module; its name is also the `source` its actions record.
+One module per surface, listed in `warroom.surfaces.registry`. Surfaces are leaves: the grammar,
+the dispatcher, the handlers and the room services never import them; only what receives the
+text does (URLs for SMS and the keypad; the websocket, the API and the web pages for chat).
 """
-
-from __future__ import annotations
-
-from types import ModuleType
-
-from warroom.surfaces import sms, voice
-
-SURFACES: dict[str, ModuleType] = {
-    "sms": sms,
-    "voice": voice,
-}

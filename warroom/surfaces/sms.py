@@ -14,10 +14,11 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import User
 from incidents.models import Source
-from oncall.channels.twilio import sms_reply_twiml, verify_request
+from oncall.channels.twilio import sms_reply_twiml, twiml_response, verify_request
 from oncall.messages import gsm_text
 from oncall.models import ContactKind, ContactMethod
-from warroom.commands import Command, parse
+from warroom.commands.parser import parse
+from warroom.commands.specs import Command
 from warroom.execute import run
 
 SOURCE = Source.SMS
@@ -46,19 +47,20 @@ def inbound_sms(request: HttpRequest) -> HttpResponse:
         changed = set_sms_opt_out(number, opted_out=command.name == "stop")
         log.info("SMS %s from ...%s: %d contact methods", command.name, number[-4:], changed)
         # Twilio confirms both itself; after STOP it would not deliver ours anyway.
-        return _twiml(sms_reply_twiml(""))
+        return _answer("")
     people = people_for_number(number)
     if len(people) != 1:
-        return _twiml(sms_reply_twiml(SHARED_NUMBER if people else UNKNOWN_NUMBER))
+        return _answer(SHARED_NUMBER if people else UNKNOWN_NUMBER)
     if not isinstance(command, Command):
         # Its message names the closest command, or lists them all.
-        return _twiml(sms_reply_twiml(gsm_text(command.message)))
+        return _answer(gsm_text(command.message))
     reply = run(command, user=people[0], source=SOURCE)
-    return _twiml(sms_reply_twiml(gsm_text(reply.text)))
+    return _answer(gsm_text(reply.text))
 
 
-def _twiml(body: str) -> HttpResponse:
-    return HttpResponse(body, content_type="text/xml; charset=utf-8")
+def _answer(text: str) -> HttpResponse:
+    """Return the TwiML answer that texts `text` back (nothing, if empty)."""
+    return twiml_response(sms_reply_twiml(text))
 
 
 def people_for_number(number: str) -> list[User]:

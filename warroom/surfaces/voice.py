@@ -1,23 +1,33 @@
 """The phone keypad: a paging call gathers one key and Twilio posts it here.
 
 The page in the URL names the person and the incident; the key goes through the same parser as
-any text (4 acknowledge, 6 resolve, 5 escalate) and the same verbs, recorded as voice.
+any text (4 acknowledge, 6 resolve, 5 escalate) and the same verbs, recorded as voice. The call
+crosses apps twice: oncall's call (oncall.twilio_views.voice_twiml) points its Gather here by
+URL name (oncall.channels.twilio.keypress_url), and this view tells oncall that the call was
+heard before it runs the command.
 """
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
-from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from incidents.models import Source
 from oncall import delivery
-from oncall.channels.twilio import verify_request, voice_gather_twiml, voice_say_twiml
+from oncall.channels.twilio import (
+    keypress_url,
+    twiml_response,
+    verify_request,
+    voice_gather_twiml,
+    voice_say_twiml,
+)
 from oncall.models import Page
-from warroom.commands import Command, help_text, parse
-from warroom.execute import PAST_TENSE, run
+from warroom.commands.help import help_text
+from warroom.commands.parser import parse
+from warroom.commands.specs import Command
+from warroom.execute import run
+from warroom.replies import PAST_TENSE
 
 SOURCE = Source.VOICE
 
@@ -30,7 +40,7 @@ def keypress(request: HttpRequest, page_id: int) -> HttpResponse:
         return HttpResponseForbidden("Invalid Twilio signature.")
     page = Page.objects.select_related("person", "incident").filter(pk=page_id).first()
     if page is None:
-        return _twiml(voice_say_twiml("Sorry, this call is no longer valid. Goodbye."))
+        return twiml_response(voice_say_twiml("Sorry, this call is no longer valid. Goodbye."))
     digits = request.POST.get("Digits", "").strip()
     if digits:
         delivery.record_keypress(page.pk)  # a key was pressed: a person heard the call
@@ -39,20 +49,20 @@ def keypress(request: HttpRequest, page_id: int) -> HttpResponse:
         return _bundle_keypress(page, command, digits)
     if not isinstance(command, Command) or command.name not in PAST_TENSE:
         options = f"Sorry, {_spoken(digits)} is not an option. {help_text(surface='voice')}"
-        return _twiml(voice_gather_twiml(options, keypress_url(page.pk)))
+        return twiml_response(voice_gather_twiml(options, keypress_url(page.pk)))
     reply = run(command, user=page.person, source=SOURCE, incident=page.incident)
     if reply.changed:
         speech = f"Incident {reply.incident} {PAST_TENSE[command.name]}. Goodbye."
     else:
         speech = f"{reply.text.replace('#', '')} Goodbye."
-    return _twiml(voice_say_twiml(speech))
+    return twiml_response(voice_say_twiml(speech))
 
 
 def _bundle_keypress(page: Page, command: Command | object, digits: str) -> HttpResponse:
     """A bundle's call offers one key: 4 acknowledges every incident the call named."""
     if not isinstance(command, Command) or command.name != "acknowledge":
         options = f"Sorry, {_spoken(digits)} is not an option. Press 4 to acknowledge all."
-        return _twiml(voice_gather_twiml(options, keypress_url(page.pk)))
+        return twiml_response(voice_gather_twiml(options, keypress_url(page.pk)))
     acked = [
         incident.number
         for incident in delivery.carried_incidents(page)
@@ -61,17 +71,8 @@ def _bundle_keypress(page: Page, command: Command | object, digits: str) -> Http
         ).changed
     ]
     said = f"Acknowledged {len(acked)} incidents." if acked else "Nothing was left to acknowledge."
-    return _twiml(voice_say_twiml(f"{said} Goodbye."))
-
-
-def keypress_url(page_id: int) -> str:
-    """Return the absolute URL a paging call's Gather posts its key to."""
-    return settings.PUBLIC_URL + reverse("twilio-voice-keypress", args=[page_id])
+    return twiml_response(voice_say_twiml(f"{said} Goodbye."))
 
 
 def _spoken(digits: str) -> str:
     return " ".join(digits) if digits else "no key"
-
-
-def _twiml(body: str) -> HttpResponse:
-    return HttpResponse(body, content_type="text/xml; charset=utf-8")

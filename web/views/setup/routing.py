@@ -6,14 +6,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib import messages
+from django.db import transaction
 from django.db.models import Max
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path
 from django.utils import timezone
 
-from accounts.audit import snapshot
+from accounts.audit import CREATED, record_change, snapshot
 from accounts.models import Role
 from alerts.models import RoutingRule, Silence
+from alerts.services import create_silence
 from web.access import role_required
 from web.views.setup.common import (
     READ,
@@ -116,9 +118,17 @@ def silence_new(request):
     }
     form = SilenceForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
-        silence = form.save(commit=False)
-        silence.created_by = request.user
-        save_audited(request.user, silence, None)
+        data = form.cleaned_data
+        with transaction.atomic():
+            silence = create_silence(
+                matchers=data["matchers"],
+                service=data["service"],
+                starts_at=data["starts_at"],
+                ends_at=data["ends_at"],
+                comment=data["comment"],
+                by=request.user,
+            )
+            record_change(request.user, CREATED, silence, snapshot(silence))
         messages.success(request, f"Silence {silence.pk} created.")
         return redirect("web-setup-silences")
     return render_page(request, "web/setup/silence_form.html", {"form": form})

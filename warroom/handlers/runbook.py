@@ -1,9 +1,8 @@
-"""Chat handlers for `runbook`, `graph` and `run <action>`: what runbooks know, as Markdown.
+"""The commands `runbook`, `graph` and `run <action>`: what runbooks know, as Markdown.
 
-Each takes (command, user, source, incident in context) like warroom.execute's handlers and
-returns its Reply. `run <action>` only says what would be called; `run <action> confirm` starts
-it (runbooks.actions checks the role, records it on the timeline and runs it through Celery;
-the result reaches the room as a timeline entry).
+`run <action>` only says what would be called; `run <action> confirm` starts it
+(runbooks.actions checks the role, records it on the timeline and runs it through Celery; the
+result reaches the room as a timeline entry).
 """
 
 from __future__ import annotations
@@ -12,29 +11,24 @@ import contextlib
 import difflib
 import json
 import re
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from django.conf import settings
 
+from accounts.models import User
 from incidents.models import Incident
 from incidents.selectors import IncidentNotFound, NotAllowed, access_incident
 from runbooks import actions
 from runbooks.graphs import graph_links
 from runbooks.models import Action, Runbook
 from runbooks.services import label_sets, matching_runbook
-from warroom import execute
+from warroom.commands.specs import Command
 from warroom.markdown import escape
-
-if TYPE_CHECKING:
-    from accounts.models import User
-    from warroom.commands import Command
-    from warroom.execute import Reply
+from warroom.replies import Reply, is_phone
 
 BODY_MAX = 8_000  # characters of runbook shown in chat; the rest is a link away
 PREVIEW_MAX = 1_500  # characters of payload shown before confirming
 MAX_IMAGES = 4
-PHONE = ("sms", "voice")
 
 
 def runbook(command: Command, user: User, source: str, incident: Incident | None) -> Reply:
@@ -44,12 +38,10 @@ def runbook(command: Command, user: User, source: str, incident: Incident | None
         return found
     book = matching_runbook(found)
     if book is None:
-        return execute.Reply(_no_runbook(found), incident=found.number)
-    if source in PHONE:
-        return execute.Reply(
-            f"Runbook: {book.title[:100]} {runbook_url(book)}", incident=found.number
-        )
-    return execute.Reply(runbook_markdown(book), incident=found.number)
+        return Reply(_no_runbook(found), incident=found.number)
+    if is_phone(source):
+        return Reply(f"Runbook: {book.title[:100]} {runbook_url(book)}", incident=found.number)
+    return Reply(runbook_markdown(book), incident=found.number)
 
 
 def graph(command: Command, user: User, source: str, incident: Incident | None) -> Reply:
@@ -59,7 +51,7 @@ def graph(command: Command, user: User, source: str, incident: Incident | None) 
         return found
     links = graph_links(found)
     if not links:
-        return execute.Reply(
+        return Reply(
             f"No graphs for #{found.number}: its alerts carried no graph links and "
             f"{escape(found.service.name)} has no graph templates that fit them.",
             incident=found.number,
@@ -69,7 +61,7 @@ def graph(command: Command, user: User, source: str, incident: Incident | None) 
     images = [link for link in links if link.image_url][:MAX_IMAGES]
     for link in images:
         lines += ["", f"![{escape(link.name)}]({_md_url(link.image_url or '')})"]
-    return execute.Reply("\n".join(lines), incident=found.number)
+    return Reply("\n".join(lines), incident=found.number)
 
 
 def run_action(command: Command, user: User, source: str, incident: Incident | None) -> Reply:
@@ -80,22 +72,19 @@ def run_action(command: Command, user: User, source: str, incident: Incident | N
     number = found.number
     book = matching_runbook(found)
     offered = list(book.actions.select_related("runbook__service")) if book else []
-    name = getattr(command, "action", None)
+    name = command.action
     if not name:
-        return execute.Reply(_action_list(found, book, offered), incident=number)
+        return Reply(_action_list(found, book, offered), incident=number)
     chosen = next((a for a in offered if a.name.lower() == name.lower()), None)
     if chosen is None:
-        return execute.Reply(_no_such_action(found, book, offered, name), incident=number)
-    confirmed = bool(getattr(command, "confirm", False) or getattr(command, "confirmed", False))
+        return Reply(_no_such_action(found, book, offered, name), incident=number)
     try:
-        if not confirmed:
-            return execute.Reply(
-                _preview(chosen, actions.preview(chosen, found, user)), incident=number
-            )
+        if not command.confirm:
+            return Reply(_preview(chosen, actions.preview(chosen, found, user)), incident=number)
         run = actions.request_run(chosen, found, user, source=source)
     except actions.ActionError as exc:
-        return execute.Reply(str(exc), incident=number)
-    return execute.Reply(
+        return Reply(str(exc), incident=number)
+    return Reply(
         f"Started **{escape(chosen.name)}** for #{number} (run {run.pk}): {run.method} "
         f"{_code(actions.target(run.url))}. The result will be posted here.",
         changed=True,
@@ -110,22 +99,23 @@ def _incident(
     command: Command, user: User, context: Incident | None, word: str
 ) -> Incident | Reply:
     """Return the incident the command means and the user may see, or the Reply saying why not."""
-    number = getattr(command, "incident", None)
+    number = command.incident
     if number is None and context is not None:
         number = context.number
     if number is None:
         if word == "run":
-            return execute.Reply(
+            return Reply(
                 "Which incident? Type `run` in the incident's room, where it knows the incident."
             )
-        return execute.Reply(f"Which incident? Add its number, e.g. `{word} #1042`.")
+        return Reply(f"Which incident? Add its number, e.g. `{word} #1042`.")
     try:
         return access_incident(user, number)
     except (NotAllowed, IncidentNotFound) as exc:
-        return execute.Reply(str(exc), incident=number)
+        return Reply(str(exc), incident=number)
 
 
 def runbook_url(book: Runbook) -> str:
+    """Return the runbook's address in the API (where its whole text is)."""
     return f"{settings.PUBLIC_URL}/api/v1/runbooks/{book.pk}/"
 
 

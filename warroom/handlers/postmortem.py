@@ -9,8 +9,8 @@ from __future__ import annotations
 from accounts.models import Role, User
 from incidents.models import Incident, Postmortem
 from incidents.postmortems import get_or_start_postmortem, urls_of
-from warroom.commands import Command
-from warroom.execute import Reply, incident_for, link
+from warroom.commands.specs import Command
+from warroom.replies import Reply, incident_for, incident_link
 
 
 def postmortem(command: Command, user: User, source: str, context: Incident | None) -> Reply:
@@ -19,11 +19,12 @@ def postmortem(command: Command, user: User, source: str, context: Incident | No
     if isinstance(incident, Reply):
         return incident
     number = incident.number
+    link = incident_link(number, source)
     started = False
     if not Postmortem.objects.filter(incident=incident).exists():
         if not user.has_role(Role.RESPONDER):
             return Reply(
-                f"{link(number, source)} has no postmortem yet; a responder starts one by typing "
+                f"{link} has no postmortem yet; a responder starts one by typing "
                 f"`postmortem`. It will be at [its page]({urls_of(number)['web']}).",
                 incident=number,
             )
@@ -32,7 +33,7 @@ def postmortem(command: Command, user: User, source: str, context: Incident | No
     urls = urls_of(number)
     head = "Started the postmortem" if started else "The postmortem"
     return Reply(
-        f"{head} of {link(number, source)}: [edit it]({urls['web']}) · export as "
+        f"{head} of {link}: [edit it]({urls['web']}) · export as "
         f"[Markdown]({urls['markdown']}), [JSON]({urls['json']}) or "
         f"[a printable page]({urls['print']}).",
         changed=started,

@@ -1,0 +1,63 @@
+"""The command `silence <matchers> for <duration>`: matching alerts open no incident for a while."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from accounts.models import User
+from alerts.matchers import all_match
+from alerts.models import Alert, AlertStatus
+from alerts.services import create_silence
+from incidents.models import Incident, source_label
+from warroom.commands.args import SILENCE_MAX
+from warroom.commands.specs import Command
+from warroom.markdown import escape
+from warroom.replies import Reply, is_phone, utc_time
+
+# Firing alerts a new silence is checked against, to say how many it already matches.
+ALERTS_CHECKED = 10_000
+
+
+def silence(command: Command, user: User, source: str, context: Incident | None) -> Reply:
+    """`silence <matchers> for <duration>`: matching alerts open no incident for that long."""
+    number = context.number if context is not None else None
+    if not command.matchers or command.duration is None:
+        return Reply("Which alerts, and for how long? e.g. silence alertname=DiskFull for 2h")
+    if command.duration > SILENCE_MAX:
+        return Reply(f"A silence lasts at most {SILENCE_MAX.days}d.", incident=number)
+    now = timezone.now()
+    created = create_silence(
+        matchers=[m.to_dict() for m in command.matchers],
+        starts_at=now,
+        ends_at=now + command.duration,
+        comment=_comment(command, user, source, context),
+        by=user,
+    )
+    firing = Alert.objects.filter(status=AlertStatus.FIRING).values_list("labels", flat=True)
+    matching = sum(
+        1
+        for labels in firing[:ALERTS_CHECKED]
+        if isinstance(labels, dict) and all_match(list(command.matchers), labels)
+    )
+    until = utc_time(created.ends_at)
+    if is_phone(source):
+        return Reply(f"Silence {created.pk} until {until}.", True, number)
+    written = " ".join(_code(str(m)) for m in command.matchers)
+    already = (
+        f" It matches {matching} firing alert{'s' if matching != 1 else ''}; "
+        "their incidents stay open."
+        if matching
+        else ""
+    )
+    return Reply(f"Silenced {written} until {until} (silence {created.pk}).{already}", True, number)
+
+
+def _comment(command: Command, user: User, source: str, context: Incident | None) -> str:
+    via = source_label(source)
+    where = f"from #{context.number} {context.title}, " if context is not None else ""
+    said = f"{command.text} " if command.text else ""
+    return f"{said}({where}by {user.get_username()} via {via})"[:2000]
+
+
+def _code(text: str) -> str:
+    return f"`{text}`" if "`" not in text else escape(text)

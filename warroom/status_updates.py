@@ -1,0 +1,114 @@
+"""Status updates: recorded on the incident's timeline, posted in its room, and sent to whoever
+subscribed to the incident or its service (by email, or mentioned in the room)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.urls import reverse
+
+from accounts.models import User
+from incidents.models import EntryKind, Incident, Source, source_label
+from incidents.services import record
+from oncall.channels.base import DeliveryError
+from oncall.channels.email import send_email
+from warroom import services
+from warroom.markdown import escape
+from warroom.models import MessageKind, Subscription
+from warroom.replies import incident_link
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StatusDelivery:
+    """Who a status update went to: usernames by email, and mentioned in the room."""
+
+    email: list[str] = field(default_factory=list)
+    chat: list[str] = field(default_factory=list)
+
+
+def post_status_update(incident: Incident, text: str, *, by: User, source: str) -> StatusDelivery:
+    """Record `by`'s status update on the incident's timeline and send it to its subscribers,
+    in one transaction."""
+    with transaction.atomic():
+        record(
+            incident,
+            EntryKind.STATUS_UPDATE,
+            message=f"Status update by {by.get_username()} via {source_label(source)}: {text}",
+            source=source,
+            by=by,
+            data={"text": text},
+        )
+        return deliver_status_update(incident, text, by=by)
+
+
+def deliver_status_update(incident: Incident, text: str, *, by: User) -> StatusDelivery:
+    """Send a status update to the incident's and its service's subscribers, once each per
+    channel: email (after commit, one message per person) and chat (one bot post in the
+    incident's room naming them)."""
+    subscriptions = (
+        Subscription.objects.filter(Q(incident=incident) | Q(service_id=incident.service_id))
+        .filter(user__is_active=True)
+        .select_related("user")
+        .order_by("user__username")
+    )
+    emailed: dict[int, User] = {}
+    chatting: dict[int, User] = {}
+    for subscription in subscriptions:
+        person = subscription.user
+        if subscription.channel == Subscription.EMAIL and person.email:
+            emailed.setdefault(person.pk, person)
+        elif subscription.channel == Subscription.CHAT:
+            chatting.setdefault(person.pk, person)
+    # Always in the room (the bot does not echo STATUS_UPDATE entries), naming chat subscribers.
+    _post_to_room(incident, text, by, list(chatting.values()))
+    if emailed:
+        addresses = [(p.get_username(), p.email) for p in emailed.values()]
+        subject, body = _status_mail(incident, text, by)
+        # Robust: a mail that fails must not skip the commit's other hooks (broadcasts).
+        transaction.on_commit(lambda: _mail(subject, body, addresses), robust=True)
+    return StatusDelivery(
+        email=[p.get_username() for p in emailed.values()],
+        chat=[p.get_username() for p in chatting.values()],
+    )
+
+
+def _post_to_room(incident: Incident, text: str, by: User, people: list[User]) -> None:
+    quoted = "\n".join(f"> {line}" for line in text.splitlines() or [""])
+    cc = " ".join(f"@{p.get_username()}" for p in people)
+    body = (
+        f"**Status update** on {incident_link(incident.number, Source.CHAT)} "
+        f"from {escape(by.get_username())}:\n\n{quoted}"
+    )
+    if cc:
+        body += f"\n\ncc {escape(cc)}"
+    room = services.incident_room(incident)
+    services.post(room, body, kind=MessageKind.BOT, data={"status_update": True})
+
+
+def _status_mail(incident: Incident, text: str, by: User) -> tuple[str, str]:
+    subject = f"[Muster] #{incident.number} status update: {incident.title}"
+    page = settings.PUBLIC_URL + reverse("web-incident", args=[incident.number])
+    body = (
+        f"{text}\n\n"
+        f"-- {by.get_username()}, on incident #{incident.number} ({incident.status}, severity "
+        f"{incident.severity}) on {incident.service.name}: {incident.title}\n"
+        f"{page}\n\n"
+        "You get this because you subscribed to this incident's or its service's status "
+        'updates; type "unsubscribe" in the incident\'s room to stop.\n'
+    )
+    return subject, body
+
+
+def _mail(subject: str, body: str, addresses: list[tuple[str, str]]) -> None:
+    # One message each: a shared To: line would show every stakeholder's address to the others.
+    for username, address in addresses:
+        try:
+            send_email(address, subject, body)
+        except DeliveryError:
+            log.warning("status update not mailed to %s", username, exc_info=True)

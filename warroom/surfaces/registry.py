@@ -1,0 +1,13 @@
+"""Every surface that takes commands in, by name: also the `source` its actions record."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from warroom.surfaces import chat, sms, voice
+
+SURFACES: dict[str, ModuleType] = {
+    "chat": chat,
+    "sms": sms,
+    "voice": voice,
+}
