@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from alerts.sources import PARSERS, NormalizedAlert
+from alerts.sources.base import NormalizedAlert
+from alerts.sources.registry import PARSERS
 
 
 class Rejected(Exception):

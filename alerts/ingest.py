@@ -35,8 +35,8 @@ from alerts.decoding import (
     parse,
 )
 from alerts.models import IngestRequest, Integration, Kind, Outcome
-from alerts.sources import PARSERS
 from alerts.sources.base import PayloadError
+from alerts.sources.registry import PARSERS
 
 log = logging.getLogger(__name__)
 
