@@ -26,7 +26,7 @@ from rest_framework.views import APIView
 
 from accounts.audit import CREATED, Audited, record_change, snapshot
 from accounts.models import Role
-from alerts.api import MatchersField
+from alerts.matchers_field import MatchersField
 from incidents.models import Service, Source
 from incidents.selectors import access_incident
 from muster.api_errors import Conflict, ParseBodyFirst, check_query_text, error_response
