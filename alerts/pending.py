@@ -23,7 +23,9 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
@@ -181,16 +183,12 @@ def kick() -> None:
     and sees this one, committed before now.
     """
     global _kick_seen_at
-    from django.core.cache import cache
-
-    from alerts.tasks import process_ingest_requests
-
     looked_at = time.monotonic()  # before the look: the memo may only end early, never late
     if looked_at - _kick_seen_at < settings.INGEST_KICK_MEMO_SECONDS:
         return
     try:
         if cache.add(KICK_KEY, 1, timeout=KICK_TIMEOUT):
-            process_ingest_requests.delay()
+            _enqueue_processor()
         _kick_seen_at = looked_at
     except Exception:  # the request is stored; the tick's re-kick will process it
         log.warning("could not kick the ingest processor", exc_info=True)
@@ -198,13 +196,16 @@ def kick() -> None:
 
 def kick_if_stuck(now: datetime | None = None) -> bool:
     """From the tick: enqueue a processor if a request has waited longer than STUCK_AFTER."""
-    from alerts.tasks import process_ingest_requests
-
     cutoff = (now or timezone.now()) - STUCK_AFTER
     stuck = pending_requests().filter(received_at__lt=cutoff).exists()
     if stuck:
-        process_ingest_requests.delay()
+        _enqueue_processor()
     return stuck
+
+
+def _enqueue_processor() -> None:
+    # By the task's name: alerts.tasks imports this module to run the processor.
+    current_app.send_task("alerts.process_ingest_requests")
 
 
 def pending_requests():
@@ -217,8 +218,6 @@ def process_pending() -> int:
     Returns early, having done nothing, when another processor holds the lock: that one
     drains whatever is pending, including what arrived while it worked.
     """
-    from django.core.cache import cache
-
     total = 0
     while True:
         done = _process_batch()
