@@ -30,6 +30,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.utils import timezone
 
 from alerts import metrics, pipeline
+from alerts.context import Context
 from alerts.decoding import Request, parse
 from alerts.models import IngestRequest, Integration, Outcome
 from incidents.services import batched_timeline
@@ -312,7 +313,7 @@ def _process_batch() -> int | None:
 def _process(
     requests: list[IngestRequest], *, isolate: bool
 ) -> list[tuple[Integration, list[pipeline.AlertResult]]]:
-    contexts: dict[int, pipeline.Context] = {}
+    contexts: dict[int, Context] = {}
     counted = []
     done = []
     done_at = timezone.now()
@@ -330,7 +331,7 @@ def _process(
                     )
                     context = contexts.get(integration.pk)
                     if context is None:
-                        context = contexts[integration.pk] = pipeline.Context(
+                        context = contexts[integration.pk] = Context(
                             integration, since=requests[0].received_at
                         )
                     results = pipeline.process_alerts(
@@ -432,7 +433,7 @@ def _each_alert_alone(request: IngestRequest) -> list[pipeline.AlertResult] | No
     for alert in alerts:
         try:
             with transaction.atomic(), batched_timeline():
-                context = pipeline.Context(integration, since=request.received_at)
+                context = Context(integration, since=request.received_at)
                 results += pipeline.process_alerts(context, [alert], at=request.received_at)
         except (OperationalError, InterfaceError):
             raise
