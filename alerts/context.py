@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class Context:
     """What processing an integration's alerts needs to know, loaded once per batch.
 
-    A batch (alerts.pending) shares one context per integration across its requests, all in one
+    A batch (alerts.processor) shares one context per integration across its requests, all in one
     transaction, so rules, silences and open incidents are read once, not once per alert.
     """
 

@@ -1,7 +1,7 @@
 """The one path of an alert: route → silence → dedup/group → incident.
 
-Senders' requests are stored first (alerts.pending.accept, so a 2xx always means "durably
-stored") and processed just after by `process_alerts`, in batches: every alert is routed,
+Senders' requests are stored first (alerts.pending, so a 2xx always means "durably stored") and
+processed just after, in batches (alerts.processor), by `process_alerts`: every alert is routed,
 checked against silences, upserted on (integration, fingerprint) and attached to the open
 incident of its group. What a batch reads once is in alerts.context; the upsert's SQL in
 alerts.upsert.
@@ -17,11 +17,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import OperationalError, transaction
-from django.utils import timezone
 
 from alerts import metrics
 from alerts.context import Context, follow_merges, group_key
-from alerts.models import Alert, AlertStatus, IngestRequest, Integration, Outcome
+from alerts.models import Alert, AlertStatus, IngestRequest, Integration
 from alerts.sources.base import ACKNOWLEDGED, FIRING, RESOLVED, NormalizedAlert
 from alerts.upsert import stored_fingerprint, upsert, upsert_firing
 from incidents.models import EntryKind, Incident, Source, Status
@@ -77,20 +76,19 @@ def ingest(
     for attempt in range(3):
         try:
             with transaction.atomic():
-                now = timezone.now()
-                results = process_alerts(Context(integration, since=now), alerts, at=now)
-                IngestRequest.objects.create(
-                    integration=integration,
-                    received_at=now,
-                    outcome=Outcome.ACCEPTED,
-                    status_code=status_code,
-                    content_type=content_type[:200],
+                request = IngestRequest.accepted(
                     body=body,
+                    content_type=content_type,
                     alert_count=len(alerts),
-                    warnings=[w for a in alerts for w in a.warnings][:100],
-                    processed_at=now,
-                    results=[r.as_dict() for r in results],
+                    warnings=[w for a in alerts for w in a.warnings],
+                    status_code=status_code,
                 )
+                now = request.received_at
+                results = process_alerts(Context(integration, since=now), alerts, at=now)
+                request.integration = integration
+                request.processed_at = now
+                request.results = [r.as_dict() for r in results]
+                request.save(force_insert=True)
             break
         except OperationalError as exc:
             # Two transactions touching the same alerts can deadlock on PostgreSQL; the
@@ -189,7 +187,7 @@ def _fire(context: Context, alert: NormalizedAlert) -> AlertResult:
         source=Source.ALERT,
         actor_name=context.integration.name,
         data={"alert": alert_id, "fingerprint": alert.fingerprint, "severity": alert.severity},
-        batch=True,  # a storm attaches many alerts a batch: one INSERT (alerts/pending.py)
+        batch=True,  # a storm attaches many alerts a batch: one INSERT (alerts/processor.py)
     )
     if not opened and alert.severity < incident.severity:
         incident = set_severity(

@@ -12,7 +12,7 @@ request at a time. For each scenario of bench/ingest.py it prints
   (two clock reads: no profiler distortion), so the figures add up to the request's own;
 - with --cprofile, the functions with the most own time (cProfile inflates Python-heavy code
   such as the ORM against C code, so read it for ranking, not for absolute figures);
-- with --process, the same for processing what the scenario stored (alerts.pending's batches,
+- with --process, the same for processing what the scenario stored (alerts.processor's batches,
   as the Celery worker runs them), per request and per step (the wall time includes the
   processor's last look for requests, twice INGEST_KICK_MEMO_SECONDS after the queue drained).
 
@@ -59,17 +59,17 @@ STEPS = [
     ("kick: the processor's debounce key", "alerts.pending", "kick", 1),
     ("view: JsonResponse", "alerts.ingest", "JsonResponse", 1),
 ]
-# The same for processing stored requests (--process), from alerts.pending.process_pending.
+# The same for processing stored requests (--process), from alerts.processor.process_pending.
 PROCESS_STEPS = [
-    ("claim: the oldest pending requests", "alerts.pending", "_claim", 1),
-    ("parse again (JSON + parser)", "alerts.pending", "parse", 1),
+    ("claim: the oldest pending requests", "alerts.processor", "_claim", 1),
+    ("parse again (JSON + parser)", "alerts.processor", "parse", 1),
     ("process_alerts", "alerts.pipeline", "process_alerts", 1),
     ("upsert: INSERT … ON CONFLICT", "alerts.pipeline", "upsert_firing", 2),
     ("upsert one alert (or its row upserted ahead)", "alerts.pipeline", "upsert", 2),
     ("find_or_open_incident", "alerts.pipeline", "find_or_open_incident", 2),
     ("record (timeline, batched)", "alerts.pipeline", "record", 2),
     ("link_alerts: one UPDATE per incident", "alerts.context", "Context.link_alerts", 1),
-    ("mark processed", "alerts.pending", "_mark_processed", 1),
+    ("mark processed", "alerts.processor", "_mark_processed", 1),
     ("COMMIT", "django.db.backends.base.base", "BaseDatabaseWrapper.commit", 1),
 ]
 
@@ -193,7 +193,7 @@ def main(argv: list[str]) -> int:
         from django.test import Client
 
         from alerts.models import Integration, Kind
-        from alerts.pending import process_pending
+        from alerts.processor import process_pending
         from incidents.models import Service
 
         timers = Timers()

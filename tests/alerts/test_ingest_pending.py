@@ -10,9 +10,10 @@ from django.core.cache import cache
 from django.db import OperationalError, connection
 from django.utils import timezone
 
-from alerts import pending
+from alerts import pending, processor
 from alerts.models import Alert, AlertStatus, IngestRequest, Kind, Outcome
-from alerts.pending import kick_if_stuck, pending_requests, process_pending
+from alerts.pending import kick_if_stuck, pending_requests
+from alerts.processor import process_pending
 from alerts.tasks import purge_raw_payloads
 from incidents.models import Incident, Status
 from tests.alerts.payloads import am_alert, am_batch, pd_event
@@ -124,7 +125,7 @@ def test_a_batch_links_its_new_alerts_before_anything_reads_them(client, url):
 
 
 def test_batches_are_cut_by_alert_count(client, url, monkeypatch):
-    monkeypatch.setattr(pending, "BATCH_ALERTS", 3)
+    monkeypatch.setattr(processor, "BATCH_ALERTS", 3)
     for i in range(4):
         post(client, url, am_batch(am_alert(f"a{i}"), am_alert(f"b{i}"), group_key=f"g{i}"))
 
@@ -146,7 +147,7 @@ def test_a_request_that_cannot_be_processed_holds_up_no_other(client, url, am):
 
     bad.refresh_from_db()
     assert bad.state == "failed"
-    assert bad.attempts == pending.MAX_ATTEMPTS
+    assert bad.attempts == processor.MAX_ATTEMPTS
     assert "PayloadError" in bad.error
     assert bytes(bad.body) == b'{"alerts": 7}'  # stored raw and shown, never dropped
     for pk in (good_before, good_after):
@@ -191,7 +192,7 @@ def test_a_database_failure_mid_batch_leaves_everything_pending_for_the_next_try
         raise OperationalError("server closed the connection unexpectedly")
 
     with monkeypatch.context() as patched:
-        patched.setattr(pending, "_mark_processed", broken)  # the batch's last statement
+        patched.setattr(processor, "_mark_processed", broken)  # the batch's last statement
         with pytest.raises(OperationalError):
             process_pending()
 
@@ -253,7 +254,7 @@ def test_a_request_stored_just_after_the_processor_cleared_the_kick_is_processed
         if len(waits) == 1:
             post(client, url, am_batch(am_alert("fp-racing"), group_key="b"))
 
-    monkeypatch.setattr(pending, "_sleep", a_request_lands)
+    monkeypatch.setattr(processor, "_sleep", a_request_lands)
 
     assert process_pending() == 2
 

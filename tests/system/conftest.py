@@ -325,7 +325,8 @@ def run_at_once(work: Callable[[], object], threads: int) -> None:
 
 def process_with_racing_processors(processors: int = 4) -> None:
     """Run several processors at the same instant, each on its own connection, as workers do."""
-    from alerts.pending import pending_requests, process_pending
+    from alerts.pending import pending_requests
+    from alerts.processor import process_pending
 
     run_at_once(process_pending, processors)
     assert not pending_requests().exists()
