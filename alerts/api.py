@@ -9,7 +9,6 @@ from django.utils import timezone
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
-    extend_schema_field,
     extend_schema_view,
 )
 from rest_framework import mixins, serializers, viewsets
@@ -19,7 +18,7 @@ from rest_framework.response import Response
 
 from accounts.audit import Audited, record_change
 from accounts.models import Role
-from alerts.matchers import OPS, MatcherError, matchers_from_json
+from alerts.matchers_field import MatchersField
 from alerts.models import (
     MIN_HEARTBEAT_INTERVAL_SECONDS,
     Alert,
@@ -196,29 +195,6 @@ class IntegrationViewSet(Audited, ParseBodyFirst, viewsets.ModelViewSet):
                 "an integration that has received alerts cannot be deleted; disable it instead"
             )
         super().perform_destroy(instance)  # audited
-
-
-class MatcherSchema(serializers.Serializer):
-    """How one matcher looks on the wire (documentation only; MatchersField does the work)."""
-
-    label = serializers.CharField()
-    op = serializers.ChoiceField(choices=OPS, default="=")
-    value = serializers.CharField()
-
-
-@extend_schema_field(MatcherSchema(many=True))
-class MatchersField(serializers.JSONField):
-    """A list of `{"label", "op", "value"}` matchers, checked and stored in canonical form."""
-
-    def to_internal_value(self, data):
-        data = super().to_internal_value(data)
-        try:
-            matchers = matchers_from_json(data)
-        except MatcherError as exc:
-            raise ValidationError(str(exc)) from None
-        if any("\x00" in m.label or "\x00" in m.value for m in matchers):
-            raise ValidationError("matchers cannot contain NUL characters")
-        return [m.to_dict() for m in matchers]
 
 
 class RoutingRuleSerializer(serializers.ModelSerializer):

@@ -1,7 +1,7 @@
 """Turn a request body into alerts: decode JSON strictly, then parse it in its wire format.
 
 Pure (no database, no HTTP): the ingest views use it to refuse what cannot be taken before
-answering, and alerts.pending uses it again to process a stored body after the answer.
+answering, and alerts.processor uses it again to process a stored body after the answer.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from alerts.sources import PARSERS, NormalizedAlert
+from alerts.sources.base import NormalizedAlert
+from alerts.sources.registry import PARSERS
 
 
 class Rejected(Exception):

@@ -10,13 +10,8 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from alerts import metrics, pipeline
-from alerts.ingest import (
-    Rejected,
-    allow_methods,
-    error_json,
-    find_integration,
-    refuse,
-)
+from alerts.admission import allow_methods, error_json, find_integration, refuse
+from alerts.decoding import Rejected
 from alerts.models import Alert, AlertStatus, Integration, Kind
 from alerts.sources.base import FIRING, RESOLVED, NormalizedAlert
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from incidents.models import Incident, Service
 
@@ -157,7 +159,7 @@ class IngestRequest(models.Model):
     # What the sender's path said besides the body (Opsgenie: action and identifier), so the
     # body can be parsed again when it is processed.
     params = models.JSONField(default=dict, blank=True)
-    # An accepted request is processed just after the response (alerts.pending); until then
+    # An accepted request is processed just after the response (alerts.processor); until then
     # processed_at is empty. `results` says what happened to each alert, `error` why the
     # request could not be processed (after MAX_ATTEMPTS it is given up and shown as failed).
     processed_at = models.DateTimeField(null=True, blank=True)
@@ -178,6 +180,29 @@ class IngestRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.outcome} {self.status_code} at {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+    @classmethod
+    def accepted(
+        cls,
+        *,
+        body: bytes,
+        content_type: str,
+        alert_count: int,
+        warnings: list[str],
+        params: dict[str, Any] | None = None,
+        status_code: int = 200,
+    ) -> IngestRequest:
+        """Return an accepted request received now, not saved yet, its integration not set."""
+        return cls(
+            received_at=timezone.now(),
+            outcome=Outcome.ACCEPTED,
+            status_code=status_code,
+            content_type=content_type[:200],
+            body=body,
+            alert_count=alert_count,
+            warnings=warnings[:100],
+            params=params or {},
+        )
 
     @property
     def state(self) -> str:

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from alerts.models import Alert, IngestRequest, Outcome
+from alerts.processor import process_pending
 
 
 @shared_task(name="alerts.purge_raw_payloads")
@@ -26,7 +27,5 @@ def purge_raw_payloads() -> int:
 
 @shared_task(name="alerts.process_ingest_requests", ignore_result=True)
 def process_ingest_requests() -> int:
-    """Process every accepted request still pending (see alerts.pending)."""
-    from alerts.pending import process_pending
-
+    """Process every accepted request still pending (see alerts.processor)."""
     return process_pending()

@@ -42,7 +42,7 @@ from django.utils import timezone  # noqa: E402
 from accounts.models import Role, User  # noqa: E402
 from alerts import pipeline  # noqa: E402
 from alerts.models import Integration, Kind  # noqa: E402
-from alerts.sources import PARSERS  # noqa: E402
+from alerts.sources.registry import PARSERS  # noqa: E402
 from incidents.models import Incident, Service, Source, Status  # noqa: E402
 from incidents.services import acknowledge_incident  # noqa: E402
 from oncall.models import (  # noqa: E402

@@ -1,16 +1,20 @@
 """Where an ingest request's time goes: the statements it runs and the cost of each step.
 
     python bench/profile_ingest.py [--requests 300] [--scenarios single,batch] [--sql] [--cprofile]
+                                   [--process]
 
 In-process, against throwaway PostgreSQL and Redis: Django's test client drives the real
-middleware, URL resolver, view, parser and pipeline (everything but the HTTP server), one
+middleware, URL resolver, view, parser and the accept (everything but the HTTP server), one
 request at a time. For each scenario of bench/ingest.py it prints
 
 - the SQL statements of one request, by kind, with their round-trip times;
 - CPU and wall time per request, and per step of the path: each step is wrapped in a timer
   (two clock reads: no profiler distortion), so the figures add up to the request's own;
 - with --cprofile, the functions with the most own time (cProfile inflates Python-heavy code
-  such as the ORM against C code, so read it for ranking, not for absolute figures).
+  such as the ORM against C code, so read it for ranking, not for absolute figures);
+- with --process, the same for processing what the scenario stored (alerts.processor's batches,
+  as the Celery worker runs them), per request and per step (the wall time includes the
+  processor's last look for requests, twice INGEST_KICK_MEMO_SECONDS after the queue drained).
 
 Steps that the code no longer has are reported as missing rather than failing.
 """
@@ -55,6 +59,19 @@ STEPS = [
     ("kick: the processor's debounce key", "alerts.pending", "kick", 1),
     ("view: JsonResponse", "alerts.ingest", "JsonResponse", 1),
 ]
+# The same for processing stored requests (--process), from alerts.processor.process_pending.
+PROCESS_STEPS = [
+    ("claim: the oldest pending requests", "alerts.processor", "_claim", 1),
+    ("parse again (JSON + parser)", "alerts.processor", "parse", 1),
+    ("process_alerts", "alerts.pipeline", "process_alerts", 1),
+    ("upsert: INSERT … ON CONFLICT", "alerts.pipeline", "upsert_firing", 2),
+    ("upsert one alert (or its row upserted ahead)", "alerts.pipeline", "upsert", 2),
+    ("find_or_open_incident", "alerts.pipeline", "find_or_open_incident", 2),
+    ("record (timeline, batched)", "alerts.pipeline", "record", 2),
+    ("link_alerts: one UPDATE per incident", "alerts.context", "Context.link_alerts", 1),
+    ("mark processed", "alerts.processor", "_mark_processed", 1),
+    ("COMMIT", "django.db.backends.base.base", "BaseDatabaseWrapper.commit", 1),
+]
 
 
 class Timers:
@@ -77,10 +94,10 @@ class Timers:
 
         return timed
 
-    def install(self) -> None:
+    def install(self, steps: list[tuple[str, str, str, int]]) -> None:
         import importlib
 
-        for label, module_name, attr, _depth in STEPS:
+        for label, module_name, attr, _depth in steps:
             try:
                 module = importlib.import_module(module_name)
             except ImportError:
@@ -144,6 +161,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--sql", action="store_true", help="print each statement's text")
     p.add_argument("--cprofile", action="store_true", help="also print cProfile's top functions")
     p.add_argument(
+        "--process", action="store_true", help="also time processing what each scenario stored"
+    )
+    p.add_argument(
         "--fast-db", action="store_true", help="PostgreSQL without fsync (default: durable)"
     )
     opts = p.parse_args(argv)
@@ -173,10 +193,11 @@ def main(argv: list[str]) -> int:
         from django.test import Client
 
         from alerts.models import Integration, Kind
+        from alerts.processor import process_pending
         from incidents.models import Service
 
         timers = Timers()
-        timers.install()
+        timers.install(STEPS + PROCESS_STEPS if opts.process else STEPS)
         if timers.missing:
             print(f"(steps not found in the code, not timed: {', '.join(timers.missing)})")
         service, _ = Service.objects.get_or_create(name="bench")
@@ -215,7 +236,15 @@ def main(argv: list[str]) -> int:
             for i in range(21, 21 + n):
                 post(request_body(shape, 0, i))
             cpu, wall = (time.process_time() - c0) / n, (time.perf_counter() - w0) / n
-            report_steps(timers, n, cpu, wall, batch)
+            glue = "handler, middleware, URL routing, view glue"
+            report_steps(timers, STEPS, n, cpu, wall, batch, glue)
+            if opts.process:
+                timers.reset()
+                c0, w0 = time.process_time(), time.perf_counter()
+                done = process_pending()  # every request the scenario stored, in batches
+                cpu, wall = (time.process_time() - c0) / done, (time.perf_counter() - w0) / done
+                print(f"processing the {done} stored requests:")
+                report_steps(timers, PROCESS_STEPS, done, cpu, wall, batch, "batch glue")
             if opts.cprofile:
                 profiler = cProfile.Profile()
                 with profiler_on(profiler):
@@ -254,14 +283,22 @@ def report_statements(statements: Statements, show_sql: bool) -> None:
             print("     ", re.sub(r"\s+", " ", sql)[:300])
 
 
-def report_steps(timers: Timers, n: int, cpu: float, wall: float, batch: int) -> None:
+def report_steps(
+    timers: Timers,
+    steps: list[tuple[str, str, str, int]],
+    n: int,
+    cpu: float,
+    wall: float,
+    batch: int,
+    glue: str,
+) -> None:
     print(
         f"per request: {cpu * 1000:.2f} ms CPU in this process, {wall * 1000:.2f} ms wall"
         f" ({n} requests; per alert {cpu * 1000 / batch:.3f} ms CPU)"
     )
     print(f"  {'step':<48} {'CPU ms':>8} {'wall ms':>8} {'calls':>6}  {'% of CPU':>8}")
     view_cpu = 0.0
-    for label, _m, _a, depth in STEPS:
+    for label, _m, _a, depth in steps:
         if label not in timers.calls:
             continue
         c = timers.cpu[label] / n * 1000
@@ -274,10 +311,7 @@ def report_steps(timers: Timers, n: int, cpu: float, wall: float, batch: int) ->
             f"  {100 * c / (cpu * 1000):7.1f}%"
         )
     rest = cpu * 1000 - view_cpu
-    print(
-        f"  {'rest: handler, middleware, URL routing, view glue':<48} {rest:8.2f} {'':>8} {'':>6}"
-        f"  {100 * rest / (cpu * 1000):7.1f}%"
-    )
+    print(f"  {'rest: ' + glue:<48} {rest:8.2f} {'':>8} {'':>6}  {100 * rest / (cpu * 1000):7.1f}%")
 
 
 def report_cprofile(profiler: cProfile.Profile, n: int) -> None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import unquote, urlsplit
 
+from celery import current_app
 from django.db import transaction
 from django.utils import timezone
 
@@ -175,8 +176,6 @@ def request_run(
     action: Action, incident: Incident, user: User, *, source: str = Source.CHAT
 ) -> ActionRun:
     """Start running `action` for `incident` as `user`: check, record, enqueue after commit."""
-    from runbooks.tasks import run_action  # the task module imports this one
-
     check_may_run(action, user, incident)
     body = _body(action, incident, user)
     with transaction.atomic():
@@ -212,8 +211,13 @@ def request_run(
             by=user,
             data={"run": run.pk, "action": action.name, "status": run.status},
         )
-        transaction.on_commit(lambda: run_action.delay(run.pk))
+        transaction.on_commit(lambda: _enqueue_run(run.pk))
     return run
+
+
+def _enqueue_run(run_id: int) -> None:
+    # By the task's name: runbooks.tasks imports this module to perform the run.
+    current_app.send_task("runbooks.run_action", args=[run_id])
 
 
 # --- running -------------------------------------------------------------------------------------
@@ -398,14 +402,12 @@ def sweep_runs(now: datetime | None = None) -> int:
 
     Returns how many runs it closed. Celery only speeds runs up: the rows are the truth.
     """
-    from runbooks.tasks import run_action
-
     now = now or timezone.now()
     pending = ActionRun.objects.filter(status=RunStatus.PENDING)
     for pk in pending.filter(
         created_at__lte=now - REKICK_AFTER, created_at__gt=now - STALE
     ).values_list("pk", flat=True):
-        run_action.delay(pk)  # claiming makes a second delivery harmless
+        _enqueue_run(pk)  # claiming makes a second delivery harmless
     closed = 0
     never = CallResult(RunStatus.FAILED, error="it was never picked up by a worker")
     for run in pending.filter(created_at__lte=now - STALE):

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from accounts.models import Role, User
 from accounts.services import create_api_token
 from alerts.models import Integration, Kind
-from alerts.pending import process_pending
+from alerts.processor import process_pending
 from incidents.models import Service
 
 

@@ -1,20 +1,5 @@
-"""Turn monitoring systems' webhook payloads into NormalizedAlerts; pure, no Django."""
+"""Turn monitoring systems' webhook payloads into NormalizedAlerts; pure, no Django.
 
-from __future__ import annotations
-
-from collections.abc import Callable
-
-from alerts.sources import alertmanager, generic, grafana, opsgenie, pagerduty
-from alerts.sources.base import NormalizedAlert, PayloadError
-
-__all__ = ["PARSERS", "NormalizedAlert", "PayloadError"]
-
-# kind name -> parse(payload) -> list[NormalizedAlert]; opsgenie's also takes
-# action=, identifier=, identifier_type= (see alerts.sources.opsgenie).
-PARSERS: dict[str, Callable[..., list[NormalizedAlert]]] = {
-    "alertmanager": alertmanager.parse,
-    "grafana": grafana.parse,
-    "pagerduty": pagerduty.parse,
-    "opsgenie": opsgenie.parse,
-    "generic": generic.parse,
-}
+One module per wire format, each with a `parse(payload) -> list[NormalizedAlert]`; the shape
+and the helpers they share are in `base`, and `registry.PARSERS` maps a kind to its parser.
+"""

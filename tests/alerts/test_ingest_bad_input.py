@@ -7,7 +7,7 @@ import json
 import pytest
 
 from alerts.models import Alert, IngestRequest, Kind, Outcome
-from alerts.pending import process_pending
+from alerts.processor import process_pending
 from incidents.models import Incident
 from tests.alerts.payloads import am_alert, am_batch, pd_event
 from tests.helpers.ingest import load_fixture, results_of

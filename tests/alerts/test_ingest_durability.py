@@ -12,7 +12,8 @@ from django.test import Client
 from django.utils import timezone
 
 from alerts.models import Alert, IngestRequest, Kind, Outcome
-from alerts.pending import pending_requests, process_pending
+from alerts.pending import pending_requests
+from alerts.processor import process_pending
 from alerts.tasks import purge_raw_payloads
 from incidents.models import Incident, TimelineEntry
 from tests.alerts.payloads import am_alert, am_batch, pd_event

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from alerts.models import Alert, AlertStatus, IngestRequest, Kind, Outcome
-from alerts.pending import process_pending
+from alerts.processor import process_pending
 from incidents.models import Incident, Status
 from tests.helpers.ingest import load_fixture, results_of
 

@@ -8,7 +8,7 @@ from urllib.parse import quote
 import pytest
 
 from alerts.models import Alert, AlertStatus, IngestRequest, Kind, Outcome
-from alerts.pending import process_pending
+from alerts.processor import process_pending
 from incidents.models import EntryKind, Incident, Status
 from tests.helpers.ingest import load_fixture
 

@@ -10,11 +10,14 @@ from django.core.cache import cache
 from django.db import OperationalError, connection
 from django.utils import timezone
 
-from alerts import pending
+from alerts import pending, processor
 from alerts.models import Alert, AlertStatus, IngestRequest, Kind, Outcome
-from alerts.pending import kick_if_stuck, pending_requests, process_pending
+from alerts.pending import kick_if_stuck, pending_requests
+from alerts.processor import process_pending
+from alerts.tasks import purge_raw_payloads
 from incidents.models import Incident, Status
 from tests.alerts.payloads import am_alert, am_batch, pd_event
+from tests.helpers.celery_tasks import named, sent_tasks
 
 
 @pytest.fixture
@@ -122,7 +125,7 @@ def test_a_batch_links_its_new_alerts_before_anything_reads_them(client, url):
 
 
 def test_batches_are_cut_by_alert_count(client, url, monkeypatch):
-    monkeypatch.setattr(pending, "BATCH_ALERTS", 3)
+    monkeypatch.setattr(processor, "BATCH_ALERTS", 3)
     for i in range(4):
         post(client, url, am_batch(am_alert(f"a{i}"), am_alert(f"b{i}"), group_key=f"g{i}"))
 
@@ -144,7 +147,7 @@ def test_a_request_that_cannot_be_processed_holds_up_no_other(client, url, am):
 
     bad.refresh_from_db()
     assert bad.state == "failed"
-    assert bad.attempts == pending.MAX_ATTEMPTS
+    assert bad.attempts == processor.MAX_ATTEMPTS
     assert "PayloadError" in bad.error
     assert bytes(bad.body) == b'{"alerts": 7}'  # stored raw and shown, never dropped
     for pk in (good_before, good_after):
@@ -189,7 +192,7 @@ def test_a_database_failure_mid_batch_leaves_everything_pending_for_the_next_try
         raise OperationalError("server closed the connection unexpectedly")
 
     with monkeypatch.context() as patched:
-        patched.setattr(pending, "_mark_processed", broken)  # the batch's last statement
+        patched.setattr(processor, "_mark_processed", broken)  # the batch's last statement
         with pytest.raises(OperationalError):
             process_pending()
 
@@ -201,38 +204,39 @@ def test_a_database_failure_mid_batch_leaves_everything_pending_for_the_next_try
     assert Incident.objects.count() == 1
 
 
-def test_the_view_kicks_one_processor_for_a_burst(client, url, monkeypatch):
-    kicked: list[int] = []
-    monkeypatch.setattr("alerts.tasks.process_ingest_requests.delay", lambda: kicked.append(1))
+@pytest.fixture
+def kicks():
+    """The processor tasks sent to the broker while the test runs (no worker takes them)."""
+    with sent_tasks() as sent:
+        yield lambda: len(named(sent, "alerts.process_ingest_requests"))
 
+
+def test_the_view_kicks_one_processor_for_a_burst(client, url, kicks):
     for i in range(5):
         post(client, url, am_batch(am_alert(f"fp-{i}")))
 
-    assert kicked == [1]  # the key stays set until a processor has drained the queue
+    assert kicks() == 1  # the key stays set until a processor has drained the queue
     process_pending()
     assert cache.get(pending.KICK_KEY) is None
     post(client, url, am_batch(am_alert("fp-late")))
-    assert kicked == [1, 1]
+    assert kicks() == 2
 
 
-def test_within_the_memo_a_process_does_not_ask_for_the_kick_again(
-    client, url, monkeypatch, settings
+def test_within_the_memo_a_process_does_not_look_at_the_kick_again(
+    client, url, monkeypatch, settings, kicks
 ):
     settings.INGEST_KICK_MEMO_SECONDS = 60  # the whole test is within it
     monkeypatch.setattr(pending, "_kick_seen_at", float("-inf"))
-    asked: list[str] = []
-    real_add = cache.add
-    monkeypatch.setattr(
-        cache, "add", lambda key, *a, **kw: asked.append(key) or real_add(key, *a, **kw)
-    )
-    kicked: list[int] = []
-    monkeypatch.setattr("alerts.tasks.process_ingest_requests.delay", lambda: kicked.append(1))
+    post(client, url, am_batch(am_alert("fp-0")))
+    assert kicks() == 1
+    cache.delete(pending.KICK_KEY)  # as a processor does once it has drained the queue
 
-    for i in range(5):
+    for i in range(1, 5):
         post(client, url, am_batch(am_alert(f"fp-{i}")))
 
-    assert asked.count(pending.KICK_KEY) == 1
-    assert kicked == [1]
+    # Without the memo, the first of these would have found the key gone and kicked again.
+    assert kicks() == 1
+    assert cache.get(pending.KICK_KEY) is None
 
 
 def test_a_request_stored_just_after_the_processor_cleared_the_kick_is_processed(
@@ -242,7 +246,6 @@ def test_a_request_stored_just_after_the_processor_cleared_the_kick_is_processed
     # processor cleared it. The processor's last look comes twice the memo's time after the
     # clear, so it sees the request; here the request lands during that wait.
     settings.INGEST_KICK_MEMO_SECONDS = 0.01
-    monkeypatch.setattr("alerts.tasks.process_ingest_requests.delay", lambda: None)
     post(client, url, am_batch(am_alert("fp-first"), group_key="a"))
     waits: list[float] = []
 
@@ -251,7 +254,7 @@ def test_a_request_stored_just_after_the_processor_cleared_the_kick_is_processed
         if len(waits) == 1:
             post(client, url, am_batch(am_alert("fp-racing"), group_key="b"))
 
-    monkeypatch.setattr(pending, "_sleep", a_request_lands)
+    monkeypatch.setattr(processor, "_sleep", a_request_lands)
 
     assert process_pending() == 2
 
@@ -260,22 +263,19 @@ def test_a_request_stored_just_after_the_processor_cleared_the_kick_is_processed
     assert set(Alert.objects.values_list("fingerprint", flat=True)) == {"fp-first", "fp-racing"}
 
 
-def test_the_tick_kicks_again_when_a_request_waited_too_long(client, url, monkeypatch):
-    kicked: list[int] = []
-    monkeypatch.setattr("alerts.tasks.process_ingest_requests.delay", lambda: kicked.append(1))
+def test_the_tick_kicks_again_when_a_request_waited_too_long(client, url, kicks):
     post(client, url, am_batch(am_alert("fp-1")))
-    kicked.clear()
+    assert kicks() == 1
 
     assert kick_if_stuck() is False  # fresh: its own kick is on the way
     assert kick_if_stuck(timezone.now() + timedelta(seconds=3)) is True
-    assert kicked == [1]
+    assert kicks() == 2
     process_pending()
     assert kick_if_stuck(timezone.now() + timedelta(seconds=3)) is False
+    assert kicks() == 2
 
 
 def test_purge_keeps_a_pending_request_whatever_its_age(client, url, settings, time_machine):
-    from alerts.tasks import purge_raw_payloads
-
     time_machine.move_to(timezone.now(), tick=False)
     post(client, url, am_batch(am_alert("fp-1")))
     time_machine.shift(timedelta(days=settings.RAW_PAYLOAD_RETENTION_DAYS + 1))

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from alerts.models import IngestRequest
-from alerts.pending import process_pending
+from alerts.processor import process_pending
 
 FIXTURES = Path(__file__).resolve().parents[1] / "alerts" / "fixtures"
 

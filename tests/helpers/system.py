@@ -20,7 +20,8 @@ import httpx
 import pytest
 from django.db import connection
 
-from alerts.pending import pending_requests, process_pending
+from alerts.pending import pending_requests
+from alerts.processor import process_pending
 from muster_services import free_port
 
 

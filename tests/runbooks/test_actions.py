@@ -10,11 +10,11 @@ import pytest
 from django.utils import timezone
 
 from incidents.models import EntryKind, Service
-from muster.celery import app as celery_app
 from runbooks import actions
 from runbooks.actions import ActionBusy, ActionError, ActionRefused, request_run
 from runbooks.models import ActionRun, RunStatus
 from runbooks.tasks import run_action
+from tests.helpers.celery_tasks import SentTask, named, sent_tasks
 
 LABELS = {"alertname": "DiskFull", "instance": "db-1:9100", "team": "db"}
 
@@ -242,29 +242,31 @@ def test_a_deleted_action_fails_its_pending_run(make_action, make_incident, bob)
     assert (run.action_name, run.error) == ("restart-db", "the action was deleted before it ran")
 
 
-@pytest.fixture
-def eager_celery():
-    """Run tasks where they are enqueued, so the on-commit enqueue really runs the call."""
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = False
+def run_sent(sent: list[SentTask]) -> None:
+    """Run the action runs sent to the broker, as a worker takes them."""
+    for task in named(sent, "runbooks.run_action"):
+        run_action(*task.args)
 
 
 def test_the_run_is_enqueued_after_commit_and_the_task_records_the_result(
-    endpoint, make_action, make_incident, bob, eager_celery, django_capture_on_commit_callbacks
+    endpoint, make_action, make_incident, bob, django_capture_on_commit_callbacks
 ):
     action = make_action(endpoint.url("/ok"))
     incident = make_incident(LABELS)
-    with django_capture_on_commit_callbacks(execute=True):
-        run = request_run(action, incident, bob)
-        assert endpoint.received == []  # nothing is called before the commit
+    with sent_tasks() as sent:
+        with django_capture_on_commit_callbacks(execute=True):
+            run = request_run(action, incident, bob)
+            assert sent == []  # nothing is enqueued before the commit
+        assert named(sent, "runbooks.run_action") == [SentTask("runbooks.run_action", (run.pk,))]
+    assert endpoint.received == []
+    run_sent(sent)
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED
     assert len(endpoint.received) == 1
 
 
 def test_the_sweep_restarts_forgotten_runs_and_closes_lost_ones(
-    endpoint, make_action, make_incident, bob, eager_celery
+    endpoint, make_action, make_incident, bob
 ):
     incident = make_incident(LABELS)
     forgotten = request_run(make_action(endpoint.url("/ok")), incident, bob)
@@ -277,7 +279,10 @@ def test_the_sweep_restarts_forgotten_runs_and_closes_lost_ones(
         status=RunStatus.RUNNING, started_at=now - timedelta(minutes=5)
     )
 
-    assert actions.sweep_runs() == 2
+    with sent_tasks() as sent:
+        assert actions.sweep_runs() == 2
+    assert [task.args for task in named(sent, "runbooks.run_action")] == [(forgotten.pk,)]
+    run_sent(sent)
 
     statuses = dict(ActionRun.objects.values_list("pk", "status"))
     assert statuses == {

@@ -18,7 +18,8 @@ import pytest
 from django.test import Client
 
 from alerts.models import Alert, Kind
-from alerts.pending import pending_requests, process_pending
+from alerts.pending import pending_requests
+from alerts.processor import process_pending
 from incidents.models import EntryKind, Incident, TimelineEntry
 from tests.alerts.payloads import am_alert, am_batch
 from tests.helpers.system import database_url_of_tests, require_postgresql
@@ -26,7 +27,7 @@ from tests.helpers.system import database_url_of_tests, require_postgresql
 pytestmark = pytest.mark.usefixtures("transactional_db")
 
 PROCESS = (
-    "import django; django.setup(); from alerts.pending import process_pending; process_pending()"
+    "import django; django.setup(); from alerts.processor import process_pending; process_pending()"
 )
 
 

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from alerts.models import Alert, AlertStatus, Integration, Kind, Outcome
-from alerts.pending import process_pending
+from alerts.processor import process_pending
 from incidents.models import EntryKind, Incident, Service, Status
 from muster_services import free_port
 from tests.helpers.system import require_postgresql, wait_for

@@ -16,7 +16,7 @@ from channels.layers import get_channel_layer
 
 from accounts.models import Role
 from alerts.models import Kind
-from alerts.pending import process_pending
+from alerts.processor import process_pending
 from incidents import services
 from incidents.models import EntryKind, Incident, Source, Status, TimelineEntry
 from oncall import delivery, escalation, messages

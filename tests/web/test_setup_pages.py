@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from accounts.models import AuditEntry
 from alerts.models import Alert, IngestRequest, Integration, Kind, Outcome
-from alerts.pending import process_pending
+from alerts.processor import process_pending
 from incidents.models import Incident, Service, Source, Status
 from incidents.services import open_incident
 from oncall.models import EscalationPolicy, ServicePolicy

@@ -1,0 +1,164 @@
+"""What a batch of ingest requests shares while its alerts are processed, per integration.
+
+Routing rules and silences are read once; incidents and services are read or locked once; firing
+alerts may be upserted ahead (alerts.upsert) and new alerts' links wait here to be written one
+UPDATE per incident.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import datetime
+
+from django.db.models import Q
+from django.utils import timezone
+
+from alerts.matchers import MatcherError, all_match, matchers_from_json
+from alerts.models import Alert, Integration, RoutingRule, Silence
+from alerts.sources.base import FIRING, NormalizedAlert
+from incidents.models import Incident, Service
+
+log = logging.getLogger(__name__)
+
+
+class Context:
+    """What processing an integration's alerts needs to know, loaded once per batch.
+
+    A batch (alerts.processor) shares one context per integration across its requests, all in one
+    transaction, so rules, silences and open incidents are read once, not once per alert.
+    """
+
+    def __init__(self, integration: Integration, *, since: datetime):
+        self.integration = integration
+        self.now = since  # when the alert being processed was received
+        rules = RoutingRule.objects.filter(Q(integration=integration) | Q(integration__isnull=True))
+        self.rules = sorted(rules, key=lambda r: (r.integration_id is None, r.position, r.pk))
+        # Every silence active at some moment from the batch's first request until now.
+        self.silences = list(
+            Silence.objects.filter(starts_at__lte=timezone.now(), ends_at__gt=since)
+        )
+        self.services: dict[int, Service] = {integration.service_id: integration.service}
+        # (service id, group key) -> (title, severity) for an incident this request may open
+        self.openings: dict[tuple[int, str], tuple[str, int]] = {}
+        self.placements: dict[int, tuple[int, Silence | None]] = {}  # see place()
+        # Incidents this batch already read or locked, so it asks the database once per
+        # incident, not once per alert. Locked ones stay ours until the transaction commits.
+        self.incidents: dict[int, Incident] = {}
+        self.group_incidents: dict[tuple[int, str], Incident] = {}
+        # Upserted ahead, many rows a statement: stored fingerprint -> the upsert's row.
+        self.upserted: dict[str, tuple] = {}
+        # New alerts to attach to their incident, one UPDATE per incident (link_alerts).
+        self.links: dict[int, list[int]] = {}
+        self.linked: dict[int, int] = {}  # alert id -> incident id, until written
+
+    def link(self, alert_id: int, incident: Incident) -> None:
+        self.links.setdefault(incident.pk, []).append(alert_id)
+        self.linked[alert_id] = incident.pk
+
+    def link_alerts(self) -> None:
+        """Write the incident of every alert attached since the last call.
+
+        Until then an alert's row has no incident: whatever reads it in between asks `linked`
+        (a repeat) or calls this first (a resolve, an acknowledgement).
+        """
+        for incident_id, alert_ids in self.links.items():
+            Alert.objects.filter(pk__in=alert_ids).update(incident_id=incident_id, silence=None)
+        self.links = {}
+        self.linked = {}
+
+    def forget(self, incident_pk: int) -> None:
+        """Drop a cached incident whose state this request just changed."""
+        self.incidents.pop(incident_pk, None)
+        for key, cached in list(self.group_incidents.items()):
+            if cached.pk == incident_pk:
+                del self.group_incidents[key]
+
+    def incident(self, pk: int) -> Incident:
+        if pk not in self.incidents:
+            self.incidents[pk] = follow_merges(Incident.objects.get(pk=pk))
+        return self.incidents[pk]
+
+    def plan_openings(self, alerts: list[NormalizedAlert]) -> None:
+        """Note, per group, what an incident opened by this request should start as.
+
+        Alerts are processed in fingerprint order (a fixed lock order), so whichever alert of a
+        group comes first in that order opens its incident; the incident still takes the title
+        of the group's first alert as the sender listed them, and the group's worst severity,
+        rather than opening with one and recording a severity change a moment later.
+        """
+        for alert in alerts:
+            if alert.status != FIRING:
+                continue
+            service_id, silence = self.place(alert)
+            if silence is not None:
+                continue
+            key = (service_id, group_key(self.integration, self.service(service_id), alert))
+            title, severity = self.openings.get(key, (alert.summary, alert.severity))
+            self.openings[key] = (title, min(severity, alert.severity))
+
+    def place(self, alert: NormalizedAlert) -> tuple[int, Silence | None]:
+        """Return the alert's service id (routing) and the silence it falls under, worked out
+        once per alert of the request (planning, the upsert ahead and firing all ask)."""
+        # By identity: alerts are unhashable, and the request's list keeps each alive until
+        # process_alerts starts the next request with an empty dict.
+        key = id(alert)
+        if key not in self.placements:
+            service_id = self.route(alert.labels)
+            self.placements[key] = (service_id, self.silence_for(alert.labels, service_id))
+        return self.placements[key]
+
+    def service(self, pk: int) -> Service:
+        if pk not in self.services:
+            self.services[pk] = Service.objects.get(pk=pk)
+        return self.services[pk]
+
+    def route(self, labels: dict[str, str]) -> int:
+        """Return the service id for `labels`: the first matching rule's, else the default."""
+        for rule in self.rules:
+            try:
+                if all_match(matchers_from_json(rule.matchers), labels):
+                    return rule.service_id
+            except MatcherError:
+                log.warning("routing rule %s has invalid matchers; skipped", rule.pk)
+        return self.integration.service_id
+
+    def silence_for(self, labels: dict[str, str], service_id: int) -> Silence | None:
+        for silence in self.silences:
+            if not silence.starts_at <= self.now < silence.ends_at:
+                continue
+            if silence.service_id is not None and silence.service_id != service_id:
+                continue
+            try:
+                if all_match(matchers_from_json(silence.matchers), labels):
+                    return silence
+            except MatcherError:
+                continue
+        return None
+
+
+def follow_merges(incident: Incident) -> Incident:
+    """Return the incident `incident` was merged into, at the end of the chain, or itself."""
+    seen = {incident.pk}
+    while incident.merged_into_id is not None and incident.merged_into_id not in seen:
+        seen.add(incident.merged_into_id)
+        incident = Incident.objects.get(pk=incident.merged_into_id)
+    return incident
+
+
+def group_key(integration: Integration, service: Service, alert: NormalizedAlert) -> str:
+    """Return the incident group key, scoped to the integration."""
+    if alert.group_key:
+        key = "g:" + alert.group_key
+    else:
+        names = service.grouping_labels
+        values = [alert.labels.get(name) for name in names]
+        if all(v is None for v in values):
+            key = "f:" + alert.fingerprint
+        else:
+            key = "l:" + json.dumps(dict(zip(names, values, strict=True)), sort_keys=True)
+    key = f"{integration.pk}:{key}"
+    if len(key) > 500:
+        key = f"{integration.pk}:h:" + hashlib.sha256(key.encode()).hexdigest()
+    return key

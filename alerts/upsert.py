@@ -1,0 +1,173 @@
+"""Store a firing alert: one INSERT … ON CONFLICT on the partial unique index of open alerts.
+
+A new fingerprint inserts a row; a repeat of an open alert counts one more occurrence and
+refreshes what senders update, atomically, however many processors race.
+
+The one place DESIGN.md allows raw SQL: the ORM cannot upsert against a partial unique index,
+add to the stored count and return the stored row in one statement (bulk_create's
+update_conflicts takes neither the index's WHERE nor an expression). Many rows a statement
+(`upsert_firing`): `bench/profile_ingest.py --scenarios batch --process`, 2026-12-06, two runs of
+each back to back: 20–23 ms CPU to upsert a request of 100 new alerts, against 44–51 ms one row
+a statement; processing 0.42–0.49 against 0.77–0.86 ms CPU an alert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django.db import connection
+
+from alerts.context import Context
+from alerts.models import Alert, AlertStatus
+from alerts.sources.base import FIRING, NormalizedAlert
+
+_UPSERT_COLUMNS = (
+    "integration_id",
+    "fingerprint",
+    "status",
+    "service_id",
+    "silence_id",
+    "summary",
+    "severity",
+    "labels",
+    "annotations",
+    "links",
+    "warnings",
+    "starts_at",
+    "ends_at",
+    "first_seen",
+    "last_seen",
+    "occurrences",
+    "raw",
+)
+# On a repeat, keep identity (labels, service, first_seen) and refresh what senders update.
+_REFRESHED_ON_REPEAT = (
+    "summary",
+    "annotations",
+    "links",
+    "warnings",
+    "ends_at",
+    "last_seen",
+    "raw",
+)
+
+
+def _upsert_sql(rows: int) -> str:
+    qn = connection.ops.quote_name
+    table = qn(Alert._meta.db_table)
+    columns = ", ".join(qn(c) for c in _UPSERT_COLUMNS)
+    row = "(" + ", ".join(["%s"] * len(_UPSERT_COLUMNS)) + ")"
+    refresh = ", ".join(f"{qn(c)} = excluded.{qn(c)}" for c in _REFRESHED_ON_REPEAT)
+    return (
+        f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * rows)} "  # noqa: S608
+        f"ON CONFLICT ({qn('integration_id')}, {qn('fingerprint')}) "
+        f"WHERE {qn('status')} = 'firing' "
+        f"DO UPDATE SET {qn('occurrences')} = {table}.{qn('occurrences')} + 1, {refresh} "
+        f"RETURNING {qn('id')}, {qn('occurrences')}, {qn('incident_id')}, {qn('service_id')}, "
+        f"{qn('silence_id')}, {qn('fingerprint')}"
+    )
+
+
+# Columns whose values need the field's conversion for the database (JSON, bytes, datetimes).
+_CONVERTED = tuple(
+    (i, field)
+    for i, c in enumerate(_UPSERT_COLUMNS)
+    if not c.endswith("_id")
+    and (field := Alert._meta.get_field(c)).get_internal_type()
+    in ("JSONField", "DateTimeField", "BinaryField")
+)
+UPSERT_CHUNK = 100  # rows per statement: well under every database's parameter limit
+
+
+def stored_fingerprint(fingerprint: str) -> str:
+    """Return the fingerprint as stored: as sent if it fits the column, else shortened.
+
+    A longer one (an Opsgenie alias may have 512 characters) keeps its start, for people to
+    read, and ends in a hash of the whole, so two keys with one long prefix stay apart and a
+    resolve finds the alert its trigger stored.
+    """
+    limit = Alert._meta.get_field("fingerprint").max_length
+    if len(fingerprint) <= limit:
+        return fingerprint
+    digest = hashlib.sha256(fingerprint.encode("utf-8", "replace")).hexdigest()
+    return f"{fingerprint[: limit - len(digest) - 1]}~{digest}"
+
+
+def _raw_bytes(alert: NormalizedAlert) -> bytes:
+    try:
+        return json.dumps(alert.raw, ensure_ascii=False, default=str).encode("utf-8", "replace")
+    except (ValueError, RecursionError):
+        return repr(alert.raw).encode("utf-8", "replace")[:65536]
+
+
+def _upsert_values(
+    context: Context, alert: NormalizedAlert, service_id: int, silence_id: int | None
+) -> list[Any]:
+    values = [
+        context.integration.pk,
+        stored_fingerprint(alert.fingerprint),
+        AlertStatus.FIRING,
+        service_id,
+        silence_id,
+        alert.summary[:1024],
+        alert.severity,
+        alert.labels,
+        alert.annotations,
+        [{"kind": k.kind, "url": k.url, "text": k.text} for k in alert.links],
+        alert.warnings,
+        alert.starts_at,
+        alert.ends_at,
+        context.now,
+        context.now,
+        1,
+        _raw_bytes(alert),
+    ]
+    for i, field in _CONVERTED:
+        values[i] = field.get_db_prep_save(values[i], connection)
+    return values
+
+
+def _upsert_rows(rows: list[list[Any]]) -> list[tuple]:
+    """Upsert alert rows (distinct fingerprints); return (id, occurrences, incident, service,
+    silence, stored fingerprint) for each, in no particular order."""
+    returned: list[tuple] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), UPSERT_CHUNK):
+            chunk = rows[start : start + UPSERT_CHUNK]
+            cursor.execute(_upsert_sql(len(chunk)), [v for row in chunk for v in row])
+            returned.extend(cursor.fetchall())
+    return returned
+
+
+def upsert(
+    context: Context, alert: NormalizedAlert, service_id: int, silence_id: int | None
+) -> tuple:
+    """Upsert one firing alert, or take its row upserted ahead; return (id, occurrences,
+    incident id, service id, silence id) as stored."""
+    ahead = context.upserted.pop(stored_fingerprint(alert.fingerprint), None)
+    if ahead is not None:
+        return ahead[:5]
+    [row] = _upsert_rows([_upsert_values(context, alert, service_id, silence_id)])
+    return row[:5]
+
+
+def upsert_firing(context: Context, alerts: list[NormalizedAlert]) -> None:
+    """Upsert a request's firing alerts ahead, many to a statement, when order cannot matter.
+
+    Only fingerprints that appear once in the request: a fingerprint that also resolves, or
+    fires twice, is upserted in its turn, so the request's own order still holds.
+    """
+    context.upserted = {}
+    seen: dict[str, int] = {}
+    for alert in alerts:
+        seen[alert.fingerprint] = seen.get(alert.fingerprint, 0) + 1
+    ahead = [a for a in alerts if a.status == FIRING and seen[a.fingerprint] == 1]
+    if len(ahead) < 2:
+        return  # one row gains nothing from going ahead
+    rows = []
+    for alert in ahead:
+        service_id, silence = context.place(alert)
+        rows.append(_upsert_values(context, alert, service_id, silence.pk if silence else None))
+    context.upserted = {row[5]: row for row in _upsert_rows(rows)}

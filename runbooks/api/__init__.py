@@ -1,0 +1,1 @@
+"""The runbooks API: runbooks, automation actions, graph templates (see runbooks/urls.py)."""
