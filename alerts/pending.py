@@ -30,7 +30,7 @@ from django.utils import timezone
 from alerts import metrics, pipeline
 from alerts.decoding import Request, parse
 from alerts.models import IngestRequest, Integration, Outcome
-from incidents.services import batched_timeline
+from incidents.timeline import batched_timeline
 from muster import faults
 
 log = logging.getLogger(__name__)

@@ -34,14 +34,14 @@ from alerts.models import (
 )
 from alerts.sources.base import ACKNOWLEDGED, FIRING, RESOLVED, NormalizedAlert
 from incidents.models import EntryKind, Incident, Service, Source, Status
+from incidents.opening import find_or_open_incident
 from incidents.services import (
     IllegalTransition,
     acknowledge_incident,
-    find_or_open_incident,
-    record,
     resolve_incident,
     set_severity,
 )
+from incidents.timeline import record
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ STEPS = [
     ("_Context (rules, silences)", r"^_Context\.__init__ \("),
     ("_upsert", r"^_upsert \("),
     ("find_or_open_incident", r"^find_or_open_incident \("),
-    ("record (timeline)", r"^record \(incidents/services\.py"),
+    ("record (timeline)", r"^record \(incidents/timeline\.py"),
     ("commit", r"^BaseDatabaseWrapper\.commit \("),
     ("psycopg, anywhere", r"\(psycopg(_binary)?/"),
 ]

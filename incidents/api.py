@@ -15,7 +15,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from accounts.models import Role, User
-from incidents import services
+from incidents import opening, services
 from incidents.models import Incident, Service, Source, Status, TimelineEntry
 from incidents.selectors import IncidentNotFound, access_incident
 from muster.api_errors import Conflict, ParseBodyFirst, check_query_text
@@ -270,7 +270,7 @@ class IncidentViewSet(ParseBodyFirst, viewsets.ReadOnlyModelViewSet):
     def create(self, request):
         """Open an incident by hand."""
         data = _valid(NewIncidentSerializer, request)
-        incident = services.open_incident(
+        incident = opening.open_incident(
             data["service"],
             title=data["title"],
             severity=data["severity"],

@@ -27,7 +27,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from incidents.models import EntryKind, Incident, Source, Status, Urgency
-from incidents.services import flag_unpaged, record
+from incidents.services import flag_unpaged
+from incidents.timeline import record
 from muster import faults
 from oncall import messages, metrics
 from oncall.channels import CHANNELS, channel_for

@@ -32,7 +32,8 @@ from django.utils import timezone
 from accounts.models import Role, User
 from incidents import services as verbs
 from incidents.models import EntryKind, Incident, Source, Status, TimelineEntry
-from incidents.services import IncidentError, flag_unpaged, record
+from incidents.services import IncidentError, flag_unpaged
+from incidents.timeline import record
 from oncall import metrics
 from oncall.channels import channel_for
 from oncall.delivery import enqueue

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from accounts.models import Role, User
-from incidents import services
+from incidents import services, timeline
 from incidents.models import EntryKind, Incident, Source, Status, source_label
 from incidents.services import IncidentError
 from oncall import delivery, escalation
@@ -163,7 +163,7 @@ def status(command: Command, user: User, source: str, context: Incident | None) 
     if not text:
         return Reply("A status update needs some text.", incident=number)
     with transaction.atomic():
-        services.record(
+        timeline.record(
             incident,
             EntryKind.STATUS_UPDATE,
             message=f"Status update by {user.get_username()} via {source_label(source)}: {text}",

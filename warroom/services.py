@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import User
 from incidents.models import EntryKind, Incident, Source
-from incidents.services import record
+from incidents.timeline import record
 from warroom import commands, execute
 from warroom.attachments import attach, check
 from warroom.markdown import render

@@ -8,7 +8,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from incidents import services
+from incidents import opening, services
 from incidents.models import EntryKind, Incident, Source
 from oncall import delivery, escalation, messages
 from oncall.channels import CHANNELS
@@ -31,7 +31,7 @@ def bob_first(service, bob):
 
 
 def opened(service, title="Disk full on db-1", severity=1) -> Incident:
-    incident = services.open_incident(service, title=title, severity=severity, source="alert")
+    incident = opening.open_incident(service, title=title, severity=severity, source="alert")
     escalation.follow(incident.timeline.get(kind=EntryKind.OPENED).pk)
     return incident
 

@@ -7,7 +7,7 @@ from django.test import Client
 from django.utils import timezone
 from django.utils.html import escape
 
-from incidents import services
+from incidents import opening
 from incidents.models import Source
 from oncall import delivery, escalation, people
 from oncall.models import (
@@ -28,7 +28,7 @@ BOB_PHONE = "+14155550100"
 
 @pytest.fixture
 def incident(service):
-    return services.open_incident(
+    return opening.open_incident(
         service, title="Checkout latency over 2s", severity=1, source=Source.ALERT
     )
 
