@@ -9,19 +9,11 @@ import time_machine
 
 from accounts.models import AuditEntry
 from incidents import opening, services, timeline
+from incidents.action_items import add_action_item, delete_action_item, update_action_item
+from incidents.curation import annotate_entry, hide_entry, pin_entry
 from incidents.models import EntryKind, Incident, Postmortem, Source, TimelineEntry
-from incidents.postmortems import (
-    PostmortemError,
-    add_action_item,
-    annotate_entry,
-    delete_action_item,
-    get_or_start_postmortem,
-    hide_entry,
-    pin_entry,
-    postmortem_report,
-    update_action_item,
-    update_postmortem,
-)
+from incidents.postmortem_report import postmortem_report
+from incidents.postmortems import PostmortemError, get_or_start_postmortem, update_postmortem
 
 T0 = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)
 

@@ -8,8 +8,10 @@ import pytest
 from django.test import Client
 
 from incidents import opening, services, timeline
+from incidents.action_items import add_action_item
+from incidents.curation import annotate_entry
 from incidents.models import ActionItem, EntryKind, Incident, Postmortem, Source, TimelineEntry
-from incidents.postmortems import add_action_item, annotate_entry, get_or_start_postmortem
+from incidents.postmortems import get_or_start_postmortem
 
 pytestmark = pytest.mark.django_db
 
