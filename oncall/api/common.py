@@ -14,8 +14,8 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
 from accounts.models import User
-from incidents.api import _parse_moment
 from muster.api_errors import Conflict, check_query_text
+from muster.moments import parse_moment
 from oncall.models import EscalationPolicy, EscalationStep, Schedule
 
 MAX_RANGE_DAYS = 366
@@ -108,7 +108,7 @@ def parse_range(params, default_days: int = DEFAULT_RANGE_DAYS) -> tuple[datetim
         value = params.get(name)
         if value is None:
             continue
-        moment = _parse_moment(value)
+        moment = parse_moment(value)
         if moment is None:
             problems.append(f"{name} must be an ISO 8601 date-time, like 2025-03-01T12:00:00Z")
         bounds[name] = moment
