@@ -31,8 +31,8 @@ from incidents.services import flag_unpaged
 from incidents.timeline import record
 from muster import faults
 from oncall import messages, metrics
-from oncall.channels import CHANNELS, channel_for
 from oncall.channels.base import DeliveryError, Message
+from oncall.channels.registry import CHANNELS, channel_for
 from oncall.models import (
     ContactKind,
     ContactMethod,

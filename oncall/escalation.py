@@ -35,7 +35,7 @@ from incidents.models import EntryKind, Incident, Source, Status, TimelineEntry
 from incidents.services import IncidentError, flag_unpaged
 from incidents.timeline import record
 from oncall import metrics
-from oncall.channels import channel_for
+from oncall.channels.registry import channel_for
 from oncall.delivery import enqueue
 from oncall.models import (
     Escalation,

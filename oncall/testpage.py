@@ -13,8 +13,8 @@ from types import SimpleNamespace
 from django.core.cache import cache
 
 from accounts.models import User
-from oncall.channels import CHANNELS, channel_for
 from oncall.channels.base import Message
+from oncall.channels.registry import CHANNELS, channel_for
 from oncall.models import ContactKind, ContactMethod
 from oncall.people import ContactMethodError
 

@@ -12,8 +12,8 @@ from django.test import RequestFactory
 from twilio.request_validator import RequestValidator
 
 from oncall import messages
-from oncall.channels import CHANNELS, channel_for
 from oncall.channels.base import DeliveryError
+from oncall.channels.registry import CHANNELS, channel_for
 from oncall.channels.twilio import (
     KEYS,
     rebase,

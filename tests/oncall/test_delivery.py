@@ -11,8 +11,8 @@ from django.utils import timezone
 from incidents import opening, services
 from incidents.models import EntryKind, Incident, Source
 from oncall import delivery, escalation, messages
-from oncall.channels import CHANNELS
 from oncall.channels.base import DeliveryError
+from oncall.channels.registry import CHANNELS
 from oncall.models import ContactKind, ContactMethod, Escalation, NotificationRule, Page, PageStatus
 from oncall.sweep import sweep_outbox
 from tests.oncall.builders import make_policy, reachable

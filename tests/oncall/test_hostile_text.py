@@ -10,8 +10,8 @@ from django.utils import timezone
 from incidents import opening
 from incidents.models import EntryKind, Incident, Source
 from oncall import delivery, escalation, messages
-from oncall.channels import CHANNELS
 from oncall.channels.base import DeliveryError
+from oncall.channels.registry import CHANNELS
 from oncall.models import ContactKind, ContactMethod, NotificationRule, Page, PageStatus
 from tests.oncall.builders import make_policy
 from warroom.commands import parse

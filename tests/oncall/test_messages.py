@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from incidents.models import Incident
 from oncall import messages
-from oncall.channels import CHANNELS
+from oncall.channels.registry import CHANNELS
 from oncall.messages import gsm_text, segments, septets
 from tests.fakes.twilio import num_segments
 

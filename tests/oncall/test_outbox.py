@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from incidents.models import Source
 from oncall import delivery, escalation, messages, people
-from oncall.channels import CHANNELS
+from oncall.channels.registry import CHANNELS
 from oncall.models import ContactKind, ContactMethod, NotificationRule, OutboxMessage
 from oncall.testpage import send_test_page
 from tests.api.conftest import API, assert_error

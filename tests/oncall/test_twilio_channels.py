@@ -9,8 +9,8 @@ import time
 import pytest
 
 from oncall import messages
-from oncall.channels import CHANNELS
 from oncall.channels.base import DeliveryError
+from oncall.channels.registry import CHANNELS
 from oncall.models import PageStatus
 from tests.oncall.conftest import BOB_PHONE, OUR_NUMBER
 

@@ -11,7 +11,7 @@ from twilio.request_validator import RequestValidator
 from incidents import services
 from incidents.models import Source, Status
 from oncall import messages
-from oncall.channels import CHANNELS
+from oncall.channels.registry import CHANNELS
 from oncall.models import PageStatus
 from tests.oncall.conftest import BOB_PHONE, OUR_NUMBER, TWILIO_TOKEN
 

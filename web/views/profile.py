@@ -26,8 +26,8 @@ from accounts.services import create_api_token, revoke_api_token
 from incidents.models import Urgency
 from oncall import people
 from oncall.api.common import ical_url
-from oncall.channels import channel_for
 from oncall.channels.base import DeliveryError
+from oncall.channels.registry import channel_for
 from oncall.models import ContactKind, ContactMethod, NotificationRule
 from oncall.testpage import send_test_page
 from web.access import role_required
