@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 
 from celery import current_app
 from django.conf import settings
@@ -31,7 +30,7 @@ from incidents.services import flag_unpaged
 from incidents.timeline import record
 from muster import faults
 from oncall import messages, metrics
-from oncall.channels.base import DeliveryError, Message
+from oncall.channels.base import Delivery, DeliveryError, Message
 from oncall.channels.registry import CHANNELS, channel_for
 from oncall.models import (
     ContactKind,
@@ -163,7 +162,7 @@ def _send(page: Page, message: Message) -> str:
     DeliveryError (a header it refused, a bug) fails this page for good, so the person's next
     contact method is tried now instead of the page turning `unknown` a minute later."""
     try:
-        return CHANNELS[page.channel].send(page, message)
+        return CHANNELS[page.channel].send(Delivery.of_page(page), message)
     except DeliveryError:
         raise
     except Exception as exc:
@@ -524,15 +523,11 @@ def carried_incidents(page: Page) -> list[Incident]:
 
 def send_verification_code(method: ContactMethod, code: str) -> None:
     """Send a contact-method verification code through that method's own channel (a voice
-    number gets it by SMS). It is not a page: the stand-in page has id 0, which no status
-    callback can match."""
+    number gets it by SMS). It is not a page: no status callback can match it."""
     text = f"Your Muster verification code is {code}. It expires in 10 minutes."
     kind = channel_for(method.kind if method.kind != ContactKind.VOICE else ContactKind.SMS)
-    stand_in = SimpleNamespace(
-        pk=0, id=0, address=method.address, channel=kind, person=method.user, contact_method=method
-    )
     CHANNELS[kind].send(
-        stand_in,
+        Delivery(address=method.address, kind=method.kind, person=method.user),
         Message(
             sms=text,
             subject="Muster verification code",

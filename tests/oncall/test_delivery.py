@@ -225,7 +225,7 @@ def test_a_bundle_that_fails_leaves_its_riders_for_the_next_message(
     deliver_due()
     traveller.shift(timedelta(seconds=60))
 
-    def refuse(page, message):
+    def refuse(delivery, message):
         raise DeliveryError("carrier down")
 
     monkeypatch.setattr(CHANNELS["console"], "send", refuse)

@@ -72,7 +72,7 @@ def test_an_unexpected_channel_failure_falls_back_at_once_and_is_never_unknown(
     escalation.follow(incident.timeline.get(kind=EntryKind.OPENED).pk)
     by_mail, by_sms = Page.objects.order_by("send_after")
 
-    def broken(page, message):
+    def broken(delivery, message):
         raise KeyError("a bug in a channel")
 
     monkeypatch.setattr(CHANNELS["email"], "send", broken)
