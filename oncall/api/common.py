@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.conf import settings
-from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
@@ -16,14 +14,12 @@ from rest_framework.exceptions import ValidationError
 from accounts.models import User
 from muster.api_errors import Conflict, check_query_text
 from muster.moments import parse_moment
-from oncall.models import EscalationPolicy, EscalationStep, Schedule
+from oncall.models import EscalationPolicy, Schedule
 
 MAX_RANGE_DAYS = 366
 DEFAULT_RANGE_DAYS = 7
 MAX_PARTICIPANTS = 100
 MAX_RESTRICTIONS = 28
-MAX_STEPS = 20
-DEFAULT_STEP_DELAY = EscalationStep._meta.get_field("delay_minutes").default
 
 
 def active_users():
@@ -47,10 +43,6 @@ class ScheduleRefSerializer(serializers.Serializer):
 
 def schedule_ref(schedule: Schedule) -> dict:
     return {"id": schedule.pk, "name": schedule.name}
-
-
-def ical_url(kind: str, token: str) -> str:
-    return settings.PUBLIC_URL + reverse(f"ical-{kind}", kwargs={"token": token})
 
 
 class LocalDateTimeField(serializers.DateTimeField):

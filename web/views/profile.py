@@ -25,9 +25,9 @@ from accounts.models import ApiToken, Role, User
 from accounts.services import create_api_token, revoke_api_token
 from incidents.models import Urgency
 from oncall import people
-from oncall.api.common import ical_url
 from oncall.channels.base import DeliveryError
 from oncall.channels.registry import channel_for
+from oncall.ical import ical_url
 from oncall.models import ContactKind, ContactMethod, NotificationRule
 from oncall.testpage import send_test_page
 from web.access import role_required
