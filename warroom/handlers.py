@@ -19,7 +19,7 @@ from accounts.models import Role, User
 from incidents import services, timeline
 from incidents.models import EntryKind, Incident, Source, Status, source_label
 from incidents.services import IncidentError
-from oncall import delivery, escalation
+from oncall import delivery, paging
 from oncall.channels.base import DeliveryError
 from oncall.channels.email import send_email
 from oncall.models import Schedule
@@ -96,7 +96,7 @@ def assign(command: Command, user: User, source: str, context: Incident | None) 
 
 def page(command: Command, user: User, source: str, context: Incident | None) -> Reply:
     """`page @bob` or `page <schedule>`: page a person, or whoever is on call on a schedule now,
-    about the incident, outside its escalation policy (oncall.escalation.page_person)."""
+    about the incident, outside its escalation policy (oncall.paging.page_person)."""
     incident = incident_for(command, user, source, context, role=Role.RESPONDER)
     if isinstance(incident, Reply):
         return incident
@@ -109,7 +109,7 @@ def page(command: Command, user: User, source: str, context: Incident | None) ->
     paged: list[str] = []
     unreachable: list[str] = []
     for person in people:
-        pages = escalation.page_person(incident, person, by=user, source=source)
+        pages = paging.page_person(incident, person, by=user, source=source)
         name = person.get_username()
         if not pages:
             unreachable.append(name)

@@ -15,8 +15,8 @@ from accounts.models import Role, User
 from incidents import opening, services
 from incidents.models import EntryKind, Incident, Source, Status
 from incidents.services import IncidentError
-from oncall import delivery, escalation
-from oncall.escalation import ASSIGNEE, ESCALATE, ESCALATE_TO, RESUME, START, Move, Where, plan
+from oncall import delivery, escalation, paging
+from oncall.escalation_plan import ASSIGNEE, ESCALATE, ESCALATE_TO, RESUME, START, Move, Where, plan
 from oncall.models import (
     Escalation,
     EscalationPolicy,
@@ -249,7 +249,7 @@ def test_low_urgency_pages_wait_for_the_end_of_quiet_hours(service, bob, travell
     )
     traveller.move_to(timezone.now().replace(hour=23, minute=0, second=0, microsecond=0))
     incident = opening.open_incident(service, title="queue slow", severity=4, source="alert")
-    [page] = escalation.page_person(incident, bob, by=None, source=Source.API)
+    [page] = paging.page_person(incident, bob, by=None, source=Source.API)
     assert page.send_after.hour == 7 and page.send_after > timezone.now()
 
 

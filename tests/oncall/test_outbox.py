@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from incidents.models import Source
-from oncall import delivery, escalation, messages, people
+from oncall import delivery, messages, paging, people
 from oncall.channels.base import Delivery
 from oncall.channels.registry import CHANNELS
 from oncall.models import ContactKind, ContactMethod, NotificationRule, OutboxMessage
@@ -88,7 +88,7 @@ def test_the_api_lists_every_kind_newest_first(as_charlie, incident, bob, alice)
     NotificationRule.objects.create(
         user=bob, urgency=incident.urgency, delay_minutes=0, contact_method=method
     )
-    [page] = escalation.page_person(incident, bob, by=alice, source=Source.WEB)
+    [page] = paging.page_person(incident, bob, by=alice, source=Source.WEB)
     assert delivery.deliver(page.pk) == "sent"
     send_test_page(method, by=bob)
     delivery.send_verification_code(method, "654321")

@@ -20,7 +20,7 @@ from alerts.pending import process_pending
 from incidents import services, timeline
 from incidents.models import EntryKind, Incident, Source, Status, TimelineEntry
 from incidents.opening import open_incident
-from oncall import delivery, escalation, messages
+from oncall import delivery, escalation, messages, paging
 from oncall.models import NotificationRule, Page
 from tests.alerts.payloads import am_alert, am_batch
 from tests.conftest import load_fixture
@@ -183,7 +183,7 @@ def test_a_page_announced_before_the_opening_still_follows_the_opening_post(
     with django_capture_on_commit_callbacks() as announcements:
         incident = open_incident(service, title="Slow", severity=2, source=Source.API)
 
-    committed(escalation.page_person, incident, carol, by=alice, source=Source.API)
+    committed(paging.page_person, incident, carol, by=alice, source=Source.API)
     for announce in announcements:  # the receivers of OPENED run only now
         announce()
 
@@ -319,7 +319,7 @@ def test_a_person_paged_by_hand_is_invited(alert_in, committed, alice):
     alert_in(am_batch(am_alert("fp-1")))
     incident = Incident.objects.get()
 
-    committed(escalation.page_person, incident, carol, by=alice, source=Source.API)
+    committed(paging.page_person, incident, carol, by=alice, source=Source.API)
 
     assert Participant.objects.filter(room=incident.room, user=carol, reason="paged").exists()
     assert bot_posts(incident.room)[-1].body == "📟 alice paged carol"

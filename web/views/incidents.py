@@ -28,7 +28,7 @@ from incidents.filters import filter_incidents
 from incidents.models import OPEN_STATUSES, Incident, Service, Source, Status, TimelineEntry
 from incidents.selectors import IncidentNotFound, NotAllowed, access_incident
 from oncall import escalation
-from oncall.escalation import policy_levels
+from oncall.escalation_plan import policy_levels
 from oncall.models import Page
 from runbooks.graphs import graph_links, safe_url
 from runbooks.services import matching_runbook
