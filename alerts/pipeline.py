@@ -24,14 +24,14 @@ from alerts.models import Alert, AlertStatus, IngestRequest, Integration
 from alerts.sources.base import ACKNOWLEDGED, FIRING, RESOLVED, NormalizedAlert
 from alerts.upsert import stored_fingerprint, upsert, upsert_firing
 from incidents.models import EntryKind, Incident, Source, Status
+from incidents.opening import find_or_open_incident
 from incidents.services import (
     IllegalTransition,
     acknowledge_incident,
-    find_or_open_incident,
-    record,
     resolve_incident,
     set_severity,
 )
+from incidents.timeline import record
 
 log = logging.getLogger(__name__)
 

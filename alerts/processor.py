@@ -26,7 +26,7 @@ from alerts.decoding import Request, parse
 from alerts.models import IngestRequest, Integration
 from alerts.pending import KICK_KEY, pending_requests
 from core import faults
-from incidents.services import batched_timeline
+from incidents.timeline import batched_timeline
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ STEPS = [
     ("Context (rules, silences)", r"^Context\.__init__ \("),
     ("upsert", r"^upsert \(alerts/upsert\.py"),
     ("find_or_open_incident", r"^find_or_open_incident \("),
-    ("record (timeline)", r"^record \(incidents/services\.py"),
+    ("record (timeline)", r"^record \(incidents/timeline\.py"),
     ("commit", r"^BaseDatabaseWrapper\.commit \("),
     ("psycopg, anywhere", r"\(psycopg(_binary)?/"),
 ]

@@ -22,7 +22,7 @@ django.setup()
 from accounts.models import Role, User  # noqa: E402
 from accounts.services import create_api_token  # noqa: E402
 from incidents.models import Service, Source  # noqa: E402
-from incidents.services import open_incident  # noqa: E402
+from incidents.opening import open_incident  # noqa: E402
 from warroom.services import incident_room  # noqa: E402
 
 

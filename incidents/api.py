@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, timedelta
 
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
@@ -16,8 +15,10 @@ from rest_framework.response import Response
 
 from accounts.models import Role, User
 from core.api_errors import Conflict, ParseBodyFirst, check_query_text
+from core.moments import parse_moment
 from core.pagination import cursor_by
-from incidents import services
+from incidents import opening, services
+from incidents.filters import OPEN, filter_incidents
 from incidents.models import Incident, Service, Source, Status, TimelineEntry
 from incidents.selectors import IncidentNotFound, access_incident
 
@@ -157,58 +158,43 @@ class MergeSerializer(serializers.Serializer):
     )
 
 
-def _parse_moment(value: str) -> datetime | None:
-    """Return the aware date-time an ISO 8601 value names (a bare date is its midnight, UTC)."""
-    try:
-        moment = parse_datetime(value)
-        if moment is None and (day := parse_date(value)) is not None:
-            moment = datetime.combine(day, time.min)
-    except ValueError:  # well-formed but impossible, like month 13
-        return None
-    if moment is not None and timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, UTC)
-    return moment
-
-
 def _filter_incidents(queryset, params):
     """Apply ?status=&service=&severity=&since=&until=&q= to an incident queryset."""
     check_query_text(params)
     problems = []
+    statuses = services = severities = None
+    bounds: dict[str, datetime | None] = {}
     if status := params.get("status"):
-        wanted = status.split(",")
-        if "open" in wanted:
-            wanted = [s for s in wanted if s != "open"] + list(Status.values[:2])
-        unknown = set(wanted) - set(Status.values)
-        if unknown:
-            problems.append(f"status must be open, {', '.join(Status.values)}")
-        queryset = queryset.filter(status__in=wanted)
+        statuses = status.split(",")
+        if set(statuses) - {OPEN, *Status.values}:
+            problems.append(f"status must be {OPEN}, {', '.join(Status.values)}")
     if service := params.get("service"):
-        ids = service.split(",")
-        if all(i.isdigit() for i in ids):
-            queryset = queryset.filter(service_id__in=ids)
-        else:
-            queryset = queryset.filter(service__name__in=ids)
+        services = service.split(",")
     if severity := params.get("severity"):
         try:
-            levels = [int(s) for s in severity.split(",")]
+            severities = [int(s) for s in severity.split(",")]
         except ValueError:
-            levels = []
-        if not levels or not all(1 <= level <= 5 for level in levels):
+            severities = []
+        if not severities or not all(1 <= level <= 5 for level in severities):
             problems.append("severity must be numbers from 1 to 5, comma separated")
-        else:
-            queryset = queryset.filter(severity__in=levels)
-    for name, lookup in (("since", "created_at__gte"), ("until", "created_at__lt")):
+    for name in ("since", "until"):
         if value := params.get(name):
-            moment = _parse_moment(value)
-            if moment is None:
+            bounds[name] = parse_moment(value)
+            if bounds[name] is None:
                 problems.append(f"{name} must be an ISO 8601 date-time, like 2025-03-01T12:00:00Z")
-            else:
-                queryset = queryset.filter(**{lookup: moment})
-    if text := params.get("q"):
-        queryset = queryset.filter(Q(title__icontains=text))
     if problems:
         raise ValidationError(problems)
-    return queryset
+    by_id = services is not None and all(i.isdigit() for i in services)
+    return filter_incidents(
+        queryset,
+        statuses=statuses,
+        service_ids=[int(i) for i in services] if by_id else None,
+        service_names=services if not by_id else None,
+        severities=severities,
+        since=bounds.get("since"),
+        until=bounds.get("until"),
+        title=params.get("q", ""),
+    )
 
 
 _LIST_FILTERS = [
@@ -270,7 +256,7 @@ class IncidentViewSet(ParseBodyFirst, viewsets.ReadOnlyModelViewSet):
     def create(self, request):
         """Open an incident by hand."""
         data = _valid(NewIncidentSerializer, request)
-        incident = services.open_incident(
+        incident = opening.open_incident(
             data["service"],
             title=data["title"],
             severity=data["severity"],

@@ -20,9 +20,10 @@ from rest_framework.views import APIView
 from accounts.models import Role, User
 from accounts.permissions import RolePermission
 from core.api_errors import ParseBodyFirst
+from incidents import action_items, curation, postmortems
 from incidents import postmortem_export as export
-from incidents import postmortems
 from incidents.models import ActionItem, Incident, Postmortem, TimelineEntry
+from incidents.postmortem_report import Report, postmortem_report
 from incidents.postmortems import FIELDS, TEXT_MAX, urls_of
 from incidents.selectors import access_incident
 
@@ -56,7 +57,7 @@ class PostmortemSerializer(serializers.Serializer):
 class ActionItemSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     incident = serializers.IntegerField(read_only=True, source="postmortem.incident.number")
-    description = serializers.CharField(max_length=postmortems.DESCRIPTION_MAX)
+    description = serializers.CharField(max_length=action_items.DESCRIPTION_MAX)
     owner = serializers.SlugRelatedField(
         slug_field="username",
         queryset=User.objects.filter(is_active=True),
@@ -73,7 +74,7 @@ class CurationSerializer(serializers.Serializer):
     pinned = serializers.BooleanField(required=False)
     hidden = serializers.BooleanField(required=False)
     annotation = serializers.CharField(
-        max_length=postmortems.ANNOTATION_MAX, allow_blank=True, required=False
+        max_length=curation.ANNOTATION_MAX, allow_blank=True, required=False
     )
 
 
@@ -170,7 +171,7 @@ class ActionItemListView(_PostmortemView):
         incident = self._incident(number)
         data = _valid(ActionItemSerializer, request)
         postmortem = postmortems.get_or_start_postmortem(incident, request.user)
-        item = postmortems.add_action_item(
+        item = action_items.add_action_item(
             postmortem,
             description=data["description"],
             owner=data.get("owner"),
@@ -178,7 +179,7 @@ class ActionItemListView(_PostmortemView):
             by=request.user,
         )
         if data.get("done") or "order" in data:
-            item = postmortems.update_action_item(
+            item = action_items.update_action_item(
                 item,
                 by=request.user,
                 done=data.get("done", False),
@@ -209,7 +210,7 @@ class ActionItemView(_PostmortemView):
     def put(self, request, pk: int) -> Response:
         item = self._item(pk)
         data = _valid(ActionItemSerializer, request)
-        item = postmortems.update_action_item(
+        item = action_items.update_action_item(
             item,
             by=request.user,
             description=data["description"],
@@ -224,12 +225,12 @@ class ActionItemView(_PostmortemView):
     def patch(self, request, pk: int) -> Response:
         item = self._item(pk)
         data = _valid(ActionItemSerializer, request, partial=True)
-        item = postmortems.update_action_item(item, by=request.user, **data)
+        item = action_items.update_action_item(item, by=request.user, **data)
         return Response(ActionItemSerializer(item).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request, pk: int) -> Response:
-        postmortems.delete_action_item(self._item(pk), by=request.user)
+        action_items.delete_action_item(self._item(pk), by=request.user)
         return Response(status=204)
 
 
@@ -249,7 +250,7 @@ class CurationView(_PostmortemView):
                 {"entry": f"Entry {data['entry']} is not on incident #{number}'s timeline."}
             )
         postmortem = postmortems.get_or_start_postmortem(incident, request.user)
-        curation = postmortems.curate_entry(
+        curated = curation.curate_entry(
             postmortem,
             entry,
             by=request.user,
@@ -260,9 +261,9 @@ class CurationView(_PostmortemView):
         return Response(
             {
                 "entry": entry.pk,
-                "pinned": curation.pinned,
-                "hidden": curation.hidden,
-                "annotation": curation.annotation,
+                "pinned": curated.pinned,
+                "hidden": curated.hidden,
+                "annotation": curated.annotation,
             }
         )
 
@@ -300,11 +301,11 @@ class ExportView(_PostmortemView):
             raise ValidationError(
                 {"format": f"format must be one of {', '.join(export.FORMATS)}, not {fmt!r}."}
             )
-        report = postmortems.postmortem_report(self._incident(number))
+        report = postmortem_report(self._incident(number))
         return render_export(report, fmt, attachment=False)
 
 
-def render_export(report: postmortems.Report, fmt: str, *, attachment: bool) -> HttpResponse:
+def render_export(report: Report, fmt: str, *, attachment: bool) -> HttpResponse:
     """Return `report` exported as `fmt`, downloaded as a file when `attachment`."""
     if fmt == "json":
         response: HttpResponse = JsonResponse(

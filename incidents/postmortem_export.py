@@ -13,7 +13,8 @@ from typing import Any
 from django.template.loader import render_to_string
 
 from incidents.models import source_label
-from incidents.postmortems import ENTRY_CAP, FIELD_LABELS, FIELDS, PageReport, Report
+from incidents.postmortem_report import ENTRY_CAP, PageReport, Report
+from incidents.postmortems import FIELD_LABELS, FIELDS
 
 FORMATS = ("markdown", "json", "html")
 CONTENT_TYPES = {

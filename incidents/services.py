@@ -1,40 +1,23 @@
-"""The verbs: the only way anything changes an incident.
+"""The verbs: the only way anything changes an open incident.
 
 Each verb locks the incident row, checks that the transition is legal, changes state and writes
 one timeline entry, in one transaction. `source` says where the action came from and `by` who did
 it (None for Muster itself or an alert source, named by `actor_name`). After the transaction
-commits, every new entry is announced once through `incident_changed`.
+commits, every new entry is announced once through `incident_changed` (see incidents.timeline).
+Opening an incident is incidents.opening's.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
 
-from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from core.text import one_line
-from incidents.metrics import INCIDENTS_OPENED
-from incidents.models import (
-    Counter,
-    EntryKind,
-    Incident,
-    Service,
-    Source,
-    Status,
-    TimelineEntry,
-    source_label,
-)
-from incidents.signals import Together, incident_changed
-
-log = logging.getLogger(__name__)
+from incidents.models import EntryKind, Incident, Source, Status, TimelineEntry
+from incidents.timeline import by_phrase, record
 
 
 class IncidentError(Exception):
@@ -43,213 +26,6 @@ class IncidentError(Exception):
 
 class IllegalTransition(IncidentError):
     pass
-
-
-# --- the timeline ----------------------------------------------------------------------------
-
-
-def record(
-    incident: Incident,
-    kind: str,
-    *,
-    message: str,
-    source: str,
-    by: User | None = None,
-    actor_name: str = "",
-    data: dict[str, Any] | None = None,
-    at: datetime | None = None,
-    batch: bool = False,
-) -> TimelineEntry:
-    """Append an entry to `incident`'s timeline and announce it after commit.
-
-    With `batch`, inside `batched_timeline()`, the entry is written with the others of its
-    batch in one INSERT: at the batch's end, or before any entry recorded without `batch`, so
-    entries keep the order they were recorded in. Until then it has no primary key.
-    """
-    entry = TimelineEntry(
-        incident=incident,
-        at=at or timezone.now(),
-        kind=kind,
-        actor=by,
-        actor_name=by.get_username() if by is not None else (actor_name or "Muster"),
-        source=source,
-        message=message,
-        data=data or {},
-    )
-    pending = getattr(_batch, "entries", None)
-    if batch and pending is not None:
-        pending.append(entry)
-        return entry
-    write_batched_entries()
-    entry.save()
-    transaction.on_commit(lambda: _announce(entry))
-    return entry
-
-
-_batch = threading.local()  # per thread: each has its own connection and transaction
-
-
-@contextmanager
-def batched_timeline() -> Iterator[None]:
-    """Let `record(..., batch=True)` entries be written together, at the latest on exit.
-
-    Use it inside the transaction the entries belong to: if the block raises, its unwritten
-    entries are dropped with the rest of the transaction's work. An entry recorded inside a
-    savepoint that then rolls back would still be written: record with `batch` only where
-    nothing between the record and the batch's end can roll back alone (the ingest pipeline's
-    "alert attached" lines, whose request is one savepoint-free step of its batch).
-    """
-    outer = getattr(_batch, "entries", None)
-    _batch.entries = []
-    try:
-        yield
-        write_batched_entries()
-    finally:
-        _batch.entries = outer
-
-
-def write_batched_entries() -> None:
-    """Write the batch's entries recorded so far (one INSERT) and announce each after commit."""
-    entries = getattr(_batch, "entries", None)
-    if not entries:
-        return
-    written = list(entries)
-    entries.clear()
-    TimelineEntry.objects.bulk_create(written)
-    transaction.on_commit(lambda: _announce_together(written))
-
-
-def _announce_together(entries: list[TimelineEntry]) -> None:
-    together = Together() if len(entries) > 1 else None
-    for entry in entries:
-        _announce(entry, together)
-
-
-def _announce(entry: TimelineEntry, together: Together | None = None) -> None:
-    sent = incident_changed.send_robust(sender=TimelineEntry, entry=entry, together=together)
-    for receiver, result in sent:
-        if isinstance(result, Exception):
-            log.error(
-                "incident_changed receiver %r failed on entry %s",
-                receiver,
-                entry.pk,
-                exc_info=result,
-            )
-
-
-def _by_phrase(by: User | None, actor_name: str, source: str) -> str:
-    who = by.get_username() if by is not None else (actor_name or "Muster")
-    via = source_label(source)
-    return f"{who} via {via}"
-
-
-# --- opening ---------------------------------------------------------------------------------
-
-
-def next_incident_number() -> int:
-    """Take the next incident number from its counter (its row lock serializes takers)."""
-    table = connection.ops.quote_name(Counter._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET value = value + 1 WHERE name = %s RETURNING value",  # noqa: S608
-            ["incident"],
-        )
-        row = cursor.fetchone()
-    if row is not None:
-        return row[0]
-    try:
-        with transaction.atomic():
-            Counter.objects.create(name="incident", value=settings.INCIDENT_NUMBER_START)
-        return settings.INCIDENT_NUMBER_START
-    except IntegrityError:
-        return next_incident_number()  # another transaction created it first
-
-
-@transaction.atomic
-def open_incident(
-    service: Service,
-    *,
-    title: str,
-    severity: int = 3,
-    group_key: str = "",
-    source: str,
-    by: User | None = None,
-    actor_name: str = "",
-    data: dict[str, Any] | None = None,
-) -> Incident:
-    """Open a triggered incident on `service` and record it."""
-    now = timezone.now()
-    incident = Incident.objects.create(
-        number=next_incident_number(),
-        title=one_line(title)[:1024],
-        service=service,
-        severity=severity,
-        urgency=service.urgency_for(severity),
-        status=Status.TRIGGERED,
-        group_key=group_key,
-        created_via=source,
-        triggered_at=now,
-    )
-    record(
-        incident,
-        EntryKind.OPENED,
-        message=f"Incident #{incident.number} opened on {service.name} by "
-        f"{_by_phrase(by, actor_name, source)}: {incident.title}",
-        source=source,
-        by=by,
-        actor_name=actor_name,
-        data={"severity": severity, "urgency": incident.urgency, **(data or {})},
-        at=now,
-    )
-    transaction.on_commit(lambda: INCIDENTS_OPENED.labels(service.name).inc())
-    return incident
-
-
-def find_or_open_incident(
-    service: Service,
-    *,
-    group_key: str,
-    title: str,
-    severity: int,
-    source: str,
-    actor_name: str = "",
-) -> tuple[Incident, bool]:
-    """Return the open incident of `service` for `group_key`, opening one if there is none.
-
-    Must run inside a transaction. Two transactions racing to open the same group meet at the
-    partial unique index; the loser takes the winner's incident.
-    """
-    found = _locked_open_incident(service, group_key)
-    if found is not None:
-        return found, False
-    try:
-        with transaction.atomic():
-            return (
-                open_incident(
-                    service,
-                    title=title,
-                    severity=severity,
-                    group_key=group_key,
-                    source=source,
-                    actor_name=actor_name,
-                ),
-                True,
-            )
-    except IntegrityError:
-        found = _locked_open_incident(service, group_key)
-        if found is None:
-            raise
-        return found, False
-
-
-def _locked_open_incident(service: Service, group_key: str) -> Incident | None:
-    return (
-        Incident.objects.open()
-        .select_for_update()
-        .filter(service=service, group_key=group_key)
-        .order_by()
-        .first()
-    )
 
 
 # --- the verbs -------------------------------------------------------------------------------
@@ -286,7 +62,7 @@ def acknowledge_incident(
     record(
         incident,
         EntryKind.ACKNOWLEDGED,
-        message=f"Acknowledged by {_by_phrase(by, actor_name, source)}",
+        message=f"Acknowledged by {by_phrase(by, actor_name, source)}",
         source=source,
         by=by,
         actor_name=actor_name,
@@ -310,7 +86,7 @@ def unacknowledge_incident(
     record(
         incident,
         EntryKind.UNACKNOWLEDGED,
-        message=f"Unacknowledged by {_by_phrase(by, actor_name, source)}",
+        message=f"Unacknowledged by {by_phrase(by, actor_name, source)}",
         source=source,
         by=by,
         actor_name=actor_name,
@@ -358,7 +134,7 @@ def resolve_incident(
     incident.snoozed_until = None
     incident.ack_expires_at = None
     incident.save()
-    message = f"Resolved by {_by_phrase(by, actor_name, source)}"
+    message = f"Resolved by {by_phrase(by, actor_name, source)}"
     record(
         incident,
         EntryKind.RESOLVED,
@@ -392,7 +168,7 @@ def snooze_incident(
     record(
         incident,
         EntryKind.SNOOZED,
-        message=f"Snoozed until {until:%Y-%m-%d %H:%M} UTC by {_by_phrase(by, actor_name, source)}",
+        message=f"Snoozed until {until:%Y-%m-%d %H:%M} UTC by {by_phrase(by, actor_name, source)}",
         source=source,
         by=by,
         actor_name=actor_name,
@@ -418,7 +194,7 @@ def reassign_incident(
     record(
         incident,
         EntryKind.REASSIGNED,
-        message=f"Reassigned to {to.get_username()} by {_by_phrase(by, actor_name, source)}",
+        message=f"Reassigned to {to.get_username()} by {by_phrase(by, actor_name, source)}",
         source=source,
         by=by,
         actor_name=actor_name,
@@ -447,7 +223,7 @@ def escalate_incident(
     record(
         incident,
         EntryKind.ESCALATED,
-        message=f"Escalated{to} by {_by_phrase(by, actor_name, source)}",
+        message=f"Escalated{to} by {by_phrase(by, actor_name, source)}",
         source=source,
         by=by,
         actor_name=actor_name,
@@ -493,7 +269,7 @@ def set_severity(
     record(
         incident,
         EntryKind.SEVERITY_CHANGED,
-        message=f"Severity {old} → {severity} by {_by_phrase(by, actor_name, source)}",
+        message=f"Severity {old} → {severity} by {by_phrase(by, actor_name, source)}",
         source=source,
         by=by,
         actor_name=actor_name,
@@ -532,7 +308,7 @@ def merge_incidents(
         record(
             other,
             EntryKind.MERGED,
-            message=f"Merged into #{target.number} by {_by_phrase(by, actor_name, source)}",
+            message=f"Merged into #{target.number} by {by_phrase(by, actor_name, source)}",
             source=source,
             by=by,
             actor_name=actor_name,
@@ -543,7 +319,7 @@ def merge_incidents(
     record(
         target,
         EntryKind.MERGED,
-        message=f"{numbers} merged in by {_by_phrase(by, actor_name, source)}",
+        message=f"{numbers} merged in by {by_phrase(by, actor_name, source)}",
         source=source,
         by=by,
         actor_name=actor_name,

@@ -20,7 +20,7 @@ from alerts.pending import pending_requests
 from incidents.models import Incident
 from muster.celery import app as celery_app
 from muster.tasks import seconds_since_last_tick
-from oncall.channels import console_fallbacks
+from oncall.channels.registry import console_fallbacks
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

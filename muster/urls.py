@@ -13,8 +13,8 @@ from alerts.api import AlertViewSet, IntegrationViewSet, RoutingRuleViewSet, Sil
 from incidents import postmortem_api
 from incidents.api import IncidentViewSet, ServiceViewSet
 from muster import error_handlers, health
-from oncall import api as oncall_api
 from oncall import ical, pages_api
+from oncall.api import audit_views, me_views, oncall_views, policy_views, schedule_views
 from warroom import views as warroom_views
 from warroom.surfaces import sms, voice
 
@@ -27,17 +27,17 @@ router.register("routing-rules", RoutingRuleViewSet, basename="routingrule")
 router.register("silences", SilenceViewSet, basename="silence")
 router.register("tokens", TokenViewSet, basename="token")
 router.register("users", UserViewSet, basename="user")
-router.register("teams", oncall_api.TeamViewSet, basename="team")
-router.register("schedules", oncall_api.ScheduleViewSet, basename="schedule")
-router.register("layers", oncall_api.LayerViewSet, basename="layer")
-router.register("overrides", oncall_api.OverrideViewSet, basename="override")
-router.register("escalation-policies", oncall_api.EscalationPolicyViewSet, basename="policy")
-router.register("service-policies", oncall_api.ServicePolicyViewSet, basename="servicepolicy")
-router.register("me/contact-methods", oncall_api.ContactMethodViewSet, basename="contactmethod")
+router.register("teams", policy_views.TeamViewSet, basename="team")
+router.register("schedules", schedule_views.ScheduleViewSet, basename="schedule")
+router.register("layers", schedule_views.LayerViewSet, basename="layer")
+router.register("overrides", schedule_views.OverrideViewSet, basename="override")
+router.register("escalation-policies", policy_views.EscalationPolicyViewSet, basename="policy")
+router.register("service-policies", policy_views.ServicePolicyViewSet, basename="servicepolicy")
+router.register("me/contact-methods", me_views.ContactMethodViewSet, basename="contactmethod")
 router.register(
-    "me/notification-rules", oncall_api.NotificationRuleViewSet, basename="notificationrule"
+    "me/notification-rules", me_views.NotificationRuleViewSet, basename="notificationrule"
 )
-router.register("audit", oncall_api.AuditEntryViewSet, basename="audit")
+router.register("audit", audit_views.AuditEntryViewSet, basename="audit")
 router.register("pages", pages_api.PageViewSet, basename="page")
 router.register("outbox", pages_api.OutboxViewSet, basename="outbox")
 
@@ -99,12 +99,12 @@ urlpatterns = [
     ),
     # API
     path("api/v1/me/", me),
-    path("api/v1/me/settings/", oncall_api.PersonSettingsView.as_view()),
-    path("api/v1/me/ical/", oncall_api.MyIcalView.as_view()),
-    path("api/v1/me/ical/rotate/", oncall_api.MyIcalRotateView.as_view()),
-    path("api/v1/oncall/", oncall_api.OnCallView.as_view()),
-    path("api/v1/shifts/", oncall_api.ShiftsView.as_view()),
-    path("api/v1/users/<int:pk>/deactivation-gaps/", oncall_api.DeactivationGapsView.as_view()),
+    path("api/v1/me/settings/", me_views.PersonSettingsView.as_view()),
+    path("api/v1/me/ical/", me_views.MyIcalView.as_view()),
+    path("api/v1/me/ical/rotate/", me_views.MyIcalRotateView.as_view()),
+    path("api/v1/oncall/", oncall_views.OnCallView.as_view()),
+    path("api/v1/shifts/", oncall_views.ShiftsView.as_view()),
+    path("api/v1/users/<int:pk>/deactivation-gaps/", oncall_views.DeactivationGapsView.as_view()),
     path("api/v1/incidents/<int:number>/page/", pages_api.page_person),
     path("api/v1/incidents/<int:number>/escalate/", pages_api.EscalateView.as_view()),
     path("api/v1/", include("warroom.urls")),

@@ -5,33 +5,28 @@
   claimed but never handed over goes back to the queue (the sweep); one handed over with no
   answer becomes `unknown` and counts as failed: the escalation moves on rather than risk
   calling twice (Twilio has no idempotency key).
-- The rate limit (`PAGE_RATE_LIMIT_COUNT` messages per person and channel in
-  `PAGE_RATE_LIMIT_WINDOW_MINUTES`, SMS and calls) never delays a high-urgency page by more
-  than a minute: above the limit, pages are held for a bundle, one message naming every
-  incident held for the person, sent at most once a minute per channel (`PAGE_BUNDLE_SECONDS`).
-  A held high-urgency page rides in the first bundle after it was due, within that minute.
-  Low-urgency pages above the limit wait for the window, or ride in an earlier bundle.
+- SMS and calls are rate limited per person; above the limit, pages are held and bundled
+  (oncall.pacing). What providers report later is oncall.callbacks'.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 
 from celery import current_app
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from core import faults
-from incidents.models import EntryKind, Incident, Source, Status, Urgency
-from incidents.services import flag_unpaged, record
-from oncall import messages, metrics
-from oncall.channels import CHANNELS, channel_for
-from oncall.channels.base import DeliveryError, Message
+from incidents.models import EntryKind, Incident, Source, Status
+from incidents.services import flag_unpaged
+from incidents.timeline import record
+from oncall import messages, metrics, pacing
+from oncall.channels.base import Delivery, DeliveryError, Message
+from oncall.channels.registry import CHANNELS, channel_for
 from oncall.models import (
     ContactKind,
     ContactMethod,
@@ -45,14 +40,7 @@ log = logging.getLogger(__name__)
 
 DELIVER_TASK = "oncall.deliver_page"
 RETRY_BACKOFF_SECONDS = (30, 120, 300)
-# Channels that reach a phone: rate limited, and bundled above the limit.
-PACED = frozenset({"sms", "voice", "console"})
-# A held high-urgency page is released this much before its minute is up, for the tick (every
-# half second) to hand it to a worker and the worker to the provider.
-RELEASE_AHEAD = timedelta(seconds=2)
 CHANNEL_LABEL = {"sms": "SMS", "voice": "voice call", "email": "email", "console": "console"}
-# Serializes deliveries to one person (PostgreSQL advisory lock class; SQLite has one writer).
-_PACING_LOCK = 0x4D5354  # "MST"
 
 
 def enqueue(page_ids: list[int]) -> None:
@@ -70,14 +58,6 @@ def enqueue(page_ids: list[int]) -> None:
 # --- handing a page over ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Pace:
-    """What the rate limit says: send now (as a bundle above the limit), or hold until."""
-
-    hold_until: datetime | None = None
-    bundle: bool = False
-
-
 def deliver(page_id: int) -> str:
     """Send one page, at most once; return what happened (for logs and tests)."""
     now = timezone.now()
@@ -89,10 +69,10 @@ def deliver(page_id: int) -> str:
     faults.point("after_claim")
     with transaction.atomic():
         page = Page.objects.select_related("person", "contact_method", "escalation").get(pk=page_id)
-        paced = page.channel in PACED
+        paced = page.channel in pacing.PACED
         if paced:
-            _serialize_person(page.person_id)
-        candidates = list(_waiting(page, now)) if paced else []
+            pacing.serialize_person(page.person_id)
+        candidates = list(pacing.waiting(page, now)) if paced else []
         # Every incident this message may name, locked in one order (as merge does).
         locked = {
             i.pk: i
@@ -118,14 +98,16 @@ def deliver(page_id: int) -> str:
                 status=PageStatus.CANCELLED, finished_at=now, error=f"incident {incident.status}"
             )
             return "cancelled"
-        pace = _pace(page, incident, now) if paced else _Pace()
+        pace = pacing.pace(page, incident, now) if paced else pacing.Pace()
         if pace.hold_until is not None:
             _hold(page, incident, pace.hold_until)
             return "held"
         riders = [
-            p for p in _riders_of(page, pace, candidates) if _still_wanted(p, locked[p.incident_id])
+            p
+            for p in pacing.riders_of(page, pace, candidates)
+            if _still_wanted(p, locked[p.incident_id])
         ]
-        riders = _board(riders, page, now)
+        riders = pacing.board(riders, page, now)
         incidents = [incident, *(locked[p.incident_id] for p in riders)]
         message = (
             messages.for_bundle(_distinct(incidents))
@@ -140,7 +122,7 @@ def deliver(page_id: int) -> str:
     try:
         provider_id = _send(page, message)
     except DeliveryError as exc:
-        return _delivery_failed(page, exc)
+        return delivery_failed(page, exc)
     faults.point("after_send")
     sent_at = timezone.now()
     Page.objects.filter(pk=page_id, status=PageStatus.SENDING).update(
@@ -153,7 +135,7 @@ def deliver(page_id: int) -> str:
     metrics.PAGES.labels(page.channel, "sent").inc()
     metrics.PAGE_LATENCY.observe(max(0.0, (sent_at - incident.triggered_at).total_seconds()))
     carried = f" (with {len(riders)} more incidents bundled)" if riders else ""
-    _record_page(page, f"Paged {page.person.get_username()} by {_label(page)}{carried}", "sent")
+    note_page(page, f"Paged {page.person.get_username()} by {label_of(page)}{carried}", "sent")
     return "sent"
 
 
@@ -162,7 +144,7 @@ def _send(page: Page, message: Message) -> str:
     DeliveryError (a header it refused, a bug) fails this page for good, so the person's next
     contact method is tried now instead of the page turning `unknown` a minute later."""
     try:
-        return CHANNELS[page.channel].send(page, message)
+        return CHANNELS[page.channel].send(Delivery.of_page(page), message)
     except DeliveryError:
         raise
     except Exception as exc:
@@ -192,50 +174,6 @@ def _fresh_runs(pages: list[Page]) -> None:
         run.status = statuses.get(run.pk, run.status)
 
 
-def _serialize_person(person_id: int) -> None:
-    """Take the person's pacing lock until the transaction ends: two deliveries to one person
-    must not both see the limit free, or both send a bundle."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_PACING_LOCK, person_id])
-
-
-def _pace(page: Page, incident: Incident, now: datetime) -> _Pace:
-    """Return whether `page` may go now, as one message or above the limit as a bundle."""
-    window = timedelta(minutes=settings.PAGE_RATE_LIMIT_WINDOW_MINUTES)
-    limit = settings.PAGE_RATE_LIMIT_COUNT
-    recent = list(
-        _messages_to(page)
-        .filter(handed_at__gte=now - window)
-        .order_by("handed_at")
-        .values_list("handed_at", flat=True)
-    )
-    if len(recent) < limit:
-        return _Pace()
-    if incident.urgency != Urgency.HIGH and not page.manual:
-        return _Pace(hold_until=recent[-limit] + window)
-    spacing = timedelta(seconds=settings.PAGE_BUNDLE_SECONDS)
-    last_bundle = (
-        _messages_to(page)
-        .filter(bundle=True, handed_at__gt=now - spacing)
-        .order_by("-handed_at")
-        .values_list("handed_at", flat=True)
-        .first()
-    )
-    if last_bundle is None:
-        return _Pace(bundle=True)
-    due = page.held_at or page.send_after
-    hold_until = min(last_bundle + spacing, due + spacing - RELEASE_AHEAD)
-    return _Pace(bundle=True) if hold_until <= now else _Pace(hold_until=hold_until)
-
-
-def _messages_to(page: Page):
-    """Messages handed to the page's person on its channel (a bundle counts once)."""
-    return Page.objects.filter(
-        person_id=page.person_id, channel=page.channel, carried_by__isnull=True
-    ).exclude(pk=page.pk)
-
-
 def _hold(page: Page, incident: Incident, until: datetime) -> None:
     first = page.held_at is None
     Page.objects.filter(pk=page.pk).update(
@@ -250,57 +188,11 @@ def _hold(page: Page, incident: Incident, until: datetime) -> None:
         record(
             incident,
             EntryKind.PAGE,
-            message=f"Page to {page.person.get_username()} by {_label(page)} held until "
+            message=f"Page to {page.person.get_username()} by {label_of(page)} held until "
             f"{until:%H:%M:%S} UTC by the rate limit; the next message to them carries it",
             source=Source.SYSTEM,
             data={"page": page.pk, "status": "held"},
         )
-
-
-def _waiting(page: Page, now: datetime):
-    """The other pages for the same person, channel and address that a message may carry:
-    held back by the rate limit, or due now; queued, or claimed by a delivery that waits for
-    this one's pacing lock (it then finds them taken, and sends nothing)."""
-    return (
-        Page.objects.filter(
-            person_id=page.person_id,
-            channel=page.channel,
-            # The same number or address: a second phone of the person gets its own message.
-            address=page.address,
-            status__in=[PageStatus.QUEUED, PageStatus.SENDING],
-            handed_at__isnull=True,
-        )
-        .filter(Q(held_at__isnull=False) | Q(send_after__lte=now))
-        .exclude(pk=page.pk)
-        .select_related("escalation")
-        .order_by("send_after", "id")
-    )
-
-
-def _riders_of(page: Page, pace: _Pace, candidates: list[Page]) -> list[Page]:
-    """Which waiting pages ride with `page`: every held one; and when it is a bundle (above the
-    limit), every one due now, so that each rides in the first bundle after its step fired."""
-    return [p for p in candidates if p.held_at is not None or pace.bundle]
-
-
-def _board(riders: list[Page], carrier: Page, now: datetime) -> list[Page]:
-    """Claim the pages that ride with `carrier`: they leave with its message, or not at all
-    (a delivery of their own finds them taken)."""
-    if not riders:
-        return []
-    _waiting(carrier, now).filter(pk__in=[p.pk for p in riders]).update(
-        status=PageStatus.SENDING,
-        claimed_at=now,
-        handed_at=now,
-        carried_by=carrier,
-        error=f"bundled into page {carrier.pk}",
-    )
-    boarded = set(
-        Page.objects.filter(carried_by=carrier, status=PageStatus.SENDING).values_list(
-            "pk", flat=True
-        )
-    )
-    return [p for p in riders if p.pk in boarded]
 
 
 def _distinct(incidents: list[Incident]) -> list[Incident]:
@@ -310,7 +202,10 @@ def _distinct(incidents: list[Incident]) -> list[Incident]:
 # --- when a send fails -----------------------------------------------------------------------
 
 
-def _delivery_failed(page: Page, exc: DeliveryError) -> str:
+def delivery_failed(page: Page, exc: DeliveryError) -> str:
+    """Settle a page whose send failed: unknown when it may have gone out, else retried with
+    backoff while the failure may pass, else failed; return which. A page that will not go
+    out falls back to the person's next contact method."""
     now = timezone.now()
     who = page.person.get_username()
     if exc.maybe_sent:
@@ -318,7 +213,7 @@ def _delivery_failed(page: Page, exc: DeliveryError) -> str:
             status=PageStatus.UNKNOWN, finished_at=now, error=str(exc)[:2000]
         )
         metrics.PAGES.labels(page.channel, "unknown").inc()
-        _record_page(page, f"Page to {who} by {_label(page)}: outcome unknown ({exc})", "unknown")
+        note_page(page, f"Page to {who} by {label_of(page)}: outcome unknown ({exc})", "unknown")
         for rider in _riders(page):
             _settle_rider(rider, PageStatus.UNKNOWN, str(exc))
         _fall_back(page)
@@ -336,9 +231,9 @@ def _delivery_failed(page: Page, exc: DeliveryError) -> str:
             error=str(exc)[:2000],
         )
         metrics.PAGES.labels(page.channel, "retried").inc()
-        _record_page(
+        note_page(
             page,
-            f"Page to {who} by {_label(page)} failed ({exc}); retrying in {backoff} s",
+            f"Page to {who} by {label_of(page)} failed ({exc}); retrying in {backoff} s",
             "retry",
         )
         return "retry"
@@ -346,7 +241,7 @@ def _delivery_failed(page: Page, exc: DeliveryError) -> str:
         status=PageStatus.FAILED, finished_at=now, error=str(exc)[:2000]
     )
     metrics.PAGES.labels(page.channel, "failed").inc()
-    _record_page(page, f"Page to {who} by {_label(page)} failed: {exc}", "failed")
+    note_page(page, f"Page to {who} by {label_of(page)} failed: {exc}", "failed")
     _fall_back(page)
     return "failed"
 
@@ -354,9 +249,9 @@ def _delivery_failed(page: Page, exc: DeliveryError) -> str:
 def record_unknown(page: Page) -> None:
     """Say that a handed-over page never got an answer (the sweep made it `unknown`), settle
     what it carried likewise, and try the person's next contact method."""
-    _record_page(
+    note_page(
         page,
-        f"Page to {page.person.get_username()} by {_label(page)}: outcome unknown "
+        f"Page to {page.person.get_username()} by {label_of(page)}: outcome unknown "
         "(the send never finished); not sending it again",
         "unknown",
     )
@@ -434,11 +329,13 @@ def _fall_back(page: Page) -> None:
             metrics.UNPAGED.inc()
 
 
-def _label(page: Page) -> str:
+def label_of(page: Page) -> str:
+    """Return how the page's channel is named in words ("SMS", "voice call", …)."""
     return CHANNEL_LABEL.get(page.channel, page.channel)
 
 
-def _record_page(page: Page, message: str, status: str) -> None:
+def note_page(page: Page, message: str, status: str) -> None:
+    """Say on the incident's timeline what became of a page (`status`: sent, failed, …)."""
     incident = Incident.objects.get(pk=page.incident_id)
     record(
         incident,
@@ -449,89 +346,16 @@ def _record_page(page: Page, message: str, status: str) -> None:
     )
 
 
-# --- what providers tell us ------------------------------------------------------------------
-
-_SMS_FINAL = {
-    "delivered": PageStatus.DELIVERED,
-    "undelivered": PageStatus.FAILED,
-    "failed": PageStatus.FAILED,
-}
-_CALL_FAILED = {"no-answer", "busy", "failed", "canceled"}
-
-
-def record_provider_status(
-    page_id: int, *, kind: str, status: str, error_code: str = "", answered: bool | None = None
-) -> None:
-    """Apply a delivery-status callback (Twilio's MessageStatus or CallStatus) to a page."""
-    page = Page.objects.select_related("person").filter(pk=page_id).first()
-    if page is None:
-        return
-    status = status.lower()
-    Page.objects.filter(pk=page_id).update(provider_status=status[:32])
-    if page.status not in (PageStatus.SENT, PageStatus.SENDING, PageStatus.UNKNOWN):
-        return  # already final (answered, delivered, failed) or not ours to change
-    who = page.person.get_username()
-    now = timezone.now()
-    if kind == "sms" and status in _SMS_FINAL:
-        final = _SMS_FINAL[status]
-        if final == PageStatus.DELIVERED:
-            Page.objects.filter(pk=page_id).update(status=final, finished_at=now)
-            Page.objects.filter(carried_by=page, status=PageStatus.SENT).update(
-                status=final, finished_at=now
-            )
-            metrics.PAGES.labels(page.channel, "delivered").inc()
-            _record_page(page, f"SMS to {who} delivered", "delivered")
-            return
-        _provider_failed(page, f"SMS {status}" + (f" (error {error_code})" if error_code else ""))
-        return
-    if kind == "voice":
-        if status in _CALL_FAILED:
-            _provider_failed(page, f"call {status}")
-        elif status == "completed" and not answered:
-            # Voicemail or silence: only a keypress counts as answered.
-            _provider_failed(page, "call not answered with a key")
-        elif status == "completed":
-            _record_page(page, f"{_label(page).capitalize()} to {who} completed", "completed")
-
-
-def _provider_failed(page: Page, reason: str) -> None:
-    """A send the provider accepted failed later: retry with backoff, then fall back."""
-    page.refresh_from_db()
-    _delivery_failed(page, DeliveryError(reason, permanent=False))
-
-
-def record_keypress(page_id: int) -> None:
-    """Mark a call answered: a key was pressed, so a person heard it (and what it carried)."""
-    page = Page.objects.select_related("person").filter(pk=page_id).first()
-    if page is None or page.status == PageStatus.ANSWERED:
-        return
-    now = timezone.now()
-    Page.objects.filter(pk=page_id).update(status=PageStatus.ANSWERED, finished_at=now)
-    Page.objects.filter(carried_by=page).update(status=PageStatus.ANSWERED, finished_at=now)
-    metrics.PAGES.labels(page.channel, "answered").inc()
-    _record_page(page, f"{page.person.get_username()} answered the call", "answered")
-
-
-def carried_incidents(page: Page) -> list[Incident]:
-    """Return the incidents a page's message named: its own, and those of what it carried."""
-    ids = {page.incident_id, *page.carried.values_list("incident_id", flat=True)}
-    return list(Incident.objects.filter(pk__in=ids).select_related("service").order_by("number"))
-
-
 # --- messages that are no page ---------------------------------------------------------------
 
 
 def send_verification_code(method: ContactMethod, code: str) -> None:
     """Send a contact-method verification code through that method's own channel (a voice
-    number gets it by SMS). It is not a page: the stand-in page has id 0, which no status
-    callback can match."""
+    number gets it by SMS). It is not a page: no status callback can match it."""
     text = f"Your Muster verification code is {code}. It expires in 10 minutes."
     kind = channel_for(method.kind if method.kind != ContactKind.VOICE else ContactKind.SMS)
-    stand_in = SimpleNamespace(
-        pk=0, id=0, address=method.address, channel=kind, person=method.user, contact_method=method
-    )
     CHANNELS[kind].send(
-        stand_in,
+        Delivery(address=method.address, kind=method.kind, person=method.user),
         Message(
             sms=text,
             subject="Muster verification code",

@@ -17,6 +17,9 @@ things up. PagerDuty's semantics are the reference:
   or task pages nobody twice, while a new run pages again.
 - Nobody reachable is never silent: the policy team's admins (else Muster's) are paged, and the
   incident is flagged `unpaged` with the reason.
+
+Here: what starts and stops runs, and the tick. What a new run does is oncall.escalation_plan's
+`plan` (pure); paging a level, the assignee or the admins is oncall.paging's.
 """
 
 from __future__ import annotations
@@ -26,29 +29,26 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import Role, User
+from accounts.models import User
 from incidents import services as verbs
-from incidents.models import EntryKind, Incident, Source, Status, TimelineEntry
-from incidents.services import IncidentError, flag_unpaged, record
+from incidents.models import EntryKind, Incident, Status, TimelineEntry
 from oncall import metrics
-from oncall.channels import channel_for
-from oncall.delivery import enqueue
-from oncall.models import (
-    Escalation,
-    EscalationPolicy,
-    EscalationStatus,
-    EscalationStep,
-    Membership,
-    NotificationRule,
-    Page,
-    PageStatus,
-    ServicePolicy,
+from oncall.escalation_plan import (
+    ASSIGNEE,
+    BEGIN,
+    ESCALATE,
+    ESCALATE_TO,
+    RESUME,
+    check_level,
+    plan,
+    policy_of,
+    policy_steps,
+    where_of,
 )
-from oncall.people import quiet_hours_end
-from oncall.schedules import describe_targets, step_targets
+from oncall.models import Escalation, EscalationPolicy, EscalationStatus, Page, PageStatus
+from oncall.paging import page_assignee, page_last_resort, page_level, usernames
 
 log = logging.getLogger(__name__)
 
@@ -78,88 +78,6 @@ class Outcome:
         names = ", ".join(self.paged) or "nobody"
         text = f"Level {self.level}: paging {names}." if self.level else f"Paging {names}."
         return f"{text} {self.note}" if self.note else text
-
-
-# --- where a run stands, and where the next one goes (pure) ----------------------------------
-
-
-@dataclass(frozen=True)
-class Where:
-    """Where a run stands: the level it paged last (1-based; 0: none yet) in `level_cycle`,
-    and the step (0-based) and cycle it fires next."""
-
-    level: int
-    level_cycle: int
-    next_step: int
-    next_cycle: int
-
-
-START = Where(level=0, level_cycle=0, next_step=0, next_cycle=0)
-
-# What a timeline entry asks of the next run.
-BEGIN = "begin"  # page level 1 now
-ESCALATE = "escalate"  # page the level after the one paged last now
-ESCALATE_TO = "escalate_to"  # page a chosen level now
-RESUME = "resume"  # page the level paged last again now, and go on from there
-ASSIGNEE = "assignee"  # page the assignee now; the next level after the delay
-
-
-@dataclass(frozen=True)
-class Move:
-    """What a new run does at once: fire (step, cycle) now, or page the assignee standing in
-    for `stand` (level, cycle) and fire `then` after that level's delay (None: run out)."""
-
-    fire: tuple[int, int] | None = None
-    stand: tuple[int, int] | None = None
-    then: tuple[int, int] | None = None
-    also_assignee: bool = False  # page the assignee besides the level fired now
-    note: str = ""
-
-
-def after(step: int, cycle: int, steps: int) -> tuple[int, int]:
-    """Return the (step, cycle) that follows `step` of `cycle` in a policy of `steps` steps."""
-    step += 1
-    return (0, cycle + 1) if step >= steps else (step, cycle)
-
-
-def plan(what: str, where: Where, *, steps: int, repeat: int, level: int | None = None) -> Move:
-    """Return what a new run does, given what its cause asks for and where the last run stood
-    (`START` if none ran). `steps` ≥ 1; `level` (1-based) is escalate_to's."""
-    fired_before = where.level > 0
-    current = (min(where.level, steps) - 1, where.level_cycle)
-    following = (where.next_step, where.next_cycle)
-    if following[0] >= steps:  # the policy lost steps since: its next pass
-        following = (0, following[1] + 1)
-    if what == ESCALATE_TO:
-        assert level is not None and 1 <= level <= steps
-        return Move(fire=(level - 1, where.level_cycle))
-    if what == BEGIN or not fired_before:
-        return Move(fire=(0, 0), also_assignee=what == ASSIGNEE)
-    if what == RESUME:
-        return Move(fire=current)
-    if what == ASSIGNEE:
-        return Move(stand=current, then=following if following[1] <= repeat else None)
-    # ESCALATE
-    if following[1] <= repeat:
-        return Move(fire=following)
-    if repeat:  # a whole new pass of the policy, repeats and all
-        return Move(fire=(0, 0), note="The policy had run out; it starts again at level 1.")
-    return Move(
-        fire=(steps - 1, where.level_cycle),
-        note=f"Level {steps} is the policy's last; it is paged again.",
-    )
-
-
-def where_of(run: Escalation | None) -> Where:
-    """Return where `run` stands (`START` for no run)."""
-    if run is None:
-        return START
-    return Where(
-        level=run.level,
-        level_cycle=run.level_cycle,
-        next_step=run.step,
-        next_cycle=run.cycle,
-    )
 
 
 # --- what starts a run -----------------------------------------------------------------------
@@ -208,40 +126,11 @@ def escalate_incident(
     with transaction.atomic():
         incident = _lock(incident.pk)
         if level is not None:
-            _check_level(incident, level)
+            check_level(incident, level)
         incident = verbs.escalate_incident(incident, by=by, source=source, level=level)
         entry = incident.timeline.filter(kind=EntryKind.ESCALATED).latest("id")
         outcome = _start(incident, entry, timezone.now())
     return incident, outcome
-
-
-@dataclass(frozen=True)
-class Level:
-    number: int  # 1-based
-    targets: str  # whom it pages, in words
-
-
-def policy_levels(service_id: int) -> list[Level]:
-    """Return the levels of the service's escalation policy (none without a policy)."""
-    policy = _policy_of(service_id)
-    if policy is None:
-        return []
-    return [
-        Level(number=i + 1, targets=describe_targets(step)) for i, step in enumerate(_steps(policy))
-    ]
-
-
-def _check_level(incident: Incident, level: int) -> None:
-    policy = _policy_of(incident.service_id)
-    count = len(_steps(policy)) if policy is not None else 0
-    if count == 0:
-        why = "has no escalation policy" if policy is None else f"'s policy {policy.name} is empty"
-        raise IncidentError(f"{incident.service.name}{why}, so it has no levels to escalate to.")
-    if not 1 <= level <= count:
-        raise IncidentError(
-            f"Escalation policy {policy.name} has {count} level{'s' if count > 1 else ''}; "
-            f"choose 1 to {count}, not {level}."
-        )
 
 
 def _start(incident: Incident, entry: TimelineEntry, now: datetime) -> Outcome:
@@ -260,22 +149,22 @@ def _start(incident: Incident, entry: TimelineEntry, now: datetime) -> Outcome:
     )
     if cancelled:
         metrics.PAGES.labels("any", "cancelled").inc(cancelled)
-    policy = _policy_of(incident.service_id)
+    policy = policy_of(incident.service_id)
     run = Escalation.objects.create(incident=incident, policy=policy, cause=entry, next_at=None)
     assignee = _assignee_for(entry, incident)
-    steps = _steps(policy) if policy is not None else []
+    steps = policy_steps(policy) if policy is not None else []
     if not steps:
         return _start_without_steps(run, incident, policy, assignee, now)
     what, level = _asked(entry, assignee)
     move = plan(what, where_of(previous), steps=len(steps), repeat=policy.repeat, level=level)
     if move.fire is not None:
         step, cycle = move.fire
-        paged = _fire(run, incident, steps, step, cycle, now, note=move.note)
+        paged = page_level(run, incident, steps, step, cycle, now, note=move.note)
         if move.also_assignee and assignee is not None and assignee not in paged:
-            paged += _page_assignee(run, incident, assignee, step, cycle, now, level=step + 1)
-        return Outcome(step + 1, _names(paged), move.note)
+            paged += page_assignee(run, incident, assignee, step, cycle, now, level=step + 1)
+        return Outcome(step + 1, usernames(paged), move.note)
     step, cycle = move.stand
-    paged = _page_assignee(run, incident, assignee, step, cycle, now, level=step + 1)
+    paged = page_assignee(run, incident, assignee, step, cycle, now, level=step + 1)
     where = where_of(previous)
     # The assignee stands in for the level paged last; the run goes on from there.
     run.level, run.step, run.cycle = step + 1, where.next_step, where.next_cycle
@@ -285,7 +174,7 @@ def _start(incident: Incident, entry: TimelineEntry, now: datetime) -> Outcome:
         run.step, run.cycle = move.then
         run.next_at = now + timedelta(minutes=steps[step].delay_minutes)
         run.save(update_fields=["level", "step", "cycle", "next_at"])
-    return Outcome(None, _names(paged))
+    return Outcome(None, usernames(paged))
 
 
 def _start_without_steps(
@@ -297,21 +186,21 @@ def _start_without_steps(
 ) -> Outcome:
     paged: list[User] = []
     if assignee is not None:
-        paged = _page_assignee(run, incident, assignee, 0, 0, now, level=None)
+        paged = page_assignee(run, incident, assignee, 0, 0, now, level=None)
     if not paged:
         why = (
             f"{incident.service.name} has no escalation policy"
             if policy is None
             else f"escalation policy {policy.name} has no steps"
         )
-        admins = _page_last_resort(run, incident, now, why, step=0, cycle=0)
+        admins = page_last_resort(run, incident, now, why, step=0, cycle=0)
         _finish(run, now)
         note = f"Nobody could be paged by the policy: {why}" + (
             "; the admins are paged instead." if admins else "; no admin is reachable either."
         )
-        return Outcome(None, _names(admins), note)
+        return Outcome(None, usernames(admins), note)
     _finish(run, now)
-    return Outcome(None, _names(paged))
+    return Outcome(None, usernames(paged))
 
 
 def _asked(entry: TimelineEntry, assignee: User | None) -> tuple[str, int | None]:
@@ -419,11 +308,11 @@ def fire_escalation(escalation_id: int, *, now: datetime | None = None) -> bool:
         )
         if run is None:
             return False
-        steps = _steps(run.policy) if run.policy_id else []
+        steps = policy_steps(run.policy) if run.policy_id else []
         if not steps:
             _finish(run, now)
             why = "its escalation policy was removed or emptied"
-            _page_last_resort(run, incident, now, why, step=run.step, cycle=run.cycle)
+            page_last_resort(run, incident, now, why, step=run.step, cycle=run.cycle)
             return True
         step, cycle = run.step, run.cycle
         if step >= len(steps):  # the policy lost steps since: its next pass, as plan() says
@@ -431,204 +320,8 @@ def fire_escalation(escalation_id: int, *, now: datetime | None = None) -> bool:
             if cycle > run.policy.repeat:
                 _finish(run, now)
                 return True
-        _fire(run, incident, steps, step, cycle, now)
+        page_level(run, incident, steps, step, cycle, now)
     return True
-
-
-# --- paging a level, the assignee, the admins ------------------------------------------------
-
-
-def _fire(
-    run: Escalation,
-    incident: Incident,
-    steps: list[EscalationStep],
-    step: int,
-    cycle: int,
-    now: datetime,
-    *,
-    note: str = "",
-) -> list[User]:
-    """Page level `step + 1` (of `cycle`) now and set the run to fire the next one after this
-    level's delay, or to be done when the policy has run out; return whom it paged."""
-    target = steps[step]
-    people = step_targets(target, now)
-    pages = _create_pages(run, incident, people, now, step=step, cycle=cycle)
-    paged = _people(pages)
-    record(
-        incident,
-        EntryKind.PAGE,
-        message=f"Escalation level {step + 1}"
-        + (f" (repeat {cycle})" if cycle else "")
-        + f": paging {', '.join(_names(paged)) or 'nobody'}"
-        + (f". {note}" if note else ""),
-        source=Source.SYSTEM,
-        data={"escalation": run.pk, "step": step, "cycle": cycle, "level": step + 1},
-    )
-    if not pages:
-        who = ", ".join(sorted(p.get_username() for p in people))
-        why = (
-            f"level {step + 1} targets nobody on call"
-            if not people
-            else f"no verified contact method for {who}"
-        )
-        paged += _page_last_resort(run, incident, now, why, step=step, cycle=cycle)
-    run.level = step + 1
-    run.step, run.cycle = after(step, cycle, len(steps))
-    if run.cycle > (run.policy.repeat if run.policy_id else 0):
-        run.status = EscalationStatus.DONE
-        run.finished_at = now
-        run.next_at = None
-    else:
-        run.next_at = now + timedelta(minutes=target.delay_minutes)
-    run.save(update_fields=["level", "step", "cycle", "status", "finished_at", "next_at"])
-    return paged
-
-
-def _page_assignee(
-    run: Escalation,
-    incident: Incident,
-    person: User,
-    step: int,
-    cycle: int,
-    now: datetime,
-    *,
-    level: int | None,
-) -> list[User]:
-    """Page the assignee as part of `run`, standing in for level `level`; return [them] if a
-    page went out, else page the admins (nobody reachable is never silent)."""
-    pages = _create_pages(run, incident, [person], now, step=step, cycle=cycle)
-    name = person.get_username()
-    record(
-        incident,
-        EntryKind.PAGE,
-        message=f"Paging the assignee, {name}"
-        + (f" (level {level}; the next level follows if nobody acknowledges)" if level else "")
-        + ("" if pages else f" — {name} has no verified contact method"),
-        source=Source.SYSTEM,
-        data={"escalation": run.pk, "step": step, "cycle": cycle, "assignee": person.pk},
-    )
-    if pages:
-        return [person]
-    why = f"the assignee {name} has no verified contact method"
-    return _page_last_resort(run, incident, now, why, step=step, cycle=cycle)
-
-
-def _page_last_resort(
-    run: Escalation, incident: Incident, now: datetime, why: str, *, step: int, cycle: int
-) -> list[User]:
-    """Nobody reachable is never silent: page the team's admins (else Muster's admins)."""
-    team = run.policy.team if run.policy_id else None
-    admins: list[User] = []
-    if team is not None:
-        admins = [
-            m.user
-            for m in Membership.objects.filter(team=team, is_admin=True, user__is_active=True)
-        ]
-    if not admins:
-        admins = list(
-            User.objects.filter(is_active=True).filter(Q(role=Role.ADMIN) | Q(is_superuser=True))
-        )
-    pages = _create_pages(run, incident, admins, now, step=step, cycle=cycle) if admins else []
-    paged = _people(pages)
-    names = ", ".join(_names(paged))
-    flag_unpaged(
-        incident,
-        reason=why
-        + (
-            f"; paging last-resort contacts: {names}"
-            if pages
-            else "; no last-resort contact is reachable either"
-        ),
-    )
-    metrics.UNPAGED.inc()
-    return paged
-
-
-def page_person(incident: Incident, person: User, *, by: User | None, source: str) -> list[Page]:
-    """Page `person` about `incident` now, outside any escalation ("page this person")."""
-    now = timezone.now()
-    with transaction.atomic():
-        pages = _create_pages(None, incident, [person], now, step=0, cycle=0)
-        record(
-            incident,
-            EntryKind.PAGE,
-            message=f"{by.get_username() if by else 'Muster'} paged {person.get_username()}"
-            + ("" if pages else f" — {person.get_username()} has no verified contact method"),
-            source=source,
-            by=by,
-            data={"person": person.pk, "pages": [p.pk for p in pages]},
-        )
-    return pages
-
-
-@dataclass
-class _Send:
-    rule: NotificationRule
-    channel: str
-    send_after: datetime
-
-
-def _sends(person: User, incident: Incident, now: datetime) -> list[_Send]:
-    """Return the sends a person's notification rules ask for, for the incident's urgency."""
-    rules = (
-        NotificationRule.objects.filter(user=person, urgency=incident.urgency)
-        .select_related("contact_method")
-        .order_by("delay_minutes", "id")
-    )
-    wait_until = quiet_hours_end(person, now) if incident.urgency == "low" else None
-    sends = []
-    for rule in rules:
-        if not rule.contact_method.is_usable:
-            continue
-        send_after = now + timedelta(minutes=rule.delay_minutes)
-        if wait_until is not None:
-            send_after = max(send_after, wait_until + timedelta(minutes=rule.delay_minutes))
-        sends.append(_Send(rule, channel_for(rule.contact_method.kind), send_after))
-    return sends
-
-
-def _create_pages(
-    run: Escalation | None,
-    incident: Incident,
-    people: list[User],
-    now: datetime,
-    *,
-    step: int,
-    cycle: int,
-) -> list[Page]:
-    rows = [
-        Page(
-            incident=incident,
-            escalation=run,
-            step=step,
-            cycle=cycle,
-            person=person,
-            rule=send.rule,
-            rule_key=send.rule.pk,
-            contact_method=send.rule.contact_method,
-            channel=send.channel,
-            address=send.rule.contact_method.address,
-            send_after=send.send_after,
-            manual=run is None,
-        )
-        for person in people
-        for send in _sends(person, incident, now)
-    ]
-    if not rows:
-        return []
-    if run is None:
-        created = Page.objects.bulk_create(rows)
-    else:
-        # A replayed step finds its pages already there and creates none.
-        Page.objects.bulk_create(rows, ignore_conflicts=True)
-        created = list(
-            Page.objects.filter(
-                escalation=run, step=step, cycle=cycle, person__in=people
-            ).select_related("person")
-        )
-    due = [p.pk for p in created if p.send_after <= now and p.status == PageStatus.QUEUED]
-    transaction.on_commit(lambda: enqueue(due))
-    return created
 
 
 # --- small helpers ---------------------------------------------------------------------------
@@ -638,25 +331,8 @@ def _lock(incident_id: int) -> Incident:
     return Incident.objects.select_for_update().select_related("service").get(pk=incident_id)
 
 
-def _policy_of(service_id: int) -> EscalationPolicy | None:
-    binding = ServicePolicy.objects.filter(service_id=service_id).select_related("policy").first()
-    return binding.policy if binding is not None else None
-
-
-def _steps(policy: EscalationPolicy) -> list[EscalationStep]:
-    return list(policy.steps.prefetch_related("users", "schedules", "teams"))
-
-
 def _finish(run: Escalation, now: datetime) -> None:
     run.status = EscalationStatus.DONE
     run.finished_at = now
     run.next_at = None
     run.save(update_fields=["level", "step", "cycle", "status", "finished_at", "next_at"])
-
-
-def _people(pages: list[Page]) -> list[User]:
-    return list({p.person_id: p.person for p in pages}.values())
-
-
-def _names(people: list[User]) -> tuple[str, ...]:
-    return tuple(sorted(p.get_username() for p in people))

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 from icalendar import Calendar, Event
@@ -31,6 +32,11 @@ DAYS_AHEAD = 90
 # Computed further back than shown, so a shift under way at the window's edge keeps its start.
 LOOKBACK = timedelta(days=35)
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def ical_url(kind: str, token: str) -> str:
+    """Return the public URL of a feed: `kind` "schedule" or "person", and its token."""
+    return settings.PUBLIC_URL + reverse(f"ical-{kind}", kwargs={"token": token})
 
 
 def feed_window(now: datetime | None = None) -> tuple[datetime, datetime]:

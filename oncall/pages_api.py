@@ -16,7 +16,7 @@ from core.pagination import cursor_by
 from incidents.api import IncidentSerializer, incident_data
 from incidents.models import Source
 from incidents.selectors import access_incident
-from oncall import escalation
+from oncall import escalation, paging
 from oncall.models import ContactKind, OutboxKind, OutboxMessage, Page
 
 
@@ -175,7 +175,7 @@ def page_person(request, number: int):
     serializer = PagePersonSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     person = serializer.validated_data["user"]
-    pages = escalation.page_person(incident, person, by=request.user, source=Source.API)
+    pages = paging.page_person(incident, person, by=request.user, source=Source.API)
     if not pages:
         raise ValidationError(f"{person.get_username()} has no verified contact method")
     return Response(PageSerializer(pages, many=True).data, status=201)

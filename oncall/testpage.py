@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from types import SimpleNamespace
 
 from django.core.cache import cache
 
 from accounts.models import User
-from oncall.channels import CHANNELS, channel_for
-from oncall.channels.base import Message
+from oncall.channels.base import Delivery, Message
+from oncall.channels.registry import CHANNELS, channel_for
 from oncall.models import ContactKind, ContactMethod
 from oncall.people import ContactMethodError
 
@@ -49,12 +48,10 @@ def send_test_page(method: ContactMethod, *, by: User) -> str:
     if not cache.add(throttle, 1, timeout=int(TEST_PAGE_EVERY.total_seconds())):
         raise ContactMethodError("a test page was sent moments ago; try again in 30 s")
     channel = channel_for(method.kind)
-    # Like a verification code, a stand-in page with id 0: no status callback can match it.
-    stand_in = SimpleNamespace(
-        pk=0, id=0, address=method.address, channel=channel, person=by, contact_method=method
-    )
+    # Like a verification code, no page: no status callback can match it.
+    to = Delivery(address=method.address, kind=method.kind, person=by)
     try:
-        provider_id = CHANNELS[channel].send(stand_in, trial_message(method))
+        provider_id = CHANNELS[channel].send(to, trial_message(method))
     except Exception:
         cache.delete(throttle)  # nothing went out: let them try again at once
         raise

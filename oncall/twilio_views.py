@@ -11,7 +11,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from incidents.models import Status
-from oncall import delivery, messages
+from oncall import callbacks, messages
 from oncall.channels.twilio import (
     empty_twiml,
     keypress_url,
@@ -34,7 +34,7 @@ def sms_status(request: HttpRequest, page_id: int) -> HttpResponse:
         return HttpResponseForbidden(FORBIDDEN)
     status = request.POST.get("MessageStatus") or request.POST.get("SmsStatus", "")
     if status:
-        delivery.record_provider_status(
+        callbacks.record_provider_status(
             page_id, kind="sms", status=status, error_code=request.POST.get("ErrorCode", "")
         )
     return twiml_response(empty_twiml())
@@ -51,7 +51,7 @@ def voice_status(request: HttpRequest, page_id: int) -> HttpResponse:
     answered_by = request.POST.get("AnsweredBy", "")
     answered = None if answered_by in ("", "unknown") else answered_by == "human"
     if status:
-        delivery.record_provider_status(
+        callbacks.record_provider_status(
             page_id,
             kind="voice",
             status=status,
@@ -70,7 +70,7 @@ def voice_twiml(request: HttpRequest, page_id: int) -> HttpResponse:
     page = Page.objects.select_related("incident__service").filter(pk=page_id).first()
     if page is None:
         return twiml_response(voice_say_twiml(NO_LONGER_VALID))
-    incidents = delivery.carried_incidents(page)
+    incidents = callbacks.carried_incidents(page)
     action = keypress_url(page.pk)
     if len(incidents) > 1:  # a bundle: one call for every incident held for this person
         speech = messages.for_bundle(incidents).speech + " Press 4 to acknowledge all of them."

@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from accounts.models import Role, User
 from incidents.models import EntryKind, Incident, Source
-from incidents.services import record
+from incidents.timeline import record
 from runbooks import templating
 from runbooks.models import (
     EXCERPT_BYTES,

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from accounts.models import User
 from incidents.models import EntryKind, Incident, Source, source_label
-from incidents.services import record
+from incidents.timeline import record
 from oncall.channels.base import DeliveryError
 from oncall.channels.email import send_email
 from warroom import services

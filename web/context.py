@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest
 
-from oncall.channels import console_fallbacks
+from oncall.channels.registry import console_fallbacks
 
 
 def delivery(request: HttpRequest) -> dict[str, list[str]]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.conf import settings
-from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
@@ -15,15 +13,13 @@ from rest_framework.exceptions import ValidationError
 
 from accounts.models import User
 from core.api_errors import Conflict, check_query_text
-from incidents.api import _parse_moment
-from oncall.models import EscalationPolicy, EscalationStep, Schedule
+from core.moments import parse_moment
+from oncall.models import EscalationPolicy, Schedule
 
 MAX_RANGE_DAYS = 366
 DEFAULT_RANGE_DAYS = 7
 MAX_PARTICIPANTS = 100
 MAX_RESTRICTIONS = 28
-MAX_STEPS = 20
-DEFAULT_STEP_DELAY = EscalationStep._meta.get_field("delay_minutes").default
 
 
 def active_users():
@@ -47,10 +43,6 @@ class ScheduleRefSerializer(serializers.Serializer):
 
 def schedule_ref(schedule: Schedule) -> dict:
     return {"id": schedule.pk, "name": schedule.name}
-
-
-def ical_url(kind: str, token: str) -> str:
-    return settings.PUBLIC_URL + reverse(f"ical-{kind}", kwargs={"token": token})
 
 
 class LocalDateTimeField(serializers.DateTimeField):
@@ -108,7 +100,7 @@ def parse_range(params, default_days: int = DEFAULT_RANGE_DAYS) -> tuple[datetim
         value = params.get(name)
         if value is None:
             continue
-        moment = _parse_moment(value)
+        moment = parse_moment(value)
         if moment is None:
             problems.append(f"{name} must be an ISO 8601 date-time, like 2025-03-01T12:00:00Z")
         bounds[name] = moment

@@ -19,7 +19,7 @@ from core.api_errors import Conflict, ParseBodyFirst
 from core.pagination import cursor_by
 from incidents.models import Urgency
 from oncall import people
-from oncall.api.common import ical_url
+from oncall.ical import ical_url
 from oncall.models import ContactMethod, NotificationRule
 
 # --- me: contact methods, rules, settings, iCal -----------------------------------------------

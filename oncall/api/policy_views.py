@@ -10,17 +10,11 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.exceptions import ValidationError
 
-from accounts.audit import CREATED, DELETED, UPDATED, Audited, diff, record_change, snapshot
+from accounts.audit import Audited
 from accounts.models import User
 from core.api_errors import ParseBodyFirst
 from core.pagination import cursor_by
-from oncall.api.common import (
-    DEFAULT_STEP_DELAY,
-    MAX_STEPS,
-    active_users,
-    filter_ids,
-    protect_targets,
-)
+from oncall.api.common import active_users, filter_ids, protect_targets
 from oncall.models import (
     EscalationPolicy,
     EscalationStep,
@@ -29,6 +23,7 @@ from oncall.models import (
     ServicePolicy,
     Team,
 )
+from oncall.policies import MAX_STEP_DELAY, MAX_STEPS, replace_steps
 
 # --- teams ------------------------------------------------------------------------------------
 
@@ -106,7 +101,7 @@ class EscalationStepSerializer(serializers.ModelSerializer):
         model = EscalationStep
         fields = ["id", "position", "delay_minutes", "users", "schedules", "teams"]
         read_only_fields = ["id", "position"]
-        extra_kwargs = {"delay_minutes": {"min_value": 0, "max_value": 24 * 60}}
+        extra_kwargs = {"delay_minutes": {"min_value": 0, "max_value": MAX_STEP_DELAY}}
 
     def validate(self, data):
         if not (data.get("users") or data.get("schedules") or data.get("teams")):
@@ -139,43 +134,15 @@ class EscalationPolicySerializer(serializers.ModelSerializer):
     def create(self, validated_data):
         steps = validated_data.pop("steps", [])
         policy = EscalationPolicy.objects.create(**validated_data)
-        self._set_steps(policy, steps)
+        replace_steps(policy, steps, by=self.context["request"].user)
         return policy
 
     def update(self, instance, validated_data):
         steps = validated_data.pop("steps", None)
         instance = super().update(instance, validated_data)
         if steps is not None:
-            self._set_steps(instance, steps)
+            replace_steps(instance, steps, by=self.context["request"].user)
         return instance
-
-    def _set_steps(self, policy: EscalationPolicy, steps: list[dict]) -> None:
-        """Make the policy's steps these, in order, keeping the rows at each position (and
-        auditing each step created, changed or removed)."""
-        actor = self.context["request"].user
-        existing = list(policy.steps.order_by("position", "id"))
-        for position, data in enumerate(steps):
-            targets = {name: data.pop(name, []) for name in ("users", "schedules", "teams")}
-            if position < len(existing):
-                step = existing[position]
-                before = snapshot(step)
-                step.position = position
-                step.delay_minutes = data.get("delay_minutes", DEFAULT_STEP_DELAY)
-                step.save(update_fields=["position", "delay_minutes"])
-            else:
-                step = EscalationStep.objects.create(policy=policy, position=position, **data)
-                before = None
-            for name, values in targets.items():
-                getattr(step, name).set(values)
-            after = snapshot(step)
-            if before is None:
-                record_change(actor, CREATED, step, after)
-            else:
-                record_change(actor, UPDATED, step, diff(before, after))
-        for step in existing[len(steps) :]:
-            before, pk = snapshot(step), step.pk
-            step.delete()
-            record_change(actor, DELETED, step, before, object_id=pk)
 
 
 class EscalationPolicyViewSet(Audited, ParseBodyFirst, viewsets.ModelViewSet):

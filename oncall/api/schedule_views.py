@@ -37,13 +37,13 @@ from oncall.api.common import (
     UserRefSerializer,
     active_users,
     filter_ids,
-    ical_url,
     in_zone,
     parse_range,
     protect_targets,
     schedule_ref,
     user_ref,
 )
+from oncall.ical import ical_url
 from oncall.models import Layer, LayerParticipant, Override, Schedule
 
 # --- layers -----------------------------------------------------------------------------------

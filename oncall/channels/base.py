@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from oncall.models import Page
+from accounts.models import User
+from oncall.models import ContactKind, Page
 
 
 class DeliveryError(Exception):
@@ -36,9 +36,32 @@ class Message:
     purpose: str = "page"
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """Whom a channel reaches and how: a page's person and address, or those of a message that
+    is no page (a verification code, a test page), which has no `page_id` and so no status
+    callback a provider could report."""
+
+    address: str  # a phone number or an email address
+    kind: str  # the contact method's kind (ContactKind): the console writes what it would get
+    person: User | None
+    page_id: int | None = None
+
+    @classmethod
+    def of_page(cls, page: Page) -> Delivery:
+        """Return what delivering `page` hands its channel."""
+        method = page.contact_method
+        return cls(
+            address=page.address,
+            kind=method.kind if method is not None else ContactKind.SMS,
+            person=page.person,
+            page_id=page.pk,
+        )
+
+
 class Channel(Protocol):
     name: str
 
-    def send(self, page: Page, message: Message) -> str:
-        """Hand the page to the provider; return the provider's id, or raise DeliveryError."""
+    def send(self, delivery: Delivery, message: Message) -> str:
+        """Hand the message to the provider; return the provider's id, or raise DeliveryError."""
         ...

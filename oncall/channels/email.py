@@ -7,7 +7,6 @@ here, so text from an alert can never break a message (or add headers to it).
 from __future__ import annotations
 
 import smtplib
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -15,10 +14,7 @@ from django.core.mail import BadHeaderError, send_mail
 from django.core.validators import validate_email
 
 from core.text import one_line
-from oncall.channels.base import DeliveryError, Message
-
-if TYPE_CHECKING:
-    from oncall.models import Page
+from oncall.channels.base import Delivery, DeliveryError, Message
 
 SUBJECT_MAX = 200
 
@@ -52,7 +48,7 @@ def send_email(address: str, subject: str, body: str) -> None:
 class EmailChannel:
     name = "email"
 
-    def send(self, page: Page, message: Message) -> str:
-        """Mail the page; return "email-<page id>"."""
-        send_email(page.address, message.subject, message.body)
-        return f"email-{page.pk}"
+    def send(self, delivery: Delivery, message: Message) -> str:
+        """Mail the message; return "email-<page id>" ("email-0" for a message that is no page)."""
+        send_email(delivery.address, message.subject, message.body)
+        return f"email-{delivery.page_id or 0}"

@@ -25,12 +25,10 @@ from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-from oncall.channels.base import DeliveryError, Message
+from oncall.channels.base import Delivery, DeliveryError, Message
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
-
-    from oncall.models import Page
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -144,31 +142,31 @@ def keypress_url(page_id: int) -> str:
 class SmsChannel:
     name = "sms"
 
-    def send(self, page: Page, message: Message) -> str:
-        """Text the page; return the message SID."""
+    def send(self, delivery: Delivery, message: Message) -> str:
+        """Text the message; return the message SID."""
         sender = settings.TWILIO_FROM_NUMBER
-        params: dict[str, Any] = {"to": page.address, "body": message.sms}
+        params: dict[str, Any] = {"to": delivery.address, "body": message.sms}
         if sender.startswith("MG"):
             params["messaging_service_sid"] = sender
         else:
             params["from_"] = sender
-        if page.pk:  # a verification code (page 0) has no status to report
-            params["status_callback"] = status_callback_url("sms", page.pk)
+        if delivery.page_id is not None:  # a verification code has no status to report
+            params["status_callback"] = status_callback_url("sms", delivery.page_id)
         return _create(client().messages, **params)
 
 
 class VoiceChannel:
     name = "voice"
 
-    def send(self, page: Page, message: Message) -> str:
-        """Call; Twilio fetches what to say from `voice_url` when the phone is answered (so
-        the call reads the incident as it is then). Return the call SID."""
-        params: dict[str, Any] = {"to": page.address, "from_": settings.TWILIO_FROM_NUMBER}
-        if page.pk:
+    def send(self, delivery: Delivery, message: Message) -> str:
+        """Call; for a page Twilio fetches what to say from `voice_url` when the phone is
+        answered (so the call reads the incident as it is then). Return the call SID."""
+        params: dict[str, Any] = {"to": delivery.address, "from_": settings.TWILIO_FROM_NUMBER}
+        if delivery.page_id is not None:
             params.update(
-                url=voice_url(page.pk),
+                url=voice_url(delivery.page_id),
                 method="POST",
-                status_callback=status_callback_url("voice", page.pk),
+                status_callback=status_callback_url("voice", delivery.page_id),
                 status_callback_method="POST",
                 status_callback_event=CALL_EVENTS,
             )

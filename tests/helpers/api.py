@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from alerts.models import Alert, AlertStatus
-from incidents import services
+from incidents import opening
 from incidents.models import Incident, Service, Source
 
 API = "/api/v1/"
@@ -33,7 +33,7 @@ def assert_error(response, status: int, *fragments: str) -> dict:
 
 
 def open_incident(service: Service, title: str = "Checkout is slow", severity: int = 3, **kw):
-    return services.open_incident(
+    return opening.open_incident(
         service, title=title, severity=severity, source=Source.ALERT, actor_name="prom", **kw
     )
 

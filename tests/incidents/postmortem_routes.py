@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from accounts.models import User
+from incidents.action_items import add_action_item
 from incidents.models import Incident
-from incidents.postmortems import add_action_item, get_or_start_postmortem
+from incidents.postmortems import get_or_start_postmortem
 from tests.api.routes import OBSERVER, RESPONDER, Route
 
 PM = "incidents/{number}/postmortem/"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from incidents.postmortem_export import filename, human, to_html, to_json, to_markdown
-from incidents.postmortems import ActionItemReport, PageReport, Report, ReportEntry
+from incidents.postmortem_report import ActionItemReport, PageReport, Report, ReportEntry
 
 
 def at(hour: int, minute: int, second: int = 0) -> datetime:

@@ -8,27 +8,19 @@ import pytest
 import time_machine
 
 from accounts.models import AuditEntry
-from incidents import services
+from incidents import opening, services, timeline
+from incidents.action_items import add_action_item, delete_action_item, update_action_item
+from incidents.curation import annotate_entry, hide_entry, pin_entry
 from incidents.models import EntryKind, Incident, Postmortem, Source, TimelineEntry
-from incidents.postmortems import (
-    PostmortemError,
-    add_action_item,
-    annotate_entry,
-    delete_action_item,
-    get_or_start_postmortem,
-    hide_entry,
-    pin_entry,
-    postmortem_report,
-    update_action_item,
-    update_postmortem,
-)
+from incidents.postmortem_report import postmortem_report
+from incidents.postmortems import PostmortemError, get_or_start_postmortem, update_postmortem
 
 T0 = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)
 
 
 def page_entry(incident: Incident, person, status: str, page: int = 31, channel: str = "sms"):
     """Record a page's progress the way oncall.engine does."""
-    return services.record(
+    return timeline.record(
         incident,
         EntryKind.PAGE,
         message=f"page {page} {status}",
@@ -42,7 +34,7 @@ def incident(service, bob, charlie) -> Incident:
     """Opened at 02:00; bob texted at 02:00:06 (delivered 02:00:09) and called at 02:02
     (answered 02:03); bob acks by SMS at 02:04:36; resolved from chat at 02:40."""
     with time_machine.travel(T0, tick=False) as clock:
-        incident = services.open_incident(
+        incident = opening.open_incident(
             service, title="Disk full on db-1", severity=1, source=Source.ALERT, actor_name="prom"
         )
         clock.move_to(T0 + timedelta(seconds=6))
@@ -127,7 +119,7 @@ def test_hiding_never_deletes_and_pins_and_annotations_show_in_the_report(incide
 
 
 def test_an_entry_of_another_incident_cannot_be_curated(incident, service, bob):
-    other = services.open_incident(service, title="Other", source=Source.API, by=bob)
+    other = opening.open_incident(service, title="Other", source=Source.API, by=bob)
     postmortem = get_or_start_postmortem(incident, bob)
     with pytest.raises(PostmortemError, match="belongs to another incident"):
         pin_entry(postmortem, other.timeline.get(), by=bob)

@@ -9,7 +9,7 @@ import time_machine
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from incidents import services
+from incidents import opening, services, timeline
 from incidents.models import EntryKind, Incident, Source, Status, TimelineEntry
 from incidents.services import IllegalTransition, IncidentError
 from incidents.signals import incident_changed
@@ -17,7 +17,7 @@ from incidents.signals import incident_changed
 
 @pytest.fixture
 def incident(service) -> Incident:
-    return services.open_incident(service, title="Checkout is slow", source=Source.API)
+    return opening.open_incident(service, title="Checkout is slow", source=Source.API)
 
 
 def kinds(incident: Incident) -> list[str]:
@@ -25,8 +25,8 @@ def kinds(incident: Incident) -> list[str]:
 
 
 def test_numbers_start_at_1000_and_count_up(service):
-    first = services.open_incident(service, title="a", source=Source.API)
-    second = services.open_incident(service, title="b", source=Source.API)
+    first = opening.open_incident(service, title="a", source=Source.API)
+    second = opening.open_incident(service, title="b", source=Source.API)
     assert (first.number, second.number) == (1000, 1001)
 
 
@@ -142,8 +142,8 @@ def test_acknowledgement_times_out_per_service(incident, bob, service):
 
 
 def test_merge_resolves_the_others_pointing_at_the_target(service, bob):
-    target = services.open_incident(service, title="db down", source=Source.API)
-    other = services.open_incident(service, title="api errors", source=Source.API)
+    target = opening.open_incident(service, title="db down", source=Source.API)
+    other = opening.open_incident(service, title="api errors", source=Source.API)
     merged = services.merge_incidents(target, [other], by=bob, source=Source.WEB)
     other.refresh_from_db()
     assert other.status == Status.RESOLVED and other.merged_into == merged
@@ -183,7 +183,7 @@ def test_each_entry_is_announced_once_after_commit(
     incident_changed.connect(receiver)
     try:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            incident = services.open_incident(service, title="x", source=Source.API)
+            incident = opening.open_incident(service, title="x", source=Source.API)
             services.acknowledge_incident(incident, by=bob, source=Source.API)
         assert seen == []  # nothing before commit
         for callback in callbacks:
@@ -197,7 +197,7 @@ def test_each_entry_is_announced_once_after_commit(
 
 
 def _attached(incident: Incident, n: int, **kw) -> TimelineEntry:
-    return services.record(
+    return timeline.record(
         incident,
         EntryKind.ALERT_ATTACHED,
         message=f"alert {n}",
@@ -218,7 +218,7 @@ def test_batched_entries_are_written_together_at_the_end_and_announced_once_each
     incident_changed.connect(receiver)
     try:
         with django_capture_on_commit_callbacks(execute=True):
-            with services.batched_timeline():
+            with timeline.batched_timeline():
                 with django_assert_num_queries(0):
                     entries = [_attached(incident, n, batch=True) for n in range(3)]
                 assert all(e.pk is None for e in entries)
@@ -233,7 +233,7 @@ def test_batched_entries_are_written_together_at_the_end_and_announced_once_each
 
 
 def test_an_entry_recorded_in_a_batch_without_batch_writes_the_batch_first(incident):
-    with services.batched_timeline():
+    with timeline.batched_timeline():
         _attached(incident, 1, batch=True)
         services.add_note(incident, text="looking", by=None, source=Source.API)
         _attached(incident, 2, batch=True)
@@ -253,12 +253,12 @@ def test_an_entry_recorded_in_a_batch_without_batch_writes_the_batch_first(incid
 def test_a_batch_that_raises_writes_nothing(incident):
     before = incident.timeline.count()
 
-    with pytest.raises(RuntimeError), services.batched_timeline():
+    with pytest.raises(RuntimeError), timeline.batched_timeline():
         _attached(incident, 1, batch=True)
         raise RuntimeError("the batch failed")
 
     assert incident.timeline.count() == before
-    with services.batched_timeline():
+    with timeline.batched_timeline():
         pass  # a later batch does not inherit the dropped entry
     assert incident.timeline.count() == before
 

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import User
-from incidents import services
+from incidents import opening
 from incidents.models import Incident, Source
 from muster.celery import app as celery_app
 from oncall.models import ContactMethod, Page
@@ -38,7 +38,7 @@ def live_twilio(fake_twilio, live_server, settings) -> FakeTwilio:
 
 @pytest.fixture
 def incident(service) -> Incident:
-    return services.open_incident(
+    return opening.open_incident(
         service, title="Checkout latency over 2s", severity=1, source=Source.ALERT
     )
 

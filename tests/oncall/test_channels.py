@@ -12,8 +12,8 @@ from django.test import RequestFactory
 from twilio.request_validator import RequestValidator
 
 from oncall import messages
-from oncall.channels import CHANNELS, channel_for
-from oncall.channels.base import DeliveryError
+from oncall.channels.base import Delivery, DeliveryError
+from oncall.channels.registry import CHANNELS, channel_for
 from oncall.channels.twilio import (
     KEYS,
     rebase,
@@ -86,7 +86,9 @@ def test_an_unknown_kind_is_an_error():
 def test_the_console_prints_the_page_to_the_outbox_logger(make_page, caplog, incident):
     page = make_page("console")
     with caplog.at_level(logging.WARNING, logger="muster.outbox"):
-        provider_id = CHANNELS["console"].send(page, messages.for_incident(incident))
+        provider_id = CHANNELS["console"].send(
+            Delivery.of_page(page), messages.for_incident(incident)
+        )
     assert provider_id == f"console-{page.pk}"
     [record] = caplog.records
     assert record.name == "muster.outbox" and record.levelno == logging.WARNING
@@ -99,14 +101,14 @@ def test_the_console_reads_a_voice_page_as_the_call_would(make_page, caplog, inc
     page = make_page("console")
     page.contact_method.kind = ContactKind.VOICE
     with caplog.at_level(logging.WARNING, logger="muster.outbox"):
-        CHANNELS["console"].send(page, messages.for_incident(incident))
+        CHANNELS["console"].send(Delivery.of_page(page), messages.for_incident(incident))
     assert "Muster alert. Incident" in caplog.records[0].getMessage()
 
 
 def test_email_lands_in_the_outbox(make_page, incident):
     page = make_page("email", address="bob@example.com")
     message = messages.for_incident(incident)
-    assert CHANNELS["email"].send(page, message) == f"email-{page.pk}"
+    assert CHANNELS["email"].send(Delivery.of_page(page), message) == f"email-{page.pk}"
     [sent] = mail.outbox
     assert sent.to == ["bob@example.com"]
     assert sent.subject == message.subject and f"#{incident.number}" in sent.subject
@@ -121,7 +123,7 @@ def test_an_unreachable_mail_server_is_a_transient_failure(settings, make_page, 
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port, 2
     page = make_page("email", address="bob@example.com")
     with pytest.raises(DeliveryError) as caught:
-        CHANNELS["email"].send(page, messages.for_incident(incident))
+        CHANNELS["email"].send(Delivery.of_page(page), messages.for_incident(incident))
     assert not caught.value.permanent and not caught.value.maybe_sent
 
 

@@ -8,11 +8,11 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from incidents import services
+from incidents import opening, services
 from incidents.models import EntryKind, Incident, Source
 from oncall import delivery, escalation, messages
-from oncall.channels import CHANNELS
 from oncall.channels.base import DeliveryError
+from oncall.channels.registry import CHANNELS
 from oncall.models import ContactKind, ContactMethod, Escalation, NotificationRule, Page, PageStatus
 from oncall.sweep import sweep_outbox
 from tests.oncall.builders import make_policy, reachable
@@ -31,7 +31,7 @@ def bob_first(service, bob):
 
 
 def opened(service, title="Disk full on db-1", severity=1) -> Incident:
-    incident = services.open_incident(service, title=title, severity=severity, source="alert")
+    incident = opening.open_incident(service, title=title, severity=severity, source="alert")
     escalation.follow(incident.timeline.get(kind=EntryKind.OPENED).pk)
     return incident
 
@@ -225,7 +225,7 @@ def test_a_bundle_that_fails_leaves_its_riders_for_the_next_message(
     deliver_due()
     traveller.shift(timedelta(seconds=60))
 
-    def refuse(page, message):
+    def refuse(delivery, message):
         raise DeliveryError("carrier down")
 
     monkeypatch.setattr(CHANNELS["console"], "send", refuse)

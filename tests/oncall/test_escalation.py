@@ -12,11 +12,11 @@ import time_machine
 from django.utils import timezone
 
 from accounts.models import Role, User
-from incidents import services
+from incidents import opening, services
 from incidents.models import EntryKind, Incident, Source, Status
 from incidents.services import IncidentError
-from oncall import delivery, escalation
-from oncall.escalation import ASSIGNEE, ESCALATE, ESCALATE_TO, RESUME, START, Move, Where, plan
+from oncall import delivery, escalation, paging
+from oncall.escalation_plan import ASSIGNEE, ESCALATE, ESCALATE_TO, RESUME, START, Move, Where, plan
 from oncall.models import (
     Escalation,
     EscalationPolicy,
@@ -75,7 +75,7 @@ def traveller():
 
 
 def open_sev1(service) -> Incident:
-    return services.open_incident(service, title="Disk full on db-1", severity=1, source="alert")
+    return opening.open_incident(service, title="Disk full on db-1", severity=1, source="alert")
 
 
 def pages_to(user: User) -> list[Page]:
@@ -248,8 +248,8 @@ def test_low_urgency_pages_wait_for_the_end_of_quiet_hours(service, bob, travell
         user=bob, time_zone="UTC", quiet_start=time(22), quiet_end=time(7)
     )
     traveller.move_to(timezone.now().replace(hour=23, minute=0, second=0, microsecond=0))
-    incident = services.open_incident(service, title="queue slow", severity=4, source="alert")
-    [page] = escalation.page_person(incident, bob, by=None, source=Source.API)
+    incident = opening.open_incident(service, title="queue slow", severity=4, source="alert")
+    [page] = paging.page_person(incident, bob, by=None, source=Source.API)
     assert page.send_after.hour == 7 and page.send_after > timezone.now()
 
 
@@ -374,7 +374,7 @@ def test_merging_into_a_triggered_incident_keeps_it_paging(
     """was: the target's own MERGED entry stopped its escalation, for good."""
     target = committed(open_sev1, service)
     other = committed(
-        services.open_incident, service, title="Disk full on db-2", severity=1, source="alert"
+        opening.open_incident, service, title="Disk full on db-2", severity=1, source="alert"
     )
     committed(services.merge_incidents, target, [other], by=bob, source=Source.API)
     run = Escalation.objects.filter(incident=target).latest("id")

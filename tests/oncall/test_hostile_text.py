@@ -7,11 +7,11 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from incidents import services
+from incidents import opening
 from incidents.models import EntryKind, Incident, Source
 from oncall import delivery, escalation, messages
-from oncall.channels import CHANNELS
 from oncall.channels.base import DeliveryError
+from oncall.channels.registry import CHANNELS
 from oncall.models import ContactKind, ContactMethod, NotificationRule, Page, PageStatus
 from tests.oncall.builders import make_policy
 from warroom.commands.parser import parse
@@ -68,11 +68,11 @@ def test_an_unexpected_channel_failure_falls_back_at_once_and_is_never_unknown(
     NotificationRule.objects.create(user=bob, urgency="high", delay_minutes=0, contact_method=email)
     NotificationRule.objects.create(user=bob, urgency="high", delay_minutes=10, contact_method=sms)
     make_policy("checkout", {"users": [bob]}, service=service)
-    incident = services.open_incident(service, title="Disk full", severity=1, source="alert")
+    incident = opening.open_incident(service, title="Disk full", severity=1, source="alert")
     escalation.follow(incident.timeline.get(kind=EntryKind.OPENED).pk)
     by_mail, by_sms = Page.objects.order_by("send_after")
 
-    def broken(page, message):
+    def broken(delivery, message):
         raise KeyError("a bug in a channel")
 
     monkeypatch.setattr(CHANNELS["email"], "send", broken)

@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from incidents.models import Incident
 from oncall import messages
-from oncall.channels import CHANNELS
+from oncall.channels.base import Delivery
+from oncall.channels.registry import CHANNELS
 from oncall.messages import gsm_text, segments, septets
 from tests.fakes.twilio import num_segments
 
@@ -74,7 +75,7 @@ def test_an_sms_with_extension_characters_reaches_twilio_whole(fake_twilio, make
     incident.title = "[FIRING:10] {job=db} ~ 100% | load \\ 5 ^ 2 €"
     incident.save()
     page = make_page("sms")
-    CHANNELS["sms"].send(page, messages.for_incident(incident))
+    CHANNELS["sms"].send(Delivery.of_page(page), messages.for_incident(incident))
     [sent] = fake_twilio.messages
     assert "[FIRING:10] {job=db} ~ 100% | load \\ 5 ^ 2 €" in sent.body
     assert num_segments(sent.body) == segments(sent.body) <= 2  # billed as GSM-7

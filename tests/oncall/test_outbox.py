@@ -10,8 +10,9 @@ import pytest
 from django.utils import timezone
 
 from incidents.models import Source
-from oncall import delivery, escalation, messages, people
-from oncall.channels import CHANNELS
+from oncall import delivery, messages, paging, people
+from oncall.channels.base import Delivery
+from oncall.channels.registry import CHANNELS
 from oncall.models import ContactKind, ContactMethod, NotificationRule, OutboxMessage
 from oncall.testpage import send_test_page
 from tests.helpers.api import API, assert_error
@@ -32,7 +33,7 @@ def test_the_console_records_a_page_it_sends_and_still_logs_it(make_page, incide
     page = make_page("console")
     message = messages.for_incident(incident)
     with caplog.at_level(logging.WARNING, logger="muster.outbox"):
-        assert CHANNELS["console"].send(page, message) == f"console-{page.pk}"
+        assert CHANNELS["console"].send(Delivery.of_page(page), message) == f"console-{page.pk}"
     [sent] = OutboxMessage.objects.all()
     assert (sent.kind, sent.page_id, sent.person.username) == ("page", page.pk, "bob")
     assert (sent.channel, sent.address, sent.body) == ("sms", BOB_PHONE, message.sms)
@@ -44,7 +45,7 @@ def test_a_voice_page_is_recorded_as_the_call_would_read_it(make_page, incident)
     page = make_page("console")
     page.contact_method.kind = ContactKind.VOICE
     message = messages.for_incident(incident)
-    CHANNELS["console"].send(page, message)
+    CHANNELS["console"].send(Delivery.of_page(page), message)
     [sent] = OutboxMessage.objects.all()
     assert (sent.channel, sent.body) == ("voice", message.speech)
 
@@ -87,7 +88,7 @@ def test_the_api_lists_every_kind_newest_first(as_charlie, incident, bob, alice)
     NotificationRule.objects.create(
         user=bob, urgency=incident.urgency, delay_minutes=0, contact_method=method
     )
-    [page] = escalation.page_person(incident, bob, by=alice, source=Source.WEB)
+    [page] = paging.page_person(incident, bob, by=alice, source=Source.WEB)
     assert delivery.deliver(page.pk) == "sent"
     send_test_page(method, by=bob)
     delivery.send_verification_code(method, "654321")
@@ -158,7 +159,9 @@ def test_the_api_lists_many_messages_in_a_fixed_number_of_queries(
 ):
     message = messages.for_incident(incident)
     for i in range(30):
-        CHANNELS["console"].send(make_page("console", person=bob if i % 2 else alice), message)
+        CHANNELS["console"].send(
+            Delivery.of_page(make_page("console", person=bob if i % 2 else alice)), message
+        )
         delivery.send_verification_code(verified(alice, address=f"+1415555{i:04d}"), "111111")
     # The token lookup, the page of rows with their page, incident and person.
     with django_assert_max_num_queries(3):

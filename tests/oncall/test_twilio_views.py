@@ -11,7 +11,8 @@ from twilio.request_validator import RequestValidator
 from incidents import services
 from incidents.models import Source, Status
 from oncall import messages
-from oncall.channels import CHANNELS
+from oncall.channels.base import Delivery
+from oncall.channels.registry import CHANNELS
 from oncall.models import PageStatus
 from tests.helpers.twilio import BOB_PHONE, OUR_NUMBER, TWILIO_TOKEN
 
@@ -208,7 +209,7 @@ def test_a_forged_call_fetch_learns_nothing(post, make_page):
 
 def test_an_sms_page_is_delivered_end_to_end(live_twilio, make_page, incident):
     page = make_page("sms")
-    sid = CHANNELS["sms"].send(page, messages.for_incident(incident))
+    sid = CHANNELS["sms"].send(Delivery.of_page(page), messages.for_incident(incident))
     page.status = PageStatus.SENT
     page.save(update_fields=["status"])
     assert live_twilio.send_message_status(sid, "sent").status == 200
@@ -221,7 +222,7 @@ def test_a_call_is_answered_and_acknowledged_with_a_key_end_to_end(
     live_twilio, make_page, incident
 ):
     page = make_page("voice")
-    sid = CHANNELS["voice"].send(page, messages.for_incident(incident))
+    sid = CHANNELS["voice"].send(Delivery.of_page(page), messages.for_incident(incident))
     page.status = PageStatus.SENT
     page.save(update_fields=["status"])
     twiml_reply = live_twilio.fetch_twiml(sid)
@@ -242,7 +243,7 @@ def test_a_call_is_answered_and_acknowledged_with_a_key_end_to_end(
 
 def test_an_sms_reply_acknowledges_end_to_end(live_twilio, make_page, incident):
     page = make_page("sms", status=PageStatus.SENT)
-    CHANNELS["sms"].send(page, messages.for_incident(incident))
+    CHANNELS["sms"].send(Delivery.of_page(page), messages.for_incident(incident))
     reply = live_twilio.send_inbound_sms(BOB_PHONE, f"ack {incident.number}")
     assert reply.status == 200
     incident.refresh_from_db()
@@ -251,7 +252,7 @@ def test_an_sms_reply_acknowledges_end_to_end(live_twilio, make_page, incident):
 
 def test_a_forged_webhook_to_a_live_muster_is_refused(live_twilio, make_page, incident):
     page = make_page("sms", status=PageStatus.SENT)
-    sid = CHANNELS["sms"].send(page, messages.for_incident(incident))
+    sid = CHANNELS["sms"].send(Delivery.of_page(page), messages.for_incident(incident))
     live_twilio.auth_token = "an-attackers-token"
     assert live_twilio.send_message_status(sid, "delivered").status == 403
     page.refresh_from_db()

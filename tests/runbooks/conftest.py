@@ -14,7 +14,7 @@ import pytest
 from django.utils import timezone
 
 from alerts.models import Alert, AlertStatus, Integration, Kind
-from incidents import services
+from incidents import opening
 from incidents.models import Incident, Service, Source
 from runbooks.models import Action, Runbook
 
@@ -30,7 +30,7 @@ def make_incident(integration) -> Callable[..., Incident]:
 
     def make(*label_sets: dict, on: Service | None = None, links: list | None = None) -> Incident:
         on = on or integration.service
-        incident = services.open_incident(on, title="Disk full", severity=2, source=Source.ALERT)
+        incident = opening.open_incident(on, title="Disk full", severity=2, source=Source.ALERT)
         for index, labels in enumerate(label_sets):
             now = timezone.now()
             Alert.objects.create(

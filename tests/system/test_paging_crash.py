@@ -34,7 +34,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Role, User
-from incidents import services
+from incidents import opening
 from incidents.models import Incident, Service, Source
 from muster.celery import app as celery_app
 from muster.tasks import tick
@@ -243,7 +243,7 @@ def world(transactional_db, settings, fake) -> World:
 def open_incident(world: World) -> Incident:
     """Open a SEV1 incident: on commit, oncall's receiver enqueues start_escalation, which
     the worker runs; it fires step 1 and enqueues the delivery of bob's page."""
-    return services.open_incident(
+    return opening.open_incident(
         world.service, title="Disk full on db-1", severity=1, source=Source.ALERT
     )
 

@@ -15,7 +15,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from incidents import services
+from incidents import opening
 from incidents.models import EntryKind, Incident, Source
 from oncall import escalation
 from oncall.models import Escalation, EscalationStatus, Page
@@ -30,7 +30,7 @@ def test_the_tick_never_deadlocks_with_a_verb_holding_the_incident(service):
     reachable(bob)
     reachable(alice)
     make_policy("checkout", {"users": [bob], "delay": 5}, {"users": [alice]}, service=service)
-    incident = services.open_incident(service, title="Disk full", severity=1, source="alert")
+    incident = opening.open_incident(service, title="Disk full", severity=1, source="alert")
     escalation.follow(incident.timeline.get(kind=EntryKind.OPENED).pk)
     run = Escalation.objects.get(incident=incident)
     Escalation.objects.filter(pk=run.pk).update(next_at=timezone.now() - timedelta(seconds=1))
@@ -77,7 +77,7 @@ def test_the_tick_never_deadlocks_with_a_verb_holding_the_incident(service):
     run.refresh_from_db()
     assert run.status == EscalationStatus.STOPPED
     # And a tick on a free incident fires as ever.
-    other = services.open_incident(service, title="CPU hot", severity=1, source=Source.ALERT)
+    other = opening.open_incident(service, title="CPU hot", severity=1, source=Source.ALERT)
     escalation.follow(other.timeline.get(kind=EntryKind.OPENED).pk)
     due = Escalation.objects.get(incident=other)
     Escalation.objects.filter(pk=due.pk).update(next_at=timezone.now() - timedelta(seconds=1))

@@ -23,7 +23,7 @@ from django.core.management import CommandError, call_command
 from prometheus_client.parser import text_string_to_metric_families
 
 from muster.startup import check_delivery
-from oncall.channels import console_fallbacks
+from oncall.channels.registry import console_fallbacks
 from tests.helpers.system import ROOT, database_url_of_tests
 
 DEPLOY = ROOT / "deploy"

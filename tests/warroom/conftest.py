@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import User
-from incidents import services
+from incidents import opening
 from incidents.models import Incident, Service, Source
 from oncall.models import Page
 from tests.helpers.twilio import BOB_PHONE, TWILIO_TOKEN
@@ -17,7 +17,7 @@ from tests.helpers.twilio import BOB_PHONE, TWILIO_TOKEN
 @pytest.fixture
 def open_incident(service) -> Callable[..., Incident]:
     def make(title: str = "Disk full on db-1", on: Service | None = None) -> Incident:
-        return services.open_incident(on or service, title=title, severity=1, source=Source.ALERT)
+        return opening.open_incident(on or service, title=title, severity=1, source=Source.ALERT)
 
     return make
 

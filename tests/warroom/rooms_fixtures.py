@@ -10,7 +10,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from incidents import services as incident_services
+from incidents import opening
 from incidents.models import Incident, Service, Source
 from warroom.models import Room
 from warroom.services import incident_room
@@ -26,7 +26,7 @@ ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 64
 
 
 def open_incident(service: Service, title: str = "Disk full on db-1") -> Incident:
-    return incident_services.open_incident(service, title=title, severity=2, source=Source.ALERT)
+    return opening.open_incident(service, title=title, severity=2, source=Source.ALERT)
 
 
 @pytest.fixture(name="room")

@@ -17,9 +17,10 @@ from channels.layers import get_channel_layer
 from accounts.models import Role
 from alerts.models import Kind
 from alerts.processor import process_pending
-from incidents import services
+from incidents import services, timeline
 from incidents.models import EntryKind, Incident, Source, Status, TimelineEntry
-from oncall import delivery, escalation, messages
+from incidents.opening import open_incident
+from oncall import delivery, escalation, messages, paging
 from oncall.models import NotificationRule, Page
 from tests.alerts.payloads import am_alert, am_batch
 from tests.helpers.celery_tasks import SentTask, named, sent_tasks
@@ -170,7 +171,7 @@ def test_one_batch_opening_many_incidents_opens_a_room_for_each(
 
 def test_an_incident_opened_by_hand_gets_its_opening_post_once(committed, service, alice):
     incident = committed(
-        services.open_incident,
+        open_incident,
         service,
         title="Checkout slow",
         severity=2,
@@ -190,9 +191,9 @@ def test_a_page_announced_before_the_opening_still_follows_the_opening_post(
     carol = make_person("carol")
     reachable(carol)
     with django_capture_on_commit_callbacks() as announcements:
-        incident = services.open_incident(service, title="Slow", severity=2, source=Source.API)
+        incident = open_incident(service, title="Slow", severity=2, source=Source.API)
 
-    committed(escalation.page_person, incident, carol, by=alice, source=Source.API)
+    committed(paging.page_person, incident, carol, by=alice, source=Source.API)
     for announce in announcements:  # the receivers of OPENED run only now
         announce()
 
@@ -280,7 +281,7 @@ def test_a_failing_entry_is_logged_and_never_fails_the_verb(alert_in, committed,
 
     with caplog.at_level(logging.ERROR, logger="warroom.receivers"):
         entry = committed(
-            services.record,
+            timeline.record,
             incident,
             EntryKind.PAGE,
             message="a page entry with a page id that is no id",
@@ -328,7 +329,7 @@ def test_a_person_paged_by_hand_is_invited(alert_in, committed, alice):
     alert_in(am_batch(am_alert("fp-1")))
     incident = Incident.objects.get()
 
-    committed(escalation.page_person, incident, carol, by=alice, source=Source.API)
+    committed(paging.page_person, incident, carol, by=alice, source=Source.API)
 
     assert Participant.objects.filter(room=incident.room, user=carol, reason="paged").exists()
     assert bot_posts(incident.room)[-1].body == "📟 alice paged carol"
@@ -346,7 +347,7 @@ def test_nobody_to_page_is_a_warning_in_the_room(alert_in, committed):
 
 def test_the_page_texts_carry_the_room_link_where_it_fits(service, settings):
     settings.PUBLIC_URL = "https://muster.example.com"
-    incident = services.open_incident(
+    incident = open_incident(
         service, title="Disk full on db-1 " * 30, severity=1, source=Source.ALERT
     )
     room = f"https://muster.example.com/rooms/incident/{incident.number}/"
@@ -586,7 +587,7 @@ def test_an_invitation_waits_outside_the_transaction_of_the_bots_post(service, b
 
     from warroom.receivers import tell
 
-    incident = services.open_incident(service, title="Checkout down", source=Source.API)
+    incident = open_incident(service, title="Checkout down", source=Source.API)
     room = Room.objects.get(incident=incident)  # opened with the incident (committed)
     # Written as record() does, but not announced: the thread below is the bot following it.
     entry = TimelineEntry.objects.create(

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from incidents.models import Source, Status
-from incidents.services import open_incident
+from incidents.opening import open_incident
 from oncall.messages import room_url
 from warroom.models import Message
 from warroom.services import incident_room, post

@@ -13,6 +13,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from accounts.services import create_api_token
+from incidents import opening
 from incidents import services as verbs
 from incidents.models import Source
 
@@ -66,7 +67,7 @@ def test_a_new_incident_and_each_change_reach_the_feed(service, bob):
         try:
             assert await feed.receive_json_from(timeout=WAIT) == {"type": "ready"}
 
-            incident = await sync_to_async(verbs.open_incident)(
+            incident = await sync_to_async(opening.open_incident)(
                 service, title="Disk full on db-1", severity=2, source=Source.API
             )
             assert await feed.receive_json_from(timeout=WAIT) == {
@@ -94,7 +95,7 @@ def test_a_new_incident_and_each_change_reach_the_feed(service, bob):
 
 
 def test_a_web_button_press_reaches_another_persons_feed(service, alice, bob):
-    incident = verbs.open_incident(service, title="Queue backlog", source=Source.API)
+    incident = opening.open_incident(service, title="Queue backlog", source=Source.API)
     cookie = session_cookie(alice)
     browser = Client()
     browser.force_login(bob)

@@ -10,6 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from alerts.models import Alert
+from incidents import opening
 from incidents import services as verbs
 from incidents.models import EntryKind, Incident, Service, Source, Status, TimelineEntry
 from oncall.models import Page
@@ -34,7 +35,7 @@ def numbers(response) -> list[int]:
 
 
 def open_one(service: Service, title: str = "Disk full on db-1", severity: int = 2) -> Incident:
-    return verbs.open_incident(service, title=title, severity=severity, source=Source.ALERT)
+    return opening.open_incident(service, title=title, severity=severity, source=Source.ALERT)
 
 
 def many_incidents(service: Service, count: int, *, start: int = 5000, **fields) -> list[Incident]:

@@ -7,9 +7,9 @@ from django.test import Client
 from django.utils import timezone
 from django.utils.html import escape
 
-from incidents import services
+from incidents import opening
 from incidents.models import Source
-from oncall import delivery, escalation, people
+from oncall import delivery, paging, people
 from oncall.models import (
     ContactKind,
     ContactMethod,
@@ -28,7 +28,7 @@ BOB_PHONE = "+14155550100"
 
 @pytest.fixture
 def incident(service):
-    return services.open_incident(
+    return opening.open_incident(
         service, title="Checkout latency over 2s", severity=1, source=Source.ALERT
     )
 
@@ -70,7 +70,7 @@ def test_a_page_the_engine_sends_through_the_console_is_listed(web_charlie, inci
     NotificationRule.objects.create(
         user=bob, urgency=incident.urgency, delay_minutes=0, contact_method=method
     )
-    [page] = escalation.page_person(incident, bob, by=alice, source=Source.WEB)
+    [page] = paging.page_person(incident, bob, by=alice, source=Source.WEB)
     assert delivery.deliver(page.pk) == "sent"
     page.refresh_from_db()
     [sent] = OutboxMessage.objects.all()

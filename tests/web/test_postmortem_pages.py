@@ -7,16 +7,18 @@ import json
 import pytest
 from django.test import Client
 
-from incidents import services
+from incidents import opening, services, timeline
+from incidents.action_items import add_action_item
+from incidents.curation import annotate_entry
 from incidents.models import ActionItem, EntryKind, Incident, Postmortem, Source, TimelineEntry
-from incidents.postmortems import add_action_item, annotate_entry, get_or_start_postmortem
+from incidents.postmortems import get_or_start_postmortem
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def incident(service, bob) -> Incident:
-    incident = services.open_incident(
+    incident = opening.open_incident(
         service, title="Disk full on db-1", severity=1, source=Source.ALERT, actor_name="prom"
     )
     services.acknowledge_incident(incident, by=bob, source=Source.SMS)
@@ -110,7 +112,7 @@ def test_entries_are_pinned_hidden_and_annotated_and_hidden_ones_stay(web_bob, i
     assert 'value="noise"' in page
     markdown = web_bob.get(page_url(incident, "export.md")).content.decode()
     assert "db-1 at 99%" not in markdown
-    other = services.open_incident(incident.service, title="Other", source=Source.API)
+    other = opening.open_incident(incident.service, title="Other", source=Source.API)
     foreign = other.timeline.get()
     assert (
         web_bob.post(page_url(incident, f"timeline/{foreign.pk}/"), {"action": "pin"}).status_code
@@ -172,7 +174,7 @@ def test_the_editor_renders_a_long_timeline_in_a_fixed_number_of_queries(
     for i in range(60):  # pages to two people, each sent and delivered, plus notes and noise
         person = (bob, charlie)[i % 2]
         for status in ("sent", "delivered"):
-            entry = services.record(
+            entry = timeline.record(
                 incident,
                 EntryKind.PAGE,
                 message=f"page {i} {status}",
@@ -181,7 +183,7 @@ def test_the_editor_renders_a_long_timeline_in_a_fixed_number_of_queries(
             )
         annotate_entry(postmortem, entry, by=bob, annotation=f"note {i}")
         services.add_note(incident, text=f"note {i}", by=bob, source=Source.CHAT)
-        services.record(incident, EntryKind.ALERT_REPEATED, message="again", source=Source.ALERT)
+        timeline.record(incident, EntryKind.ALERT_REPEATED, message="again", source=Source.ALERT)
         add_action_item(postmortem, description=f"item {i}", owner=bob, by=bob)
     # session, user, incident, report (postmortem, timeline, curations, items, names), owners
     with django_assert_max_num_queries(10):

@@ -10,7 +10,7 @@ from accounts.models import AuditEntry
 from alerts.models import Alert, IngestRequest, Integration, Kind, Outcome
 from alerts.processor import process_pending
 from incidents.models import Incident, Service, Source, Status
-from incidents.services import open_incident
+from incidents.opening import open_incident
 from oncall.models import EscalationPolicy, ServicePolicy
 
 pytestmark = pytest.mark.django_db

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from accounts.models import Role, User
 from incidents.models import Incident
-from oncall import delivery, escalation
+from oncall import delivery, paging
 from oncall.models import Schedule
 from oncall.schedules import on_call_now
 from warroom.commands.specs import Command
@@ -15,7 +15,7 @@ from warroom.replies import Reply, incident_for, incident_link, is_phone
 
 def page(command: Command, user: User, source: str, context: Incident | None) -> Reply:
     """`page @bob` or `page <schedule>`: page a person, or whoever is on call on a schedule now,
-    about the incident, outside its escalation policy (oncall.escalation.page_person)."""
+    about the incident, outside its escalation policy (oncall.paging.page_person)."""
     incident = incident_for(command, user, source, context, role=Role.RESPONDER)
     if isinstance(incident, Reply):
         return incident
@@ -28,7 +28,7 @@ def page(command: Command, user: User, source: str, context: Incident | None) ->
     paged: list[str] = []
     unreachable: list[str] = []
     for person in people:
-        pages = escalation.page_person(incident, person, by=user, source=source)
+        pages = paging.page_person(incident, person, by=user, source=source)
         name = person.get_username()
         if not pages:
             unreachable.append(name)

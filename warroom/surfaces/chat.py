@@ -11,7 +11,7 @@ from django.db import transaction
 
 from accounts.models import User
 from incidents.models import EntryKind, Incident, Source
-from incidents.services import record
+from incidents.timeline import record
 from warroom import execute
 from warroom.commands.addressing import addressed_command
 from warroom.commands.parser import ParseError, parse

@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from incidents.models import Source
-from oncall import delivery
+from oncall import callbacks
 from oncall.channels.twilio import (
     keypress_url,
     twiml_response,
@@ -43,9 +43,9 @@ def keypress(request: HttpRequest, page_id: int) -> HttpResponse:
         return twiml_response(voice_say_twiml("Sorry, this call is no longer valid. Goodbye."))
     digits = request.POST.get("Digits", "").strip()
     if digits:
-        delivery.record_keypress(page.pk)  # a key was pressed: a person heard the call
+        callbacks.record_keypress(page.pk)  # a key was pressed: a person heard the call
     command = parse(digits, surface="voice")
-    if len(delivery.carried_incidents(page)) > 1:
+    if len(callbacks.carried_incidents(page)) > 1:
         return _bundle_keypress(page, command, digits)
     if not isinstance(command, Command) or command.name not in PAST_TENSE:
         options = f"Sorry, {_spoken(digits)} is not an option. {help_text(surface='voice')}"
@@ -65,7 +65,7 @@ def _bundle_keypress(page: Page, command: Command | object, digits: str) -> Http
         return twiml_response(voice_gather_twiml(options, keypress_url(page.pk)))
     acked = [
         incident.number
-        for incident in delivery.carried_incidents(page)
+        for incident in callbacks.carried_incidents(page)
         if run(
             Command(name="acknowledge", incident=incident.number), user=page.person, source=SOURCE
         ).changed

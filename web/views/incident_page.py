@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET
 from accounts.models import Role
 from alerts.models import Alert
 from incidents.models import Incident, TimelineEntry
-from oncall.escalation import policy_levels
+from oncall.escalation_plan import policy_levels
 from oncall.models import Page
 from runbooks.graphs import graph_links, safe_url
 from runbooks.services import matching_runbook

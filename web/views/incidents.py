@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.models import Role
+from incidents.filters import filter_incidents
 from incidents.models import OPEN_STATUSES, Incident, Service, Status
 from web.access import role_required
 
@@ -80,21 +81,20 @@ class IncidentFilter(forms.Form):
 
 def filtered_incidents(values: dict[str, Any], now: datetime | None = None) -> QuerySet[Incident]:
     """Return the incidents the filter values select, newest first (by number: its indexes)."""
-    found = Incident.objects.all()
-    statuses = STATUS_FILTERS[values["status"]]
-    if statuses is not None:
-        found = found.filter(status__in=statuses)
-    if values["service"]:
-        found = found.filter(service_id=values["service"])
-    if values["severity"]:
-        found = found.filter(severity=values["severity"])
+    since = until = None
     if values["start"] or values["end"]:
-        if values["start"]:
-            found = found.filter(created_at__gte=_day_start(values["start"]))
-        if values["end"]:
-            found = found.filter(created_at__lt=_day_start(values["end"] + timedelta(days=1)))
+        since = _day_start(values["start"]) if values["start"] else None
+        until = _day_start(values["end"] + timedelta(days=1)) if values["end"] else None
     elif values["since"] in SINCE:
-        found = found.filter(created_at__gte=(now or timezone.now()) - SINCE[values["since"]])
+        since = (now or timezone.now()) - SINCE[values["since"]]
+    found = filter_incidents(
+        Incident.objects.all(),
+        statuses=STATUS_FILTERS[values["status"]],
+        service_ids=[values["service"]] if values["service"] else None,
+        severities=[values["severity"]] if values["severity"] else None,
+        since=since,
+        until=until,
+    )
     return found.order_by("-number")
 
 

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Role, User
 from oncall import overrides, people, rotations, schedules
-from oncall.api.common import ical_url
+from oncall.ical import ical_url
 from oncall.models import EscalationPolicy, Layer, Override, Schedule, ServicePolicy
 from web.access import role_required
 

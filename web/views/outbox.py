@@ -14,7 +14,7 @@ from django.urls import path
 from django.views.decorators.http import require_safe
 
 from accounts.models import Role
-from oncall.channels import twilio_configured
+from oncall.channels.registry import twilio_configured
 from oncall.models import OutboxMessage
 from web.access import role_required
 

@@ -18,10 +18,11 @@ from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import Role, User
-from incidents import postmortems
+from incidents import action_items, curation, postmortems
 from incidents.models import ActionItem, Incident, TimelineEntry
 from incidents.postmortem_api import render_export
 from incidents.postmortem_export import facts, page_rows, utc, via
+from incidents.postmortem_report import postmortem_report
 from incidents.postmortems import FIELD_LABELS, FIELDS, PostmortemError
 from incidents.selectors import IncidentNotFound, NotAllowed, access_incident
 from web.access import role_required
@@ -70,7 +71,7 @@ def editor(request: HttpRequest, number: int) -> HttpResponse:
         else:
             messages.success(request, "Saved.")
         return _back(request, number, "fields")
-    report = postmortems.postmortem_report(incident)
+    report = postmortem_report(incident)
     show_all = request.GET.get("show") == "all"
     # The curated view lists hidden entries too, so that they can be brought back.
     rows = [e for e in report.entries if show_all or e.key or e.pinned or e.hidden]
@@ -134,7 +135,7 @@ def add_item(request: HttpRequest, number: int) -> HttpResponse:
     try:
         owner, due = _owner(request.POST.get("owner", "")), _due(request.POST.get("due", ""))
         postmortem = postmortems.get_or_start_postmortem(incident, request.user)
-        postmortems.add_action_item(
+        action_items.add_action_item(
             postmortem,
             description=request.POST.get("description", ""),
             owner=owner,
@@ -162,7 +163,7 @@ def edit_item(request: HttpRequest, number: int, pk: int) -> HttpResponse:
     incident = _incident(request, number)
     item = _item(incident, pk)
     try:
-        postmortems.update_action_item(
+        action_items.update_action_item(
             item,
             by=request.user,
             description=request.POST.get("description", item.description),
@@ -182,7 +183,7 @@ def edit_item(request: HttpRequest, number: int, pk: int) -> HttpResponse:
 def delete_item(request: HttpRequest, number: int, pk: int) -> HttpResponse:
     """Delete an action item."""
     incident = _incident(request, number)
-    postmortems.delete_action_item(_item(incident, pk), by=request.user)
+    action_items.delete_action_item(_item(incident, pk), by=request.user)
     messages.success(request, "Action item deleted.")
     return _back(request, number, "action-items")
 
@@ -215,7 +216,7 @@ def curate(request: HttpRequest, number: int, entry_id: int) -> HttpResponse:
         return _back(request, number, f"entry-{entry_id}")
     try:
         postmortem = postmortems.get_or_start_postmortem(incident, request.user)
-        postmortems.curate_entry(postmortem, entry, by=request.user, **change)
+        curation.curate_entry(postmortem, entry, by=request.user, **change)
     except PostmortemError as exc:
         messages.error(request, str(exc))
     return _back(request, number, f"entry-{entry_id}")
@@ -228,7 +229,7 @@ def _export(fmt: str, *, attachment: bool):
     @role_required(read=Role.OBSERVER, write=Role.OBSERVER)
     @require_http_methods(["GET", "HEAD"])
     def view(request: HttpRequest, number: int) -> HttpResponse:
-        report = postmortems.postmortem_report(_incident(request, number))
+        report = postmortem_report(_incident(request, number))
         return render_export(report, fmt, attachment=attachment)
 
     view.__doc__ = f"Return the postmortem as {fmt}" + (", to download." if attachment else ".")

@@ -12,8 +12,8 @@ from django.views.decorators.http import require_POST
 from accounts.audit import CREATED, DELETED, record_change, snapshot
 from accounts.models import Role
 from oncall import people
-from oncall.channels import channel_for
 from oncall.channels.base import DeliveryError
+from oncall.channels.registry import channel_for
 from oncall.models import ContactMethod
 from oncall.testpage import send_test_page
 from web.access import role_required

@@ -17,8 +17,8 @@ from django.urls import path
 
 from accounts.models import ApiToken, Role
 from oncall import people
-from oncall.api.common import ical_url
-from oncall.channels import channel_for
+from oncall.channels.registry import channel_for
+from oncall.ical import ical_url
 from oncall.models import ContactKind, ContactMethod, NotificationRule
 from web.access import role_required
 from web.views.profile.forms import ContactMethodForm, RuleForm, SettingsForm, TokenForm

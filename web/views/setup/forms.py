@@ -10,13 +10,12 @@ from accounts.models import User
 from alerts.matchers import MatcherError, matcher_from_dict, parse_matchers
 from alerts.models import Integration, Kind, RoutingRule, Silence
 from incidents.models import Service
-from oncall.api.common import MAX_STEPS
 from oncall.models import EscalationPolicy, EscalationStep, Schedule, Team
+from oncall.policies import MAX_STEP_DELAY, MAX_STEPS
 from runbooks.models import MAX_RUNBOOK_BODY, Runbook
 
 MAX_GROUP_BY_LABELS = 20  # as incidents/api.py ServiceSerializer
 MAX_LABEL_NAME = 200
-MAX_STEP_DELAY = 24 * 60  # as oncall/api/policy_views.py EscalationStepSerializer
 MAX_REPEAT = 9
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
 MATCHERS_HELP = 'Comma-separated, as Alertmanager writes them: team="db", env!="dev", host=~"db-.*"'

@@ -9,11 +9,11 @@ from django.urls import path
 
 from accounts.audit import CREATED, record_change, snapshot
 from oncall.models import EscalationPolicy, EscalationStep
+from oncall.policies import ordered_steps, remove_step
 from web.access import role_required
 from web.views.setup.common import (
     READ,
     WRITE,
-    delete_audited,
     move,
     page_of,
     render_page,
@@ -100,12 +100,7 @@ def step_delete(request, policy_id: int, step_id: int):
     """Remove a step (POST) and close the gap in the order."""
     if request.method == "POST":
         step = get_object_or_404(EscalationStep, pk=step_id, policy_id=policy_id)
-        delete_audited(request.user, step)
-        rest = EscalationStep.objects.filter(policy_id=policy_id).order_by("position", "id")
-        for position, other in enumerate(rest):
-            if other.position != position:
-                other.position = position
-                other.save(update_fields=["position"])
+        remove_step(step, by=request.user)
         messages.success(request, "Step removed.")
     return redirect("web-setup-policy", policy_id=policy_id)
 
@@ -114,8 +109,7 @@ def step_delete(request, policy_id: int, step_id: int):
 def step_move(request, policy_id: int, step_id: int):
     """Move a step one place up or down (POST direction=up|down)."""
     if request.method == "POST":
-        steps = EscalationStep.objects.filter(policy_id=policy_id).order_by("position", "id")
-        move(request.user, steps, step_id, request.POST.get("direction", ""))
+        move(request.user, ordered_steps(policy_id), step_id, request.POST.get("direction", ""))
     return redirect(f"/setup/policies/{policy_id}/#step-{step_id}")
 
 

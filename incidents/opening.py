@@ -1,0 +1,125 @@
+"""Opening incidents: the verb that opens one, and the ingest's find-or-open for a group key.
+
+Incident numbers come from a counter row whose lock serializes the transactions that take them;
+two transactions opening the same group meet at the partial unique index of open incidents.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from core.text import one_line
+from incidents.metrics import INCIDENTS_OPENED
+from incidents.models import Counter, EntryKind, Incident, Service, Status
+from incidents.timeline import by_phrase, record
+
+
+def next_incident_number() -> int:
+    """Take the next incident number from its counter (its row lock serializes takers)."""
+    table = connection.ops.quote_name(Counter._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET value = value + 1 WHERE name = %s RETURNING value",  # noqa: S608
+            ["incident"],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        return row[0]
+    try:
+        with transaction.atomic():
+            Counter.objects.create(name="incident", value=settings.INCIDENT_NUMBER_START)
+        return settings.INCIDENT_NUMBER_START
+    except IntegrityError:
+        return next_incident_number()  # another transaction created it first
+
+
+@transaction.atomic
+def open_incident(
+    service: Service,
+    *,
+    title: str,
+    severity: int = 3,
+    group_key: str = "",
+    source: str,
+    by: User | None = None,
+    actor_name: str = "",
+    data: dict[str, Any] | None = None,
+) -> Incident:
+    """Open a triggered incident on `service` and record it."""
+    now = timezone.now()
+    incident = Incident.objects.create(
+        number=next_incident_number(),
+        title=one_line(title)[:1024],
+        service=service,
+        severity=severity,
+        urgency=service.urgency_for(severity),
+        status=Status.TRIGGERED,
+        group_key=group_key,
+        created_via=source,
+        triggered_at=now,
+    )
+    record(
+        incident,
+        EntryKind.OPENED,
+        message=f"Incident #{incident.number} opened on {service.name} by "
+        f"{by_phrase(by, actor_name, source)}: {incident.title}",
+        source=source,
+        by=by,
+        actor_name=actor_name,
+        data={"severity": severity, "urgency": incident.urgency, **(data or {})},
+        at=now,
+    )
+    transaction.on_commit(lambda: INCIDENTS_OPENED.labels(service.name).inc())
+    return incident
+
+
+def find_or_open_incident(
+    service: Service,
+    *,
+    group_key: str,
+    title: str,
+    severity: int,
+    source: str,
+    actor_name: str = "",
+) -> tuple[Incident, bool]:
+    """Return the open incident of `service` for `group_key`, opening one if there is none.
+
+    Must run inside a transaction. Two transactions racing to open the same group meet at the
+    partial unique index; the loser takes the winner's incident.
+    """
+    found = _locked_open_incident(service, group_key)
+    if found is not None:
+        return found, False
+    try:
+        with transaction.atomic():
+            return (
+                open_incident(
+                    service,
+                    title=title,
+                    severity=severity,
+                    group_key=group_key,
+                    source=source,
+                    actor_name=actor_name,
+                ),
+                True,
+            )
+    except IntegrityError:
+        found = _locked_open_incident(service, group_key)
+        if found is None:
+            raise
+        return found, False
+
+
+def _locked_open_incident(service: Service, group_key: str) -> Incident | None:
+    return (
+        Incident.objects.open()
+        .select_for_update()
+        .filter(service=service, group_key=group_key)
+        .order_by()
+        .first()
+    )
