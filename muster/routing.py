@@ -1,4 +1,4 @@
-"""Websocket routes: a war room at /ws/rooms/<room_id>/ (protocol in the README), and the
+"""Websocket routes: a war room at /ws/rooms/<room_id>/ (protocol in docs/api/war-rooms.md), and the
 incidents feed at /ws/incidents/ that the web UI's list follows."""
 
 from django.urls import re_path

@@ -31,7 +31,7 @@ def check_delivery() -> None:
     needs = sorted({HOW_TO[kind] for kind in missing})
     raise ImproperlyConfigured(
         f"{', '.join(missing)} would only reach the console outbox: pages would be recorded "
-        f"as sent and reach nobody. Set {'; and '.join(needs)} (deploy/README.md, 'Paging "
+        f"as sent and reach nobody. Set {'; and '.join(needs)} (docs/deploying/index.md, 'Paging "
         "providers'), or MUSTER_ALLOW_CONSOLE_DELIVERY=1 if the console is what you mean."
     )
 

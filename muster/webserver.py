@@ -5,8 +5,8 @@
 granian parses HTTP in Rust and keeps client connections alive; each worker process runs the
 Django app on one thread, with its own psycopg pool. bench/ingest.py measured it against
 gunicorn's sync workers on the same box: 1.19 against 1.34 ms of server CPU per ingest request,
-and 937 against 757 single-alert requests/s (deploy/README.md). Websockets do not come here:
-nginx sends /ws/ to daphne (`muster.asgi`).
+and 937 against 757 single-alert requests/s (docs/deploying/topology.md). Websockets do not
+come here: nginx sends /ws/ to daphne (`muster.asgi`).
 
 Settings come from the environment:
 

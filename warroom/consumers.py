@@ -1,4 +1,4 @@
-"""The war room over a websocket: `/ws/rooms/<room_id>/`, the protocol in the README.
+"""The war room over a websocket: `/ws/rooms/<room_id>/`, the protocol in docs/api/war-rooms.md.
 
 A thin consumer: it authenticates (session or API token), joins the room's channel-layer
 group, answers `hello` with the messages the client missed, hands `say` to
