@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import ClassVar, Self
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
@@ -30,7 +31,7 @@ class MusterUserManager(UserManager):
 class User(AbstractUser):
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.RESPONDER)
 
-    objects = MusterUserManager()
+    objects: ClassVar[MusterUserManager[Self]] = MusterUserManager()
 
     def has_role(self, needed: Role | str) -> bool:
         """Return whether this person's role is at least `needed`."""

@@ -17,7 +17,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from accounts.audit import Audited, record_change
-from accounts.models import Role
+from accounts.models import Role, User
 from alerts.matchers_field import MatchersField
 from alerts.models import (
     MIN_HEARTBEAT_INTERVAL_SECONDS,
@@ -219,7 +219,9 @@ class RoutingRuleViewSet(Audited, ParseBodyFirst, viewsets.ModelViewSet):
 
 class SilenceSerializer(serializers.ModelSerializer):
     matchers = MatchersField(required=False)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
     active = serializers.SerializerMethodField()
 
     class Meta:

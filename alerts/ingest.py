@@ -73,6 +73,7 @@ def integration_ingest(request: HttpRequest, kind: str, token: str) -> JsonRespo
     except PayloadError as exc:
         parse_error = Rejected(400, "payload is not a valid " + Kind(kind).label, exc.problems)
     if alerts is not None and token_shape_ok(token):
+        assert req is not None  # parsed, so read
         try:
             stored = pending.accept_by_token(token, kind, req, alerts)
         except DatabaseError:
@@ -89,6 +90,7 @@ def integration_ingest(request: HttpRequest, kind: str, token: str) -> JsonRespo
         check_enabled(integration)
         if read_error is not None:
             raise read_error
+        assert req is not None  # read, since reading raised nothing
         if kind == Kind.GRAFANA:
             verify_hmac(integration, request, req.body)
         if parse_error is not None:
@@ -96,6 +98,7 @@ def integration_ingest(request: HttpRequest, kind: str, token: str) -> JsonRespo
     except Rejected as exc:
         refuse(integration, request, req, exc)
         return error_json(exc.status, exc.reason, exc.problems)
+    assert alerts is not None  # parsed, since neither reading nor parsing raised
     try:
         stored = pending.accept_request(integration, req, alerts)
     except DatabaseError:

@@ -13,7 +13,8 @@ from alerts.matchers import OPS, MatcherError, matchers_from_json
 class MatcherSchema(serializers.Serializer):
     """How one matcher looks on the wire (documentation only; MatchersField does the work)."""
 
-    label = serializers.CharField()
+    # The stubs take this for Field.label; DRF's metaclass pops declared fields off the class.
+    label = serializers.CharField()  # type: ignore[assignment]
     op = serializers.ChoiceField(choices=OPS, default="=")
     value = serializers.CharField()
 

@@ -120,7 +120,11 @@ def _qn(name: str) -> str:
 
 @functools.cache
 def _insert_sql(where: str) -> str:
-    columns = ", ".join(_qn(f.column) for f in _STORED_FIELDS)
+    quoted = []
+    for field in _STORED_FIELDS:
+        assert field.column is not None  # a concrete field has its column
+        quoted.append(_qn(field.column))
+    columns = ", ".join(quoted)
     placeholders = ", ".join(["%s"] * len(_STORED_FIELDS))
     return (
         f"INSERT INTO {_qn(IngestRequest._meta.db_table)} ({_qn('integration_id')}, {columns}) "  # noqa: S608

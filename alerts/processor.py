@@ -94,7 +94,8 @@ def _claim() -> list[IngestRequest]:
     heads = list(
         pending_requests().order_by("id").values_list("id", "alert_count")[:BATCH_REQUESTS]
     )
-    ids, alerts = [], 0
+    ids: list[int] = []
+    alerts = 0
     for pk, count in heads:
         if ids and alerts + count > BATCH_ALERTS:
             break
@@ -169,9 +170,10 @@ def _process(
                 if not isolate:
                     raise
                 contexts.pop(integration.pk, None)  # its caches may hold what was rolled back
-                results = _fail(request, exc)
-                if results is None:
+                failed = _fail(request, exc)
+                if failed is None:
                     continue
+                results = failed
             else:
                 request.error = ""
             request.processed_at = done_at

@@ -18,6 +18,7 @@ import json
 from typing import Any
 
 from django.db import connection
+from django.db.models import Field
 
 from alerts.context import Context
 from alerts.models import Alert, AlertStatus
@@ -75,8 +76,8 @@ _CONVERTED = tuple(
     (i, field)
     for i, c in enumerate(_UPSERT_COLUMNS)
     if not c.endswith("_id")
-    and (field := Alert._meta.get_field(c)).get_internal_type()
-    in ("JSONField", "DateTimeField", "BinaryField")
+    and isinstance(field := Alert._meta.get_field(c), Field)  # a column, not a reverse relation
+    and field.get_internal_type() in ("JSONField", "DateTimeField", "BinaryField")
 )
 UPSERT_CHUNK = 100  # rows per statement: well under every database's parameter limit
 
@@ -89,6 +90,7 @@ def stored_fingerprint(fingerprint: str) -> str:
     resolve finds the alert its trigger stored.
     """
     limit = Alert._meta.get_field("fingerprint").max_length
+    assert limit is not None  # a CharField's
     if len(fingerprint) <= limit:
         return fingerprint
     digest = hashlib.sha256(fingerprint.encode("utf-8", "replace")).hexdigest()

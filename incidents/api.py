@@ -247,7 +247,9 @@ class IncidentViewSet(ParseBodyFirst, viewsets.ReadOnlyModelViewSet):
         return queryset
 
     def _incident(self, number) -> Incident:
-        return access_incident(self.request.user, int(number), role=Role.RESPONDER)
+        user = self.request.user
+        assert user.is_authenticated  # RolePermission let only a signed-in person in
+        return access_incident(user, int(number), role=Role.RESPONDER)
 
     def _answer(self, incident: Incident, status: int = 200) -> Response:
         return Response(incident_data(incident), status)

@@ -115,7 +115,9 @@ class _PostmortemView(ParseBodyFirst, APIView):
 
     def _incident(self, number: int) -> Incident:
         needed = Role.OBSERVER if self.request.method in ("GET", "HEAD") else Role.RESPONDER
-        return access_incident(self.request.user, number, role=needed)
+        user = self.request.user
+        assert user.is_authenticated  # RolePermission let only a signed-in person in
+        return access_incident(user, number, role=needed)
 
 
 _WRITE_SCHEMA = extend_schema(

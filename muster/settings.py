@@ -136,7 +136,7 @@ EMBEDDED = not REDIS_URL
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     # Workers take from the queues in CELERY_TASK_QUEUES' order: paging and ingest first.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"queue_order_strategy": "priority"}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, str | float] = {"queue_order_strategy": "priority"}
     # "pubsub": Redis pub/sub (channels_redis.pubsub), what bench/warroom.py measured faster
     # for fan-out to many clients; "core": the list-based layer.
     _LAYERS = {

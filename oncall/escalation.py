@@ -153,7 +153,7 @@ def _start(incident: Incident, entry: TimelineEntry, now: datetime) -> Outcome:
     run = Escalation.objects.create(incident=incident, policy=policy, cause=entry, next_at=None)
     assignee = _assignee_for(entry, incident)
     steps = policy_steps(policy) if policy is not None else []
-    if not steps:
+    if policy is None or not steps:
         return _start_without_steps(run, incident, policy, assignee, now)
     what, level = _asked(entry, assignee)
     move = plan(what, where_of(previous), steps=len(steps), repeat=policy.repeat, level=level)
@@ -163,6 +163,8 @@ def _start(incident: Incident, entry: TimelineEntry, now: datetime) -> Outcome:
         if move.also_assignee and assignee is not None and assignee not in paged:
             paged += page_assignee(run, incident, assignee, step, cycle, now, level=step + 1)
         return Outcome(step + 1, usernames(paged), move.note)
+    # A move that fires nothing stands the assignee in: asked only when there is one.
+    assert move.stand is not None and assignee is not None
     step, cycle = move.stand
     paged = page_assignee(run, incident, assignee, step, cycle, now, level=step + 1)
     where = where_of(previous)
@@ -292,6 +294,8 @@ def fire_escalation(escalation_id: int, *, now: datetime | None = None) -> bool:
             .values_list("incident_id", flat=True)
             .first()
         )
+        if incident_id is None:
+            return False
         incident = (
             Incident.objects.select_for_update(skip_locked=True)
             .select_related("service")
@@ -308,8 +312,8 @@ def fire_escalation(escalation_id: int, *, now: datetime | None = None) -> bool:
         )
         if run is None:
             return False
-        steps = policy_steps(run.policy) if run.policy_id else []
-        if not steps:
+        steps = policy_steps(run.policy) if run.policy is not None else []
+        if run.policy is None or not steps:
             _finish(run, now)
             why = "its escalation policy was removed or emptied"
             page_last_resort(run, incident, now, why, step=run.step, cycle=run.cycle)

@@ -129,7 +129,7 @@ def check_level(incident: Incident, level: int) -> None:
     """Raise IncidentError unless `level` (1-based) is one of the incident's policy's levels."""
     policy = policy_of(incident.service_id)
     count = len(policy_steps(policy)) if policy is not None else 0
-    if count == 0:
+    if policy is None or count == 0:
         why = "has no escalation policy" if policy is None else f"'s policy {policy.name} is empty"
         raise IncidentError(f"{incident.service.name}{why}, so it has no levels to escalate to.")
     if not 1 <= level <= count:

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from accounts.models import Role
+from accounts.models import Role, User
 from incidents.models import Incident, Service, TimelineEntry, Urgency
 
 USER = settings.AUTH_USER_MODEL
@@ -98,7 +98,9 @@ class PersonSettings(models.Model):
 
 class Team(models.Model):
     name = models.CharField(max_length=200, unique=True)
-    members = models.ManyToManyField(USER, through="Membership", related_name="teams")
+    members: models.ManyToManyField[User, Membership] = models.ManyToManyField(
+        USER, through="Membership", related_name="teams"
+    )
 
     class Meta:
         ordering = ["name"]
@@ -219,7 +221,10 @@ class EscalationStep(models.Model):
     position = models.PositiveIntegerField()
     # Minutes to wait, after this step pages, before the next step.
     delay_minutes = models.PositiveIntegerField(default=15)
-    users = models.ManyToManyField(USER, blank=True, related_name="+")
+    # The through model is Django's own (EscalationStep_users), not named in this module.
+    users: models.ManyToManyField[User, models.Model] = models.ManyToManyField(
+        USER, blank=True, related_name="+"
+    )
     schedules = models.ManyToManyField(Schedule, blank=True, related_name="+")
     teams = models.ManyToManyField(Team, blank=True, related_name="+")
 

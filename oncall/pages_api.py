@@ -181,7 +181,9 @@ def page_person(request, number: int):
     return Response(PageSerializer(pages, many=True).data, status=201)
 
 
-page_person.cls.write_role = Role.RESPONDER
+# api_view made page_person.cls, a class of its own; the stubs type it as a bare APIView,
+# which has no write_role (RolePermission reads it with getattr).
+page_person.cls.write_role = Role.RESPONDER  # type: ignore[attr-defined]
 
 
 class EscalateSerializer(serializers.Serializer):

@@ -70,7 +70,7 @@ def page_level(
         paged += page_last_resort(run, incident, now, why, step=step, cycle=cycle)
     run.level = step + 1
     run.step, run.cycle = after(step, cycle, len(steps))
-    if run.cycle > (run.policy.repeat if run.policy_id else 0):
+    if run.cycle > (run.policy.repeat if run.policy is not None else 0):
         run.status = EscalationStatus.DONE
         run.finished_at = now
         run.next_at = None
@@ -113,7 +113,7 @@ def page_last_resort(
     run: Escalation, incident: Incident, now: datetime, why: str, *, step: int, cycle: int
 ) -> list[User]:
     """Nobody reachable is never silent: page the team's admins (else Muster's admins)."""
-    team = run.policy.team if run.policy_id else None
+    team = run.policy.team if run.policy is not None else None
     admins: list[User] = []
     if team is not None:
         admins = [

@@ -131,15 +131,15 @@ def load_schedules(
     }
     if not by_id:
         return loaded
-    layers = Layer.objects.filter(schedule_id__in=by_id).order_by("schedule_id", "level", "id")
+    layer_query = Layer.objects.filter(schedule_id__in=by_id).order_by("schedule_id", "level", "id")
     overrides = Override.objects.filter(schedule_id__in=by_id).select_related("user")
     if start is not None:
-        layers = layers.filter(Q(end__isnull=True) | Q(end__gt=start))
+        layer_query = layer_query.filter(Q(end__isnull=True) | Q(end__gt=start))
         overrides = overrides.filter(end__gt=start)
     if end is not None:
-        layers = layers.filter(start__lt=end)
+        layer_query = layer_query.filter(start__lt=end)
         overrides = overrides.filter(start__lt=end)
-    layers = list(layers)
+    layers = list(layer_query)
     people_of: dict[int, list[int]] = {layer.pk: [] for layer in layers}
     schedule_of = {layer.pk: layer.schedule_id for layer in layers}
     participants = (

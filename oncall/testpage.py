@@ -21,7 +21,11 @@ log = logging.getLogger("muster.pages")
 
 # One test page per contact method this often, so nobody can make Muster flood a number.
 TEST_PAGE_EVERY = timedelta(seconds=30)
-_KIND_LABEL = {ContactKind.SMS: "SMS", ContactKind.VOICE: "phone call", ContactKind.EMAIL: "email"}
+_KIND_LABEL: dict[str, str] = {
+    ContactKind.SMS: "SMS",
+    ContactKind.VOICE: "phone call",
+    ContactKind.EMAIL: "email",
+}
 
 
 def trial_message(method: ContactMethod) -> Message:

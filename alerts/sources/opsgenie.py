@@ -82,6 +82,7 @@ def _create(body: dict[str, Any], new_key: str | None) -> NormalizedAlert:
         problems.append(f"'alias' must be at most {MAX_ALIAS} characters")
     if problems:
         raise PayloadError(problems)
+    assert isinstance(message, str)  # else it was one of the problems raised above
     warnings: list[str] = []
     raw = safe_raw(body, warnings)
     fingerprint = clean_text(alias.strip(), warnings, "alias", MAX_ALIAS) if alias else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 
-from accounts.models import AuditEntry, Role
+from accounts.models import AuditEntry, Role, User
 from core.api_errors import check_query_text
 from core.pagination import cursor_by
 
@@ -13,7 +13,9 @@ from core.pagination import cursor_by
 
 
 class AuditEntrySerializer(serializers.ModelSerializer):
-    actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    actor: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
 
     class Meta:
         model = AuditEntry

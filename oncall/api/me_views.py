@@ -3,6 +3,8 @@ iCal URL. Responders manage their contact methods and rules; anyone their settin
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, viewsets
@@ -21,6 +23,9 @@ from incidents.models import Urgency
 from oncall import people
 from oncall.ical import ical_url
 from oncall.models import ContactMethod, NotificationRule
+
+if TYPE_CHECKING:
+    from rest_framework.validators import Validator  # a type alias in the stubs only
 
 # --- me: contact methods, rules, settings, iCal -----------------------------------------------
 
@@ -55,7 +60,8 @@ class ContactMethodSerializer(serializers.ModelSerializer):
         extra_kwargs = {
             "address": {"help_text": "A phone number (stored as E.164) or an email address."}
         }
-        validators = []  # uniqueness is checked by the service, with a clearer message
+        # Uniqueness is checked by the service, with a clearer message.
+        validators: list[Validator[Any]] = []
 
     def validate_kind(self, value):
         if self.instance is not None and value != self.instance.kind:
@@ -170,7 +176,7 @@ class NotificationRuleSerializer(serializers.ModelSerializer):
         extra_kwargs = {
             "delay_minutes": {"min_value": 0, "max_value": people.MAX_RULE_DELAY_MINUTES}
         }
-        validators = []  # the service says "you already have this rule"
+        validators: list[Validator[Any]] = []  # the service says "you already have this rule"
 
 
 class NotificationRuleViewSet(MineOnly, ParseBodyFirst, viewsets.ModelViewSet):

@@ -320,7 +320,9 @@ class OverrideSerializer(serializers.ModelSerializer):
     user = serializers.PrimaryKeyRelatedField(queryset=active_users())
     start = LocalDateTimeField(help_text="Without an offset: local to the schedule's zone.")
     end = LocalDateTimeField(help_text="Without an offset: local to the schedule's zone.")
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
 
     class Meta:
         model = Override
