@@ -47,6 +47,8 @@ CUT = "..."
 BUNDLE_MIN_TITLE = 8
 # A call reads out at most this many of a bundle's incidents.
 SPOKEN_MAX = 5
+# Said on a call whose page is gone or settled, by the call and by its keypad alike.
+CALL_NO_LONGER_VALID = "Sorry, this call is no longer valid. Goodbye."
 
 
 def is_gsm(char: str) -> bool:

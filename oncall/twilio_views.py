@@ -23,7 +23,6 @@ from oncall.channels.twilio import (
 from oncall.models import Page
 
 FORBIDDEN = "Invalid Twilio signature."
-NO_LONGER_VALID = "Sorry, this call is no longer valid. Goodbye."
 
 
 @csrf_exempt
@@ -69,7 +68,7 @@ def voice_twiml(request: HttpRequest, page_id: int) -> HttpResponse:
         return HttpResponseForbidden(FORBIDDEN)
     page = Page.objects.select_related("incident__service").filter(pk=page_id).first()
     if page is None:
-        return twiml_response(voice_say_twiml(NO_LONGER_VALID))
+        return twiml_response(voice_say_twiml(messages.CALL_NO_LONGER_VALID))
     incidents = callbacks.carried_incidents(page)
     action = keypress_url(page.pk)
     if len(incidents) > 1:  # a bundle: one call for every incident held for this person

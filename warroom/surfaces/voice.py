@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from incidents.models import Source
-from oncall import callbacks
+from oncall import callbacks, messages
 from oncall.channels.twilio import (
     keypress_url,
     twiml_response,
@@ -40,7 +40,7 @@ def keypress(request: HttpRequest, page_id: int) -> HttpResponse:
         return HttpResponseForbidden("Invalid Twilio signature.")
     page = Page.objects.select_related("person", "incident").filter(pk=page_id).first()
     if page is None:
-        return twiml_response(voice_say_twiml("Sorry, this call is no longer valid. Goodbye."))
+        return twiml_response(voice_say_twiml(messages.CALL_NO_LONGER_VALID))
     digits = request.POST.get("Digits", "").strip()
     if digits:
         callbacks.record_keypress(page.pk)  # a key was pressed: a person heard the call
