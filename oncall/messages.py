@@ -122,9 +122,11 @@ def segments(text: str) -> int:
     return count
 
 
-def _most(gsm: bool) -> int:
-    """What two segments hold, in septets (GSM-7) or UTF-16 units (UCS-2)."""
-    return SMS_SEGMENTS * (SEGMENT if gsm else UCS2_SEGMENT)
+def _capacity(gsm: bool, most_segments: int) -> int:
+    """What `most_segments` segments hold, in septets (GSM-7) or UTF-16 units (UCS-2)."""
+    if most_segments == 1:
+        return SINGLE_SEGMENT if gsm else UCS2_SINGLE_SEGMENT
+    return most_segments * (SEGMENT if gsm else UCS2_SEGMENT)
 
 
 def cut(text: str, budget: int, *, gsm: bool = True) -> str:
@@ -142,13 +144,18 @@ def cut(text: str, budget: int, *, gsm: bool = True) -> str:
     return "".join(kept).rstrip() + CUT if used <= budget else ""
 
 
-def _fit(head: str, summary: str, tail: str) -> str:
-    """Return head + summary + tail in at most two segments, shortening the summary."""
+def fit(head: str, summary: str, tail: str = "", *, most_segments: int = SMS_SEGMENTS) -> str:
+    """Return head + summary + tail in at most `most_segments` SMS segments, shortening the
+    summary (everything, if head and tail alone do not fit). Pages and chat replies by SMS
+    both fit their text here."""
     gsm = is_gsm_text(head + summary + tail)
-    budget = _most(gsm) - _units(head, gsm) - _units(tail, gsm)
+    capacity = _capacity(gsm, most_segments)
+    if _units(head + tail, gsm) >= capacity:
+        head, summary, tail = "", head + summary + tail, ""
+    budget = capacity - _units(head, gsm) - _units(tail, gsm)
     while True:
         text = head + cut(summary, budget, gsm=gsm) + tail
-        if segments(text) <= SMS_SEGMENTS or budget <= 0:
+        if segments(text) <= most_segments or budget <= 0:
             return text
         budget -= 1  # a pair at a segment's end (escape, surrogate) pushed a unit on
 
@@ -165,7 +172,7 @@ def _sms_room_link(url: str, head: str, summary: str, tail: str) -> str:
     if not all(c in GSM_BASIC for c in url) or any(c.isspace() for c in url):
         return ""
     gsm = is_gsm_text(head + summary + tail)
-    room = _most(gsm) - _units(head + tail + link, gsm)
+    room = _capacity(gsm, SMS_SEGMENTS) - _units(head + tail + link, gsm)
     return link if room >= min(_units(summary, gsm), SMS_MIN_SUMMARY) else ""
 
 
@@ -184,7 +191,7 @@ def for_incident(incident: Incident) -> Message:
     spoken_number = " ".join(str(incident.number))
     title = one_line(incident.title)
     return Message(
-        sms=_fit(head, summary, tail + _sms_room_link(url, head, summary, tail)),
+        sms=fit(head, summary, tail + _sms_room_link(url, head, summary, tail)),
         subject=subject(
             f"[Muster] #{incident.number} SEV{incident.severity} {incident.service.name}: {title}"
         ),
@@ -214,7 +221,7 @@ def _bundle_sms(incidents: Sequence[Incident]) -> str:
     separators = 2 * (len(incidents) - 1)  # "; "
     fixed = _units(head + tail, gsm) + separators + sum(len(label) for label in labels)
     # Each title also costs the space before it.
-    room = _most(gsm) - fixed - len(titles)
+    room = _capacity(gsm, SMS_SEGMENTS) - fixed - len(titles)
     while room >= BUNDLE_MIN_TITLE:
         shares = _shares([_units(t, gsm) for t in titles], room)
         parts = [

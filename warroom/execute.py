@@ -24,7 +24,7 @@ from warroom.handlers import (
     status,
 )
 from warroom.handlers.help import show_help
-from warroom.replies import REPLY_MAX, Handler, Reply, fit, is_phone
+from warroom.replies import Handler, Reply, fit, is_phone
 
 # Anything that changes an incident, pages, silences or runs an action needs a responder;
 # anyone (an observer too) may ask for help, who is on call, the incidents, runbooks, graphs,
@@ -85,7 +85,7 @@ def run(command: Command, *, user: User, source: str, incident: Incident | None 
             named = incident.number
         return Reply(refusal(user, needed), incident=named)
     reply = handler(command, user, source, incident)
-    if is_phone(source) and len(reply.text) > REPLY_MAX:
+    if is_phone(source):
         reply = replace(reply, text=fit(reply.text, ""))
     return reply
 

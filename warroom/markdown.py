@@ -7,6 +7,8 @@ the renderer produces is cleaned again against an allow-list, so no script, even
 
 from __future__ import annotations
 
+import re
+
 import nh3
 from markdown_it import MarkdownIt
 
@@ -55,3 +57,12 @@ def escape(text: str) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+def code(text: str) -> str:
+    """Return `text` as inline code, whatever backticks it holds (CommonMark: a run of
+    backticks longer than any inside, padded by a space when the text starts or ends with one)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    tick = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{tick}{pad}{text}{pad}{tick}"

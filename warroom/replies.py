@@ -1,7 +1,7 @@
 """What a command answers, and the helpers every handler shares to find its incident and write it.
 
 A handler returns a `Reply`: Markdown in chat, with links to incidents and tables for lists; one
-short line of plain text by SMS and voice (`fit` cuts it to one SMS). This module imports no
+short line of plain text by SMS and voice (`fit` cuts it to one SMS segment). This module imports no
 handler and no room service, so handlers, the dispatcher and the surfaces can all use it.
 """
 
@@ -16,6 +16,7 @@ from django.urls import reverse
 from accounts.models import User
 from incidents.models import OPEN_STATUSES, Incident
 from incidents.selectors import IncidentNotFound, NotAllowed, access_incident
+from oncall import messages
 from oncall.models import Page
 from warroom.commands.specs import PHONE_SURFACES, Command, spec_for
 from warroom.markdown import escape
@@ -56,13 +57,9 @@ def incident_link(number: int, source: str) -> str:
 
 
 def fit(head: str, tail: str) -> str:
-    """Return `head + tail`, `tail` cut so that the whole fits one SMS."""
-    if len(head) > REPLY_MAX:
-        head, tail = "", head
-    room = REPLY_MAX - len(head)
-    if len(tail) > room:
-        tail = tail[: max(0, room - 3)].rstrip() + "..."
-    return head + tail
+    """Return `head + tail`, `tail` cut so that the whole fits one SMS segment (70 characters
+    when the text needs UCS-2, as an SMS would send it)."""
+    return messages.fit(head, tail, most_segments=1)
 
 
 def table_cell(text: str) -> str:

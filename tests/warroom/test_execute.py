@@ -6,7 +6,7 @@ import pytest
 
 from incidents import services
 from incidents.models import EntryKind, Source, Status
-from oncall import escalation
+from oncall import escalation, messages
 from tests.oncall.builders import make_policy, reachable
 from warroom.commands.parser import parse
 from warroom.commands.specs import Command
@@ -165,6 +165,20 @@ def test_long_titles_are_cut_to_fit_an_sms(open_incident, bob):
     incident = open_incident("x" * 500)
     reply = run(command(f"ack {incident.number}"), user=bob, source=Source.SMS)
     assert len(reply.text) == 160 and reply.text.endswith("...")
+
+
+def test_a_title_outside_gsm7_is_cut_to_one_ucs2_segment(open_incident, bob):
+    # One emoji makes the whole SMS UCS-2: one segment holds 70 UTF-16 units, not 160.
+    incident = open_incident("Disk full on db-1 🔥 " + "y" * 200)
+    reply = run(command(f"ack {incident.number}"), user=bob, source=Source.SMS)
+    assert reply.text.startswith(f"Acknowledged #{incident.number}: Disk full on db-1 🔥")
+    assert messages.segments(reply.text) == 1 and reply.text.endswith("...")
+
+
+def test_a_reply_that_fits_is_left_as_it_is(open_incident, bob):
+    incident = open_incident("Disk full on db-1")
+    reply = run(command(f"ack {incident.number}"), user=bob, source=Source.SMS)
+    assert reply.text == f"Acknowledged #{incident.number}: Disk full on db-1"
 
 
 # --- ack all ---------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from runbooks.graphs import graph_links
 from runbooks.models import Action, Runbook
 from runbooks.services import label_sets, matching_runbook
 from warroom.commands.specs import Command
-from warroom.markdown import escape
+from warroom.markdown import code, escape
 from warroom.replies import Reply, is_phone
 
 BODY_MAX = 8_000  # characters of runbook shown in chat; the rest is a link away
@@ -86,7 +86,7 @@ def run_action(command: Command, user: User, source: str, incident: Incident | N
         return Reply(str(exc), incident=number)
     return Reply(
         f"Started **{escape(chosen.name)}** for #{number} (run {run.pk}): {run.method} "
-        f"{_code(actions.target(run.url))}. The result will be posted here.",
+        f"{code(actions.target(run.url))}. The result will be posted here.",
         changed=True,
         incident=number,
     )
@@ -167,19 +167,19 @@ def _no_such_action(
     incident: Incident, book: Runbook | None, offered: list[Action], name: str
 ) -> str:
     if book is None:
-        return f"No runbook matches #{incident.number}, so there is no action {_code(name)}."
+        return f"No runbook matches #{incident.number}, so there is no action {code(name)}."
     names = [action.name for action in offered]
     if not names:
         return f"The runbook **{escape(book.title)}** has no actions."
     close = difflib.get_close_matches(name.lower(), names, n=1, cutoff=0.6)
     hint = f" Did you mean `run {close[0]}`?" if close else ""
     listed = ", ".join(f"`{n}`" for n in names)
-    return f"**{escape(book.title)}** has no action {_code(name)}.{hint} Its actions: {listed}."
+    return f"**{escape(book.title)}** has no action {code(name)}.{hint} Its actions: {listed}."
 
 
 def _preview(action: Action, preview: actions.Preview) -> str:
     head = (
-        f"**{escape(action.name)}** will {preview.method} to {_code(preview.target)} "
+        f"**{escape(action.name)}** will {preview.method} to {code(preview.target)} "
         f"(timeout {action.timeout_seconds} s)"
     )
     if preview.body:
@@ -193,14 +193,6 @@ def _preview(action: Action, preview: actions.Preview) -> str:
     else:
         text = f"{head} with an empty body."
     return f"{text}\n\nType `run {action.name} confirm` to start it."
-
-
-def _code(text: str) -> str:
-    """Return `text` as inline code, whatever backticks it holds."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    tick = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{tick}{pad}{text}{pad}{tick}"
 
 
 def _fence(text: str, language: str) -> str:

@@ -11,7 +11,7 @@ from alerts.services import create_silence
 from incidents.models import Incident, source_label
 from warroom.commands.args import SILENCE_MAX
 from warroom.commands.specs import Command
-from warroom.markdown import escape
+from warroom.markdown import code
 from warroom.replies import Reply, is_phone, utc_time
 
 # Firing alerts a new silence is checked against, to say how many it already matches.
@@ -42,7 +42,7 @@ def silence(command: Command, user: User, source: str, context: Incident | None)
     until = utc_time(created.ends_at)
     if is_phone(source):
         return Reply(f"Silence {created.pk} until {until}.", True, number)
-    written = " ".join(_code(str(m)) for m in command.matchers)
+    written = " ".join(code(str(m)) for m in command.matchers)
     already = (
         f" It matches {matching} firing alert{'s' if matching != 1 else ''}; "
         "their incidents stay open."
@@ -57,7 +57,3 @@ def _comment(command: Command, user: User, source: str, context: Incident | None
     where = f"from #{context.number} {context.title}, " if context is not None else ""
     said = f"{command.text} " if command.text else ""
     return f"{said}({where}by {user.get_username()} via {via})"[:2000]
-
-
-def _code(text: str) -> str:
-    return f"`{text}`" if "`" not in text else escape(text)
