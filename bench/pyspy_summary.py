@@ -33,15 +33,15 @@ LAYERS = [
 ]
 
 STEPS = [
+    # The request path of a granian worker (bench/ingest.py --py-spy): the view accepts and
+    # stores; processing (upsert, incidents, timeline) runs in the Celery worker.
     ("integration_ingest (the view)", r"^integration_ingest \(alerts/ingest\.py"),
-    ("find_integration", r"^find_integration \("),
-    ("decode_json", r"^decode_json \("),
+    ("read_body", r"^read_body \(alerts/admission\.py"),
+    ("decode_json", r"^decode_json \(alerts/decoding\.py"),
     ("parser", r"^parse \(alerts/sources/"),
-    ("pipeline.ingest", r"^ingest \(alerts/pipeline\.py"),
-    ("Context (rules, silences)", r"^Context\.__init__ \("),
-    ("upsert", r"^upsert \(alerts/upsert\.py"),
-    ("find_or_open_incident", r"^find_or_open_incident \("),
-    ("record (timeline)", r"^record \(incidents/timeline\.py"),
+    ("accept_by_token (INSERT … SELECT)", r"^accept_by_token \(alerts/pending\.py"),
+    ("accept (a known integration)", r"^accept \(alerts/pending\.py"),
+    ("kick (the processor's debounce key)", r"^kick \(alerts/pending\.py"),
     ("commit", r"^BaseDatabaseWrapper\.commit \("),
     ("psycopg, anywhere", r"\(psycopg(_binary)?/"),
 ]
