@@ -1,0 +1,116 @@
+"""How fast a Celery worker alone turns stored alerts into incidents: the drain after a storm.
+
+    python bench/drain.py [--alerts 3000] [--connections 16]
+
+bench/ingest.py's end-to-end figure mixes the worker's speed with the web tier's (they share the
+CPU while the storm lasts, and a faster accept leaves a longer backlog). This isolates the
+worker: with no worker running, it accepts `--alerts` single Alertmanager alerts through
+Django's test client (the real view and accept, in this process; 4 groups per connection, as
+bench/ingest.py sends them), then starts a real worker (`--pool threads --concurrency 4`, as
+deploy/ runs it) and times until every alert is attached to its incident. It prints the drain
+rate and the worker's CPU per alert. Not a test: nothing here passes or fails CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import project  # first: it re-runs this script under .venv's Python
+
+project.run_in_venv()
+BENCH, ROOT, VENV_PYTHON = project.BENCH, project.ROOT, project.VENV_PYTHON
+
+from payloads import Shape, request_body  # noqa: E402
+
+from muster_services import running_services  # noqa: E402
+
+# As deploy/ runs it: a thread pool (prefork closes psycopg's pool per task).
+WORKER_ARGS = ["-A", "muster", "worker", "-l", "WARNING", "--pool", "threads", "--concurrency", "4"]
+WORKER_ARGS += ["-n", "bench-drain@%h"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used, children not counted."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()  # noqa: SIM115
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--alerts", type=int, default=3000)
+    p.add_argument("--connections", type=int, default=16, help="senders the alerts come from")
+    p.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
+    opts = p.parse_args(argv)
+    with running_services(durable=True) as services:
+        env = {
+            **services.env(),
+            "SECRET_KEY": "bench-drain",
+            "ALLOWED_HOSTS": "testserver",
+            "DEBUG": "0",
+            "LOG_LEVEL": "WARNING",
+            "MUSTER_DATA_DIR": tempfile.mkdtemp(prefix="muster-drain-"),
+            "DJANGO_SETTINGS_MODULE": "muster.settings",
+        }
+        os.environ.update(env)
+        os.environ.pop("MUSTER_TEST_SERVICES", None)
+        migrate = [str(VENV_PYTHON), "manage.py", "migrate", "--noinput", "-v", "0"]
+        subprocess.run(migrate, cwd=ROOT, check=True)
+        import django
+
+        django.setup()
+        from django.test import Client
+
+        from alerts.models import Alert, Integration, Kind
+        from incidents.models import Service
+
+        service, _ = Service.objects.get_or_create(name="bench")
+        integration, _ = Integration.objects.get_or_create(
+            name="bench-alertmanager", defaults={"kind": Kind.ALERTMANAGER, "service": service}
+        )
+        client = Client()
+        shapes = [
+            Shape("alertmanager", 1, 0, f"d{k}", f"d{k}", 4, 0) for k in range(opts.connections)
+        ]
+        started = time.perf_counter()
+        for i in range(opts.alerts):
+            shape = shapes[i % len(shapes)]
+            r = client.post(
+                integration.ingest_path,
+                data=request_body(shape, 0, i // len(shapes)),
+                content_type="application/json",
+            )
+            assert r.status_code == 200, (r.status_code, r.content[:300])
+        accepted_s = time.perf_counter() - started
+        worker = subprocess.Popen(
+            [str(VENV_PYTHON.parent / "celery"), *WORKER_ARGS],
+            cwd=ROOT,
+            env=dict(os.environ),
+        )
+        try:
+            started = time.perf_counter()
+            done = 0
+            while time.perf_counter() - started < opts.timeout:
+                done = Alert.objects.filter(incident__isnull=False).count()
+                if done >= opts.alerts:
+                    break
+                time.sleep(0.1)
+            drained_s = time.perf_counter() - started
+            cpu = cpu_seconds(worker.pid)
+        finally:
+            worker.terminate()
+            worker.wait(30)
+    print(f"accepted {opts.alerts} alerts in {accepted_s:.1f} s (no worker running)")
+    print(
+        f"drained {done} in {drained_s:.1f} s (worker start included): {done / drained_s:.0f}"
+        f" alerts/s; worker CPU {cpu:.1f} s, {1000 * cpu / max(done, 1):.2f} ms per alert"
+    )
+    return 0 if done >= opts.alerts else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
