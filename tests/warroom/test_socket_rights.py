@@ -5,8 +5,8 @@ their session signed out (4401) or their person deactivated (4403); and whatever
 credential without telling them (a bulk update, an expired session, a lost message) is found
 on the next frame the client sends, or before an event is relayed once the last check is older
 than RECHECK_EVERY. Channels' communicator plays the clients through the whole ASGI stack on
-PostgreSQL and the Redis channel layer; tests/warroom/test_daphne.py does the
-same with real clients of a real daphne.
+PostgreSQL and the Redis channel layer; tests/warroom/test_daphne.py does it with real clients
+of a real daphne.
 """
 
 from __future__ import annotations
