@@ -22,7 +22,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts import sockets
-from accounts.models import ApiToken
+from accounts.models import ApiToken, User
 from accounts.services import create_api_token, revoke_api_token
 from incidents import opening
 from incidents.models import EntryKind, Source, Status
@@ -140,6 +140,44 @@ def test_deactivating_a_person_closes_all_their_sockets_with_4403(room, bob, cha
         await someone_else.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_the_admins_revoke_action_and_deactivation_close_sockets_too(room, bob):
+    root = User.objects.create_superuser("root", "root@example.com", "pw-root")
+    admin, _ = signed_in(root)
+    token, secret = create_api_token(bob, name="leaked")
+    _, cookie = signed_in(bob)
+    joined = bob.date_joined
+
+    def revoke() -> None:
+        response = admin.post(
+            "/admin/accounts/apitoken/", {"action": "revoke", "_selected_action": [token.pk]}
+        )
+        assert response.status_code == 302
+
+    def deactivate() -> None:
+        form = {
+            "username": "bob",
+            "email": bob.email,
+            "role": "responder",
+            "date_joined_0": joined.strftime("%Y-%m-%d"),
+            "date_joined_1": joined.strftime("%H:%M:%S"),
+        }  # "is_active" left out: unticked
+        response = admin.post(f"/admin/accounts/user/{bob.pk}/change/", form)
+        assert response.status_code == 302, response.content.decode()[-2000:]
+
+    async def scenario():
+        by_token, by_session = await connect(room.pk, token=secret), await feed(cookie=cookie)
+        await sync_to_async(revoke)()
+        assert (await refused(by_token))[1] == 4401
+        assert await still_open(by_session)
+        await sync_to_async(deactivate)()
+        assert (await refused(by_session))[1] == 4403
+
+    async_to_sync(scenario)()
+    token.refresh_from_db()
+    bob.refresh_from_db()
+    assert token.revoked_at is not None and not bob.is_active
 
 
 def test_group_names_are_valid_and_never_hold_the_session_key():
