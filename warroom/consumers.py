@@ -5,6 +5,10 @@ group, answers `hello` with the messages the client missed, hands `say` to
 `warroom.surfaces.chat.say` and relays the group's events. Nothing is sent before the client's
 `hello` is answered: the catch-up is read after the group was joined, so whatever was
 broadcast before it is in the database, and whatever is broadcast after it is relayed.
+
+Its rights are re-checked on every frame it sends and, while it only listens, at least every
+RECHECK_EVERY seconds; revoking its token, signing out its session or deactivating its person
+closes it at once (warroom.sockets.CheckedSocket, accounts.sockets).
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import IntegrityError
 
 from accounts.models import Role, User
@@ -27,7 +30,7 @@ from warroom.sockets import (
     FORBIDDEN,
     NO_SUCH_ROOM,
     UNAUTHENTICATED,
-    authenticate,
+    CheckedSocket,
     in_thread,
 )
 from warroom.surfaces.chat import say
@@ -44,8 +47,10 @@ _REMEMBERED = 1000  # ids sent directly (catch-up, own messages) whose broadcast
 TOUCH_EVERY = 20.0
 
 
-class RoomConsumer(AsyncJsonWebsocketConsumer):
+class RoomConsumer(CheckedSocket):
     """One client in one room."""
+
+    forbidden = "You may no longer use this room."
 
     room_id: int
     room: Room | None = None
@@ -61,7 +66,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             int(raw_id) if raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 18 else 0
         )
         self.sent: OrderedDict[int, None] = OrderedDict()
-        self.user = await self._authenticate()
+        self.user = await self.sign_in()
         # Accept first: a close code only reaches a client on an open websocket (refusing the
         # handshake would answer a bare HTTP 403).
         await self.accept()
@@ -83,6 +88,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         await self._presence(presence.join)
 
     async def disconnect(self, code: int) -> None:
+        await self.sign_out()
         if not self.joined:
             return
         self.joined = False
@@ -93,27 +99,19 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
     def username(self) -> str:
         return self.user.get_username() if self.user is not None else ""
 
-    # --- authentication --------------------------------------------------------------------
-
-    async def _authenticate(self) -> User | None:
-        return await authenticate(self.scope)
-
     # --- frames from the client -------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if text_data is None:
-            await self._error("Frames must be text: JSON objects with a type.")
+        frame, problem = _parse(text_data)
+        # Every frame re-checks the rights first, whatever it holds (its nonce, if it has one,
+        # goes back with the refusal).
+        nonce = frame.get("nonce") if frame is not None else None
+        if not (isinstance(nonce, str) and len(nonce) <= MAX_NONCE):
+            nonce = None
+        if await self.refused(nonce):
             return
-        if len(text_data) > MAX_FRAME:
-            await self._error(f"The frame is over {MAX_FRAME} characters.")
-            return
-        try:
-            frame = json.loads(text_data)
-        except (ValueError, RecursionError):
-            await self._error("The frame is not JSON; send a JSON object with a type.")
-            return
-        if not isinstance(frame, dict):
-            await self._error("The frame must be a JSON object with a type.")
+        if frame is None:
+            await self._error(problem)
             return
         handler = {"hello": self._on_hello, "say": self._on_say, "ping": self._on_ping}.get(
             frame.get("type") if isinstance(frame.get("type"), str) else None
@@ -196,12 +194,6 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             self.touched_at = now
             await self._presence(presence.touch)
 
-    async def _error(self, error: str, nonce: str | None = None) -> None:
-        event = {"type": "error", "error": error}
-        if nonce is not None:
-            event["nonce"] = nonce
-        await self.send_json(event)
-
     # --- events from the room's group -------------------------------------------------------
 
     async def dispatch(self, message: dict[str, Any]) -> None:
@@ -216,6 +208,8 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         """Relay an event broadcast to the room (services.broadcast) to the client."""
         if not self.ready:
             return  # the hello's catch-up and "ready" carry everything until then
+        if await self.refused_if_stale():
+            return
         event = message["event"]
         if event.get("type") == "message" and event["message"]["id"] in self.sent:
             del self.sent[event["message"]["id"]]
@@ -245,6 +239,21 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
                 )
         except Exception:
             log.warning("room %s: presence failed", self.room_id, exc_info=True)
+
+
+def _parse(text_data: str | None) -> tuple[dict[str, Any] | None, str]:
+    """Return a client's frame as a JSON object, or None and what is wrong with it."""
+    if text_data is None:
+        return None, "Frames must be text: JSON objects with a type."
+    if len(text_data) > MAX_FRAME:
+        return None, f"The frame is over {MAX_FRAME} characters."
+    try:
+        frame = json.loads(text_data)
+    except (ValueError, RecursionError):
+        return None, "The frame is not JSON; send a JSON object with a type."
+    if not isinstance(frame, dict):
+        return None, "The frame must be a JSON object with a type."
+    return frame, ""
 
 
 def _catch_up(

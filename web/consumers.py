@@ -4,29 +4,30 @@ A thin consumer: it authenticates as the war room's does (session, or an API tok
 Bearer header or `?token=`), refuses with 4401/4403, joins the feed's group and relays each
 `incident` event that web.receivers broadcasts: {"type": "incident", "number", "status",
 "severity", "title", "service"}. The client only listens (and may "ping"); the list page
-re-fetches what it shows when an event comes.
+re-fetches what it shows when an event comes. Its rights are re-checked as a room's are
+(warroom.sockets.CheckedSocket): on every frame, before relaying when the last check is older
+than RECHECK_EVERY, and at once when its token, session or person ends.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
-
 from accounts.models import Role
-from warroom.sockets import FORBIDDEN, UNAUTHENTICATED, authenticate
+from warroom.sockets import FORBIDDEN, UNAUTHENTICATED, CheckedSocket
 
 FEED_GROUP = "incidents.feed"
 EVENT_TYPE = "incident.event"
 
 
-class IncidentFeedConsumer(AsyncJsonWebsocketConsumer):
+class IncidentFeedConsumer(CheckedSocket):
     """One client following every incident change."""
 
     joined = False
+    forbidden = "You may no longer follow incidents."
 
     async def connect(self) -> None:
-        user = await authenticate(self.scope)
+        user = await self.sign_in()
         # Accept first: a close code only reaches a client on an open websocket.
         await self.accept()
         if user is None:
@@ -40,9 +41,15 @@ class IncidentFeedConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "ready"})
 
     async def disconnect(self, code: int) -> None:
+        await self.sign_out()
         if self.joined:
             self.joined = False
             await self.channel_layer.group_discard(FEED_GROUP, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if await self.refused():
+            return
+        await super().receive(text_data, bytes_data)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "ping":
@@ -59,4 +66,6 @@ class IncidentFeedConsumer(AsyncJsonWebsocketConsumer):
 
     async def incident_event(self, message: dict[str, Any]) -> None:
         """Relay an incident change (web.receivers.broadcast_change) to the client."""
+        if await self.refused_if_stale():
+            return
         await self.send_json(message["event"])

@@ -18,11 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from django.conf import settings
+from django.utils import timezone
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from accounts.models import ApiToken
 from accounts.services import create_api_token
 from incidents.models import EntryKind, Incident, Status
 from muster_services import free_port
@@ -272,3 +275,51 @@ def test_two_daphne_processes_share_a_room_its_messages_and_its_presence(
             await as_alice.until(lambda e: e == {"type": "presence", "users": ["alice"]})
 
     asyncio.run(scenario())
+
+
+def test_over_daphne_revoking_a_token_closes_its_socket_and_a_revoked_tokens_ack_is_refused(
+    daphne, service, bob
+):
+    """Security review M1, with real clients: a token revoked through the API (on daphne
+    itself) closes its open socket at once, unasked; a token revoked with no close message (a
+    bulk update) has its /ack refused, and the incident stays as it was."""
+    incident = open_incident(service)
+    room = incident_room(incident)
+    token, secret = create_api_token(bob, name="leaked")
+    quiet, quiet_secret = create_api_token(bob, name="revoked quietly")
+
+    async def revoked(secret: str, revoke: Callable[[], Any], *, ack: bool) -> tuple[list, int]:
+        """Return the events after revoking, up to the close, and the close code."""
+        async with client(daphne, room.pk, secret) as as_bob:
+            await as_bob.hello()
+            await asyncio.to_thread(revoke)
+            events = []
+            with pytest.raises(ConnectionClosed) as closed:
+                if ack:
+                    await as_bob.send({"type": "say", "body": "/ack", "nonce": "a"})
+                while True:
+                    events.append(await as_bob.receive())
+            return events, closed.value.rcvd.code
+
+    def through_the_api() -> None:
+        response = httpx.delete(
+            f"http://127.0.0.1:{daphne.port}/api/v1/tokens/{token.pk}/",
+            headers={"Authorization": f"Bearer {secret}"},  # it revokes itself
+            timeout=WAIT,
+        )
+        assert response.status_code == 204, response.text
+
+    def quietly() -> None:
+        ApiToken.objects.filter(pk=quiet.pk).update(revoked_at=timezone.now())
+
+    events, code = asyncio.run(revoked(secret, through_the_api, ack=False))
+    assert code == 4401, daphne.log()
+    assert [e["type"] for e in events] == ["error"]
+    events, code = asyncio.run(revoked(quiet_secret, quietly, ack=True))
+    assert code == 4401, daphne.log()
+    assert [(e["type"], e.get("nonce")) for e in events] == [("error", "a")]
+
+    incident.refresh_from_db()
+    assert (incident.status, incident.acknowledged_by) == (Status.TRIGGERED, None)
+    assert not incident.timeline.filter(kind=EntryKind.ACKNOWLEDGED).exists()
+    assert not Message.objects.filter(room=room, body="/ack").exists()
