@@ -11,6 +11,7 @@ than RECHECK_EVERY, and at once when its token, session or person ends.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from accounts.models import Role
@@ -18,6 +19,7 @@ from warroom.sockets import FORBIDDEN, UNAUTHENTICATED, CheckedSocket
 
 FEED_GROUP = "incidents.feed"
 EVENT_TYPE = "incident.event"
+NOT_JSON = 'Frames are JSON text, such as {"type": "ping"}.'
 
 
 class IncidentFeedConsumer(CheckedSocket):
@@ -49,7 +51,15 @@ class IncidentFeedConsumer(CheckedSocket):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if await self.refused():
             return
-        await super().receive(text_data, bytes_data)
+        try:
+            content = json.loads(text_data) if text_data is not None else None
+        except ValueError:
+            content = None
+        if content is None:
+            # Channels' own decoding would raise, and the server would close with 1011.
+            await self.send_json({"type": "error", "error": NOT_JSON})
+            return
+        await self.receive_json(content)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "ping":

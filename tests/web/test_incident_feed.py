@@ -164,3 +164,23 @@ def test_a_browser_on_another_site_cannot_open_it(bob):
         assert not connected
 
     async_to_sync(scenario)()
+
+
+def test_a_frame_that_is_not_json_gets_an_error_and_the_feed_stays_open(service, charlie):
+    token = create_api_token(charlie, name="feed")[1]
+
+    async def scenario():
+        feed = await connect(token=token)
+        try:
+            assert await feed.receive_json_from(timeout=WAIT) == {"type": "ready"}
+            await feed.send_to(text_data="{not json")
+            error = await feed.receive_json_from(timeout=WAIT)
+            assert error["type"] == "error" and "JSON" in error["error"]
+            await feed.send_to(bytes_data=b"\x00\xff")
+            assert (await feed.receive_json_from(timeout=WAIT))["type"] == "error"
+            await feed.send_json_to({"type": "ping"})
+            assert await feed.receive_json_from(timeout=WAIT) == {"type": "pong"}
+        finally:
+            await feed.disconnect()
+
+    async_to_sync(scenario)()
