@@ -53,6 +53,15 @@ if _HTTPS:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
         SECURE_SSL_REDIRECT = True
 
+SILENCED_SYSTEM_CHECKS = [
+    # HSTS includeSubDomains: Muster serves one host name and knows nothing of the names below
+    # it; promising https for all of them is the domain owner's call, not Muster's.
+    "security.W005",
+    # HSTS preload: submitting a domain to the browsers' preload list binds the whole
+    # registered domain, for months; again the domain owner's decision.
+    "security.W021",
+]
+
 # --- Signing in (django-axes) ---------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
     # First: refuses a locked-out sign-in before any password is checked.
