@@ -1,4 +1,4 @@
-"""Django's password validators wherever a password is set, and sign-ins that end (review M5, L9)."""
+"""Django's password validators wherever a password is set; sign-ins that end (M5, L9)."""
 
 from __future__ import annotations
 
