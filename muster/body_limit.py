@@ -103,7 +103,7 @@ def install_daphne_cap(max_bytes: int) -> None:
     starts. tests/system/test_body_limit.py proves it against a real daphne.
     """
     CappedWebRequest.max_bytes = max_bytes
-    daphne_server.HTTPFactory = CappedHTTPFactory  # type: ignore[misc]
+    daphne_server.HTTPFactory = CappedHTTPFactory
 
 
 class BodyLimit:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
+import yaml
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
@@ -270,3 +272,42 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "System check identified no issues" in done.stdout
+
+
+# --- the deploy files ----------------------------------------------------------------------------
+
+DEPLOY = ROOT / "deploy"
+
+
+def test_nginx_tells_muster_the_client_and_the_scheme_in_every_location():
+    nginx = (DEPLOY / "nginx.conf").read_text()
+    proxied = [block for block in nginx.split("\n    location ")[1:] if "proxy_pass" in block]
+    assert len(proxied) == 3
+    for block in proxied:
+        assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in block
+        assert "proxy_set_header X-Forwarded-Proto $muster_forwarded_proto;" in block
+    assert re.search(r"map \$http_x_forwarded_proto \$muster_forwarded_proto", nginx)
+
+
+def test_compose_trusts_its_own_network_as_the_proxy():
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    trusted = compose["x-muster"]["environment"]["MUSTER_TRUSTED_PROXIES"]
+    for network in ("127.0.0.1", "172.16.0.0/12", "192.168.0.0/16", "10.0.0.0/8"):
+        assert network in trusted
+
+
+@pytest.mark.parametrize("example", ["muster.env.example", "compose.env.example"])
+def test_the_env_examples_name_the_new_settings(example):
+    text = (DEPLOY / example).read_text()
+    for name in (
+        "MUSTER_METRICS_TOKEN",
+        "MUSTER_TRUSTED_PROXIES",
+        "MUSTER_LOGIN_FAILURE_LIMIT",
+        "MUSTER_LOGIN_IP_FAILURE_LIMIT",
+        "MUSTER_LOGIN_COOLOFF_MINUTES",
+        "MUSTER_SESSION_HOURS",
+        "MUSTER_HSTS_SECONDS",
+    ):
+        assert re.search(rf"^#? ?{name}=", text, re.M), name
+    # The placeholder is there to be replaced, and says it is refused.
+    assert "refuse to start with this placeholder" in text
