@@ -32,7 +32,7 @@ def plain_http_refusal(request: HttpRequest) -> HttpResponse | None:
     path = request.path.lstrip("/")
     if not any(p.search(path) for p in _exempt(tuple(settings.SECURE_REDIRECT_EXEMPT))):
         return None
-    url = settings.PUBLIC_URL + request.get_full_path()
+    url = settings.PUBLIC_URL + request.path  # not the query: Opsgenie's may hold its key
     message = f"Muster takes this over https only: send it to {url}"
     return JsonResponse(
         {"error": {"status": 403, "message": message, "problems": [message]}}, status=403
@@ -52,7 +52,7 @@ class RefusePlainHttpWrites:
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest):
+    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
         if iscoroutinefunction(self):
             return self._acall(request)
         return plain_http_refusal(request) or self.get_response(request)

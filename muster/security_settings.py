@@ -87,6 +87,9 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 # A success does not wipe the failures: it would wipe the whole address's, letting anyone with
 # an account reset the count between guesses at someone else's password.
 AXES_RESET_ON_SUCCESS = False
+# What a failed attempt's record keeps of the form: never the password (always masked), nor the
+# CSRF token.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -11,6 +11,7 @@ import re
 import pytest
 import time_machine
 from asgiref.sync import sync_to_async
+from axes.models import AccessAttempt
 from django.db import connections
 from django.test import AsyncClient, Client, RequestFactory
 from django.utils import timezone
@@ -53,6 +54,10 @@ def test_wrong_passwords_lock_the_pair_with_a_429_page_that_says_when(alice):
     assert until.group(2) == "15"
     assert 14 * 60 < int(again["Retry-After"]) <= 15 * 60
     assert "Too many sign-in attempts" in page
+    # What is kept of the attempts never holds the password.
+    [attempt] = AccessAttempt.objects.all()
+    assert (attempt.username, attempt.ip_address) == ("alice", "198.51.100.1")
+    assert "nope" not in attempt.post_data and "password=****" in attempt.post_data
 
 
 def test_a_username_is_never_locked_for_every_address(alice):
