@@ -185,7 +185,7 @@ def test_production_wsgi_ingest_refuses_plain_http_and_takes_https(https, make_i
 # --- the settings, read from the environment ---------------------------------------------------
 
 PRINT = (
-    "import json; from django.conf import settings as s; import django; django.setup(); "
+    "import json; from django.conf import settings as s; "
     "print(json.dumps({k: getattr(s, k, None) for k in ("
     "'TRUSTED_PROXIES', 'SECURE_SSL_REDIRECT', 'SECURE_PROXY_SSL_HEADER', 'SECURE_HSTS_SECONDS',"
     "'SESSION_COOKIE_SECURE', 'SESSION_COOKIE_AGE', 'AXES_FAILURE_LIMIT', 'LOGIN_IP_FAILURE_LIMIT',"
