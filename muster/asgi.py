@@ -1,4 +1,8 @@
-"""ASGI entry point: HTTP and websockets under daphne."""
+"""ASGI entry point: HTTP and websockets under daphne.
+
+Request bodies are capped before they are read (MAX_BODY_BYTES, muster.body_limit), and a
+production process refuses to start with a placeholder SECRET_KEY (muster.startup).
+"""
 
 import os
 
@@ -12,7 +16,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from muster.body_limit import BodyLimit, install_daphne_cap  # noqa: E402
 from muster.routing import websocket_urlpatterns  # noqa: E402
+from muster.startup import check_secret_key  # noqa: E402
+
+check_secret_key()
+install_daphne_cap(settings.MAX_BODY_BYTES)
 
 
 class BrowserOriginValidator(OriginValidator):
@@ -29,7 +38,7 @@ class BrowserOriginValidator(OriginValidator):
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": BodyLimit(django_asgi_app, settings.MAX_BODY_BYTES),
         "websocket": BrowserOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns)), settings.ALLOWED_HOSTS
         ),

@@ -172,12 +172,33 @@ def _queue_depth() -> int | None:
 _STATE = StateCollector()
 
 
+def metrics_refusal(request: HttpRequest) -> HttpResponse | None:
+    """Refuse a scrape without MUSTER_METRICS_TOKEN, which production must set: 403 while it is
+    unset (metrics name integrations and services, and count incidents), 401 without it."""
+    token = settings.METRICS_TOKEN
+    if not token:
+        if not settings.DATABASE_URL:
+            return None  # the embedded mode: loopback only, nothing to hide from its one user
+        return HttpResponse(
+            "/metrics is closed: set MUSTER_METRICS_TOKEN, and have the scraper send "
+            "`Authorization: Bearer <token>` (docs/deploying/health.md)\n",
+            status=403,
+        )
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # Bytes: compare_digest refuses str holding anything but ASCII (a header may hold Latin-1).
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode("utf-8", "replace"), token.encode()
+    ):
+        response = HttpResponse("metrics need a bearer token\n", status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return None
+
+
 def metrics(request: HttpRequest) -> HttpResponse:
-    token = os.environ.get("MUSTER_METRICS_TOKEN", "")
-    if token:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given, token):
-            return HttpResponse("metrics need a bearer token\n", status=401)
+    refusal = metrics_refusal(request)
+    if refusal is not None:
+        return refusal
     started = time.monotonic()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()

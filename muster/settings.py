@@ -34,11 +34,8 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 PUBLIC_URL = env.str("MUSTER_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
 if PUBLIC_URL not in CSRF_TRUSTED_ORIGINS:
     CSRF_TRUSTED_ORIGINS.append(PUBLIC_URL)
-if PUBLIC_URL.startswith("https://"):
-    # Behind a TLS-terminating proxy (deploy/nginx.conf sets X-Forwarded-Proto).
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
+# Signing in, sessions, proxies, TLS (HSTS, the https redirect), /metrics' token.
+from muster.security_settings import *  # noqa: E402, F403
 
 INSTALLED_APPS = [
     "daphne",
@@ -52,6 +49,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "axes",
     "muster",
     "accounts",
     "incidents",
@@ -65,6 +63,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # After the https redirect: refuses plain-HTTP writes to the paths exempt from it.
+    "muster.middleware.RefusePlainHttpWrites",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -73,6 +73,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "muster.urls"
@@ -328,6 +330,8 @@ LOGGING = {
         "muster.outbox": {"handlers": ["outbox"]},
         "django.server": {"level": "WARNING"},
         "daphne.server": {"level": "WARNING"},
+        # Its start-up banner and every successful sign-in; failures and lock-outs stay.
+        "axes": {"level": "WARNING"},
         # The SDK logs every request at INFO.
         "twilio.http_client": {"level": "WARNING"},
     },
@@ -337,3 +341,9 @@ LOGGING = {
 # Attachments are stored here (served only through the API, to people who may read the room).
 MEDIA_ROOT = env.str("MUSTER_MEDIA_ROOT", default=str(DATA_DIR / "media"))
 WARROOM_ATTACHMENT_MAX_BYTES = env.int("MUSTER_ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
+# The largest request body muster.asgi takes (muster.body_limit): an attachment and its form,
+# or an ingest body, whichever is larger. nginx caps production's bodies before this.
+MAX_BODY_BYTES = env.int(
+    "MUSTER_MAX_BODY_BYTES",
+    default=max(WARROOM_ATTACHMENT_MAX_BYTES + 1024 * 1024, INGEST_MAX_BODY_BYTES + 64 * 1024),
+)

@@ -71,14 +71,14 @@ def server(environ: os._Environ | dict[str, str] = os.environ) -> Granian:
 
 
 def check_delivery_or_exit() -> None:
-    """Refuse to serve when pages would reach nobody (muster.startup)."""
+    """Refuse to serve with a placeholder key or when pages would reach nobody (muster.startup)."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "muster.settings")
     django.setup()
     # After django.setup(): the check reads settings and the app registry.
-    from muster.startup import check_delivery
+    from muster.startup import check_production
 
     try:
-        check_delivery()
+        check_production()
     except ImproperlyConfigured as exc:
         sys.exit(f"muster.webserver: refusing to start: {exc}")
 

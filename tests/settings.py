@@ -27,3 +27,7 @@ if REDIS_URL and XDIST_WORKER.startswith("gw"):
         }
     }
     CACHES = {"default": {**CACHES["default"], "LOCATION": REDIS_URL}}
+
+# As a production deployment must (docs/deploying/health.md): scrapes send
+# tests.helpers.api.METRICS_AUTH.
+METRICS_TOKEN = "muster-tests-metrics-token"

@@ -6,6 +6,7 @@ import pytest
 
 from alerts.models import Kind, Silence
 from tests.alerts.payloads import am_alert, am_batch, metric_value
+from tests.helpers.api import METRICS_AUTH
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ def url(am):
 @pytest.fixture
 def scrape(client):
     def read(name: str, **labels: str) -> float:
-        response = client.get("/metrics")
+        response = client.get("/metrics", **METRICS_AUTH)
         assert response.status_code == 200
         return metric_value(response.content.decode(), name, **labels)
 

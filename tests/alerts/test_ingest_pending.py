@@ -17,6 +17,7 @@ from alerts.processor import process_pending
 from alerts.tasks import purge_raw_payloads
 from incidents.models import Incident, Status
 from tests.alerts.payloads import am_alert, am_batch, pd_event
+from tests.helpers.api import METRICS_AUTH
 from tests.helpers.celery_tasks import named, sent_tasks
 
 
@@ -287,9 +288,12 @@ def test_purge_keeps_a_pending_request_whatever_its_age(client, url, settings, t
 def test_metrics_show_the_ingest_backlog(client, url):
     post(client, url, am_batch(am_alert("fp-1")))
 
-    text = client.get("/metrics").content.decode()
+    text = client.get("/metrics", **METRICS_AUTH).content.decode()
 
     assert "muster_ingest_pending_requests 1.0" in text
     assert "muster_ingest_lag_seconds" in text
     process_pending()
-    assert "muster_ingest_pending_requests 0.0" in client.get("/metrics").content.decode()
+    assert (
+        "muster_ingest_pending_requests 0.0"
+        in client.get("/metrics", **METRICS_AUTH).content.decode()
+    )

@@ -53,3 +53,7 @@ def add_alert(integration, incident: Incident | None = None, **fields) -> Alert:
         raw=b'{"labels": {"alertname": "HighCPU"}}',
         **fields,
     )
+
+
+# What a scraper sends for /metrics with the tests' settings (tests/settings.py, METRICS_TOKEN).
+METRICS_AUTH = {"HTTP_AUTHORIZATION": "Bearer muster-tests-metrics-token"}

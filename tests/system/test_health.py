@@ -14,6 +14,7 @@ from incidents.models import Service
 from muster import tasks
 from muster.celery import app as celery_app
 from muster_services import free_port
+from tests.helpers.api import METRICS_AUTH
 from tests.helpers.ingest import results_of
 from tests.helpers.system import require_postgresql
 
@@ -96,7 +97,7 @@ def test_readyz_names_an_unreachable_broker_and_answers_promptly(client, dead_br
     assert took < 2, f"/readyz took {took:.1f}s with the broker down"
     # ...and /metrics still answers, without the queue depth it cannot know.
     started = time.monotonic()
-    response = client.get("/metrics")
+    response = client.get("/metrics", **METRICS_AUTH)
     assert response.status_code == 200
     assert time.monotonic() - started < 2
     assert "muster_task_queue_depth" not in response.content.decode()
@@ -119,7 +120,7 @@ def test_readyz_and_metrics_answer_when_all_of_redis_is_down(client, dead_broker
     problems = response.json()["problems"]
     assert [p.split(":")[0] for p in problems] == ["broker", "cache"], problems
     assert time.monotonic() - started < 3
-    response = client.get("/metrics")
+    response = client.get("/metrics", **METRICS_AUTH)
     assert response.status_code == 200
     samples = metric_samples(response.content.decode())
     assert ("muster_open_incidents", (("status", "triggered"),)) in samples  # the database
@@ -131,7 +132,7 @@ def test_metrics_count_incidents_and_show_the_tick_lag(client):
     service = Service.objects.create(name="metrics-probe")
     integration = Integration.objects.create(name="probe", kind=Kind.GENERIC, service=service)
     opened_key = ("muster_incidents_opened_total", (("service", "metrics-probe"),))
-    before = metric_samples(client.get("/metrics").content.decode())
+    before = metric_samples(client.get("/metrics", **METRICS_AUTH).content.decode())
     assert before[("muster_tick_lag_seconds", ())] == -1  # the tick never ran
 
     response = client.post(
@@ -143,7 +144,7 @@ def test_metrics_count_incidents_and_show_the_tick_lag(client):
     assert results_of(response)[0]["action"] == "opened"
     tasks.tick()
 
-    response = client.get("/metrics")
+    response = client.get("/metrics", **METRICS_AUTH)
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
     after = metric_samples(response.content.decode())
@@ -156,15 +157,38 @@ def test_metrics_count_incidents_and_show_the_tick_lag(client):
 
     tasks.tick.delay()  # no worker runs in the tests: it waits in Redis
 
-    after = metric_samples(client.get("/metrics").content.decode())
+    after = metric_samples(client.get("/metrics", **METRICS_AUTH).content.decode())
     assert after[("muster_task_queue_depth", ())] >= 1
 
 
 @pytest.mark.django_db
-def test_metrics_can_require_a_bearer_token(client, monkeypatch):
-    monkeypatch.setenv("MUSTER_METRICS_TOKEN", "s3cret-scrape")
+def test_metrics_want_the_bearer_token(client, settings):
+    settings.METRICS_TOKEN = "s3cret-scrape"
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Basic s3cret-scrape").status_code == 401
     response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-scrape")
     assert response.status_code == 200
     assert b"muster_open_incidents" in response.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("header", ["Bearer s3crét-scrape", "Bearer \u00ff\u00fe", "Bearer ü"])
+def test_a_token_that_is_not_ascii_is_refused_not_a_500(client, settings, header):
+    # Review L11: compare_digest(str, str) raised TypeError for anything but ASCII.
+    settings.METRICS_TOKEN = "s3cret-scrape"
+    assert client.get("/metrics", HTTP_AUTHORIZATION=header).status_code == 401
+
+
+@pytest.mark.django_db
+def test_production_without_a_metrics_token_closes_metrics_saying_why(client, settings):
+    # Review L7: /metrics names integrations and services; production must not serve it to all.
+    settings.DATABASE_URL = "postgres://muster@db.example.com/muster"
+    settings.METRICS_TOKEN = ""
+    response = client.get("/metrics")
+    assert response.status_code == 403
+    assert b"set MUSTER_METRICS_TOKEN" in response.content
+    assert b"muster_" not in response.content
+    # The embedded mode (no DATABASE_URL) serves it on loopback without a token.
+    settings.DATABASE_URL = ""
+    assert client.get("/metrics").status_code == 200

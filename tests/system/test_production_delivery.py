@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from muster.startup import check_delivery
 from oncall.channels.registry import console_fallbacks
+from tests.helpers.api import METRICS_AUTH
 from tests.helpers.system import ROOT, database_url_of_tests
 
 DEPLOY = ROOT / "deploy"
@@ -156,7 +157,7 @@ def test_allowed_console_delivery_is_said_by_metrics_readiness_and_the_web_ui(
     client, production, alice
 ):
     production.ALLOW_CONSOLE_DELIVERY = True
-    metrics = client.get("/metrics").content.decode()
+    metrics = client.get("/metrics", **METRICS_AUTH).content.decode()
     [family] = [
         f for f in text_string_to_metric_families(metrics) if f.name == "muster_console_delivery"
     ]
@@ -183,7 +184,7 @@ def test_with_every_provider_the_metric_is_zero_and_no_banner(client, production
     production.TWILIO_AUTH_TOKEN = "token"
     production.TWILIO_FROM_NUMBER = "+15005550006"
     production.EMAIL_BACKEND = SMTP
-    metrics = client.get("/metrics").content.decode()
+    metrics = client.get("/metrics", **METRICS_AUTH).content.decode()
     assert re.search(r"^muster_console_delivery 0\.0$", metrics, re.M)
     client.force_login(alice)
     assert 'class="banner' not in client.get("/incidents/").content.decode()
