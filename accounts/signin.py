@@ -9,13 +9,14 @@ anyone could lock the on-call person out. API tokens never go through this.
 from __future__ import annotations
 
 import ipaddress
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from axes.handlers.database import AxesDatabaseHandler
 from axes.helpers import get_client_username, get_cool_off, get_failure_limit
-from axes.models import AccessAttempt
+from axes.models import AccessAttempt, AccessLog
 from django.conf import settings
+from django.contrib.sessions.models import Session
 from django.db.models import Max, QuerySet, Sum
 from django.http import HttpRequest
 from django.utils import timezone
@@ -99,3 +100,15 @@ def locked_until(request: HttpRequest, credentials: dict | None = None) -> datet
     counting = address if _failures(address) >= settings.LOGIN_IP_FAILURE_LIMIT else pair
     last = counting.aggregate(last=Max("attempt_time"))["last"]
     return None if last is None else last + cool_off
+
+
+def sweep(now: datetime | None = None) -> tuple[int, int]:
+    """Forget what sign-in no longer needs: sessions past their end (Django never deletes
+    them by itself, and the websocket check reads them) and successful sign-ins older than
+    SIGNIN_LOG_DAYS. Return how many of each went. Failures clean themselves on each attempt."""
+    now = now or timezone.now()
+    sessions, _ = Session.objects.filter(expire_date__lt=now).delete()
+    logs, _ = AccessLog.objects.filter(
+        attempt_time__lt=now - timedelta(days=settings.SIGNIN_LOG_DAYS)
+    ).delete()
+    return sessions, logs

@@ -101,6 +101,9 @@ AUTH_PASSWORD_VALIDATORS = [
 # A sign-in lasts this long, however active the session (Django's default is two weeks).
 SESSION_HOURS = env.int("MUSTER_SESSION_HOURS", default=12)
 SESSION_COOKIE_AGE = SESSION_HOURS * 3600
+# Successful sign-ins (who, from where, when) are kept this many days; expired sessions and
+# older records are deleted hourly (accounts.sweep_signins).
+SIGNIN_LOG_DAYS = env.int("MUSTER_SIGNIN_LOG_DAYS", default=90)
 
 # --- /metrics -------------------------------------------------------------------------------
 # /metrics answers only to `Authorization: Bearer <this>`; in production, unset, it answers 403.

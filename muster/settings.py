@@ -188,6 +188,7 @@ CELERY_BEAT_SCHEDULE = {
     "purge-raw-payloads": {"task": "alerts.purge_raw_payloads", "schedule": 3600.0},
     # Runbook action runs no worker picked up are enqueued again; runs whose worker died fail.
     "runbooks-sweep-runs": {"task": "runbooks.sweep_runs", "schedule": 30.0},
+    "accounts-sweep-signins": {"task": "accounts.sweep_signins", "schedule": 3600.0},
 }
 
 # --- Muster ---------------------------------------------------------------------------------

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from axes.models import AccessLog
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import User
+from accounts.tasks import sweep_signins
 
 pytestmark = pytest.mark.django_db
 
@@ -57,3 +63,22 @@ def test_a_sign_in_lasts_muster_session_hours(alice, settings):
     response = client.post("/login/", {"username": "alice", "password": "pw-alice"})
     assert response.status_code == 302
     assert response.cookies["sessionid"]["max-age"] == 12 * 3600
+
+
+def test_the_hourly_sweep_deletes_ended_sessions_and_old_sign_in_records(alice, bob):
+    late, live = Client(), Client()
+    assert late.post("/login/", {"username": "alice", "password": "pw-alice"}).status_code == 302
+    assert live.post("/login/", {"username": "bob", "password": "pw-bob"}).status_code == 302
+    ended = Session.objects.get(session_key=late.cookies["sessionid"].value)
+    ended.expire_date = timezone.now() - timedelta(minutes=1)
+    ended.save()
+    AccessLog.objects.filter(username="alice").update(
+        attempt_time=timezone.now() - timedelta(days=91)
+    )
+
+    sweep_signins()
+
+    assert not Session.objects.filter(pk=ended.pk).exists()
+    assert Session.objects.filter(session_key=live.cookies["sessionid"].value).exists()
+    assert list(AccessLog.objects.values_list("username", flat=True)) == ["bob"]
+    assert live.get("/incidents/").status_code == 200
