@@ -197,6 +197,8 @@ INGEST_RATE_LIMIT_PER_MINUTE = env.int("MUSTER_INGEST_RATE_LIMIT_PER_MINUTE", de
 # (alerts/pending.py, kick); 0 asks on every request.
 INGEST_KICK_MEMO_SECONDS = env.float("MUSTER_INGEST_KICK_MEMO_SECONDS", default=0.02)
 RAW_PAYLOAD_RETENTION_DAYS = env.int("MUSTER_RAW_PAYLOAD_RETENTION_DAYS", default=30)
+# A responder's silence lasts at most this long (API, web and chat alike); admins have no cap.
+SILENCE_MAX_DAYS = env.int("MUSTER_SILENCE_MAX_DAYS", default=30)
 # The console outbox (the embedded default's stand-in for Twilio) keeps its latest N messages.
 OUTBOX_KEEP = env.int("MUSTER_OUTBOX_KEEP", default=10_000)
 # The beat tick must have run within this many seconds for /readyz to answer 200.
