@@ -21,6 +21,7 @@ from accounts.models import Role, User
 from alerts.matchers_field import MatchersField
 from alerts.models import (
     MIN_HEARTBEAT_INTERVAL_SECONDS,
+    SIGNING_KINDS,
     Alert,
     AlertStatus,
     IngestRequest,
@@ -99,6 +100,16 @@ class IntegrationSerializer(serializers.ModelSerializer):
         if self.instance is not None and value != self.instance.kind:
             raise ValidationError("an integration's kind cannot change; create another one")
         return value
+
+    def validate(self, attrs):
+        kind = attrs.get("kind", self.instance.kind if self.instance is not None else None)
+        if attrs.get("hmac_secret") and kind not in SIGNING_KINDS:
+            # Accepted and ignored, it would let an admin believe the integration is signed.
+            signing = " and ".join(Kind(k).label for k in SIGNING_KINDS)
+            raise ValidationError(
+                {"hmac_secret": f"only {signing} integrations verify a signature"}
+            )
+        return attrs
 
     def validate_heartbeat_interval_seconds(self, value):
         if value < MIN_HEARTBEAT_INTERVAL_SECONDS:
