@@ -186,6 +186,11 @@ CELERY_BEAT_SCHEDULE = {
     "purge-raw-payloads": {"task": "alerts.purge_raw_payloads", "schedule": 3600.0},
     # Runbook action runs no worker picked up are enqueued again; runs whose worker died fail.
     "runbooks-sweep-runs": {"task": "runbooks.sweep_runs", "schedule": 30.0},
+    # Replay and abuse records past their window: verification limits, Twilio SIDs seen.
+    "forget-verification-budgets": {
+        "task": "oncall.forget_verification_budgets",
+        "schedule": 3600.0,
+    },
 }
 
 # --- Muster ---------------------------------------------------------------------------------
