@@ -191,6 +191,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "oncall.forget_verification_budgets",
         "schedule": 3600.0,
     },
+    "forget-twilio-requests": {"task": "warroom.forget_twilio_requests", "schedule": 3600.0},
 }
 
 # --- Muster ---------------------------------------------------------------------------------
@@ -222,6 +223,9 @@ TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
 # Twilio's API by default; a Twilio-compatible provider (SignalWire) or a test double otherwise.
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com").rstrip("/")
 TWILIO_TIMEOUT_SECONDS = env.int("TWILIO_TIMEOUT_SECONDS", default=10)
+# An inbound SMS (MessageSid) or keypress (CallSid and gather step) is acted on once; the ones
+# seen are remembered this long (warroom.replay), and a keypress for an older page is refused.
+TWILIO_REPLAY_WINDOW_DAYS = env.int("MUSTER_TWILIO_REPLAY_WINDOW_DAYS", default=30)
 # Email (pages, verification codes, status updates): EMAIL_URL, as in
 # smtp+tls://user:password@mail.example.com:587 (STARTTLS) or smtp+ssl://…:465; or Django's
 # own EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS,
