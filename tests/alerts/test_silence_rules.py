@@ -224,3 +224,28 @@ def test_an_alert_still_covered_by_another_silence_stays_silent(
     alert = Alert.objects.get()
     assert (alert.incident, alert.silence_id) == (None, second["id"])
     assert refire_unsilenced() == 0
+
+
+# --- chat: unsilence ------------------------------------------------------------------------
+
+
+def test_unsilence_in_chat_expires_the_silence_audited_and_refires(
+    silenced, bob, django_capture_on_commit_callbacks
+):
+    quiet = Silence.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = chat(f"unsilence {quiet.pk}", bob)
+    assert reply.changed and reply.text.startswith(f"Expired silence {quiet.pk};")
+    quiet.refresh_from_db()
+    assert quiet.ends_at <= timezone.now()
+    assert silence_audit()[-1] == ("updated", "bob")
+    assert Alert.objects.get().incident is not None
+    assert chat(f"unsilence #{quiet.pk}", bob).text == f"Silence {quiet.pk} has already ended."
+    assert chat("unsilence 999999", bob).text == "There is no silence 999999."
+
+
+def test_an_observer_cannot_unsilence(silenced, charlie):
+    quiet = Silence.objects.get()
+    assert not chat(f"unsilence {quiet.pk}", charlie).changed
+    quiet.refresh_from_db()
+    assert quiet.ends_at > timezone.now()

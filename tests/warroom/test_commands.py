@@ -587,7 +587,7 @@ def test_chat_help_is_a_table_of_every_command_with_its_example():
     lines = table.splitlines()
     assert lines[0] == "| Command | What it does | Example |"
     listed = [s for s in SPECS if s.listed and "chat" in s.surfaces]
-    assert len(listed) == 19
+    assert len(listed) == 20
     for spec in listed:
         assert f"| `{spec.usage}` | {spec.summary} | `{spec.example}` |" in lines
     assert "STOP" not in table  # SMS only

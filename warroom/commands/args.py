@@ -307,6 +307,19 @@ PAGE_TARGET = Arg(
     "target", "(@user or schedule)", "a person or a schedule", _read_page_target, required=True
 )
 ONCALL_TARGET = Arg("target", "(schedule or service)", "a schedule or service", _read_name)
+
+
+def _read_silence_id(words: list[Word], text: str, surface: str) -> tuple[int | None, list[Word]]:
+    """Read a silence's id: `3` or `#3` (as the reply to `silence` names it)."""
+    if not words:
+        return None, words
+    found = _NUMBER.fullmatch(words[0].norm)
+    if found is None or len(found.group(1)) > _MAX_DIGITS:
+        raise BadArgument(f"{quote_typed(words[0].raw)} is not a silence's id, like 12.")
+    return int(found.group(1)), words[1:]
+
+
+SILENCE_ID = Arg("silence", "(silence id)", "a silence's id, like 12", _read_silence_id, True)
 SEVERITY = Arg("severity", "(1-5)", "a severity from 1 to 5", _read_severity, required=True)
 MATCHERS = Arg(
     "matchers", "(matchers)", "label matchers like alertname=DiskFull", _read_matchers, True

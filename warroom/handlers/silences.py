@@ -1,4 +1,5 @@
-"""The command `silence <matchers> for <duration>`: matching alerts open no incident for a while."""
+"""The commands `silence <matchers> for <duration>` (matching alerts open no incident for a
+while) and `unsilence <id>` (end one now)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from django.utils import timezone
 
 from accounts.models import User
 from alerts.matchers import all_match
-from alerts.models import Alert, AlertStatus
-from alerts.services import create_silence
+from alerts.models import Alert, AlertStatus, Silence
+from alerts.services import create_silence, expire_silence
 from incidents.models import Incident, source_label
 from warroom.commands.specs import Command
 from warroom.markdown import code
@@ -67,3 +68,20 @@ def _comment(command: Command, user: User, source: str, context: Incident | None
     where = f"from #{context.number} {context.title}, " if context is not None else ""
     said = f"{command.text} " if command.text else ""
     return f"{said}({where}by {user.get_username()} via {via})"[:2000]
+
+
+def unsilence(command: Command, user: User, source: str, context: Incident | None) -> Reply:
+    """`unsilence <id>`: end a silence now (on the audit log); the alerts it held that still
+    fire open their incidents at once."""
+    number = context.number if context is not None else None
+    found = Silence.objects.filter(pk=command.silence).first()
+    if found is None:
+        return Reply(f"There is no silence {command.silence}.", incident=number)
+    if found.ends_at <= timezone.now():
+        return Reply(f"Silence {found.pk} has already ended.", incident=number)
+    expire_silence(found, by=user)
+    return Reply(
+        f"Expired silence {found.pk}; alerts it held that still fire open their incidents now.",
+        True,
+        number,
+    )
