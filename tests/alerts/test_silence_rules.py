@@ -249,3 +249,19 @@ def test_an_observer_cannot_unsilence(silenced, charlie):
     assert not chat(f"unsilence {quiet.pk}", charlie).changed
     quiet.refresh_from_db()
     assert quiet.ends_at > timezone.now()
+
+
+def test_the_web_edit_page_shows_the_silence_and_refuses_observers_and_ended_ones(bob, charlie):
+    chat("silence job=db for 2h", bob)
+    quiet = Silence.objects.get()
+    page = web(bob).get(f"/setup/silences/{quiet.pk}/").content.decode()
+    assert f"Edit silence {quiet.pk}" in page and 'value="job=&quot;db&quot;"' in page
+    assert (
+        f'href="/setup/silences/{quiet.pk}/"' in web(bob).get("/setup/silences/").content.decode()
+    )
+    form = web_form('job="db"', timedelta(hours=3))
+    assert web(charlie).post(f"/setup/silences/{quiet.pk}/", form).status_code == 403
+    web(bob).post(f"/setup/silences/{quiet.pk}/expire/")
+    assert web(bob).post(f"/setup/silences/{quiet.pk}/", form).status_code == 302
+    quiet.refresh_from_db()
+    assert quiet.ends_at <= timezone.now()  # an ended silence is not brought back
