@@ -12,6 +12,7 @@ import hmac
 import logging
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -115,6 +116,8 @@ GRAFANA_SIGNATURE_HEADER = "X-Grafana-Alerting-Signature"
 GRAFANA_DEFAULT_SIGNER_HEADER = "X-Grafana-Alert-Signature"
 # Grafana's timestamp header has no default name (the contact point names it, if it wants one);
 # these are the names Grafana's docs and provisioning examples use.
+# A signed timestamp older than this (or this far ahead: clock skew) is refused as a replay.
+SIGNATURE_MAX_AGE = timedelta(minutes=5)
 GRAFANA_TIMESTAMP_HEADERS = (
     "X-Grafana-Alerting-Signature-Timestamp",
     "X-Grafana-Alerting-Timestamp",
@@ -123,11 +126,15 @@ GRAFANA_TIMESTAMP_HEADERS = (
 
 
 def verify_hmac(integration: Integration, request: HttpRequest, body: bytes) -> None:
-    """Check Grafana's optional HMAC-SHA256 signature when the integration has a secret.
+    """Check the HMAC-SHA256 signature of a Grafana or generic request when the integration
+    has a secret.
 
     Grafana (11.6+) writes the lowercase hex HMAC-SHA256 of the body into the signature header;
     when its contact point names a timestamp header, it sends the Unix time there and signs
-    `<timestamp>:<body>` instead.
+    `<timestamp>:<body>` instead. A timestamped request must be signed with its timestamp (a
+    signature of the body alone is then refused, so a timestamp cannot be stripped) and be at
+    most SIGNATURE_MAX_AGE old, or ahead: a replayed request is refused. A request with no
+    timestamp has no such window; the docs say to configure the timestamp header.
     """
     if not integration.hmac_secret:
         return
@@ -141,17 +148,39 @@ def verify_hmac(integration: Integration, request: HttpRequest, body: bytes) -> 
     # Header values arrive as latin-1 text; compare bytes, which never raises on odd input.
     given_bytes = given.strip().lower().encode("latin-1", "replace")
     key = integration.hmac_secret.encode()
-    signed = [body]
-    for name in (*GRAFANA_TIMESTAMP_HEADERS, f"{header}-Timestamp"):
-        timestamp = request.headers.get(name, "").strip()
-        if timestamp:
-            signed.append(timestamp.encode("latin-1", "replace") + b":" + body)
-    matched = False
-    for message in signed:
-        expected = hmac.new(key, message, hashlib.sha256).hexdigest().encode()
-        matched |= hmac.compare_digest(given_bytes, expected)
-    if not matched:
-        raise Rejected(401, f"signature in {header} does not match the body")
+    stamp_header, timestamp = next(
+        (
+            (name, request.headers[name].strip())
+            for name in (*GRAFANA_TIMESTAMP_HEADERS, f"{header}-Timestamp")
+            if request.headers.get(name, "").strip()
+        ),
+        ("", ""),
+    )
+    message = timestamp.encode("latin-1", "replace") + b":" + body if timestamp else body
+    expected = hmac.new(key, message, hashlib.sha256).hexdigest().encode()
+    if not hmac.compare_digest(given_bytes, expected):
+        signed = f"{stamp_header} and the body" if timestamp else "the body"
+        raise Rejected(401, f"signature in {header} does not match {signed}")
+    if timestamp:
+        _check_signature_age(stamp_header, timestamp)
+
+
+def _check_signature_age(name: str, timestamp: str) -> None:
+    """Refuse a signed timestamp that is not a Unix time within SIGNATURE_MAX_AGE of now."""
+    limit = int(SIGNATURE_MAX_AGE.total_seconds())
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+        raise Rejected(401, f"{name} must be a Unix time in seconds")
+    age = time.time() - int(timestamp)
+    if age > limit:
+        raise Rejected(
+            401,
+            f"signed timestamp in {name} is {int(age)} s old; requests signed more than "
+            f"{limit // 60} minutes ago are refused as replays",
+        )
+    if age < -limit:
+        raise Rejected(
+            401, f"signed timestamp in {name} is {int(-age)} s in the future; check the clocks"
+        )
 
 
 def over_rate_limit(integration: Integration) -> int:

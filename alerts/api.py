@@ -21,6 +21,7 @@ from accounts.models import Role, User
 from alerts.matchers_field import MatchersField
 from alerts.models import (
     MIN_HEARTBEAT_INTERVAL_SECONDS,
+    SIGNING_KINDS,
     Alert,
     AlertStatus,
     IngestRequest,
@@ -30,7 +31,12 @@ from alerts.models import (
     RoutingRule,
     Silence,
 )
-from alerts.services import create_silence, rotate_integration_token
+from alerts.services import (
+    create_silence,
+    expire_silence,
+    rotate_integration_token,
+    update_silence,
+)
 from core.api_errors import Conflict, ParseBodyFirst, check_query_text
 from core.pagination import cursor_by
 from incidents.models import Service
@@ -94,6 +100,16 @@ class IntegrationSerializer(serializers.ModelSerializer):
         if self.instance is not None and value != self.instance.kind:
             raise ValidationError("an integration's kind cannot change; create another one")
         return value
+
+    def validate(self, attrs):
+        kind = attrs.get("kind", self.instance.kind if self.instance is not None else None)
+        if attrs.get("hmac_secret") and kind not in SIGNING_KINDS:
+            # Accepted and ignored, it would let an admin believe the integration is signed.
+            signing = " and ".join(Kind(k).label for k in SIGNING_KINDS)
+            raise ValidationError(
+                {"hmac_secret": f"only {signing} integrations verify a signature"}
+            )
+        return attrs
 
     def validate_heartbeat_interval_seconds(self, value):
         if value < MIN_HEARTBEAT_INTERVAL_SECONDS:
@@ -252,8 +268,14 @@ class SilenceSerializer(serializers.ModelSerializer):
                 starts_at=validated_data.get("starts_at"),
                 ends_at=validated_data["ends_at"],
                 comment=validated_data["comment"],
-                by=validated_data["created_by"],
+                by=self.context["request"].user,
             )
+        except DjangoValidationError as exc:
+            raise ValidationError(exc.messages[0]) from None
+
+    def update(self, instance, validated_data):
+        try:
+            return update_silence(instance, by=self.context["request"].user, **validated_data)
         except DjangoValidationError as exc:
             raise ValidationError(exc.messages[0]) from None
 
@@ -268,10 +290,13 @@ class SilenceViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Silences and maintenance windows. Responders create them; DELETE expires one now."""
+    """Silences and maintenance windows. Responders create them and edit (extend) one that has
+    not ended, with PATCH or PUT; DELETE expires one now. The rules and the audit entries are
+    alerts.services'."""
 
     serializer_class = SilenceSerializer
     queryset = Silence.objects.select_related("created_by")
@@ -289,14 +314,8 @@ class SilenceViewSet(
             raise ValidationError("active must be true or false")
         return queryset
 
-    def perform_create(self, serializer):
-        serializer.save(created_by=self.request.user)
-
     def perform_destroy(self, instance):
-        now = timezone.now()
-        if instance.ends_at > now:
-            instance.ends_at = max(now, instance.starts_at)
-            instance.save(update_fields=["ends_at"])
+        expire_silence(instance, by=self.request.user)
 
 
 class IntegrationRefSerializer(serializers.Serializer):

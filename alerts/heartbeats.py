@@ -12,7 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 from alerts import metrics, pipeline
 from alerts.admission import allow_methods, error_json, find_integration, refuse
 from alerts.decoding import Rejected
-from alerts.models import Alert, AlertStatus, Integration, Kind
+from alerts.models import Integration, Kind
 from alerts.sources.base import FIRING, RESOLVED, NormalizedAlert
 
 FINGERPRINT = "heartbeat"
@@ -80,36 +80,8 @@ def check_heartbeats(now: datetime | None = None) -> int:
                 body=b"",
             )
         overdue += 1
-    _refire_after_silence(now)
+    # One missed during a maintenance window fires when the window ends: alerts.silencing.
     return overdue
-
-
-def _refire_after_silence(now: datetime) -> None:
-    """Fire again the missed heartbeats that were silenced when they went down.
-
-    A dead monitor never sends a repeat, so without this a heartbeat missed during a
-    maintenance window would stay silent after the window ended; re-firing it lets the
-    pipeline open its incident (or find another silence that still covers it).
-    """
-    silenced = (
-        Alert.objects.filter(
-            integration__kind=Kind.HEARTBEAT,
-            integration__enabled=True,
-            integration__heartbeat_down=True,
-            fingerprint=FINGERPRINT,
-            status=AlertStatus.FIRING,
-            incident__isnull=True,
-        )
-        .exclude(silence__starts_at__lte=now, silence__ends_at__gt=now)
-        .select_related("integration__service")
-    )
-    for alert in silenced:
-        integration = alert.integration
-        pipeline.ingest(
-            integration,
-            [_alert(integration, FIRING, f"No heartbeat from {integration.name}; silence ended")],
-            body=b"",
-        )
 
 
 @csrf_exempt

@@ -31,7 +31,7 @@ from alerts.admission import (
     verify_hmac,
 )
 from alerts.decoding import Rejected, Request, add_request_warnings, decode_json, parse
-from alerts.models import IngestRequest, Kind
+from alerts.models import SIGNING_KINDS, IngestRequest, Kind
 from alerts.sources.base import PayloadError
 from alerts.sources.registry import PARSERS
 
@@ -91,7 +91,7 @@ def integration_ingest(request: HttpRequest, kind: str, token: str) -> JsonRespo
         if read_error is not None:
             raise read_error
         assert req is not None  # read, since reading raised nothing
-        if kind == Kind.GRAFANA:
+        if kind in SIGNING_KINDS:
             verify_hmac(integration, request, req.body)
         if parse_error is not None:
             raise parse_error

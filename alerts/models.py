@@ -25,6 +25,9 @@ class Kind(models.TextChoices):
 
 # Kinds served at /integrations/<kind>/<token>/; the others sit on their senders' native paths.
 URL_TOKEN_KINDS = (Kind.ALERTMANAGER, Kind.GRAFANA, Kind.GENERIC, Kind.HEARTBEAT)
+# Kinds whose requests Muster verifies against `hmac_secret` (Grafana's HMAC-SHA256 scheme, which
+# a generic sender can reproduce); the others cannot sign, and refuse a secret.
+SIGNING_KINDS = (Kind.GRAFANA, Kind.GENERIC)
 
 
 MIN_HEARTBEAT_INTERVAL_SECONDS = 10
@@ -43,7 +46,7 @@ class Integration(models.Model):
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     token_rotated_at = models.DateTimeField(null=True, blank=True)
-    # Grafana: verify the optional HMAC-SHA256 body signature when a secret is set.
+    # Grafana and generic: verify the HMAC-SHA256 signature when a secret is set (SIGNING_KINDS).
     hmac_secret = models.CharField(max_length=200, blank=True)
     hmac_header = models.CharField(max_length=100, default="X-Grafana-Alerting-Signature")
     # Heartbeat: a ping is expected every interval; after interval + grace, an incident opens.

@@ -189,6 +189,12 @@ CELERY_BEAT_SCHEDULE = {
     # Runbook action runs no worker picked up are enqueued again; runs whose worker died fail.
     "runbooks-sweep-runs": {"task": "runbooks.sweep_runs", "schedule": 30.0},
     "accounts-sweep-signins": {"task": "accounts.sweep_signins", "schedule": 3600.0},
+    # Replay and abuse records past their window: verification limits, Twilio SIDs seen.
+    "forget-verification-budgets": {
+        "task": "oncall.forget_verification_budgets",
+        "schedule": 3600.0,
+    },
+    "forget-twilio-requests": {"task": "warroom.forget_twilio_requests", "schedule": 3600.0},
 }
 
 # --- Muster ---------------------------------------------------------------------------------
@@ -200,6 +206,8 @@ INGEST_RATE_LIMIT_PER_MINUTE = env.int("MUSTER_INGEST_RATE_LIMIT_PER_MINUTE", de
 # (alerts/pending.py, kick); 0 asks on every request.
 INGEST_KICK_MEMO_SECONDS = env.float("MUSTER_INGEST_KICK_MEMO_SECONDS", default=0.02)
 RAW_PAYLOAD_RETENTION_DAYS = env.int("MUSTER_RAW_PAYLOAD_RETENTION_DAYS", default=30)
+# A responder's silence lasts at most this long (API, web and chat alike); admins have no cap.
+SILENCE_MAX_DAYS = env.int("MUSTER_SILENCE_MAX_DAYS", default=30)
 # The console outbox (the embedded default's stand-in for Twilio) keeps its latest N messages.
 OUTBOX_KEEP = env.int("MUSTER_OUTBOX_KEEP", default=10_000)
 # The beat tick must have run within this many seconds for /readyz to answer 200.
@@ -218,6 +226,9 @@ TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
 # Twilio's API by default; a Twilio-compatible provider (SignalWire) or a test double otherwise.
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com").rstrip("/")
 TWILIO_TIMEOUT_SECONDS = env.int("TWILIO_TIMEOUT_SECONDS", default=10)
+# An inbound SMS (MessageSid) or keypress (CallSid and gather step) is acted on once; the ones
+# seen are remembered this long (warroom.replay), and a keypress for an older page is refused.
+TWILIO_REPLAY_WINDOW_DAYS = env.int("MUSTER_TWILIO_REPLAY_WINDOW_DAYS", default=30)
 # Email (pages, verification codes, status updates): EMAIL_URL, as in
 # smtp+tls://user:password@mail.example.com:587 (STARTTLS) or smtp+ssl://…:465; or Django's
 # own EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS,

@@ -10,6 +10,7 @@ from django.core.cache import cache
 
 from alerts.heartbeats import check_heartbeats
 from alerts.pending import kick_if_stuck
+from alerts.silencing import refire_unsilenced
 from incidents.services import retrigger_due_incidents
 from oncall.escalation import run_due_escalations
 from oncall.sweep import sweep_outbox
@@ -27,6 +28,7 @@ def tick() -> None:
         sweep_outbox,
         retrigger_due_incidents,
         check_heartbeats,
+        refire_unsilenced,  # alerts a silence held, once it reaches its end
         kick_if_stuck,
     ):
         try:

@@ -23,12 +23,25 @@ _CALL_FAILED = {"no-answer", "busy", "failed", "canceled"}
 
 
 def record_provider_status(
-    page_id: int, *, kind: str, status: str, error_code: str = "", answered: bool | None = None
+    page_id: int,
+    *,
+    kind: str,
+    status: str,
+    error_code: str = "",
+    answered: bool | None = None,
+    sid: str = "",
 ) -> None:
-    """Apply a delivery-status callback (Twilio's MessageStatus or CallStatus) to a page."""
+    """Apply a delivery-status callback (Twilio's MessageStatus or CallStatus) to a page.
+
+    Callbacks are not deduplicated: they only ever move a page forward, from sent (or sending,
+    or unknown) to delivered, answered or failed, so a replayed or late one changes nothing.
+    One about another send of the page (`sid`, an earlier attempt's) is ignored too.
+    """
     page = Page.objects.select_related("person").filter(pk=page_id).first()
     if page is None:
         return
+    if sid and page.provider_id and sid != page.provider_id:
+        return  # an earlier attempt's callback, or a replay of one
     status = status.lower()
     Page.objects.filter(pk=page_id).update(provider_status=status[:32])
     if page.status not in (PageStatus.SENT, PageStatus.SENDING, PageStatus.UNKNOWN):

@@ -59,6 +59,24 @@ class ContactMethod(models.Model):
         return self.is_verified and not self.opted_out
 
 
+class VerificationBudget(models.Model):
+    """Codes sent to, and wrong codes typed for, an address by a person; apart from the contact
+    method, so that deleting and adding it again resets neither limit (oncall.people)."""
+
+    user = models.ForeignKey(USER, on_delete=models.CASCADE, related_name="+")
+    address = models.CharField(max_length=254)
+    last_sent_at = models.DateTimeField(null=True)
+    failures = models.PositiveSmallIntegerField(default=0)
+    failures_since = models.DateTimeField(null=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "address"], name="one_budget")]
+        indexes = [models.Index(fields=["address", "last_sent_at"])]
+
+    def __str__(self) -> str:
+        return f"verification budget of user {self.user_id} for {self.address}"
+
+
 class NotificationRule(models.Model):
     """Reach `user` through `contact_method`, `delay_minutes` after a page starts."""
 

@@ -18,7 +18,6 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from math import ceil
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -30,6 +29,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from incidents.models import Urgency
+from oncall import verify_limits
 from oncall.delivery import send_verification_code
 from oncall.models import ContactKind, ContactMethod, NotificationRule, PersonSettings
 
@@ -37,7 +37,7 @@ PHONE_KINDS = (ContactKind.SMS, ContactKind.VOICE)
 CODE_DIGITS = 6
 CODE_LIFETIME = timedelta(minutes=10)
 MAX_ATTEMPTS = 5
-RESEND_AFTER = timedelta(seconds=30)
+RESEND_AFTER = verify_limits.RESEND_AFTER
 # (urgency, kind, delay in minutes): what a person gets when their first phone is verified.
 DEFAULT_RULES = (
     (Urgency.HIGH, ContactKind.SMS, 0),
@@ -172,19 +172,19 @@ def _clear_code(method: ContactMethod) -> None:
 def issue_verification_code(method: ContactMethod, *, now: datetime | None = None) -> str:
     """Store a fresh code's hash on `method` (voiding any earlier code) and return the code.
 
-    Refuses (VerificationFailed) a new code within 30 seconds of the last, so nobody can make
-    Muster flood a number with texts.
+    Refuses (VerificationFailed) a new code within 30 seconds of the last one sent to the same
+    address or by the same person, so nobody can make Muster flood a number with texts, or
+    text a list of numbers.
     """
     now = now or timezone.now()
     with transaction.atomic():
         method = ContactMethod.objects.select_for_update().get(pk=method.pk)
-        if method.verification_expires_at is not None:
-            sent_at = method.verification_expires_at - CODE_LIFETIME
-            wait = sent_at + RESEND_AFTER - now
-            if wait > timedelta(0):
-                raise VerificationFailed(
-                    f"a code was sent moments ago; ask again in {ceil(wait.total_seconds())} s"
-                )
+        # Per person and per address (oncall.verify_limits), not per method: deleting the
+        # method and adding it again does not let Muster text the number again.
+        wait = verify_limits.seconds_until_resend(method, now)
+        if wait:
+            raise VerificationFailed(f"a code was sent moments ago; ask again in {wait} s")
+        verify_limits.note_sent(method, now)
         code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
         method.verification_code_hash = _code_hash(method, code)
         method.verification_expires_at = now + CODE_LIFETIME
@@ -235,8 +235,11 @@ def _check_code(method: ContactMethod, code: str, now: datetime) -> str | None:
         _clear_code(method)
         method.save(update_fields=_CODE_FIELDS)
         return "the code has expired; ask for a new one"
+    if exhausted := verify_limits.failures_exhausted(method, now):
+        return exhausted
     if hmac.compare_digest(method.verification_code_hash, _code_hash(method, code)):
         return None
+    verify_limits.note_failure(method, now)
     method.verification_attempts += 1
     left = MAX_ATTEMPTS - method.verification_attempts
     if left <= 0:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from celery import shared_task
 from django.db import OperationalError
+from django.utils import timezone
 
-from oncall import delivery, escalation
+from oncall import delivery, escalation, verify_limits
 
 # A deadlock or a dropped connection is the database in trouble for a moment: try again soon
 # (every task here is idempotent). What is still lost after that, the sweep recovers.
@@ -44,3 +45,9 @@ def stop_escalations(incident_id: int, reason: str) -> None:
 def deliver_page(page_id: int) -> None:
     # Idempotent: the claim is a conditional update, so a redelivered task does nothing.
     delivery.deliver(page_id)
+
+
+@shared_task(name="oncall.forget_verification_budgets", ignore_result=True)
+def forget_verification_budgets() -> int:
+    """Delete per-address verification limits nobody has touched for a day."""
+    return verify_limits.forget_old_budgets(timezone.now())

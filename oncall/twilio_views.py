@@ -34,7 +34,11 @@ def sms_status(request: HttpRequest, page_id: int) -> HttpResponse:
     status = request.POST.get("MessageStatus") or request.POST.get("SmsStatus", "")
     if status:
         callbacks.record_provider_status(
-            page_id, kind="sms", status=status, error_code=request.POST.get("ErrorCode", "")
+            page_id,
+            kind="sms",
+            status=status,
+            error_code=request.POST.get("ErrorCode", ""),
+            sid=request.POST.get("MessageSid") or request.POST.get("SmsSid", ""),
         )
     return twiml_response(empty_twiml())
 
@@ -56,6 +60,7 @@ def voice_status(request: HttpRequest, page_id: int) -> HttpResponse:
             status=status,
             error_code=request.POST.get("ErrorCode", ""),
             answered=answered,
+            sid=request.POST.get("CallSid", ""),
         )
     return twiml_response(empty_twiml())
 

@@ -41,6 +41,7 @@ RESPONDER_COMMANDS = frozenset(
         "note",
         "severity",
         "silence",
+        "unsilence",
         "run",
     }
 )
@@ -61,6 +62,7 @@ HANDLERS: dict[str, Handler] = {
     "oncall": on_call.oncall,
     "incidents": incident_list.incidents,
     "silence": silences.silence,
+    "unsilence": silences.unsilence,
     "runbook": runbook.runbook,
     "graph": runbook.graph,
     "run": runbook.run_action,

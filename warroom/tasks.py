@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from incidents.models import TimelineEntry
+from warroom import replay
 from warroom.receivers import tell
 
 
@@ -14,3 +15,9 @@ def follow_entry_later(entry_id: int) -> None:
     entry = TimelineEntry.objects.filter(pk=entry_id).first()
     if entry is not None:
         tell(entry)
+
+
+@shared_task(name="warroom.forget_twilio_requests", ignore_result=True)
+def forget_twilio_requests() -> int:
+    """Forget the Twilio requests seen before the replay window (warroom.replay)."""
+    return replay.forget_old()

@@ -132,11 +132,12 @@ def voice_url(page_id: int) -> str:
     return settings.PUBLIC_URL + reverse("twilio-voice", args=[page_id])
 
 
-def keypress_url(page_id: int) -> str:
+def keypress_url(page_id: int, step: int = 0) -> str:
     """Return the absolute URL a paging call's Gather posts its key to. The view behind it is
     warroom's keypad surface (warroom.surfaces.voice): the key is a command, which oncall does
-    not run; the URL name is the only tie, since oncall never imports warroom."""
-    return settings.PUBLIC_URL + reverse("twilio-voice-keypress", args=[page_id])
+    not run; the URL name is the only tie, since oncall never imports warroom. `step` counts
+    the call's Gathers (a key acts once per call and step); the signature covers it."""
+    return settings.PUBLIC_URL + reverse("twilio-voice-keypress", args=[page_id]) + f"?step={step}"
 
 
 class SmsChannel:

@@ -259,3 +259,74 @@ def test_without_a_secret_no_signature_is_needed(post_json, grafana):
     response = post_json(path(grafana), load_fixture("grafana", "firing_v11"))
 
     assert response.status_code == 200
+
+
+# --- replay (review L6) -----------------------------------------------------------------------
+
+
+def post_stamped(client, integration, body: bytes, timestamp: str, signed_stamp: str | None = None):
+    return client.post(
+        path(integration),
+        body,
+        content_type="application/json",
+        headers={
+            "X-Grafana-Alerting-Signature": sign(body, timestamp=signed_stamp or timestamp),
+            "X-Grafana-Alerting-Signature-Timestamp": timestamp,
+        },
+    )
+
+
+def test_a_signed_timestamp_older_than_five_minutes_is_refused_as_a_replay(client, signed_grafana):
+    body = body_of("firing_v11")
+    old = str(int(time.time()) - 301)
+
+    response = post_stamped(client, signed_grafana, body, old)
+
+    assert response.status_code == 401
+    message = response.json()["error"]["message"]
+    assert "X-Grafana-Alerting-Signature-Timestamp" in message
+    assert "more than 5 minutes ago are refused as replays" in message
+    assert Alert.objects.count() == 0
+    assert rejections(signed_grafana).get().status_code == 401
+
+
+def test_a_signed_timestamp_just_inside_the_window_is_accepted(client, signed_grafana):
+    body = body_of("firing_v11")
+    recent = str(int(time.time()) - 240)
+
+    assert post_stamped(client, signed_grafana, body, recent).status_code == 200
+
+
+def test_a_signed_timestamp_far_in_the_future_is_refused(client, signed_grafana):
+    body = body_of("firing_v11")
+    ahead = str(int(time.time()) + 3600)
+
+    response = post_stamped(client, signed_grafana, body, ahead)
+
+    assert response.status_code == 401
+    assert "in the future" in response.json()["error"]["message"]
+
+
+def test_a_timestamp_that_is_no_unix_time_is_refused(client, signed_grafana):
+    response = post_stamped(client, signed_grafana, body_of("firing_v11"), "yesterday")
+
+    assert response.status_code == 401
+    assert "must be a Unix time" in response.json()["error"]["message"]
+
+
+def test_a_body_signature_does_not_pass_with_a_fresh_timestamp_added(client, signed_grafana):
+    # A captured body-only request, replayed with a current timestamp the attacker cannot sign.
+    body = body_of("firing_v11")
+
+    response = client.post(
+        path(signed_grafana),
+        body,
+        content_type="application/json",
+        headers={
+            "X-Grafana-Alerting-Signature": sign(body),
+            "X-Grafana-Alerting-Signature-Timestamp": str(int(time.time())),
+        },
+    )
+
+    assert response.status_code == 401
+    assert Alert.objects.count() == 0

@@ -202,3 +202,30 @@ def test_request_bodies_never_show_the_integration_key_to_anyone(
             text = response.content.decode()
             assert key[:8] not in text, which
             assert "routing_key" in text
+
+
+# --- hmac_secret only where it is verified (review L8) ----------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["alertmanager", "pagerduty", "opsgenie", "heartbeat"])
+def test_an_hmac_secret_is_refused_for_a_kind_that_does_not_verify_it(as_alice, service, kind):
+    response = create(as_alice, service, kind=kind, hmac_secret="s3cret")
+    assert_error(response, 400, "only Grafana alerting and Generic JSON integrations verify")
+    assert not Integration.objects.filter(kind=kind).exists()
+
+
+def test_an_hmac_secret_is_refused_on_edit_too(as_alice, service, make_integration):
+    integration = make_integration(Kind.ALERTMANAGER)
+    response = as_alice.patch(
+        f"{INTEGRATIONS}{integration.pk}/", {"hmac_secret": "s3cret"}, format="json"
+    )
+    assert_error(response, 400, "verify a signature")
+    integration.refresh_from_db()
+    assert integration.hmac_secret == ""
+
+
+@pytest.mark.parametrize("kind", ["grafana", "generic"])
+def test_an_hmac_secret_is_taken_for_the_signing_kinds(as_alice, service, kind):
+    response = create(as_alice, service, kind=kind, hmac_secret="s3cret")
+    assert response.status_code == 201
+    assert response.json()["has_hmac_secret"] is True

@@ -107,7 +107,7 @@ ROUTES = [
     ),
     Route("PATCH", "routing-rules/{pk}/", ADMIN, obj="rule", payload={"name": "db team"}),
     Route("DELETE", "routing-rules/{pk}/", ADMIN, 204, obj="rule"),
-    # silences: responders create and expire them
+    # silences: responders create, edit and expire them
     Route("GET", "silences/", OBSERVER),
     Route("GET", "silences/{pk}/", OBSERVER, obj="silence"),
     Route(
@@ -115,6 +115,14 @@ ROUTES = [
         "silences/",
         RESPONDER,
         201,
+        payload={"matchers": MATCHERS, "ends_at": "*later", "comment": "db migration"},
+    ),
+    Route("PATCH", "silences/{pk}/", RESPONDER, obj="silence", payload={"comment": "longer"}),
+    Route(
+        "PUT",
+        "silences/{pk}/",
+        RESPONDER,
+        obj="silence",
         payload={"matchers": MATCHERS, "ends_at": "*later", "comment": "db migration"},
     ),
     Route("DELETE", "silences/{pk}/", RESPONDER, 204, obj="silence"),

@@ -189,7 +189,7 @@ def test_service_policies_contact_methods_rules_and_settings_are_audited(
 def test_integrations_and_routing_rules_are_audited_without_their_secrets(as_alice, service):
     created = as_alice.post(
         API + "integrations/",
-        {"name": "prom", "kind": "alertmanager", "service": service.pk, "hmac_secret": "s3cret"},
+        {"name": "prom", "kind": "grafana", "service": service.pk, "hmac_secret": "s3cret"},
         format="json",
     ).json()
     as_alice.patch(API + f"integrations/{created['id']}/", {"enabled": False}, format="json")

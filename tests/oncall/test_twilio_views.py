@@ -151,6 +151,35 @@ def test_status_callbacks_only_take_post(client, twilio):
     assert client.get("/twilio/status/sms/1/").status_code == 405
 
 
+# Status callbacks are not deduplicated by SID (review L6): they only move a page forward.
+
+
+def test_a_replayed_or_late_status_callback_does_not_move_a_page_back(post, make_page):
+    page = make_page("sms", status=PageStatus.SENT, provider_id="SM" + "2" * 32)
+    twiml(post(f"/twilio/status/sms/{page.pk}/", sms_status("delivered")))
+    for late in ("sent", "failed", "undelivered", "delivered"):
+        twiml(post(f"/twilio/status/sms/{page.pk}/", sms_status(late, "30003")))
+        page.refresh_from_db()
+        assert (page.status, page.error, page.attempts) == (PageStatus.DELIVERED, "", 0)
+
+
+def test_an_answered_call_stays_answered_whatever_callback_follows(post, make_page):
+    page = make_page("voice", status=PageStatus.ANSWERED, provider_id="CA" + "3" * 32)
+    for late in ("no-answer", "busy", "failed", "completed"):
+        twiml(post(f"/twilio/status/voice/{page.pk}/", call_status(late)))
+        page.refresh_from_db()
+        assert (page.status, page.error) == (PageStatus.ANSWERED, "")
+
+
+def test_a_callback_about_an_earlier_send_of_the_page_changes_nothing(post, make_page):
+    # The page was sent again (a retry, a new MessageSid): the first send's "undelivered",
+    # late or replayed, must not fail the second.
+    page = make_page("sms", status=PageStatus.SENT, provider_id="SM" + "9" * 32)
+    twiml(post(f"/twilio/status/sms/{page.pk}/", sms_status("undelivered", "30003")))
+    page.refresh_from_db()
+    assert (page.status, page.error) == (PageStatus.SENT, "")
+
+
 # --- what a paging call says -------------------------------------------------------------------
 
 
@@ -159,7 +188,7 @@ def test_the_call_reads_the_incident_and_offers_the_keys(post, make_page, incide
     root = twiml(post(f"/twilio/voice/{page.pk}/", call_status("in-progress")))
     gather = root.find("Gather")
     assert gather.get("numDigits") == "1"
-    assert gather.get("action") == f"http://testserver/twilio/voice/{page.pk}/keypress/"
+    assert gather.get("action") == f"http://testserver/twilio/voice/{page.pk}/keypress/?step=0"
     said = gather.find("Say").text
     assert said.startswith(
         f"Muster alert. Incident {spoken(incident.number)}, severity 1, on checkout: "
@@ -230,7 +259,9 @@ def test_a_call_is_answered_and_acknowledged_with_a_key_end_to_end(
     assert f"Incident {spoken(incident.number)}" in twiml_reply.text
     assert "Checkout latency over 2s" in twiml_reply.text
     gather = twiml_reply.xml().find("Gather")
-    assert gather.get("action") == f"{live_twilio.muster_url}/twilio/voice/{page.pk}/keypress/"
+    assert (
+        gather.get("action") == f"{live_twilio.muster_url}/twilio/voice/{page.pk}/keypress/?step=0"
+    )
     reply = live_twilio.press_keys(sid, "4", twiml=twiml_reply)
     assert reply.status == 200
     assert reply.text == f"Incident {incident.number} acknowledged. Goodbye."

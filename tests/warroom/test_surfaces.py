@@ -24,4 +24,5 @@ def test_twilio_webhooks_are_routed():
 
 def test_the_keypress_url_is_absolute_on_the_public_url(settings):
     settings.PUBLIC_URL = "https://muster.example.com"
-    assert keypress_url(42) == "https://muster.example.com/twilio/voice/42/keypress/"
+    assert keypress_url(42) == "https://muster.example.com/twilio/voice/42/keypress/?step=0"
+    assert keypress_url(42, step=2).endswith("/keypress/?step=2")

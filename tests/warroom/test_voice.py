@@ -68,7 +68,7 @@ def test_any_other_key_offers_the_options_again(twilio_post, call, twilio):
     )
     gather = twiml(response).find("Gather")
     assert gather is not None
-    assert gather.get("action") == f"http://testserver{path(call.pk)}"
+    assert gather.get("action") == f"http://testserver{path(call.pk)}?step=1"  # the next Gather
     call.incident.refresh_from_db()
     assert call.incident.status == Status.TRIGGERED
 
@@ -133,7 +133,7 @@ def test_a_bundles_call_reads_every_incident_and_4_acknowledges_them_all(
     # Another key is not an option on a bundle's call.
     again = twiml_text(twilio_post(path(carrier.pk), keys("6")))
     assert "Press 4 to acknowledge all." in again
-    said = twiml_text(twilio_post(path(carrier.pk), keys("4")))
+    said = twiml_text(twilio_post(path(carrier.pk) + "?step=1", keys("4")))
     assert said == "Acknowledged 3 incidents. Goodbye."
     for incident in (first, second, third):
         incident.refresh_from_db()

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from alerts.matchers import Matcher, MatcherError, all_match, parse_matchers
+from alerts.matchers import Matcher, MatcherError, parse_matchers
 
-# A silence typed in chat is for an incident, not a change freeze.
-SILENCE_MAX = timedelta(days=30)
+# How long a silence may last, and that its matchers may not match every alert, are
+# alerts.services' rules (create_silence), shared with the API and the web form.
 SILENCE_MIN = timedelta(minutes=1)
 
 
@@ -208,9 +208,6 @@ def _read_matchers(
             f'Matchers: {exc}. Write them as label=value, label!=value, label=~"regex" or '
             'label!~"regex".'
         ) from None
-    if all_match(list(matchers), {}):
-        # Alertmanager's rule too: a silence must need some label to be set.
-        raise BadArgument("These matchers match every alert; name a label value that must match.")
     return matchers, rest
 
 
@@ -234,17 +231,10 @@ def parse_duration(text: str) -> tuple[timedelta, int] | None:
     return total, end
 
 
-def _format_duration(value: timedelta) -> str:
-    minutes = int(value.total_seconds() // 60)
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    return "".join(f"{n}{u}" for n, u in ((days, "d"), (hours, "h"), (minutes, "m")) if n) or "0m"
-
-
 def _read_duration(
     words: list[Word], text: str, surface: str
 ) -> tuple[timedelta | None, list[Word]]:
-    """Read `for <duration>`, at most SILENCE_MAX."""
+    """Read `for <duration>`, at least SILENCE_MIN."""
     if not words or words[0].norm != "for":
         return None, words
     if len(words) == 1:
@@ -258,11 +248,6 @@ def _read_duration(
     value, length = found
     if value < SILENCE_MIN:
         raise BadArgument("A silence lasts at least a minute.")
-    if value > SILENCE_MAX:
-        raise BadArgument(
-            f"A silence lasts at most {_format_duration(SILENCE_MAX)}, "
-            f"not {_format_duration(value)}."
-        )
     return value, [w for w in words if w.start >= start + length]
 
 
@@ -322,6 +307,19 @@ PAGE_TARGET = Arg(
     "target", "(@user or schedule)", "a person or a schedule", _read_page_target, required=True
 )
 ONCALL_TARGET = Arg("target", "(schedule or service)", "a schedule or service", _read_name)
+
+
+def _read_silence_id(words: list[Word], text: str, surface: str) -> tuple[int | None, list[Word]]:
+    """Read a silence's id: `3` or `#3` (as the reply to `silence` names it)."""
+    if not words:
+        return None, words
+    found = _NUMBER.fullmatch(words[0].norm)
+    if found is None or len(found.group(1)) > _MAX_DIGITS:
+        raise BadArgument(f"{quote_typed(words[0].raw)} is not a silence's id, like 12.")
+    return int(found.group(1)), words[1:]
+
+
+SILENCE_ID = Arg("silence", "(silence id)", "a silence's id, like 12", _read_silence_id, True)
 SEVERITY = Arg("severity", "(1-5)", "a severity from 1 to 5", _read_severity, required=True)
 MATCHERS = Arg(
     "matchers", "(matchers)", "label matchers like alertname=DiskFull", _read_matchers, True

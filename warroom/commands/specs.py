@@ -23,6 +23,7 @@ from warroom.commands.args import (
     ONCALL_TARGET,
     PAGE_TARGET,
     SEVERITY,
+    SILENCE_ID,
     TEXT,
     USER,
     Arg,
@@ -47,6 +48,7 @@ class Command:
     severity: int | None = None  # 1 (most severe) to 5
     duration: timedelta | None = None  # how long a silence lasts
     matchers: tuple[Matcher, ...] = ()  # label matchers, as alerts.matchers reads them
+    silence: int | None = None  # unsilence's silence, by id
     action: str | None = None  # a runbook action's name, as typed
     confirm: bool = False  # "run <action> confirm"
     channel: str | None = None  # subscribe's "email" or "chat"
@@ -180,6 +182,14 @@ SPECS: tuple[Spec, ...] = (
         args=(MATCHERS, DURATION, replace(TEXT, usage="(comment)", noun="a comment")),
         summary="silence matching alerts for a while (30d at most)",
         example="silence alertname=DiskFull job=db for 2h",
+        surfaces=CHAT_SURFACES,
+    ),
+    Spec(
+        name="unsilence",
+        aliases=("unsilence", "unmute", "expire silence"),
+        args=(SILENCE_ID,),
+        summary="end a silence now; alerts it held that still fire open their incidents",
+        example="unsilence 12",
         surfaces=CHAT_SURFACES,
     ),
     Spec(

@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import logging
 
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.db import transaction
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseForbidden,
+)
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from accounts.models import User
 from incidents.models import Source
-from oncall.channels.twilio import sms_reply_twiml, twiml_response, verify_request
+from oncall.channels.twilio import empty_twiml, sms_reply_twiml, twiml_response, verify_request
 from oncall.messages import gsm_text
 from oncall.models import ContactKind, ContactMethod
+from warroom import replay
 from warroom.commands.parser import parse
 from warroom.commands.specs import Command
 from warroom.execute import run
@@ -38,9 +45,22 @@ SHARED_NUMBER = (
 @csrf_exempt
 @require_POST
 def inbound_sms(request: HttpRequest) -> HttpResponse:
-    """Answer Twilio's incoming-message webhook with TwiML."""
+    """Answer Twilio's incoming-message webhook with TwiML, once per MessageSid: a replayed
+    message gets an empty answer (so Twilio does not retry) and changes nothing."""
     if not verify_request(request):
         return HttpResponseForbidden("Invalid Twilio signature.")
+    sid = request.POST.get("MessageSid") or request.POST.get("SmsSid", "")
+    if not sid:
+        return HttpResponseBadRequest("MessageSid is missing.")
+    # Remembered in the transaction that acts: a message that fails is not remembered.
+    with transaction.atomic():
+        if not replay.first_time(replay.sms_key(sid)):
+            log.warning("SMS %s was already acted on; a replay, ignored", sid[:40])
+            return twiml_response(empty_twiml())
+        return _act(request)
+
+
+def _act(request: HttpRequest) -> HttpResponse:
     number = request.POST.get("From", "").strip()
     command = parse(request.POST.get("Body", ""), surface="sms")
     if isinstance(command, Command) and command.name in ("stop", "start"):

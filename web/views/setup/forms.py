@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 
 from accounts.models import User
 from alerts.matchers import MatcherError, matcher_from_dict, parse_matchers
-from alerts.models import Integration, Kind, RoutingRule, Silence
+from alerts.models import SIGNING_KINDS, Integration, Kind, RoutingRule, Silence
 from incidents.models import Service
 from oncall.models import EscalationPolicy, EscalationStep, Schedule, Team
 from oncall.policies import MAX_STEP_DELAY, MAX_STEPS
@@ -114,7 +114,7 @@ class IntegrationForm(forms.ModelForm):
         max_length=200,
         label="Signing secret",
         widget=forms.PasswordInput(render_value=False),
-        help_text="Grafana's webhook HMAC secret. Leave empty to keep the current one.",
+        help_text="The HMAC-SHA256 secret the sender signs with. Empty: keep the current one.",
     )
     remove_hmac_secret = forms.BooleanField(required=False, label="Remove the signing secret")
 
@@ -137,7 +137,7 @@ class IntegrationForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         kind = self.instance.kind
-        if kind != Kind.GRAFANA:
+        if kind not in SIGNING_KINDS:
             for name in ("hmac_secret", "remove_hmac_secret", "hmac_header"):
                 del self.fields[name]
         if kind != Kind.HEARTBEAT:

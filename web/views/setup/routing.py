@@ -6,16 +6,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib import messages
-from django.db import transaction
+from django.core.exceptions import ValidationError
 from django.db.models import Max
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path
 from django.utils import timezone
 
-from accounts.audit import CREATED, record_change, snapshot
+from accounts.audit import snapshot
 from accounts.models import Role
 from alerts.models import RoutingRule, Silence
-from alerts.services import create_silence
+from alerts.services import create_silence, expire_silence, update_silence
 from web.access import role_required
 from web.views.setup.common import (
     READ,
@@ -119,7 +119,7 @@ def silence_new(request):
     form = SilenceForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        with transaction.atomic():
+        try:
             silence = create_silence(
                 matchers=data["matchers"],
                 service=data["service"],
@@ -128,10 +128,40 @@ def silence_new(request):
                 comment=data["comment"],
                 by=request.user,
             )
-            record_change(request.user, CREATED, silence, snapshot(silence))
-        messages.success(request, f"Silence {silence.pk} created.")
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Silence {silence.pk} created.")
+            return redirect("web-setup-silences")
+    return render_page(request, "web/setup/silence_form.html", {"form": form, "editing": None})
+
+
+@role_required(read=READ, write=SILENCE_WRITE)
+def silence_edit(request, silence_id: int):
+    """Edit a silence that has not ended: extend or shorten it, change what it matches."""
+    silence = get_object_or_404(Silence, pk=silence_id)
+    if silence.ends_at <= timezone.now():
+        messages.error(request, f"Silence {silence.pk} has ended; create a new one instead.")
         return redirect("web-setup-silences")
-    return render_page(request, "web/setup/silence_form.html", {"form": form})
+    form = SilenceForm(request.POST or None, instance=Silence.objects.get(pk=silence.pk))
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            update_silence(
+                silence,
+                by=request.user,
+                matchers=data["matchers"],
+                service=data["service"],
+                starts_at=data["starts_at"],
+                ends_at=data["ends_at"],
+                comment=data["comment"],
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Silence {silence.pk} saved.")
+            return redirect("web-setup-silences")
+    return render_page(request, "web/setup/silence_form.html", {"form": form, "editing": silence})
 
 
 @role_required(read=READ, write=SILENCE_WRITE)
@@ -139,11 +169,8 @@ def silence_expire(request, silence_id: int):
     """End a silence now (POST only); an upcoming one ends before it starts."""
     if request.method == "POST":
         silence = get_object_or_404(Silence, pk=silence_id)
-        now = timezone.now()
-        if silence.ends_at > now:
-            before = snapshot(silence)
-            silence.ends_at = max(now, silence.starts_at)
-            save_audited(request.user, silence, before, update_fields=["ends_at"])
+        if silence.ends_at > timezone.now():
+            expire_silence(silence, by=request.user)
             messages.success(request, f"Silence {silence.pk} expired.")
     return redirect("web-setup-silences")
 
@@ -156,6 +183,7 @@ urlpatterns = [
     path("setup/routing/<int:rule_id>/move/", rule_move, name="web-setup-rule-move"),
     path("setup/silences/", silence_list, name="web-setup-silences"),
     path("setup/silences/new/", silence_new, name="web-setup-silence-new"),
+    path("setup/silences/<int:silence_id>/", silence_edit, name="web-setup-silence"),
     path(
         "setup/silences/<int:silence_id>/expire/", silence_expire, name="web-setup-silence-expire"
     ),
