@@ -337,3 +337,6 @@ LOGGING = {
 # Attachments are stored here (served only through the API, to people who may read the room).
 MEDIA_ROOT = env.str("MUSTER_MEDIA_ROOT", default=str(DATA_DIR / "media"))
 WARROOM_ATTACHMENT_MAX_BYTES = env.int("MUSTER_ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
+# Hosts (e.g. "grafana.example.com", or "host:port") whose images chat and the bot show inline;
+# any other image is a link, so no alert or message makes readers' browsers fetch from elsewhere.
+IMAGE_HOSTS = env.list("MUSTER_IMAGE_HOSTS", default=[])
