@@ -40,7 +40,8 @@ def embeddable_image(url: str) -> bool:
     host = (parts.hostname or "").lower()
     if parts.scheme.lower() not in ("http", "https") or not host:
         return False
-    allowed = {h.strip().lower() for h in settings.IMAGE_HOSTS if h.strip()}
+    # An entry written as a URL ("https://grafana.example.com/") counts by its host.
+    allowed = {h.strip().lower().split("://")[-1].rstrip("/") for h in settings.IMAGE_HOSTS}
     return host in allowed or (port is not None and f"{host}:{port}" in allowed)
 
 

@@ -74,6 +74,9 @@ def test_chat_images_from_other_hosts_are_links(settings):
 def test_no_image_is_embedded_when_no_host_is_allowed(settings):
     settings.IMAGE_HOSTS = []
     assert "<img" not in render(f"![cpu]({GRAFANA})")
+    settings.IMAGE_HOSTS = ["https://grafana.example.com/"]  # written as a URL: its host counts
+    assert "<img" in render(f"![cpu]({GRAFANA})")
+    assert "<img" not in render("![x](javascript:alert(1)) ![y](data:image/png;base64,AAAA)")
 
 
 def test_the_bot_previews_only_images_on_allowed_hosts(settings):
