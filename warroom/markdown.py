@@ -27,22 +27,27 @@ from markdown_it.token import Token
 from markdown_it.utils import OptionsDict
 
 _ALIGNMENTS = ("left", "center", "right")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def embeddable_image(url: str) -> bool:
     """Return whether an image at `url` may be shown inline: an http(s) URL on one of the
-    hosts in `settings.IMAGE_HOSTS` ("grafana.example.com", or "host:port" for one port)."""
+    hosts in `settings.IMAGE_HOSTS`. As in the Content-Security-Policy's `img-src`, which lists
+    the same entries, "grafana.example.com" allows its default port and "host:3000" that port."""
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
         return False
     host = (parts.hostname or "").lower()
-    if parts.scheme.lower() not in ("http", "https") or not host:
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not host:
         return False
     # An entry written as a URL ("https://grafana.example.com/") counts by its host.
     allowed = {h.strip().lower().split("://")[-1].rstrip("/") for h in settings.IMAGE_HOSTS}
-    return host in allowed or (port is not None and f"{host}:{port}" in allowed)
+    if port is None or port == _DEFAULT_PORTS[scheme]:
+        return host in allowed or f"{host}:{_DEFAULT_PORTS[scheme]}" in allowed
+    return f"{host}:{port}" in allowed
 
 
 def _image(

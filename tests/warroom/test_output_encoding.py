@@ -58,16 +58,18 @@ def test_a_line_end_in_a_title_or_annotation_stays_on_its_line(brk):
 
 
 def test_chat_images_from_other_hosts_are_links(settings):
-    settings.IMAGE_HOSTS = ["grafana.example.com", "graphs.example.com:3000"]
+    settings.IMAGE_HOSTS = ["grafana.example.com", "graphs.example.com:3000"]  # as in img-src
     html = render(
         f"![cpu]({GRAFANA}) ![pixel]({TRACKER}) ![port](https://graphs.example.com:3000/a.png) "
         "![other port](https://graphs.example.com:4000/b.png) ![](https://evil.example/empty.png)"
+        " ![grafana's other port](https://grafana.example.com:8443/c.png)"
     )
     assert html.count("<img") == 2
     assert f'<img src="{GRAFANA}" alt="cpu">' in html
     assert '<img src="https://graphs.example.com:3000/a.png" alt="port">' in html
     assert f'<a href="{TRACKER}" rel="noopener noreferrer nofollow">🖼 pixel</a>' in html
     assert '<a href="https://graphs.example.com:4000/b.png"' in html
+    assert '<a href="https://grafana.example.com:8443/c.png"' in html
     assert ">🖼 https://evil.example/empty.png</a>" in html
 
 
