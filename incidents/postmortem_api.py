@@ -7,6 +7,9 @@ incidents.postmortems, and answer. Action items are addressed by their own id
 
 from __future__ import annotations
 
+from csp.constants import HEADER as CSP_HEADER
+from csp.constants import NONE, UNSAFE_INLINE
+from csp.utils import build_policy
 from django.http import HttpResponse, JsonResponse
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
@@ -307,6 +310,10 @@ class ExportView(_PostmortemView):
         return render_export(report, fmt, attachment=False)
 
 
+# The printable page's policy: the site's, with its one inline <style> and no script.
+PRINT_POLICY = {"script-src": [NONE], "style-src": [UNSAFE_INLINE]}
+
+
 def render_export(report: Report, fmt: str, *, attachment: bool) -> HttpResponse:
     """Return `report` exported as `fmt`, downloaded as a file when `attachment`."""
     if fmt == "json":
@@ -317,6 +324,8 @@ def render_export(report: Report, fmt: str, *, attachment: bool) -> HttpResponse
         response = HttpResponse(export.to_markdown(report), content_type=export.CONTENT_TYPES[fmt])
     else:
         response = HttpResponse(export.to_html(report), content_type=export.CONTENT_TYPES[fmt])
+        # Standalone, so its style is inline; it runs no script at all.
+        response[CSP_HEADER] = build_policy(replace=PRINT_POLICY)
     if attachment:
         response["Content-Disposition"] = f'attachment; filename="{export.filename(report, fmt)}"'
     return response

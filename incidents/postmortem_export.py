@@ -7,11 +7,13 @@ entries too, flagged) for machines.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.template.loader import render_to_string
 
+from core.text import escape_markdown
 from incidents.models import source_label
 from incidents.postmortem_report import ENTRY_CAP, PageReport, Report
 from incidents.postmortems import FIELD_LABELS, FIELDS
@@ -76,19 +78,20 @@ def _seconds(span: timedelta | None) -> float | None:
     return span.total_seconds() if span is not None else None
 
 
-def acknowledged_line(report: Report) -> str:
-    """Return "2025-03-01 02:04:30 UTC by bob via SMS" (or "not acknowledged")."""
+def acknowledged_line(report: Report, name: Callable[[str], str] = str) -> str:
+    """Return "2025-03-01 02:04:30 UTC by bob via SMS" (or "not acknowledged"); `name` writes
+    the person's name (the Markdown export escapes it)."""
     if report.acknowledged_at is None:
         return "not acknowledged"
-    who = f" by {report.acknowledged_by}" if report.acknowledged_by else ""
+    who = f" by {name(report.acknowledged_by)}" if report.acknowledged_by else ""
     how = f" via {via(report.acknowledged_via)}" if report.acknowledged_via else ""
     return f"{utc(report.acknowledged_at)}{who}{how}"
 
 
-def resolved_line(report: Report) -> str:
+def resolved_line(report: Report, name: Callable[[str], str] = str) -> str:
     if report.resolved_at is None:
         return "not resolved"
-    who = f" by {report.resolved_by}" if report.resolved_by else ""
+    who = f" by {name(report.resolved_by)}" if report.resolved_by else ""
     return f"{utc(report.resolved_at)}{who}"
 
 
@@ -110,23 +113,25 @@ def truncation_note(report: Report) -> str:
 
 
 def _cell(text: Any) -> str:
-    """Return `text` fit for one Markdown table cell: one line, pipes escaped."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """Return text that came from outside (alert titles, names, timeline messages) as Markdown
+    that shows just that text, on one line: fit for a heading, a table cell or a list item."""
+    return escape_markdown(" ".join(str(text).split()))
 
 
 def to_markdown(report: Report) -> str:
-    """Return the postmortem as Markdown, ready to paste into a wiki."""
-    out = [f"# Postmortem: #{report.number} {report.title}", ""]
+    """Return the postmortem as Markdown, ready to paste into a wiki. Only the postmortem's
+    free-text fields are Markdown; every other value is escaped (`_cell`)."""
+    out = [f"# Postmortem: #{report.number} {_cell(report.title)}", ""]
     out += [
         f"| Incident | #{report.number} |",
         "| --- | --- |",
         f"| Title | {_cell(report.title)} |",
         f"| Service | {_cell(report.service)} |",
-        f"| Severity | {report.severity} |",
-        f"| Status | {report.status} |",
+        f"| Severity | {_cell(report.severity)} |",
+        f"| Status | {_cell(report.status)} |",
         f"| Opened | {utc(report.opened_at)} |",
-        f"| Acknowledged | {acknowledged_line(report)} |",
-        f"| Resolved | {resolved_line(report)} |",
+        f"| Acknowledged | {acknowledged_line(report, _cell)} |",
+        f"| Resolved | {resolved_line(report, _cell)} |",
         "",
         "## Key durations",
         "",
@@ -153,10 +158,10 @@ def to_markdown(report: Report) -> str:
     out += ["## Action items", ""]
     if report.action_items:
         for item in report.action_items:
-            details = [f"owner: {item.owner}" if item.owner else "no owner"]
+            details = [f"owner: {_cell(item.owner)}" if item.owner else "no owner"]
             if item.due:
                 details.append(f"due {item.due.isoformat()}")
-            text = " ".join(item.description.split())
+            text = _cell(item.description)
             out.append(f"- [{'x' if item.done else ' '}] {text} ({', '.join(details)})")
     else:
         out.append("_None yet._")

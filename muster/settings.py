@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -72,6 +73,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last, as django-axes asks: turns a locked-out sign-in into the 429 page.
     "axes.middleware.AxesMiddleware",
@@ -359,3 +361,27 @@ MAX_BODY_BYTES = env.int(
     "MUSTER_MAX_BODY_BYTES",
     default=max(WARROOM_ATTACHMENT_MAX_BYTES + 1024 * 1024, INGEST_MAX_BODY_BYTES + 64 * 1024),
 )
+
+# Hosts (e.g. "grafana.example.com", or "host:port") whose images chat and the bot show inline;
+# any other image is a link, so no alert or message makes readers' browsers fetch from elsewhere.
+IMAGE_HOSTS = env.list("MUSTER_IMAGE_HOSTS", default=[])
+
+# --- Content-Security-Policy (django-csp) -------------------------------------------------------
+# The web UI runs only its own static scripts and styles (no inline script, handler or style);
+# websockets are same-origin ('self' covers ws: and wss: on the page's host). The API docs
+# (muster/urls.py) and the printable postmortem (incidents/postmortem_api.py) widen it for
+# themselves only.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, *IMAGE_HOSTS],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}

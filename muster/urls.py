@@ -1,8 +1,11 @@
 """Routes: ingest on senders' native paths, the API, health, admin, the web UI."""
 
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from django.utils.decorators import method_decorator
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.renderers import JSONRenderer
 from rest_framework.routers import DefaultRouter
 
@@ -56,7 +59,10 @@ class SchemaView(_ErrorsAsJson, SpectacularAPIView):
     permission_classes = [RolePermission]  # any role reads it; anonymous requests get 401
 
 
-class DocsView(_ErrorsAsJson, SpectacularSwaggerView):
+# Swagger UI's page has an inline <style> and its icons are data: images; its script is a file of
+# its own (the split view's "?script"), so it needs no inline script.
+@method_decorator(csp_update({"style-src": [UNSAFE_INLINE], "img-src": ["data:"]}), "dispatch")
+class DocsView(_ErrorsAsJson, SpectacularSwaggerSplitView):
     permission_classes = [RolePermission]
     http_method_names = ["get", "head"]  # its HTML renderer cannot answer OPTIONS
 

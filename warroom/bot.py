@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from core.text import escape_markdown
 from incidents.models import EntryKind
-from warroom.markdown import escape
+from warroom.markdown import embeddable_image
 
 MAX_LABELS = 25
 MAX_LABEL_KEY = 60
@@ -147,7 +148,7 @@ def cut(text: Any, limit: int) -> str:
 
 def plain(text: Any, limit: int = MAX_LINE) -> str:
     """Return untrusted text cut and escaped for the bot's Markdown."""
-    return escape(cut(text, limit))
+    return escape_markdown(cut(text, limit))
 
 
 def safe_url(url: Any) -> str | None:
@@ -227,7 +228,8 @@ def annotations_section(annotations: Mapping[str, Any], *, already: Iterable[str
 
 
 def links_section(links: Iterable[Any]) -> str:
-    """Return the alert's graphs, dashboards and other links, with previews of its images."""
+    """Return the alert's graphs, dashboards and other links, with previews of its images that
+    are on a host an admin allowed (`MUSTER_IMAGE_HOSTS`); the others stay links."""
     kept = safe_links(links)
     if not kept:
         return ""
@@ -235,7 +237,7 @@ def links_section(links: Iterable[Any]) -> str:
     images = []
     for item in kept:
         parts.append(markdown_link(item["text"] or LINK_NAMES[item["kind"]], item["url"]))
-        if item["kind"] == "image" and len(images) < MAX_IMAGES:
+        if item["kind"] == "image" and len(images) < MAX_IMAGES and embeddable_image(item["url"]):
             images.append(f"![{plain(item['text'] or 'graph', MAX_LINK_TEXT)}]({item['url']})")
     text = "🔗 **Links:** " + " · ".join(parts)
     if images:

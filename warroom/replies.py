@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from django.urls import reverse
 
 from accounts.models import User
+from core.text import escape_markdown
 from incidents.models import OPEN_STATUSES, Incident
 from incidents.selectors import IncidentNotFound, NotAllowed, access_incident
 from oncall import messages
 from oncall.models import Page
 from warroom.commands.specs import PHONE_SURFACES, Command, spec_for
-from warroom.markdown import escape
 
 # One SMS segment; a title longer than what is left is cut.
 REPLY_MAX = 160
@@ -64,7 +64,7 @@ def fit(head: str, tail: str) -> str:
 
 def table_cell(text: str) -> str:
     """Return `text` for a Markdown table cell (escaping "|" too, so it cannot break the row)."""
-    return escape(text)
+    return escape_markdown(text)
 
 
 def utc_time(moment: datetime | None) -> str:

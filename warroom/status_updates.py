@@ -12,12 +12,12 @@ from django.db.models import Q
 from django.urls import reverse
 
 from accounts.models import User
+from core.text import escape_markdown
 from incidents.models import EntryKind, Incident, Source, source_label
 from incidents.timeline import record
 from oncall.channels.base import DeliveryError
 from oncall.channels.email import send_email
 from warroom import services
-from warroom.markdown import escape
 from warroom.models import MessageKind, Subscription
 from warroom.replies import incident_link
 
@@ -83,10 +83,10 @@ def _post_to_room(incident: Incident, text: str, by: User, people: list[User]) -
     cc = " ".join(f"@{p.get_username()}" for p in people)
     body = (
         f"**Status update** on {incident_link(incident.number, Source.CHAT)} "
-        f"from {escape(by.get_username())}:\n\n{quoted}"
+        f"from {escape_markdown(by.get_username())}:\n\n{quoted}"
     )
     if cc:
-        body += f"\n\ncc {escape(cc)}"
+        body += f"\n\ncc {escape_markdown(cc)}"
     room = services.incident_room(incident)
     services.post(room, body, kind=MessageKind.BOT, data={"status_update": True})
 

@@ -133,7 +133,7 @@ def test_exports_answer_in_each_format_with_its_content_type(as_charlie, inciden
     assert markdown.status_code == 200
     assert markdown["Content-Type"] == "text/markdown; charset=utf-8"
     assert markdown.content.decode().startswith(
-        f"# Postmortem: #{incident.number} Disk full on db-1\n"
+        f"# Postmortem: #{incident.number} Disk full on db\\-1\n"  # the title escaped
     )
     data = as_charlie.get(url(incident, "export/?format=json"))
     assert data["Content-Type"] == "application/json"

@@ -125,11 +125,11 @@ REPORT = Report(
 )
 
 MARKDOWN = """\
-# Postmortem: #1042 Disk full on db-1
+# Postmortem: #1042 Disk full on db\\-1
 
 | Incident | #1042 |
 | --- | --- |
-| Title | Disk full on db-1 |
+| Title | Disk full on db\\-1 |
 | Service | checkout |
 | Severity | 1 |
 | Status | resolved |
@@ -169,18 +169,18 @@ _Not written yet._
 ## Action items
 
 - [ ] Alert on WAL archive failures (owner: bob, due 2025-03-08)
-- [x] Grow db-1's disk (no owner)
+- [x] Grow db\\-1's disk (no owner)
 
 ## Timeline
 
 | Time (UTC) | Actor | Source | What happened | Annotation |
 | --- | --- | --- | --- | --- |
-| 2025-03-01 02:00:00 UTC | prometheus | alert | Incident #1042 opened: Disk full on db-1 |  |
+| 2025-03-01 02:00:00 UTC | prometheus | alert | Incident \\#1042 opened: Disk full on db\\-1 |  |
 | 2025-03-01 02:00:05 UTC | Muster | Muster | Escalation level 1: paging bob |  |
 | 2025-03-01 02:00:06 UTC | Muster | Muster | Paged bob by SMS |  |
 | 2025-03-01 02:00:09 UTC | Muster | Muster | SMS to bob delivered |  |
 | 2025-03-01 02:04:36 UTC | bob | SMS | 📌 Acknowledged by bob via SMS | Woken at home |
-| 2025-03-01 02:10:00 UTC | bob | chat | db-1 disk \\| 99% full |  |
+| 2025-03-01 02:10:00 UTC | bob | chat | db\\-1 disk \\| 99% full |  |
 | 2025-03-01 02:15:00 UTC | prometheus | alert | 📌 Alert attached: WAL archive failing |  |
 | 2025-03-01 02:40:00 UTC | bob | chat | Resolved by bob via chat: cleared old WAL |  |
 """

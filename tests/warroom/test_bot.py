@@ -113,7 +113,8 @@ def test_a_link_cannot_break_out_of_its_markdown():
     assert ">]</a>" in html
 
 
-def test_links_are_named_by_kind_or_text_and_images_get_a_preview():
+def test_links_are_named_by_kind_or_text_and_images_get_a_preview(settings):
+    settings.IMAGE_HOSTS = ["grafana.example.com"]
     section = bot.links_section(
         [
             {"kind": "generator", "url": "http://prometheus:9090/graph"},

@@ -126,7 +126,7 @@ def test_exports_download_with_a_file_name_and_the_print_page_is_standalone(web_
     assert markdown["Content-Type"] == "text/markdown; charset=utf-8"
     n = incident.number
     assert markdown["Content-Disposition"] == f'attachment; filename="postmortem-{n}.md"'
-    assert markdown.content.decode().startswith(f"# Postmortem: #{n} Disk full on db-1\n")
+    assert markdown.content.decode().startswith(f"# Postmortem: #{n} Disk full on db\\-1\n")
     data = web_charlie.get(page_url(incident, "export.json"))
     assert data["Content-Type"] == "application/json"
     assert data["Content-Disposition"] == f'attachment; filename="postmortem-{n}.json"'

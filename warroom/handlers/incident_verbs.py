@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from accounts.models import Role, User
+from core.text import escape_markdown
 from incidents import services
 from incidents.models import Incident, Status
 from incidents.selectors import IncidentNotFound, NotAllowed, access_incident
@@ -11,7 +12,6 @@ from oncall import escalation
 from oncall.models import Page
 from warroom.commands.specs import Command
 from warroom.handlers.names import person_named
-from warroom.markdown import escape
 from warroom.replies import (
     PAST_TENSE,
     REPLY_MAX,
@@ -46,7 +46,7 @@ def acknowledge_or_resolve(
     if is_phone(source):
         return Reply(fit(f"{done} #{number}: ", incident.title), changed=True, incident=number)
     return Reply(
-        f"{done} {incident_link(number, source)}: {escape(incident.title)}",
+        f"{done} {incident_link(number, source)}: {escape_markdown(incident.title)}",
         changed=True,
         incident=number,
     )
@@ -71,8 +71,8 @@ def escalate(command: Command, user: User, source: str, context: Incident | None
             incident=number,
         )
     return Reply(
-        f"Escalated {incident_link(number, source)}: {escape(incident.title)}. "
-        f"{escape(outcome.describe())}",
+        f"Escalated {incident_link(number, source)}: {escape_markdown(incident.title)}. "
+        f"{escape_markdown(outcome.describe())}",
         changed=True,
         incident=number,
     )
@@ -144,7 +144,9 @@ def assign(command: Command, user: User, source: str, context: Incident | None) 
         return Reply(fit(f"Assigned #{number} to {name}: ", incident.title), True, number)
     again = " It is triggered again, so escalation pages them." if was_acknowledged else ""
     return Reply(
-        f"Assigned {incident_link(number, source)} to **{escape(name)}**.{again}", True, number
+        f"Assigned {incident_link(number, source)} to **{escape_markdown(name)}**.{again}",
+        True,
+        number,
     )
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from accounts.models import User
+from core.text import escape_markdown
 from incidents.models import Incident, Service
 from oncall.models import EscalationStep, Schedule, ServicePolicy
 from oncall.schedules import OnCall, on_call_for_service, on_call_summary
 from warroom.commands.specs import Command
 from warroom.handlers.names import by_name
-from warroom.markdown import escape
 from warroom.replies import TABLE_ROWS, Reply, is_phone, table_cell, utc_time
 
 
@@ -51,8 +51,8 @@ def _service_oncall(service: Service, source: str) -> Reply:
         head = f"{service.name} pages {first} first."
         return Reply(f"{head} {_summary(schedules, source)}" if schedules else head)
     head = (
-        f"**{escape(service.name)}** pages **{escape(first)}** first "
-        f"(policy {escape(binding.policy.name)})."
+        f"**{escape_markdown(service.name)}** pages **{escape_markdown(first)}** first "
+        f"(policy {escape_markdown(binding.policy.name)})."
     )
     return Reply(f"{head}\n\n{_summary(schedules, source)}" if schedules else head)
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from accounts.models import Role, User
+from core.text import escape_markdown
 from incidents.models import Incident
 from oncall import delivery, paging
 from oncall.models import Schedule
 from oncall.schedules import on_call_now
 from warroom.commands.specs import Command
 from warroom.handlers.names import by_name, person_named
-from warroom.markdown import escape
 from warroom.replies import Reply, incident_for, incident_link, is_phone
 
 
@@ -34,7 +34,9 @@ def page(command: Command, user: User, source: str, context: Incident | None) ->
             unreachable.append(name)
             continue
         channels = sorted({delivery.CHANNEL_LABEL.get(p.channel, p.channel) for p in pages})
-        paged.append(name if is_phone(source) else f"**{escape(name)}** ({', '.join(channels)})")
+        paged.append(
+            name if is_phone(source) else f"**{escape_markdown(name)}** ({', '.join(channels)})"
+        )
     parts = []
     if paged:
         parts.append(f"Paging {', '.join(paged)}{via} about {incident_link(number, source)}.")
@@ -63,7 +65,7 @@ def _whom_to_page(command: Command, user: User) -> tuple[list[User], str, str]:
         people = on_call_now(schedule)
         if not people:
             return [], "", f"Nobody is on call for {schedule.name} now."
-        return people, f" (on call for {escape(schedule.name)})", ""
+        return people, f" (on call for {escape_markdown(schedule.name)})", ""
     if close:
         return [], "", f"Which schedule: {', '.join(close)}?"
     return [], "", f'There is no schedule or person called "{name[:60]}".'

@@ -16,6 +16,7 @@ from urllib.parse import quote
 from django.conf import settings
 
 from accounts.models import User
+from core.text import escape_markdown
 from incidents.models import Incident
 from incidents.selectors import IncidentNotFound, NotAllowed, access_incident
 from runbooks import actions
@@ -23,7 +24,7 @@ from runbooks.graphs import graph_links
 from runbooks.models import Action, Runbook
 from runbooks.services import label_sets, matching_runbook
 from warroom.commands.specs import Command
-from warroom.markdown import code, escape
+from warroom.markdown import code, embeddable_image
 from warroom.replies import Reply, is_phone
 
 BODY_MAX = 8_000  # characters of runbook shown in chat; the rest is a link away
@@ -45,7 +46,8 @@ def runbook(command: Command, user: User, source: str, incident: Incident | None
 
 
 def graph(command: Command, user: User, source: str, incident: Incident | None) -> Reply:
-    """Reply with the incident's graph links, and previews of those that have an image."""
+    """Reply with the incident's graph links, and previews of those that have an image on a host
+    an admin allowed (`MUSTER_IMAGE_HOSTS`)."""
     found = _incident(command, user, incident, "graph")
     if not isinstance(found, Incident):
         return found
@@ -53,14 +55,15 @@ def graph(command: Command, user: User, source: str, incident: Incident | None) 
     if not links:
         return Reply(
             f"No graphs for #{found.number}: its alerts carried no graph links and "
-            f"{escape(found.service.name)} has no graph templates that fit them.",
+            f"{escape_markdown(found.service.name)} has no graph templates that fit them.",
             incident=found.number,
         )
     lines = [f"**Graphs for #{found.number}**", ""]
-    lines += [f"- [{escape(link.name)}]({_md_url(link.url)})" for link in links]
-    images = [link for link in links if link.image_url][:MAX_IMAGES]
+    lines += [f"- [{escape_markdown(link.name)}]({_md_url(link.url)})" for link in links]
+    images = [link for link in links if link.image_url and embeddable_image(link.image_url)]
+    images = images[:MAX_IMAGES]
     for link in images:
-        lines += ["", f"![{escape(link.name)}]({_md_url(link.image_url or '')})"]
+        lines += ["", f"![{escape_markdown(link.name)}]({_md_url(link.image_url or '')})"]
     return Reply("\n".join(lines), incident=found.number)
 
 
@@ -85,7 +88,7 @@ def run_action(command: Command, user: User, source: str, incident: Incident | N
     except actions.ActionError as exc:
         return Reply(str(exc), incident=number)
     return Reply(
-        f"Started **{escape(chosen.name)}** for #{number} (run {run.pk}): {run.method} "
+        f"Started **{escape_markdown(chosen.name)}** for #{number} (run {run.pk}): {run.method} "
         f"{code(actions.target(run.url))}. The result will be posted here.",
         changed=True,
         incident=number,
@@ -122,8 +125,11 @@ def runbook_url(book: Runbook) -> str:
 def runbook_markdown(book: Runbook) -> str:
     """Return a runbook as a chat message: title linked, body (cut if long), actions."""
     url = runbook_url(book)
-    scope = escape(book.service.name) if book.service_id else "any service"
-    lines = [f"**Runbook: [{escape(book.title)}]({_md_url(url)})** · {scope} · v{book.version}", ""]
+    scope = escape_markdown(book.service.name) if book.service_id else "any service"
+    lines = [
+        f"**Runbook: [{escape_markdown(book.title)}]({_md_url(url)})** · {scope} · v{book.version}",
+        "",
+    ]
     body = book.body.strip()
     if len(body) > BODY_MAX:
         cut = body.rfind("\n", 0, BODY_MAX)
@@ -138,7 +144,7 @@ def runbook_markdown(book: Runbook) -> str:
 
 
 def _action_line(action: Action) -> str:
-    what = f" — {escape(action.description)}" if action.description else ""
+    what = f" — {escape_markdown(action.description)}" if action.description else ""
     admin = " (admins)" if action.role == "admin" else ""
     return f"- `run {action.name}`{what}{admin}"
 
@@ -147,7 +153,7 @@ def _no_runbook(incident: Incident) -> str:
     alerts = len(label_sets(incident))
     about = f"{alerts} alert label set{'s' if alerts != 1 else ''}" if alerts else "no alerts"
     return (
-        f"No runbook matches #{incident.number} (service {escape(incident.service.name)}, "
+        f"No runbook matches #{incident.number} (service {escape_markdown(incident.service.name)}, "
         f"{about}). Admins add runbooks through /api/v1/runbooks/."
     )
 
@@ -156,8 +162,8 @@ def _action_list(incident: Incident, book: Runbook | None, offered: list[Action]
     if book is None:
         return f"No runbook matches #{incident.number}, so there are no actions to run."
     if not offered:
-        return f"The runbook **{escape(book.title)}** has no actions."
-    lines = [f"Actions of **{escape(book.title)}** for #{incident.number}:"]
+        return f"The runbook **{escape_markdown(book.title)}** has no actions."
+    lines = [f"Actions of **{escape_markdown(book.title)}** for #{incident.number}:"]
     lines += [_action_line(action) for action in offered]
     lines += ["", "`run <name>` shows what it will call; `run <name> confirm` starts it."]
     return "\n".join(lines)
@@ -170,16 +176,17 @@ def _no_such_action(
         return f"No runbook matches #{incident.number}, so there is no action {code(name)}."
     names = [action.name for action in offered]
     if not names:
-        return f"The runbook **{escape(book.title)}** has no actions."
+        return f"The runbook **{escape_markdown(book.title)}** has no actions."
     close = difflib.get_close_matches(name.lower(), names, n=1, cutoff=0.6)
     hint = f" Did you mean `run {close[0]}`?" if close else ""
     listed = ", ".join(f"`{n}`" for n in names)
-    return f"**{escape(book.title)}** has no action {code(name)}.{hint} Its actions: {listed}."
+    title = escape_markdown(book.title)
+    return f"**{title}** has no action {code(name)}.{hint} Its actions: {listed}."
 
 
 def _preview(action: Action, preview: actions.Preview) -> str:
     head = (
-        f"**{escape(action.name)}** will {preview.method} to {code(preview.target)} "
+        f"**{escape_markdown(action.name)}** will {preview.method} to {code(preview.target)} "
         f"(timeout {action.timeout_seconds} s)"
     )
     if preview.body:

@@ -21,6 +21,7 @@ from incidents.models import Incident, TimelineEntry
 from oncall.escalation_plan import policy_levels
 from oncall.models import Page
 from runbooks.graphs import graph_links, safe_url
+from runbooks.models import Runbook
 from runbooks.services import matching_runbook
 from warroom.markdown import render as render_markdown
 from warroom.models import Message
@@ -118,6 +119,13 @@ def _full(number: int) -> Incident:
     return found
 
 
+def _runbook_html(runbook: Runbook | None) -> str:
+    """The matched runbook's body as HTML; a long one is cut with a link to the whole text."""
+    if runbook is None:
+        return ""
+    return render_markdown(runbook.body, whole_at=reverse("web-setup-runbook", args=[runbook.pk]))
+
+
 @require_GET
 @role_required(read=Role.OBSERVER)
 def incident_page(request: HttpRequest, number: int) -> HttpResponse:
@@ -146,7 +154,7 @@ def incident_page(request: HttpRequest, number: int) -> HttpResponse:
         "more_alerts": len(alerts) > ALERTS_SHOWN,
         "graphs": graph_links(incident),
         "runbook": runbook,
-        "runbook_html": render_markdown(runbook.body) if runbook is not None else "",
+        "runbook_html": _runbook_html(runbook),
         "room": room,
         "room_messages": said,
         "last_message_id": said[-1].pk if said else 0,

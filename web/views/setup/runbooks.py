@@ -39,14 +39,16 @@ def runbook_edit(request, runbook_id: int | None = None):
     preview = None
     if request.method == "POST" and "preview" in request.POST:
         # The no-JavaScript preview: show the rendered text above the unsaved form.
-        preview = render_markdown(request.POST.get("body", "")[:MAX_RUNBOOK_BODY])
+        preview = render_markdown(
+            request.POST.get("body", "")[:MAX_RUNBOOK_BODY], limit=MAX_RUNBOOK_BODY
+        )
     elif request.method == "POST" and form.is_valid():
         saved = form.save(commit=False)
         save_audited(request.user, saved, before, author=request.user)
         messages.success(request, f"Saved runbook {saved.title} (version {saved.version}).")
         return redirect("web-setup-runbook", runbook_id=saved.pk)
     elif runbook is not None and request.method == "GET":
-        preview = render_markdown(runbook.body)
+        preview = render_markdown(runbook.body, limit=MAX_RUNBOOK_BODY)
     context = {"form": form, "runbook": runbook, "preview": preview}
     return render_page(request, "web/setup/runbook_form.html", context)
 
@@ -54,7 +56,7 @@ def runbook_edit(request, runbook_id: int | None = None):
 @role_required(read=READ, write=WRITE)
 def runbook_preview(request):
     """Render posted Markdown (`body`) as the incident page will show it: an htmx fragment."""
-    html = render_markdown(request.POST.get("body", "")[:MAX_RUNBOOK_BODY])
+    html = render_markdown(request.POST.get("body", "")[:MAX_RUNBOOK_BODY], limit=MAX_RUNBOOK_BODY)
     return render_page(request, "web/setup/_preview.html", {"preview": html})
 
 
@@ -84,7 +86,7 @@ def runbook_version(request, runbook_id: int, number: int):
         "version": version,
         "previous": previous,
         "matchers": matchers_text(version.matchers),
-        "rendered": render_markdown(version.body),
+        "rendered": render_markdown(version.body, limit=MAX_RUNBOOK_BODY),
         "diff": _diff(previous, version) if previous else [],
     }
     return render_page(request, "web/setup/runbook_version.html", context)
