@@ -61,7 +61,6 @@ MAX_HEADERS = 20
 # A run still pending this long was never picked up: enqueue it again; after STALE, give up.
 REKICK_AFTER = timedelta(seconds=30)
 STALE = timedelta(minutes=10)
-SUMMARY_CHARS = 200
 
 
 class ActionError(Exception):
@@ -160,15 +159,18 @@ class Preview:
     method: str
     target: str  # host and path
     content_type: str
-    body: str
+    body: str  # for the person only: the admin's template may hold tokens
+    fills: tuple[tuple[str, str], ...] = ()  # (placeholder, value) the incident fills in
 
 
 def preview(action: Action, incident: Incident, user: User) -> Preview:
     """Return what running `action` for `incident` as `user` would send (checks the role)."""
     check_may_run(action, user, incident)
-    return Preview(
-        action.method, target(action.url), action.content_type, _body(action, incident, user)
-    )
+    body = _body(action, incident, user)
+    context = payload_context(incident, user)
+    names = dict.fromkeys(templating.placeholders(action.payload_template))
+    fills = tuple((name, str(context.lookup(name))) for name in names)
+    return Preview(action.method, target(action.url), action.content_type, body, fills)
 
 
 def _body(action: Action, incident: Incident, user: User) -> str:
@@ -296,7 +298,8 @@ def finish(run: ActionRun, result: CallResult) -> ActionRun:
 
 
 def result_message(run: ActionRun) -> str:
-    """Say how a run ended, in one line: "action restart-db succeeded: HTTP 200 …"."""
+    """Say how a run ended, in one line: "action restart-db succeeded: HTTP 200". The timeline
+    and the war room are read by observers too: the answer's excerpt stays on the run."""
     head = f"action {run.action_name}"
     if run.status == RunStatus.TIMED_OUT:
         return f"{head} timed out: {run.error}" if run.error else f"{head} timed out"
@@ -305,10 +308,6 @@ def result_message(run: ActionRun) -> str:
         parts.append(f"HTTP {run.http_status}")
     if run.error:
         parts.append(run.error)
-    excerpt = " ".join(run.response_excerpt.split())
-    if excerpt:
-        cut = excerpt[:SUMMARY_CHARS] + ("…" if len(excerpt) > SUMMARY_CHARS else "")
-        parts.append(cut)
     return " ".join(parts)
 
 
