@@ -195,13 +195,13 @@ class ScheduleSerializer(serializers.ModelSerializer):
         read_only_fields = ["id"]
 
     def get_ical_url(self, obj) -> str | None:
-        # One query for a whole list: the ids are kept in the (shared) serializer context.
-        if "feed_schedules" not in self.context:
+        # One query for a whole list: the ids are kept on the root (the list) serializer.
+        root = self.root
+        if not hasattr(root, "_feed_schedules"):
             request = self.context.get("request")
-            self.context["feed_schedules"] = (
-                schedules.feed_schedule_ids(request.user) if request is not None else set()
-            )
-        readable = self.context["feed_schedules"]
+            ids = schedules.feed_schedule_ids(request.user) if request is not None else set()
+            setattr(root, "_feed_schedules", ids)  # noqa: B010 - an attribute of our own
+        readable = getattr(root, "_feed_schedules")  # noqa: B009
         if readable is not None and obj.pk not in readable:
             return None
         return ical_url("schedule", obj.ical_token)
