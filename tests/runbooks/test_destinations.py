@@ -3,8 +3,11 @@ host once, and the connection going to the address that was checked (no DNS rebi
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
+import subprocess
+import sys
 
 import pytest
 
@@ -167,3 +170,17 @@ def test_https_checks_the_certificate_for_the_urls_name_on_the_checked_address(
     assert run_action(run.pk) == RunStatus.FAILED
     assert wrapped == [("hooks.example.com", ("127.0.0.1", port))]  # SNI and the check: the name
     assert ActionRun.objects.get(pk=run.pk).error.startswith("TLS failed")
+
+
+def test_a_bad_network_setting_stops_the_start():
+    env = {**os.environ, "MUSTER_ACTION_DENIED_NETWORKS": "10.0.0.0/8,10.0.0.0/33"}
+    started = subprocess.run(
+        [sys.executable, "-c", "import muster.settings"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert started.returncode != 0
+    assert "MUSTER_ACTION_ALLOWED/DENIED_NETWORKS: '10.0.0.0/33' is not a network" in started.stderr
