@@ -18,7 +18,7 @@ from incidents.models import Source
 from incidents.selectors import access_incident
 from oncall import escalation, paging
 from oncall.models import ContactKind, OutboxKind, OutboxMessage, Page
-from oncall.privacy import address_for
+from oncall.privacy import address_for, text_for
 
 ADDRESS_HELP = "Where it went; masked (+14•••••••01) for anyone but its owner and admins."
 
@@ -32,6 +32,9 @@ class PageSerializer(serializers.ModelSerializer):
     incident = serializers.IntegerField(source="incident.number", read_only=True)
     person = serializers.CharField(source="person.username", read_only=True)
     address = serializers.SerializerMethodField(help_text=ADDRESS_HELP)
+    error = serializers.SerializerMethodField(
+        help_text="Why delivery failed, if it did; the address in it masked as `address` is."
+    )
 
     class Meta:
         model = Page
@@ -58,6 +61,9 @@ class PageSerializer(serializers.ModelSerializer):
 
     def get_address(self, obj: Page) -> str:
         return address_for(_viewer(self), obj.person_id, obj.address)
+
+    def get_error(self, obj: Page) -> str:
+        return text_for(_viewer(self), obj.person_id, obj.address, obj.error)
 
 
 class PageViewSet(viewsets.ReadOnlyModelViewSet):

@@ -9,7 +9,7 @@ code follows the same rule (OutboxMessage.body_for).
 from __future__ import annotations
 
 from accounts.models import Role, User
-from core.masking import mask_address
+from core.masking import mask_address, mask_in
 
 
 def reads_contact_of(viewer: User | None, owner_id: int | None) -> bool:
@@ -22,3 +22,8 @@ def reads_contact_of(viewer: User | None, owner_id: int | None) -> bool:
 def address_for(viewer: User | None, owner_id: int | None, address: str) -> str:
     """Return `address` as `viewer` may read it: in full for its owner and admins, else masked."""
     return address if reads_contact_of(viewer, owner_id) else mask_address(address)
+
+
+def text_for(viewer: User | None, owner_id: int | None, address: str, text: str) -> str:
+    """Return `text` (a delivery error) with `address` masked in it unless `viewer` reads it."""
+    return text if reads_contact_of(viewer, owner_id) else mask_in(text, address)

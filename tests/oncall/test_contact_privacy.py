@@ -7,7 +7,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import Role, User
-from core.masking import mask_address
+from core.masking import mask_address, mask_in
 from oncall import delivery
 from oncall.channels.base import Delivery
 from oncall.channels.registry import CHANNELS
@@ -75,3 +75,21 @@ def test_pages_and_the_outbox_show_an_address_to_its_owner_and_admins_only(
         ],
     )
     assert seen["charlie"] == seen["dave"] == masked
+
+
+def test_mask_in_hides_an_address_quoted_in_an_error():
+    assert mask_in("the mail server refused bob@example.com: 550", "bob@example.com") == (
+        "the mail server refused b•••@example.com: 550"
+    )
+    assert mask_in(f"The 'To' number {BOB_PHONE[1:]} is not valid", BOB_PHONE) == (
+        f"The 'To' number {MASKED} is not valid"
+    )
+
+
+def test_a_pages_error_does_not_give_the_address_away(make_page, bob, as_bob, as_charlie, as_dave):
+    error = f"Twilio said 21211: The 'To' number {BOB_PHONE} is not a valid phone number."
+    page = make_page(status="failed", error=error)
+    assert as_bob.get(API + f"pages/{page.pk}/").json()["error"] == error
+    for client in (as_charlie, as_dave):
+        shown = client.get(API + f"pages/{page.pk}/").json()["error"]
+        assert shown == error.replace(BOB_PHONE, MASKED) and BOB_PHONE not in shown

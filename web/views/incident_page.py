@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.models import Role
 from alerts.models import Alert
-from core.masking import mask_address
+from core.masking import mask_address, mask_in
 from incidents.models import Incident, TimelineEntry
 from oncall.escalation_plan import policy_levels
 from oncall.models import Page
@@ -90,7 +90,9 @@ def _pages_context(incident: Incident) -> dict[str, Any]:
         "incident": incident,
         # Masked for everyone here, admins too: an incident's page is a shared screen. The
         # outbox and the API show the owner and admins the full address (oncall.privacy).
-        "pages": [(p, mask_address(p.address)) for p in pages[:PAGES_SHOWN]],
+        "pages": [
+            (p, mask_address(p.address), mask_in(p.error, p.address)) for p in pages[:PAGES_SHOWN]
+        ],
         "more_pages": len(pages) > PAGES_SHOWN,
     }
 
