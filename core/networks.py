@@ -9,10 +9,14 @@ Denied unless an admin allows them: loopback, "this host" and unspecified addres
 (169.254.169.254, the AWS, GCP, Azure and DigitalOcean metadata service, is in it), cloud
 metadata services outside link-local, multicast and broadcast. IPv4-mapped IPv6 addresses
 (::ffff:127.0.0.1) are judged as the IPv4 address they carry.
+
+`resolve` asks DNS once and checks every address; `CheckedHTTPConnection` (and its https twin)
+then connects to those addresses only, so a second DNS answer (rebinding) cannot move it.
 """
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import socket
 from collections.abc import Iterable
@@ -150,3 +154,23 @@ def connect(destinations: list[Destination], timeout: float | None) -> socket.so
             continue
         return sock
     raise last or OSError("no address to connect to")
+
+
+class CheckedHTTPConnection(http.client.HTTPConnection):
+    """An http.client connection that goes to `destinations` (checked addresses) only, while
+    the request keeps the host name in its Host header (and, for https, in SNI and in the
+    certificate check: CheckedHTTPSConnection wraps the socket for self.host)."""
+
+    def __init__(self, *args, destinations: list[Destination], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.destinations = destinations
+        # http.client opens its socket through this attribute (socket.create_connection, which
+        # would resolve the host again); HTTPSConnection.connect wraps what it returns.
+        self._create_connection = self._connect_checked
+
+    def _connect_checked(self, address, timeout=None, source_address=None) -> socket.socket:
+        return connect(self.destinations, timeout)
+
+
+class CheckedHTTPSConnection(CheckedHTTPConnection, http.client.HTTPSConnection):
+    pass

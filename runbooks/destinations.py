@@ -9,17 +9,16 @@ certificate check. A second DNS answer (rebinding) cannot move the request elsew
 from __future__ import annotations
 
 import http.client
-import socket
 import ssl
 from urllib.parse import SplitResult
 
 from django.conf import settings
 
 from core.networks import (
-    Destination,
+    CheckedHTTPConnection,
+    CheckedHTTPSConnection,
     NetworkError,
     NetworkPolicy,
-    connect,
     literal_address,
     parse_networks,
     resolve,
@@ -49,24 +48,6 @@ def check_host(host: str) -> None:
     why = policy().refusal(address) if address is not None else None
     if why is not None:
         raise DestinationRefused(f"{host} is in {why}: {HINT}")
-
-
-class CheckedHTTPConnection(http.client.HTTPConnection):
-    destinations: list[Destination]
-
-    def __init__(self, *args, destinations: list[Destination], **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.destinations = destinations
-        # http.client connects through this attribute (socket.create_connection, which would
-        # resolve the host again); HTTPSConnection wraps the socket for self.host afterwards.
-        self._create_connection = self._connect_checked
-
-    def _connect_checked(self, address, timeout=None, source_address=None) -> socket.socket:
-        return connect(self.destinations, timeout)
-
-
-class CheckedHTTPSConnection(CheckedHTTPConnection, http.client.HTTPSConnection):
-    pass
 
 
 def open_connection(parts: SplitResult, timeout: float) -> http.client.HTTPConnection:
