@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import Role, User
 from incidents.models import EntryKind, Incident, Source, Status, TimelineEntry
 from incidents.timeline import by_phrase, record
 
@@ -181,11 +181,14 @@ def snooze_incident(
 def reassign_incident(
     incident: Incident, *, to: User, by: User | None, source: str, actor_name: str = ""
 ) -> Incident:
-    """Make `to` the incident's assignee; an acknowledged incident triggers again for them."""
+    """Make `to` the incident's assignee; an acknowledged incident triggers again for them.
+    Only a responder or an admin can be assigned: an observer would be paged but could not act."""
     incident = _lock(incident)
     _require_open(incident, "reassigned")
     if not to.is_active:
         raise IncidentError(f"{to.get_username()} is deactivated.")
+    if not to.has_role(Role.RESPONDER):
+        raise IncidentError(f"{to.get_username()} is an {to.role} and cannot act on incidents.")
     previous = incident.assignee
     if incident.status == Status.ACKNOWLEDGED:
         _retrigger(incident)

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import environ
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
+
+from core.networks import NetworkError, parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -214,6 +217,15 @@ SILENCE_MAX_DAYS = env.int("MUSTER_SILENCE_MAX_DAYS", default=30)
 OUTBOX_KEEP = env.int("MUSTER_OUTBOX_KEEP", default=10_000)
 # The beat tick must have run within this many seconds for /readyz to answer 200.
 READY_TICK_MAX_AGE_SECONDS = env.int("MUSTER_READY_TICK_MAX_AGE_SECONDS", default=10)
+# Where runbook actions may connect (core.networks): CIDR lists. Loopback, link-local and cloud
+# metadata addresses are denied by default, private ranges allowed; the most specific network
+# decides. A bad entry stops the start.
+ACTION_ALLOWED_NETWORKS = env.list("MUSTER_ACTION_ALLOWED_NETWORKS", default=[])
+ACTION_DENIED_NETWORKS = env.list("MUSTER_ACTION_DENIED_NETWORKS", default=[])
+try:
+    parse_networks([*ACTION_ALLOWED_NETWORKS, *ACTION_DENIED_NETWORKS])
+except NetworkError as exc:
+    raise ImproperlyConfigured(f"MUSTER_ACTION_ALLOWED/DENIED_NETWORKS: {exc}") from None
 # Timeline milestones for repeated duplicates: 10th, 100th, 1000th, ... occurrence.
 DEDUP_MILESTONE_BASE = 10
 

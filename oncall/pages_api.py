@@ -18,11 +18,23 @@ from incidents.models import Source
 from incidents.selectors import access_incident
 from oncall import escalation, paging
 from oncall.models import ContactKind, OutboxKind, OutboxMessage, Page
+from oncall.privacy import address_for, text_for
+
+ADDRESS_HELP = "Where it went; masked (+14•••••••01) for anyone but its owner and admins."
+
+
+def _viewer(serializer: serializers.Serializer):
+    request = serializer.context.get("request")
+    return request.user if request is not None else None
 
 
 class PageSerializer(serializers.ModelSerializer):
     incident = serializers.IntegerField(source="incident.number", read_only=True)
     person = serializers.CharField(source="person.username", read_only=True)
+    address = serializers.SerializerMethodField(help_text=ADDRESS_HELP)
+    error = serializers.SerializerMethodField(
+        help_text="Why delivery failed, if it did; the address in it masked as `address` is."
+    )
 
     class Meta:
         model = Page
@@ -46,6 +58,12 @@ class PageSerializer(serializers.ModelSerializer):
             "body",
             "created_at",
         ]
+
+    def get_address(self, obj: Page) -> str:
+        return address_for(_viewer(self), obj.person_id, obj.address)
+
+    def get_error(self, obj: Page) -> str:
+        return text_for(_viewer(self), obj.person_id, obj.address, obj.error)
 
 
 class PageViewSet(viewsets.ReadOnlyModelViewSet):
@@ -95,6 +113,7 @@ class OutboxMessageSerializer(serializers.ModelSerializer):
         source="page.incident.number", allow_null=True, read_only=True
     )
     person = serializers.CharField(source="person.username", allow_null=True, read_only=True)
+    address = serializers.SerializerMethodField(help_text=ADDRESS_HELP)
     body = serializers.SerializerMethodField(
         help_text="What was sent; a verification code only to its owner and admins."
     )
@@ -119,6 +138,9 @@ class OutboxMessageSerializer(serializers.ModelSerializer):
             "status",
             "created_at",
         ]
+
+    def get_address(self, obj: OutboxMessage) -> str:
+        return address_for(_viewer(self), obj.person_id, obj.address)
 
     def get_body(self, obj: OutboxMessage) -> str:
         return obj.body_for(self.context["request"].user)
@@ -178,7 +200,7 @@ def page_person(request, number: int):
     pages = paging.page_person(incident, person, by=request.user, source=Source.API)
     if not pages:
         raise ValidationError(f"{person.get_username()} has no verified contact method")
-    return Response(PageSerializer(pages, many=True).data, status=201)
+    return Response(PageSerializer(pages, many=True, context={"request": request}).data, status=201)
 
 
 # api_view made page_person.cls, a class of its own; the stubs type it as a bare APIView,

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import Role, User
 from incidents.models import Service
 from oncall import rotations
 from oncall.models import (
@@ -315,6 +315,22 @@ def schedules_of(user: User, start: datetime | None = None, end: datetime | None
     if end is not None:
         overrides &= Q(overrides__start__lt=end)
     return Schedule.objects.filter(Q(layers__participants__user=user) | overrides).distinct()
+
+
+def feed_schedule_ids(user: User) -> set[int] | None:
+    """Return the ids of the schedules whose shared iCal feed `user` may read, or None for all.
+
+    The feed's URL is a secret anyone holding it can follow: admins read every schedule's, a
+    person only those of the schedules they take shifts in (a layer, an override) or whose team
+    they are in. Everyone has their own feed (the person feed), which ends with their account.
+    """
+    if user.has_role(Role.ADMIN):
+        return None
+    return set(
+        Schedule.objects.filter(
+            Q(layers__participants__user=user) | Q(overrides__user=user) | Q(team__members=user)
+        ).values_list("pk", flat=True)
+    )
 
 
 def shifts_for_person(user: User, start: datetime, end: datetime) -> list[PersonShift]:

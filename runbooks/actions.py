@@ -6,6 +6,10 @@ Safety, in one place:
   forgery through labels.
 - One HTTP request with the standard library's http.client: no redirects are followed (a 3xx is
   a failure), no proxy, no shell, nothing but http and https.
+- Only to addresses the admin's network policy allows (runbooks.destinations): loopback,
+  link-local and cloud metadata addresses are refused by default, when a URL naming one is
+  saved and, after resolving the host once, when it runs; the connection goes to the checked
+  addresses only (no DNS rebinding).
 - A hard deadline: a watchdog shuts the socket when `timeout_seconds` are up, however slowly
   the endpoint drips its answer; the run is then `timed_out`.
 - A run is claimed by a conditional update (pending → running) before the call, so a task
@@ -34,7 +38,7 @@ from django.utils import timezone
 from accounts.models import Role, User
 from incidents.models import EntryKind, Incident, Source
 from incidents.timeline import record
-from runbooks import templating
+from runbooks import destinations, templating
 from runbooks.models import (
     EXCERPT_BYTES,
     MAX_ACTION_TIMEOUT,
@@ -57,7 +61,6 @@ MAX_HEADERS = 20
 # A run still pending this long was never picked up: enqueue it again; after STALE, give up.
 REKICK_AFTER = timedelta(seconds=30)
 STALE = timedelta(minutes=10)
-SUMMARY_CHARS = 200
 
 
 class ActionError(Exception):
@@ -92,6 +95,10 @@ def check_url(url: str) -> str:
         raise ActionError("the URL must be an absolute http:// or https:// URL")
     if parts.fragment:
         raise ActionError("the URL cannot have a #fragment")
+    try:
+        destinations.check_host(parts.hostname)
+    except destinations.DestinationRefused as exc:
+        raise ActionError(str(exc)) from None
     return url
 
 
@@ -152,15 +159,18 @@ class Preview:
     method: str
     target: str  # host and path
     content_type: str
-    body: str
+    body: str  # for the person only: the admin's template may hold tokens
+    fills: tuple[tuple[str, str], ...] = ()  # (placeholder, value) the incident fills in
 
 
 def preview(action: Action, incident: Incident, user: User) -> Preview:
     """Return what running `action` for `incident` as `user` would send (checks the role)."""
     check_may_run(action, user, incident)
-    return Preview(
-        action.method, target(action.url), action.content_type, _body(action, incident, user)
-    )
+    body = _body(action, incident, user)
+    context = payload_context(incident, user)
+    names = dict.fromkeys(templating.placeholders(action.payload_template))
+    fills = tuple((name, str(context.lookup(name))) for name in names)
+    return Preview(action.method, target(action.url), action.content_type, body, fills)
 
 
 def _body(action: Action, incident: Incident, user: User) -> str:
@@ -288,7 +298,8 @@ def finish(run: ActionRun, result: CallResult) -> ActionRun:
 
 
 def result_message(run: ActionRun) -> str:
-    """Say how a run ended, in one line: "action restart-db succeeded: HTTP 200 …"."""
+    """Say how a run ended, in one line: "action restart-db succeeded: HTTP 200". The timeline
+    and the war room are read by observers too: the answer's excerpt stays on the run."""
     head = f"action {run.action_name}"
     if run.status == RunStatus.TIMED_OUT:
         return f"{head} timed out: {run.error}" if run.error else f"{head} timed out"
@@ -297,10 +308,6 @@ def result_message(run: ActionRun) -> str:
         parts.append(f"HTTP {run.http_status}")
     if run.error:
         parts.append(run.error)
-    excerpt = " ".join(run.response_excerpt.split())
-    if excerpt:
-        cut = excerpt[:SUMMARY_CHARS] + ("…" if len(excerpt) > SUMMARY_CHARS else "")
-        parts.append(cut)
     return " ".join(parts)
 
 
@@ -320,12 +327,12 @@ def call(method: str, url: str, body: bytes, headers: dict[str, str], timeout: f
         pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    if parts.scheme == "https":
-        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-            parts.hostname, parts.port, timeout=timeout, context=ssl.create_default_context()
-        )
-    else:
-        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        connection = destinations.open_connection(parts, timeout)
+    except destinations.DestinationRefused as exc:
+        return CallResult(RunStatus.FAILED, error=str(exc))
+    except OSError as exc:
+        return CallResult(RunStatus.FAILED, error=_network_error(exc))
 
     expired = threading.Event()
 
@@ -387,7 +394,7 @@ def _network_error(exc: BaseException) -> str:
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve the host ({exc.strerror or exc})"
     if isinstance(exc, ssl.SSLError):
-        return f"TLS failed ({exc.reason or exc})"
+        return f"TLS failed ({getattr(exc, 'reason', None) or exc})"
     if isinstance(exc, http.client.RemoteDisconnected):
         return "the endpoint closed the connection without answering"
     text = str(exc) or type(exc).__name__

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from django.db.models import Q
 
-from accounts.models import User
+from accounts.models import Role, User
 from alerts.matchers import Matcher, MatcherError, all_match, matchers_from_json
 from alerts.models import Alert
 from incidents.models import Incident
@@ -23,6 +23,13 @@ log = logging.getLogger(__name__)
 
 # Enough alerts to match against; a storm of thousands carries the same few label sets.
 MAX_LABEL_SETS = 500
+
+
+def may_read_payloads(user: User) -> bool:
+    """Whether `user` may read what actions send and receive: payload templates, request
+    bodies and response excerpts, which often carry tokens. Responders and admins (who run
+    and configure actions) may; observers may not."""
+    return user.has_role(Role.RESPONDER)
 
 
 def label_sets(incident: Incident) -> list[dict[str, str]]:

@@ -184,7 +184,9 @@ class LayerViewSet(Audited, ParseBodyFirst, viewsets.ModelViewSet):
 class ScheduleSerializer(serializers.ModelSerializer):
     layers = LayerSerializer(many=True, read_only=True)
     ical_url = serializers.SerializerMethodField(
-        help_text="A secret URL calendars subscribe to; rotate it to revoke."
+        help_text="A secret URL calendars subscribe to; rotate it to revoke. Only for admins "
+        "and the schedule's people (its layers, overrides and team); null for anyone else, "
+        "who subscribes to their own feed instead."
     )
 
     class Meta:
@@ -192,7 +194,16 @@ class ScheduleSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "description", "team", "time_zone", "layers", "ical_url"]
         read_only_fields = ["id"]
 
-    def get_ical_url(self, obj) -> str:
+    def get_ical_url(self, obj) -> str | None:
+        # One query for a whole list: the ids are kept on the root (the list) serializer.
+        root = self.root
+        if not hasattr(root, "_feed_schedules"):
+            request = self.context.get("request")
+            ids = schedules.feed_schedule_ids(request.user) if request is not None else set()
+            setattr(root, "_feed_schedules", ids)  # noqa: B010 - an attribute of our own
+        readable = getattr(root, "_feed_schedules")  # noqa: B009
+        if readable is not None and obj.pk not in readable:
+            return None
         return ical_url("schedule", obj.ical_token)
 
     def validate_time_zone(self, value):

@@ -1,7 +1,8 @@
 """API: automation actions and their runs. Everyone reads; admins configure; responders run.
 
 Action URLs and headers are admin-only configuration: others see an action's target (host and
-path) but not its query string or header values, which often hold tokens.
+path) but not its query string or header values, which often hold tokens. Payload templates,
+request bodies and response excerpts are for responders and admins (null for observers).
 """
 
 from __future__ import annotations
@@ -24,11 +25,17 @@ from incidents.models import Source
 from incidents.selectors import access_incident
 from runbooks import actions, templating
 from runbooks.models import MAX_ACTION_TIMEOUT, Action, ActionRun, ContentType, RunRole
+from runbooks.services import may_read_payloads
 
 
 def _is_admin(serializer) -> bool:
     request = serializer.context.get("request")
     return bool(request and request.user.has_role(Role.ADMIN))
+
+
+def _reads_payloads(serializer) -> bool:
+    request = serializer.context.get("request")
+    return bool(request and may_read_payloads(request.user))
 
 
 # Inline in the schema: as an enum component it would clash with accounts' "role".
@@ -47,6 +54,12 @@ class ActionSerializer(serializers.ModelSerializer):
     target = serializers.SerializerMethodField()
     headers = serializers.JSONField(required=False, write_only=True)
     header_names = serializers.SerializerMethodField()
+    payload_template = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        help_text="The body sent, with placeholders; null for observers (it may hold tokens).",
+    )
     timeout_seconds = serializers.IntegerField(
         min_value=1, max_value=MAX_ACTION_TIMEOUT, required=False
     )
@@ -76,7 +89,12 @@ class ActionSerializer(serializers.ModelSerializer):
         data = super().to_representation(instance)
         if not _is_admin(self):
             data["url"] = None  # it may carry a token; the target says where it goes
+        if not _reads_payloads(self):
+            data["payload_template"] = None
         return data
+
+    def validate_payload_template(self, value):
+        return value or ""
 
     def get_target(self, obj) -> str:
         return actions.target(obj.url)
@@ -133,6 +151,14 @@ class ActionRunSerializer(serializers.ModelSerializer):
     incident = serializers.IntegerField(source="incident.number", read_only=True)
     requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     target = serializers.SerializerMethodField()
+    request_body = serializers.CharField(
+        read_only=True, allow_null=True, help_text="What was sent; null for observers."
+    )
+    response_excerpt = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="The answer's first 2 KiB; null for observers.",
+    )
 
     class Meta:
         model = ActionRun
@@ -156,6 +182,12 @@ class ActionRunSerializer(serializers.ModelSerializer):
 
     def get_target(self, obj) -> str:
         return actions.target(obj.url)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if not _reads_payloads(self):
+            data["request_body"] = data["response_excerpt"] = None
+        return data
 
 
 class RunRequestSerializer(serializers.Serializer):
@@ -202,7 +234,10 @@ class ActionViewSet(
         if request.method == "GET":
             runs = ActionRun.objects.filter(action=found).select_related("incident", "requested_by")
             page = self.paginate_queryset(runs)
-            return self.get_paginated_response(ActionRunSerializer(page, many=True).data)
+            context = self.get_serializer_context()
+            return self.get_paginated_response(
+                ActionRunSerializer(page, many=True, context=context).data
+            )
         serializer = RunRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         incident = access_incident(
@@ -216,4 +251,6 @@ class ActionViewSet(
             raise Conflict(str(exc)) from None
         except actions.ActionError as exc:
             raise ValidationError(str(exc)) from None
-        return Response(ActionRunSerializer(run).data, status=201)
+        return Response(
+            ActionRunSerializer(run, context=self.get_serializer_context()).data, status=201
+        )

@@ -376,6 +376,17 @@ def test_reassigning_to_a_deactivated_person_is_refused(as_bob, alice, incident)
     assert_error(act(as_bob, incident, "reassign", {"user": "alice"}), 400, "user:", "alice")
 
 
+def test_reassigning_to_an_observer_is_refused_as_in_chat(as_bob, charlie, incident):
+    entries = incident.timeline.count()
+    assert_error(
+        act(as_bob, incident, "reassign", {"user": "charlie"}),
+        400,
+        "charlie is an observer and cannot act on incidents.",
+    )
+    incident.refresh_from_db()
+    assert incident.assignee is None and incident.timeline.count() == entries
+
+
 def test_merging_an_unknown_incident_is_a_400_naming_it(as_bob, incident):
     assert_error(act(as_bob, incident, "merge", {"incidents": [424242]}), 400, "#424242")
     incident.refresh_from_db()

@@ -88,6 +88,13 @@ def test_reassign_retriggers_an_acknowledged_incident_for_the_new_assignee(incid
     assert moved.timeline.last().message == "Reassigned to alice by bob via web"
 
 
+def test_an_observer_cannot_be_assigned_whatever_the_surface(incident, bob, charlie):
+    with pytest.raises(IncidentError, match="charlie is an observer and cannot act"):
+        services.reassign_incident(incident, to=charlie, by=bob, source=Source.WEB)
+    incident.refresh_from_db()
+    assert incident.assignee is None
+
+
 def test_escalate_retriggers_and_records(incident, bob):
     services.acknowledge_incident(incident, by=bob, source=Source.API)
     escalated = services.escalate_incident(incident, by=bob, source=Source.CHAT)

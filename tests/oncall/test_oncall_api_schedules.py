@@ -514,3 +514,31 @@ def test_the_schema_documents_the_on_call_api(as_charlie):
         assert path in paths, path
     final = paths["/api/v1/schedules/{id}/final/"]["get"]
     assert {p["name"] for p in final["parameters"]} >= {"start", "end"}
+
+
+def test_a_schedules_secret_ical_url_goes_to_admins_and_its_people_only(
+    as_alice, as_bob, as_charlie, alice, bob
+):
+    """The schedule feed is one shared secret: an observer (or any outsider) gets null and
+    subscribes to their own person feed instead, which ends with their account."""
+    layered = make_schedule("db")
+    add_layer(layered, [bob], start=MONDAY)
+    by_override = make_schedule("web")
+    add_override(by_override, bob, MONDAY, MONDAY + timedelta(days=1))
+    by_team = make_schedule("search", team=make_team("search", [bob]))
+    other = make_schedule("payments")
+    add_layer(other, [alice], start=MONDAY)
+
+    def urls(client) -> dict[str, str | None]:
+        return {s["name"]: s["ical_url"] for s in client.get(API + "schedules/").json()["results"]}
+
+    every = urls(as_alice)
+    assert all(url and url.endswith(".ics") for url in every.values())
+    assert urls(as_bob) == {**every, "payments": None}
+    assert urls(as_charlie) == dict.fromkeys(every)
+    assert as_charlie.get(API + f"schedules/{layered.pk}/").json()["ical_url"] is None
+    assert as_bob.get(API + f"schedules/{layered.pk}/").json()["ical_url"] == every["db"]
+    assert (
+        layered.ical_token not in as_charlie.get(API + f"schedules/{layered.pk}/").content.decode()
+    )
+    assert by_team.ical_token not in str(urls(as_charlie))

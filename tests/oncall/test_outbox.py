@@ -107,7 +107,7 @@ def test_the_api_lists_every_kind_newest_first(as_charlie, incident, bob, alice)
         "page": page.pk,
         "person": "bob",
         "channel": "sms",
-        "address": BOB_PHONE,
+        "address": "+14•••••••01",  # Charlie is an observer: masked
         "body": page.body,
         "status": "sent",
         "created_at": rows[2]["created_at"],
@@ -119,7 +119,7 @@ def test_the_api_lists_every_kind_newest_first(as_charlie, incident, bob, alice)
         "page": None,
         "person": "bob",
         "channel": "sms",
-        "address": BOB_PHONE,
+        "address": "+14•••••••01",
         # Charlie is an observer, not its owner: the code is a credential, masked.
         "body": "Your Muster verification code is ••••••. It expires in 10 minutes.",
         "status": None,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -142,17 +143,33 @@ class _Server(ThreadingHTTPServer):
         pass  # the client hung up on a slow answer: expected in timeout tests
 
 
-@pytest.fixture
-def endpoint() -> Endpoint:
-    server = _Server(("127.0.0.1", 0), None)  # type: ignore[arg-type]
-    found = Endpoint(base=f"http://127.0.0.1:{server.server_address[1]}")
+@contextlib.contextmanager
+def serving(host: str = "127.0.0.1", port: int = 0) -> Iterator[Endpoint]:
+    """Run an Endpoint on `host` (any 127/8 address is loopback on Linux)."""
+    server = _Server((host, port), None)  # type: ignore[arg-type]
+    found = Endpoint(base=f"http://{host}:{server.server_address[1]}")
     server.RequestHandlerClass = _handler(found)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.daemon = True
     thread.start()
-    yield found
-    server.shutdown()
-    server.server_close()
+    try:
+        yield found
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def endpoint() -> Iterator[Endpoint]:
+    with serving() as found:
+        yield found
+
+
+@pytest.fixture(autouse=True)
+def loopback_allowed(settings) -> None:
+    """The test endpoints live on loopback, which actions may not call by default: allowed
+    here as an admin would (tests/runbooks/test_destinations.py checks the default)."""
+    settings.ACTION_ALLOWED_NETWORKS = ["127.0.0.0/8"]
 
 
 @pytest.fixture

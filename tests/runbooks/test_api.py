@@ -8,6 +8,7 @@ from accounts.models import AuditEntry
 from incidents.models import EntryKind, Service
 from runbooks.actions import request_run
 from runbooks.models import Action, ActionRun, GraphTemplate, RunStatus
+from runbooks.tasks import run_action
 from tests.helpers.api import API, assert_error
 
 LABELS = {"alertname": "DiskFull", "instance": "db-1:9100", "team": "db"}
@@ -241,3 +242,33 @@ def test_deleting_an_action_keeps_its_runs(as_alice, book, make_incident, bob):
     assert as_alice.delete(API + f"actions/{action.pk}/").status_code == 204
     run.refresh_from_db()
     assert (run.action, run.action_name) == (None, "restart-db")
+
+
+def test_observers_do_not_see_payloads_request_bodies_or_answers(
+    as_alice, as_bob, as_charlie, book, make_incident, bob, endpoint
+):
+    action = Action.objects.create(
+        runbook=book,
+        name="probe",
+        url=endpoint.url("/ok/x"),
+        payload_template='{"token": "s3cr3t-in-body", "host": "{{labels.instance}}"}',
+    )
+    run = request_run(action, make_incident(LABELS), bob)
+    run_action(run.pk)
+    runs = API + f"actions/{action.pk}/runs/"
+    for client in (as_alice, as_bob):  # admins and responders run and configure actions
+        assert (
+            "s3cr3t-in-body" in client.get(API + f"actions/{action.pk}/").json()["payload_template"]
+        )
+        [seen] = client.get(runs).json()["results"]
+        assert "s3cr3t-in-body" in seen["request_body"]
+        assert seen["response_excerpt"] == '{"ok": true, "build": 17}'
+    assert as_charlie.get(API + f"actions/{action.pk}/").json()["payload_template"] is None
+    listed = as_charlie.get(API + f"runbooks/{book.pk}/actions/").json()
+    assert [a["payload_template"] for a in listed] == [None]
+    [seen] = as_charlie.get(runs).json()["results"]
+    assert (seen["request_body"], seen["response_excerpt"]) == (None, None)
+    assert (seen["status"], seen["http_status"]) == ("succeeded", 200)
+    timeline = as_charlie.get(API + f"incidents/{run.incident.number}/timeline/")
+    assert timeline.status_code == 200 and "succeeded: HTTP 200" in timeline.content.decode()
+    assert b"build" not in timeline.content and b"s3cr3t" not in timeline.content

@@ -34,7 +34,8 @@ def book(make_runbook, service):
         name="restart-db",
         description="Restart the primary",
         url="https://jenkins.example.com/job/restart/buildWithParameters?token=s3cret",
-        payload_template='{"host": "{{labels.instance}}", "by": "{{run.requested_by}}"}',
+        payload_template='{"host": "{{labels.instance}}", "by": "{{run.requested_by}}", '
+        '"token": "t0ken-in-body"}',
     )
     Action.objects.create(
         runbook=runbook, name="failover", url="https://jenkins.example.com/job/fo", role="admin"
@@ -128,10 +129,13 @@ def test_run_shows_what_it_will_call_and_asks_for_confirmation(book, make_incide
     assert not reply.changed
     assert reply.text.startswith(
         "**restart\\-db** will POST to `jenkins.example.com/job/restart/buildWithParameters` "
-        "(timeout 10 s) with:"
+        "(timeout 10 s) with a 60-byte body, filled in with:\n\n"
+        "- `labels.instance`: `db-1:9100`\n- `run.requested_by`: `bob`\n\n"
     )
     assert "s3cret" not in reply.text  # the query may hold a token
-    assert '"host": "db-1:9100"' in reply.text and '"by": "bob"' in reply.text
+    # The reply is posted to the room, which observers read: the body, with the admin's
+    # literal token, is not in it.
+    assert "t0ken-in-body" not in reply.text
     assert reply.text.endswith("Type `run restart-db confirm` to start it.")
     assert not ActionRun.objects.exists()
     assert not incident.timeline.filter(kind=EntryKind.ACTION).exists()
@@ -149,7 +153,7 @@ def test_run_confirm_starts_the_run_and_records_it(book, make_incident, bob):
     assert (run.status, run.requested_by, run.request_body) == (
         RunStatus.PENDING,
         bob,
-        '{"host": "db-1:9100", "by": "bob"}',
+        '{"host": "db-1:9100", "by": "bob", "token": "t0ken-in-body"}',
     )
     entry = incident.timeline.get(kind=EntryKind.ACTION)
     assert entry.message.startswith("bob started action restart-db")
@@ -212,4 +216,5 @@ def test_run_confirm_then_the_task_posts_its_result_to_the_timeline(
     messages = list(
         incident.timeline.filter(kind=EntryKind.ACTION).values_list("message", flat=True)
     )
-    assert messages[-1] == 'action ping succeeded: HTTP 200 {"ok": true, "build": 17}'
+    # The answer stays on the run: the timeline and the room are read by observers too.
+    assert messages[-1] == "action ping succeeded: HTTP 200"

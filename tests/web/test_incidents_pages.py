@@ -340,7 +340,7 @@ def busy(service, bob, charlie, make_integration) -> Incident:
             channel="sms",
             address="+14155550101",
             status="failed" if i == 59 else "delivered",
-            error="Twilio said 21211: invalid number" if i == 59 else "",
+            error="Twilio said 21211: +14155550101 is an invalid number" if i == 59 else "",
             send_after=now,
             sent_at=now,
         )
@@ -402,7 +402,8 @@ def test_the_incident_page_shows_everything_in_few_queries(
     # Pages: who, how, the address masked, the delivery status and its error.
     assert "+14•••••••01" in text and "+14155550101" not in text
     assert text.count('<tr id="page-') == 50
-    assert "Twilio said 21211: invalid number" in text
+    # The error quotes the number: masked there too.
+    assert "Twilio said 21211: +14•••••••01 is an invalid number" in text
     # Alerts with labels as chips and only http(s) links; graph templates filled.
     assert '<li class="chip"><span>instance</span>=web-29</li>' in text
     assert "https://grafana.example.com/d/29" in text
@@ -459,7 +460,9 @@ def test_the_pages_fragment_shows_who_was_paged_and_how_it_went(
     assert text.lstrip().startswith('<section id="pages"')
     assert f'data-url="/incidents/{busy.number}/pages/"' in text
     assert text.count('<tr id="page-') == 50
-    assert "Twilio said 21211: invalid number" in text and "+14155550101" not in text
+    # The error quotes the number: masked there too.
+    assert "Twilio said 21211: +14•••••••01 is an invalid number" in text
+    assert "+14155550101" not in text
     assert "Only the latest 50 pages are shown." in text
     assert "<html" not in text
 

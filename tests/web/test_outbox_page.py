@@ -82,7 +82,9 @@ def test_a_page_the_engine_sends_through_the_console_is_listed(web_charlie, inci
     assert (
         f'<td>page for <a href="/incidents/{incident.number}/">#{incident.number}</a></td>' in row
     )
-    assert f'<td>bob<br><code class="small">{BOB_PHONE}</code></td>' in row
+    # Charlie is an observer: bob's number is masked for him (owner and admins read it).
+    assert '<td>bob<br><code class="small">+14•••••••00</code></td>' in row
+    assert BOB_PHONE not in row
     assert "<td>SMS</td>" in row
     assert page.body.startswith(f"Muster #{incident.number} SEV1 checkout: Checkout latency")
     assert escape(page.body.split(" Room: ")[0]) in row

@@ -129,8 +129,6 @@ def assign(command: Command, user: User, source: str, context: Incident | None) 
     if person is None:
         return Reply(f"There is no active user called @{command.user}.", incident=number)
     name = person.get_username()
-    if not person.has_role(Role.RESPONDER):
-        return Reply(f"{name} is an {person.role} and cannot act on incidents.", incident=number)
     if incident.assignee_id == person.pk:
         return Reply(
             f"{incident_link(number, source)} is already assigned to {name}.", incident=number

@@ -2,14 +2,13 @@
 
 `run <action>` only says what would be called; `run <action> confirm` starts it
 (runbooks.actions checks the role, records it on the timeline and runs it through Celery; the
-result reaches the room as a timeline entry).
+result reaches the room as a timeline entry). The room is read by observers too: the preview
+names the values the incident fills in, never the body (the admin's template may hold tokens).
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import json
 import re
 from urllib.parse import quote
 
@@ -28,7 +27,6 @@ from warroom.markdown import code, embeddable_image
 from warroom.replies import Reply, is_phone
 
 BODY_MAX = 8_000  # characters of runbook shown in chat; the rest is a link away
-PREVIEW_MAX = 1_500  # characters of payload shown before confirming
 MAX_IMAGES = 4
 
 
@@ -189,24 +187,15 @@ def _preview(action: Action, preview: actions.Preview) -> str:
         f"**{escape_markdown(action.name)}** will {preview.method} to {code(preview.target)} "
         f"(timeout {action.timeout_seconds} s)"
     )
-    if preview.body:
-        body, language = preview.body, "text"
-        if preview.content_type == "application/json":
-            with contextlib.suppress(ValueError):
-                body, language = json.dumps(json.loads(body), indent=2, ensure_ascii=False), "json"
-        if len(body) > PREVIEW_MAX:
-            body = body[:PREVIEW_MAX] + "\n…"
-        text = f"{head} with:\n\n{_fence(body, language)}"
-    else:
+    size = len(preview.body.encode())
+    if not size:
         text = f"{head} with an empty body."
+    elif preview.fills:
+        filled = "\n".join(f"- {code(name)}: {code(value[:200])}" for name, value in preview.fills)
+        text = f"{head} with a {size}-byte body, filled in with:\n\n{filled}"
+    else:
+        text = f"{head} with a fixed {size}-byte body."
     return f"{text}\n\nType `run {action.name} confirm` to start it."
-
-
-def _fence(text: str, language: str) -> str:
-    """Return `text` as a fenced code block no line of it can close."""
-    longest = max((len(run) for run in re.findall(r"`{3,}", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}{language}\n{text}\n{fence}"
 
 
 def _md_url(url: str) -> str:

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.models import Role
 from alerts.models import Alert
+from core.masking import mask_address, mask_in
 from incidents.models import Incident, TimelineEntry
 from oncall.escalation_plan import policy_levels
 from oncall.models import Page
@@ -32,18 +33,6 @@ TIMELINE = 100  # timeline entries on an incident's page; "older" pages through 
 ROOM_HISTORY = 100  # war-room messages rendered with the page; the socket brings the rest
 PAGES_SHOWN = 50
 ALERTS_SHOWN = 20
-
-
-def mask_address(address: str) -> str:
-    """Return a contact address with its middle hidden: enough to tell which, not to use."""
-    if not address:
-        return ""
-    if "@" in address:
-        local, _, domain = address.partition("@")
-        return f"{local[:1]}•••@{domain}"
-    if len(address) <= 5:
-        return "•" * len(address)
-    return address[:3] + "•" * (len(address) - 5) + address[-2:]
 
 
 def timeline_page(incident: Incident, before: int | None) -> tuple[list[TimelineEntry], int | None]:
@@ -100,7 +89,11 @@ def _pages_context(incident: Incident) -> dict[str, Any]:
     )
     return {
         "incident": incident,
-        "pages": [(p, mask_address(p.address)) for p in pages[:PAGES_SHOWN]],
+        # Masked for everyone here, admins too: an incident's page is a shared screen. The
+        # outbox and the API show the owner and admins the full address (oncall.privacy).
+        "pages": [
+            (p, mask_address(p.address), mask_in(p.error, p.address)) for p in pages[:PAGES_SHOWN]
+        ],
         "more_pages": len(pages) > PAGES_SHOWN,
     }
 

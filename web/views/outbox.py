@@ -16,6 +16,7 @@ from django.views.decorators.http import require_safe
 from accounts.models import Role
 from oncall.channels.registry import twilio_configured
 from oncall.models import OutboxMessage
+from oncall.privacy import address_for
 from web.access import role_required
 
 PAGE_SIZE = 50
@@ -38,6 +39,7 @@ def outbox_page(request: HttpRequest) -> HttpResponse:
     rows = list(messages.order_by("-id")[: PAGE_SIZE + 1])
     for row in rows:
         row.shown_body = row.body_for(request.user)
+        row.shown_address = address_for(request.user, row.person_id, row.address)
     older = rows[PAGE_SIZE - 1].pk if len(rows) > PAGE_SIZE else None
     context = {
         "outbox_messages": rows[:PAGE_SIZE],
