@@ -102,6 +102,16 @@ schema = schemathesis.openapi.from_dict(SchemaGenerator().get_schema(request=Non
 schema.app = WSGIHandler()
 
 
+# Body fields naming another object, and the seeded object each may name.
+BODY_REFERENCES = {
+    "service": "services",
+    "integration": "integrations",
+    "policy": "escalation-policies",
+    "schedule": "schedules",
+    "user": "users",
+}
+
+
 def seeded_id(path: str, ids: dict[str, int]) -> int | None:
     """The seeded object a path's parameter can name: its segment before the first `{...}`."""
     head = path.split("{", 1)[0].rstrip("/")
@@ -129,7 +139,11 @@ def test_the_api_answers_as_its_schema_says(
         target = seeded_id(case.operation.path, fuzz_world["ids"])
         if seeded and target is not None:
             parameters[name] = target
-        if case.method == "DELETE" and parameters[name] in fuzz_world["own_tokens"]:
-            if case.operation.path.startswith("/api/v1/tokens/"):
-                parameters[name] = fuzz_world["ids"]["tokens"]  # keep the run's own token
+        own_token = parameters[name] in fuzz_world["own_tokens"]
+        if own_token and case.method == "DELETE" and case.operation.path == "/api/v1/tokens/{id}/":
+            parameters[name] = fuzz_world["ids"]["tokens"]  # the run keeps its own tokens
+    if seeded and isinstance(case.body, dict):
+        for field, resource in BODY_REFERENCES.items():
+            if isinstance(case.body.get(field), int):
+                case.body[field] = fuzz_world["ids"][resource]
     case.call_and_validate(headers=fuzz_world["headers"][role], checks=CHECKS)
