@@ -4,9 +4,11 @@ Every operation of /api/v1/schema/ gets generated requests (schema-conforming da
 the real WSGI application in-process, on the test PostgreSQL. Each response must not be a 5xx,
 must have a documented status code and content type, and its body must match the schema.
 
-A small world is seeded first, and about half the examples point their path parameters at one
-of its objects (the rest keep generated ids: the 404 path is fuzzed too). One operation is kept
-from destroying the run itself: deleting the token the run authenticates with.
+Each example is sent as one of the three roles (drawn with the data). A small world is seeded
+first, and about half the examples point their path parameters (and the body fields naming a
+service, integration, policy, schedule or person) at its objects; the rest keep generated ids,
+so the 404 path is fuzzed too. One operation is kept from destroying the run itself: deleting
+a token the run authenticates with (the spare token is deleted instead).
 
 CI runs 10 examples per operation (tests/helpers/fuzz.py); MUSTER_FUZZ_EXAMPLES runs more.
 """
