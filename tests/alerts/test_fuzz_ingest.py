@@ -104,3 +104,19 @@ def test_opsgenie_urls_answer_any_body_in_their_error_shape(
     )
     check_answer(response, "opsgenie")
     process_pending()
+
+
+@given(data=st.data())
+@fuzz_settings(ci_examples=20, suppress_health_check=SHARED)
+def test_heartbeat_urls_answer_any_ping_in_the_error_shape(
+    client, make_integration, data: st.DataObject
+) -> None:
+    token = make_integration(Kind.HEARTBEAT).token
+    if data.draw(st.booleans()):
+        token = quote(data.draw(st.text(min_size=1, max_size=70)), safe="")  # unknown, or odd
+    response = client.post(
+        f"/integrations/heartbeat/{token}/",
+        data.draw(bodies("generic"), label="body"),
+        content_type=data.draw(CONTENT_TYPES),
+    )
+    check_answer(response, "muster")
