@@ -524,6 +524,7 @@ def test_a_database_that_cannot_store_is_503_with_retry_after(client, make_integ
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
     assert "retry" in error_of(response)["message"]
+    assert error_of(response)["problems"] == [error_of(response)["message"]]  # the whole shape
     assert not IngestRequest.objects.exists()
 
 
