@@ -91,9 +91,7 @@ def heartbeat_ping(request: HttpRequest, token: str) -> JsonResponse:
     integration = find_integration(token, (Kind.HEARTBEAT,))
     if integration is None:
         metrics.count_rejected("unknown", "404")
-        return JsonResponse(
-            {"error": {"status": 404, "message": "unknown or rotated heartbeat token"}}, status=404
-        )
+        return error_json(404, "unknown or rotated heartbeat token")
     if not integration.enabled:
         refusal = Rejected(403, f"heartbeat {integration.name!r} is disabled")
         refuse(integration, request, None, refusal)

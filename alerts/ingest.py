@@ -119,9 +119,9 @@ def _accepted_json(stored: IngestRequest, alerts: list) -> JsonResponse:
 
 
 def _store_failed() -> JsonResponse:
-    return _temporarily_unavailable(
-        {"error": {"status": 503, "message": "temporarily unable to store alerts; retry"}}
-    )
+    response = error_json(503, "temporarily unable to store alerts; retry")
+    response["Retry-After"] = "5"
+    return response
 
 
 # --- PagerDuty Events API v2: POST /v2/enqueue -----------------------------------------------

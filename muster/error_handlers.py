@@ -63,11 +63,19 @@ def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
+# Where senders post alerts (alerts.ingest): programs, which read JSON, not pages.
+INGEST_PREFIXES = ("/integrations/", "/v2/")
+
+
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """handler404: the JSON error shape under /api/, Django's page elsewhere."""
-    if not _is_api(request):
+    """handler404: the JSON error shape under /api/ and the ingest paths, Django's page
+    elsewhere."""
+    if request.path.startswith(INGEST_PREFIXES):
+        message = f"There is no ingest endpoint at {request.path}."
+    elif _is_api(request):
+        message = f"There is no API endpoint at {request.path}."
+    else:
         return defaults.page_not_found(request, exception)
-    message = f"There is no API endpoint at {request.path}."
     return JsonResponse(
         {"error": {"status": 404, "message": message, "problems": [message]}}, status=404
     )

@@ -78,9 +78,10 @@ urlpatterns = [
     re_path(r"^integrations/(?P<kind>[^/]+)/(?P<token>[^/]+)/?$", ingest.integration_ingest),
     re_path(r"^v2/enqueue/?$", ingest.pagerduty_enqueue),
     re_path(r"^v2/alerts/?$", ingest.opsgenie_create),
-    # An alias may hold a "/" (sent as %2F, decoded before routing), so the identifier is `.+`.
-    re_path(r"^v2/alerts/(?P<identifier>.+)/close/?$", ingest.opsgenie_close),
-    re_path(r"^v2/alerts/(?P<identifier>.+)/acknowledge/?$", ingest.opsgenie_acknowledge),
+    # An alias may hold any character: a "/" or a line break (sent as %2F, %0A: decoded before
+    # routing), so the identifier is `.+` with `.` matching line breaks too.
+    re_path(r"^v2/alerts/(?P<identifier>(?s:.+))/close/?$", ingest.opsgenie_close),
+    re_path(r"^v2/alerts/(?P<identifier>(?s:.+))/acknowledge/?$", ingest.opsgenie_acknowledge),
     # Twilio's webhooks: replies to pages, by text and by keypad.
     path("twilio/sms/", sms.inbound_sms, name="twilio-sms"),
     path("twilio/voice/<int:page_id>/keypress/", voice.keypress, name="twilio-voice-keypress"),

@@ -377,6 +377,24 @@ def test_token_with_a_nul_is_404_not_a_server_error(post_json, db):
     assert response.status_code == 404
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/integrations/alertmanager/%2F/",  # a token that is a "/": no route matches
+        "/integrations/alertmanager/",
+        "/integrations/alertmanager/tok/extra/",
+        "/v2/alerts/x/delete",
+        "/v2/nothing",
+    ],
+)
+def test_an_ingest_url_that_matches_no_route_is_404_in_the_error_shape(post_json, db, path):
+    # Found by tests/alerts/test_fuzz_ingest.py: these got Django's HTML page, not JSON.
+    response = post_json(path, am_batch(am_alert("fp")))
+
+    assert response.status_code == 404
+    assert "no ingest endpoint" in error_of(response)["message"]
+
+
 def test_token_of_another_kind_is_404(post_json, make_integration):
     grafana = make_integration(Kind.GRAFANA, name="grafana")
 
@@ -506,6 +524,7 @@ def test_a_database_that_cannot_store_is_503_with_retry_after(client, make_integ
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
     assert "retry" in error_of(response)["message"]
+    assert error_of(response)["problems"] == [error_of(response)["message"]]  # the whole shape
     assert not IngestRequest.objects.exists()
 
 

@@ -212,3 +212,15 @@ def test_alias_with_a_slash_can_be_closed(post_json, og, genie):
 
     assert_opsgenie_accepted(response)
     assert Incident.objects.get().status == Status.RESOLVED
+
+
+@pytest.mark.parametrize("action", ["close", "acknowledge"])
+def test_alias_with_a_line_break_can_be_closed_and_acknowledged(post_json, og, genie, action):
+    # Found by tests/alerts/test_fuzz_ingest.py: the route's `.` did not match "\n" (sent as
+    # %0A), so the request got Django's HTML 404 page instead of reaching the alert.
+    post_json(ALERTS, {"message": "db down", "alias": "checkout\ndb"}, **genie)
+
+    response = post_json(action_path("checkout\ndb", action), {}, **genie)
+
+    assert_opsgenie_accepted(response)
+    assert Incident.objects.get().status != Status.TRIGGERED
