@@ -50,7 +50,12 @@ class ActionSerializer(serializers.ModelSerializer):
         required=False, help_text="The role that may run the action: responder or admin."
     )
     runbook = serializers.PrimaryKeyRelatedField(read_only=True)
-    url = serializers.CharField(max_length=2000)
+    # Read as null by all but admins (to_representation); written by admins, never as null.
+    url = serializers.CharField(
+        max_length=2000,
+        allow_null=True,
+        help_text="Where the action calls; null for everyone but admins (it may carry a token).",
+    )
     target = serializers.SerializerMethodField()
     headers = serializers.JSONField(required=False, write_only=True)
     header_names = serializers.SerializerMethodField()
@@ -103,6 +108,8 @@ class ActionSerializer(serializers.ModelSerializer):
         return sorted(obj.headers)
 
     def validate_url(self, value):
+        if value is None:
+            raise ValidationError("This field may not be null.")
         try:
             return actions.check_url(value)
         except actions.ActionError as exc:

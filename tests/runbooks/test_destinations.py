@@ -184,3 +184,13 @@ def test_a_bad_network_setting_stops_the_start():
     )
     assert started.returncode != 0
     assert "MUSTER_ACTION_ALLOWED/DENIED_NETWORKS: '10.0.0.0/33' is not a network" in started.stderr
+
+
+def test_an_actions_url_is_never_written_as_null(as_alice, make_runbook, service):
+    # Read as null by non-admins; written as null it would be a database error, not a 400.
+    book = make_runbook("Disk full", service=service)
+    response = as_alice.post(
+        API + f"runbooks/{book.pk}/actions/", {"name": "probe", "url": None}, format="json"
+    )
+    assert_error(response, 400, "null")
+    assert not Action.objects.exists()
