@@ -281,6 +281,14 @@ PAGE_RATE_LIMIT_WINDOW_MINUTES = env.int("MUSTER_PAGE_RATE_LIMIT_WINDOW_MINUTES"
 # Above the limit, at most one bundle (an SMS or call naming every incident held) this often.
 PAGE_BUNDLE_SECONDS = env.int("MUSTER_PAGE_BUNDLE_SECONDS", default=60)
 
+# --- Mattermost: the slash command /muster (warroom.mattermost) -----------------------------
+# On when MATTERMOST_URL and at least one slash command's token are set; else /mattermost/… is 404.
+MATTERMOST_URL = env.str("MATTERMOST_URL", default="").rstrip("/")
+# A bot account's access token: Muster reads who typed a command (GET /api/v4/users/{id}).
+MATTERMOST_BOT_TOKEN = env.str("MATTERMOST_BOT_TOKEN", default="")
+# The tokens Mattermost shows for each slash command that posts to /mattermost/commands/.
+MATTERMOST_COMMAND_TOKENS = [t for t in env.list("MATTERMOST_COMMAND_TOKENS", default=[]) if t]
+
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -1,0 +1,50 @@
+"""Which Muster person a Mattermost user is: their profile's email (`GET /api/v4/users/{id}`),
+by the one rule of `accounts.chat_people`.
+
+What Mattermost says of a user is cached for `PROFILE_SECONDS`; the rule is applied afresh each
+time, so a person deactivated, or whose role or email changed in Muster, counts at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.cache import cache
+
+from accounts.chat_people import Mapping, person_for_email
+from warroom.mattermost import client
+
+PLATFORM = "Mattermost"
+PROFILE_SECONDS = 5 * 60
+UNKNOWN_USER = "Mattermost does not know the user who typed this command."
+DELETED_USER = "Your Mattermost account is deactivated."
+
+
+def person_for_user(user_id: str) -> Mapping:
+    """Return the Muster person Mattermost user `user_id` is, or why there is none.
+
+    Raises client.MattermostUnavailable when Mattermost cannot say who they are.
+    """
+    try:
+        profile = _profile(user_id)
+    except client.UnknownUser:
+        return Mapping(None, UNKNOWN_USER)
+    if profile["deleted"]:
+        return Mapping(None, DELETED_USER)
+    return person_for_email(PLATFORM, profile["email"], confirmed=profile["verified"])
+
+
+def _profile(user_id: str) -> dict[str, Any]:
+    key = f"mattermost:user:{user_id}"
+    profile = cache.get(key)
+    if profile is None:
+        user = client.get_user(user_id)
+        email = user.get("email")
+        profile = {
+            "email": email if isinstance(email, str) else "",
+            # Mattermost shows verified addresses; a user object saying otherwise is believed.
+            "verified": user.get("email_verified") is not False,
+            "deleted": bool(user.get("delete_at")),
+        }
+        cache.set(key, profile, PROFILE_SECONDS)
+    return profile
