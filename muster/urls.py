@@ -125,6 +125,8 @@ urlpatterns = [
     path("readyz", health.readyz),
     path("metrics", health.metrics),
     path("admin/", admin.site.urls),
+    # Mattermost's slash command /muster (warroom/mattermost).
+    path("mattermost/", include("warroom.mattermost.urls")),
     # The on-call web UI
     path("", include("web.urls")),
 ]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from warroom.surfaces import chat, sms, voice
+from warroom.surfaces import chat, mattermost, sms, voice
 
 SURFACES: dict[str, ModuleType] = {
     "chat": chat,
+    "mattermost": mattermost,
     "sms": sms,
     "voice": voice,
 }

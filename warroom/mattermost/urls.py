@@ -1,0 +1,11 @@
+"""Mattermost's routes, included under /mattermost/ by muster/urls.py."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from warroom.mattermost import views
+
+urlpatterns = [
+    path("commands/", views.command, name="mattermost-commands"),
+]

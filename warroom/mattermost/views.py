@@ -1,0 +1,26 @@
+"""Mattermost's slash command over HTTP: `POST /mattermost/commands/`."""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from warroom.mattermost import answers, slash
+
+
+@csrf_exempt
+@require_POST
+def command(request: HttpRequest) -> JsonResponse:
+    """Answer `/muster …` with Mattermost's slash-command response: 404 when Mattermost is not
+    configured, 401 without a slash command's token, 400 for what is not its payload."""
+    if not slash.configured():
+        raise Http404("Mattermost is not configured.")
+    payload = slash.fields(request)
+    if not slash.authentic(payload, request.headers.get("Authorization", "")):
+        return JsonResponse({"error": "A Mattermost slash command's token is needed."}, status=401)
+    try:
+        command = slash.slash_command(payload)
+    except slash.BadPayload as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse(answers.answer(command))
