@@ -299,5 +299,7 @@ def test_the_slash_command_as_mattermost_sends_it(live_server, mattermost, bob, 
     assert response.json()["response_type"] == "in_channel"
     incident.refresh_from_db()
     assert incident.status == Status.ACKNOWLEDGED
+    # Answered in the response itself: nothing went to the response_url.
+    assert mattermost.responses == []
     refused = mattermost.send_command(url, user, "resolve", token="forged")
     assert refused.status_code == 401
