@@ -3,6 +3,7 @@ against the API v4 double), the one grammar, and Mattermost's slash-command resp
 
 from __future__ import annotations
 
+import hmac
 import json
 from urllib.parse import urlencode
 
@@ -11,6 +12,7 @@ import pytest
 from accounts.models import User
 from incidents.models import EntryKind, Source, Status
 from tests.fakes.mattermost import FakeMattermost, new_id
+from warroom.mattermost import slash
 
 PATH = "/mattermost/commands/"
 TOKENS = ["mmcommandtokenaaaaaaaaaaaaa", "mmcommandtokenbbbbbbbbbbbbb"]
@@ -303,3 +305,18 @@ def test_the_slash_command_as_mattermost_sends_it(live_server, mattermost, bob, 
     assert mattermost.responses == []
     refused = mattermost.send_command(url, user, "resolve", token="forged")
     assert refused.status_code == 401
+
+
+def test_every_configured_token_is_compared_in_constant_time(monkeypatch, settings):
+    settings.MATTERMOST_COMMAND_TOKENS = TOKENS
+    compared = []
+    original = hmac.compare_digest
+
+    def spy(given, expected):
+        compared.append((type(given), type(expected)))
+        return original(given, expected)
+
+    monkeypatch.setattr(slash.hmac, "compare_digest", spy)
+    assert slash.authentic({"token": TOKENS[1]}, f"Token {TOKENS[0]}")
+    assert compared == [(bytes, bytes)] * 4  # field and header, against each token
+    assert not slash.authentic({"token": "nope"}, "")

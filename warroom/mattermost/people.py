@@ -25,6 +25,8 @@ def person_for_user(user_id: str) -> Mapping:
 
     Raises client.MattermostUnavailable when Mattermost cannot say who they are.
     """
+    if not client.is_user_id(user_id):
+        return Mapping(None, UNKNOWN_USER)
     try:
         profile = _profile(user_id)
     except client.UnknownUser:
