@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from warroom.mattermost import answers, slash
+
+log = logging.getLogger(__name__)
 
 
 @csrf_exempt
@@ -18,9 +22,11 @@ def command(request: HttpRequest) -> JsonResponse:
         raise Http404("Mattermost is not configured.")
     payload = slash.fields(request)
     if not slash.authentic(payload, request.headers.get("Authorization", "")):
+        log.warning("Mattermost command refused: no slash command's token")
         return JsonResponse({"error": "A Mattermost slash command's token is needed."}, status=401)
     try:
         command = slash.slash_command(payload)
     except slash.BadPayload as exc:
+        log.warning("Mattermost command refused: %s", exc)
         return JsonResponse({"error": str(exc)}, status=400)
     return JsonResponse(answers.answer(command))
