@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from warroom.surfaces import chat, sms, voice
+from warroom.surfaces import chat, slack, sms, voice
 
 SURFACES: dict[str, ModuleType] = {
     "chat": chat,
+    "slack": slack,
     "sms": sms,
     "voice": voice,
 }
