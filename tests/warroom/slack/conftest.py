@@ -28,7 +28,7 @@ TASKS: dict[str, Callable[..., None]] = {
 
 
 @pytest.fixture
-def fake_slack(settings) -> Iterator[FakeSlack]:
+def fake_slack(db, settings) -> Iterator[FakeSlack]:
     with FakeSlack() as fake:
         settings.SLACK_BOT_TOKEN = DEFAULT_TOKEN
         settings.SLACK_SIGNING_SECRET = SIGNING_SECRET
