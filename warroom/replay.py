@@ -65,6 +65,11 @@ def slack_event_key(event_id: str) -> str:
     return f"slack-event:{event_id}"
 
 
+def slack_link_key(nonce: str) -> str:
+    """A `/muster link` link, used once."""
+    return f"slack-link:{nonce}"
+
+
 def window() -> timedelta:
     return timedelta(days=settings.TWILIO_REPLAY_WINDOW_DAYS)
 

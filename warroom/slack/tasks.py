@@ -3,7 +3,8 @@
 A slash command runs as the person the Slack user is and is answered through its
 `response_url`; an `@muster` mention is answered in its thread with `chat.postMessage` (or only
 to its author, `chat.postEphemeral`, when nothing changed). A Slack user Muster cannot map gets
-a private answer saying why, and nothing changes.
+a private answer saying why, and nothing changes. `link` is answered privately with a one-time
+link (warroom.slack.links).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from celery import shared_task
 from django.db import transaction
 
-from warroom.slack import client
+from warroom.slack import client, links
 from warroom.slack.people import person_for_slack_user
 from warroom.surfaces.registry import SURFACES
 
@@ -36,6 +37,10 @@ def command_text(text: str) -> str:
 @shared_task(name=COMMAND_TASK, ignore_result=True)
 def slash_command(form: dict[str, str]) -> None:
     """Run a `/muster …` command Slack posted (its form fields) and answer its response_url."""
+    if links.is_link(form.get("text", "")):
+        answer = links.link_answer(form.get("team_id", ""), form.get("user_id", ""))
+        _respond(form["response_url"], answer, in_channel=False)
+        return
     mapping = person_for_slack_user(form.get("team_id", ""), form.get("user_id", ""))
     if mapping.person is None:
         _respond(form["response_url"], mapping.problem, in_channel=False)
@@ -55,15 +60,17 @@ def app_mention(event: dict[str, Any]) -> None:
             return  # Muster's own post: nothing echoes
     except (client.SlackUnavailable, client.SlackRefused):
         log.warning("Slack auth.test failed; the mention's bot_id was checked already")
-    mapping = person_for_slack_user(str(event.get("team", "")), user)
+    team, text = str(event.get("team", "")), command_text(str(event.get("text", "")))
     try:
+        if links.is_link(text):
+            client.post_ephemeral(channel, user, links.link_answer(team, user), thread_ts=thread)
+            return
+        mapping = person_for_slack_user(team, user)
         if mapping.person is None:
             client.post_ephemeral(channel, user, mapping.problem, thread_ts=thread)
             return
         with transaction.atomic():
-            answer = SURFACES["slack"].answer(
-                command_text(str(event.get("text", ""))), user=mapping.person
-            )
+            answer = SURFACES["slack"].answer(text, user=mapping.person)
         if answer.in_channel:
             client.post_message(channel, answer.text, thread_ts=thread)
         else:
