@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 from incidents.models import EntryKind, Source, Status
+from muster.celery import app
 from tests.fakes.slack import BOT_ID, BOT_USER_ID
 from tests.helpers.slack import json_body, mention_event
 from tests.warroom.slack.conftest import EVENTS, sent_names
-from warroom.slack.tasks import MENTION_TASK, command_text
+from warroom.slack.tasks import COMMAND_TASK, MENTION_TASK, command_text
 
 
 @pytest.fixture
@@ -143,3 +144,8 @@ def test_a_replayed_event_request_is_refused(client, event, fake_slack, bob_on_s
 )
 def test_the_mention_is_stripped(text, command):
     assert command_text(text) == command
+
+
+def test_the_worker_finds_the_slack_tasks():
+    app.loader.import_default_modules()  # what a worker does at start: autodiscovery
+    assert {MENTION_TASK, COMMAND_TASK} <= set(app.tasks)
