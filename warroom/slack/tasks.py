@@ -30,8 +30,10 @@ _MENTION = re.compile(r"^\s*<@[A-Z0-9]+(?:\|[^>]*)?>[\s:,]*")
 
 
 def command_text(text: str) -> str:
-    """Return what an app mention asks: its text without the leading `<@U…>` mention."""
-    return _MENTION.sub("", text, count=1).strip()
+    """Return what a command's or mention's text asks: without the leading `<@U…>` mention,
+    and with the `&amp;`, `&lt;` and `&gt;` Slack escapes in what people type undone."""
+    text = _MENTION.sub("", text, count=1).strip()
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 @shared_task(name=COMMAND_TASK, ignore_result=True)
@@ -46,7 +48,7 @@ def slash_command(form: dict[str, str]) -> None:
         _respond(form["response_url"], mapping.problem, in_channel=False)
         return
     with transaction.atomic():
-        answer = SURFACES["slack"].answer(form.get("text", ""), user=mapping.person)
+        answer = SURFACES["slack"].answer(command_text(form.get("text", "")), user=mapping.person)
     _respond(form["response_url"], answer.text, in_channel=answer.in_channel)
 
 

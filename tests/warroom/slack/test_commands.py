@@ -247,3 +247,10 @@ def test_huge_or_nul_text_is_answered_ephemerally(slash, bob_on_slack, text, sai
     assert response.json()["response_type"] == "ephemeral"
     assert said in response.json()["text"]
     assert sent == []
+
+
+def test_what_slack_escapes_is_unescaped(slash, fake_slack, bob_on_slack, incident):
+    _, sent, _ = slash(f"note {incident.number} db &lt;primary&gt; &amp; replica restarted")
+    sent.run()
+    note = incident.timeline.get(kind=EntryKind.NOTE)
+    assert "db <primary> & replica restarted" in note.message
