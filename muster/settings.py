@@ -243,6 +243,14 @@ TWILIO_TIMEOUT_SECONDS = env.int("TWILIO_TIMEOUT_SECONDS", default=10)
 # An inbound SMS (MessageSid) or keypress (CallSid and gather step) is acted on once; the ones
 # seen are remembered this long (warroom.replay), and a keypress for an older page is refused.
 TWILIO_REPLAY_WINDOW_DAYS = env.int("MUSTER_TWILIO_REPLAY_WINDOW_DAYS", default=30)
+# --- Slack (warroom/slack) -----------------------------------------------------------------
+# The Slack app switches on when both are set; without them /slack/... answers 404.
+SLACK_BOT_TOKEN = env.str("SLACK_BOT_TOKEN", default="")
+SLACK_SIGNING_SECRET = env.str("SLACK_SIGNING_SECRET", default="")
+# Slack's Web API by default; a compatible test double otherwise (ends with "/").
+SLACK_API_BASE_URL = (
+    env.str("SLACK_API_BASE_URL", default="https://slack.com/api/").rstrip("/") + "/"
+)
 # Email (pages, verification codes, status updates): EMAIL_URL, as in
 # smtp+tls://user:password@mail.example.com:587 (STARTTLS) or smtp+ssl://…:465; or Django's
 # own EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS,

@@ -87,6 +87,7 @@ urlpatterns = [
     path("twilio/voice/<int:page_id>/keypress/", voice.keypress, name="twilio-voice-keypress"),
     # Twilio's webhooks for pages: delivery statuses and what a paging call says.
     path("twilio/", include("oncall.twilio_urls")),
+    path("slack/", include("warroom.slack.urls")),
     # iCal feeds: the secret token in the URL is the credential.
     re_path(
         r"^oncall/ical/schedule/(?P<token>[A-Za-z0-9_-]+)\.ics$",

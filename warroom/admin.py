@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from warroom.models import Room, Subscription
+from warroom.models import ChatAccount, Room, Subscription
 
 
 @admin.register(Room)
@@ -17,3 +17,14 @@ class SubscriptionAdmin(admin.ModelAdmin):
     list_display = ("user", "service", "incident", "channel", "created_at")
     list_filter = ("channel", "service")
     raw_id_fields = ("incident",)
+
+
+@admin.register(ChatAccount)
+class ChatAccountAdmin(admin.ModelAdmin):
+    """Slack accounts people linked with `/muster link`; deleting one unlinks it (the cached
+    mapping lasts up to 5 more minutes)."""
+
+    list_display = ("platform", "team_id", "user_id", "person", "created_at")
+    list_filter = ("platform",)
+    search_fields = ("user_id", "person__username")
+    readonly_fields = ("platform", "team_id", "user_id", "person", "created_at")

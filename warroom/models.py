@@ -132,3 +132,26 @@ class TwilioRequestSeen(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class ChatAccount(models.Model):
+    """A chat platform's user linked by hand to a Muster person (`/muster link`): it wins over
+    the email rule of accounts.chat_people, for a Slack account whose email differs."""
+
+    platform = models.CharField(max_length=20)  # "slack"
+    team_id = models.CharField(max_length=40)  # the Slack workspace, T…
+    user_id = models.CharField(max_length=40)  # the Slack user, U… or W…
+    person = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_accounts"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["platform", "team_id", "user_id"], name="chat_account_unique_user"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.team_id}:{self.user_id} → {self.person_id}"

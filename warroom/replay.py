@@ -6,6 +6,10 @@ legitimately posts several keys, one per Gather (the step is in the Gather's URL
 signature covers). The keys seen are kept in PostgreSQL (`TwilioRequestSeen`, unique) for
 MUSTER_TWILIO_REPLAY_WINDOW_DAYS, and an hourly task forgets older ones. Delivery-status
 callbacks are not deduplicated: they only move a page forward (oncall.callbacks).
+
+Slack's requests use the same table: each signed request once (by its signature: a replay within
+Slack's 5-minute window is refused), and each Events API event once (by its event_id, so Slack's
+retries act once).
 """
 
 from __future__ import annotations
@@ -49,6 +53,21 @@ def sms_key(message_sid: str) -> str:
 
 def keypress_key(call_sid: str, step: int) -> str:
     return f"key:{call_sid}:{step}"
+
+
+def slack_request_key(signature: str) -> str:
+    """A Slack request by its signature (v0=<64 hex>, unique to its timestamp and body)."""
+    return f"slack-sig:{signature}"
+
+
+def slack_event_key(event_id: str) -> str:
+    """An Events API event by its event_id: Slack's retries carry the same one."""
+    return f"slack-event:{event_id}"
+
+
+def slack_link_key(nonce: str) -> str:
+    """A `/muster link` link, used once."""
+    return f"slack-link:{nonce}"
 
 
 def window() -> timedelta:

@@ -10,7 +10,7 @@ from web.views import (
     outbox,
     postmortems,
 )
-from web.views.profile import account, methods, page, rules
+from web.views.profile import account, methods, page, rules, slack
 from web.views.setup import index, integrations, policies, routing, runbooks, services
 
 urlpatterns = [
@@ -33,6 +33,7 @@ urlpatterns = [
     *methods.urlpatterns,
     *rules.urlpatterns,
     *account.urlpatterns,
+    *slack.urlpatterns,
     # Insights, and the dev outbox
     *insights.urlpatterns,
     *outbox.urlpatterns,

@@ -135,7 +135,9 @@ def test_probes_are_never_redirected(https, path):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("path", ["/v2/enqueue", "/v2/alerts", "/twilio/sms/", "/generic/x"])
+@pytest.mark.parametrize(
+    "path", ["/v2/enqueue", "/v2/alerts", "/twilio/sms/", "/slack/events/", "/generic/x"]
+)
 def test_a_plain_http_write_to_ingest_or_webhooks_is_refused_naming_https(https, path):
     response = Client().post(path, "{}", content_type="application/json")
     assert response.status_code == 403, response.content

@@ -52,11 +52,13 @@ def help_markdown(topic: str | None = None, *, surface: str = "chat") -> str:
     )
 
 
-# How help says to type a command: in a Muster room; with Mattermost's slash command, where
-# "/ack" would be Mattermost's own command.
+# How help says to type a command: in a Muster room; with Slack's or Mattermost's slash command,
+# where "/ack" would be the chat client's own command.
 _ADDRESSING = {
     "chat": "Start a command with `/` or `@muster`. (N) is an incident number (`1042`, `#42`, "
     "`incident 42`); in an incident's room it is that incident.",
     "mattermost": "Type `/muster` and a command, e.g. `/muster ack 1042`. (N) is an incident "
     "number (`1042`, `#42`, `incident 42`).",
+    "slack": "Type `/muster` and a command, e.g. `/muster ack 1042`, or mention `@muster`. (N) is "
+    "an incident number (`1042`, `#42`, `incident 42`).",
 }

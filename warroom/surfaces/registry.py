@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from warroom.surfaces import chat, mattermost, sms, voice
+from warroom.surfaces import chat, mattermost, slack, sms, voice
 
 SURFACES: dict[str, ModuleType] = {
     "chat": chat,
     "mattermost": mattermost,
+    "slack": slack,
     "sms": sms,
     "voice": voice,
 }

@@ -1,0 +1,41 @@
+"""Web UI: link the Slack account that asked with `/muster link` to me (warroom.slack.links)."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import path
+from django.views.decorators.http import require_http_methods
+
+from accounts.models import Role, User
+from warroom.slack import links
+from web.access import role_required
+
+TEMPLATE = "web/profile/slack_link.html"
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(read=Role.OBSERVER, write=Role.OBSERVER)
+def slack_link(request: HttpRequest, token: str) -> HttpResponse:
+    """Show whom the link would make me in Slack (GET); link them once I confirm (POST)."""
+    asked = links.read_link(token)
+    if asked is None:
+        response = render(request, TEMPLATE, {"problem": links.EXPIRED}, status=400)
+    elif request.method == "POST":
+        problem = links.link(asked, cast(User, request.user))  # role_required: signed in
+        if problem is None:
+            messages.success(request, f"The Slack user {asked.user_id} now acts as you.")
+            return redirect("web-profile")
+        response = render(request, TEMPLATE, {"problem": problem}, status=400)
+    else:
+        response = render(request, TEMPLATE, {"asked": asked})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+urlpatterns = [
+    path("profile/slack/link/<str:token>/", slack_link, name="web-profile-slack-link"),
+]
