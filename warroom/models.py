@@ -123,11 +123,12 @@ class Subscription(models.Model):
         return f"{self.user_id} -> {self.incident_id or self.service_id}"
 
 
-class TwilioRequestSeen(models.Model):
-    """A Twilio request acted on once (warroom.replay): an inbound SMS by its MessageSid, a
-    keypress by its CallSid and gather step. Kept for the replay window, then forgotten."""
+class RequestSeen(models.Model):
+    """A signed request acted on once (warroom.replay): an inbound SMS by its MessageSid, a
+    keypress by its CallSid and gather step, a Slack request by its signature, a Slack event by
+    its id. Kept for the replay window, then forgotten."""
 
-    key = models.CharField(max_length=100, unique=True)  # "sms:SM…", "key:CA…:0"
+    key = models.CharField(max_length=100, unique=True)  # "sms:SM…", "key:CA…:0", "slack-sig:v0=…"
     seen_at = models.DateTimeField(db_index=True)
 
     def __str__(self) -> str:

@@ -3,7 +3,7 @@
 Twilio's signature carries no nonce and no time, so a captured request stays valid. An inbound
 SMS is acted on once per MessageSid; a keypress once per (CallSid, gather step), since one call
 legitimately posts several keys, one per Gather (the step is in the Gather's URL, which the
-signature covers). The keys seen are kept in PostgreSQL (`TwilioRequestSeen`, unique) for
+signature covers). The keys seen are kept in PostgreSQL (`RequestSeen`, unique) for
 MUSTER_TWILIO_REPLAY_WINDOW_DAYS, and an hourly task forgets older ones. Delivery-status
 callbacks are not deduplicated: they only move a page forward (oncall.callbacks).
 
@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from warroom.models import TwilioRequestSeen
+from warroom.models import RequestSeen
 
 MAX_KEY = 100
 
@@ -36,7 +36,7 @@ def first_time(key: str) -> bool:
     second waits for the first's transaction and is then a replay. Call it in the transaction
     that acts, so that a request that fails is not remembered and can be sent again.
     """
-    table = _qn(TwilioRequestSeen._meta.db_table)
+    table = _qn(RequestSeen._meta.db_table)
     # Quoted identifiers only; the values are bound parameters.
     sql = (
         f"INSERT INTO {table} ({_qn('key')}, {_qn('seen_at')}) VALUES (%s, %s) "  # noqa: S608
@@ -77,5 +77,5 @@ def window() -> timedelta:
 def forget_old(now: datetime | None = None) -> int:
     """Forget the requests seen before the replay window; return how many."""
     cutoff = (now or timezone.now()) - window()
-    deleted, _ = TwilioRequestSeen.objects.filter(seen_at__lt=cutoff).delete()
+    deleted, _ = RequestSeen.objects.filter(seen_at__lt=cutoff).delete()
     return deleted

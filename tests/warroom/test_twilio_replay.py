@@ -16,7 +16,7 @@ from tests.helpers.twilio import BOB_PHONE, give_phone, twiml, twiml_text
 from tests.warroom.test_sms import sms
 from tests.warroom.test_voice import keys
 from warroom import replay
-from warroom.models import TwilioRequestSeen
+from warroom.models import RequestSeen
 from warroom.tasks import forget_twilio_requests
 
 SMS = "/twilio/sms/"
@@ -67,7 +67,7 @@ def test_a_replayed_resolve_does_not_act_twice_even_after_the_cache_is_flushed(
 
     assert list(twiml(twilio_post(SMS, sms("6", sid=SID)))) == []
     assert acted(incident) == before
-    assert TwilioRequestSeen.objects.filter(key=f"sms:{SID}").count() == 1
+    assert RequestSeen.objects.filter(key=f"sms:{SID}").count() == 1
 
 
 def test_each_new_message_acts(twilio_post, open_incident, page, bob, bob_phone):
