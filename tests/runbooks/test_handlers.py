@@ -141,6 +141,18 @@ def test_run_shows_what_it_will_call_and_asks_for_confirmation(book, make_incide
     assert not incident.timeline.filter(kind=EntryKind.ACTION).exists()
 
 
+@pytest.mark.parametrize("source", ["slack", "mattermost"])
+def test_run_confirm_from_slack_or_mattermost_says_the_result_goes_to_the_war_room(
+    book, make_incident, bob, source
+):
+    incident = make_incident(LABELS)
+    reply = handlers.run_action(command("run restart-db confirm"), bob, source, incident)
+    assert reply.changed
+    assert reply.text.endswith(
+        f"The result will be posted in the war room of #{incident.number} in Muster."
+    )
+
+
 def test_run_confirm_starts_the_run_and_records_it(book, make_incident, bob):
     incident = make_incident(LABELS)
     reply = handlers.run_action(command("run restart-db confirm"), bob, "chat", incident)

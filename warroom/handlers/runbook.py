@@ -16,7 +16,7 @@ from django.conf import settings
 
 from accounts.models import User
 from core.text import escape_markdown
-from incidents.models import Incident
+from incidents.models import Incident, Source
 from incidents.selectors import IncidentNotFound, NotAllowed, access_incident
 from runbooks import actions
 from runbooks.graphs import graph_links
@@ -87,7 +87,7 @@ def run_action(command: Command, user: User, source: str, incident: Incident | N
         return Reply(str(exc), incident=number)
     return Reply(
         f"Started **{escape_markdown(chosen.name)}** for #{number} (run {run.pk}): {run.method} "
-        f"{code(actions.target(run.url))}. The result will be posted here.",
+        f"{code(actions.target(run.url))}. {_where_results_go(source, number)}",
         changed=True,
         incident=number,
     )
@@ -201,3 +201,11 @@ def _preview(action: Action, preview: actions.Preview) -> str:
 def _md_url(url: str) -> str:
     """Percent-encode what would end a Markdown link destination early."""
     return re.sub(r"[\s()<>\[\]\\\"]", lambda m: quote(m.group(), safe=""), url)
+
+
+def _where_results_go(source: str, number: int) -> str:
+    """Where a run's result will appear: here, in a Muster room; in the incident's war room,
+    from Slack or Mattermost (their incident channels are not mirrored yet)."""
+    if source in (Source.SLACK, Source.MATTERMOST):
+        return f"The result will be posted in the war room of #{number} in Muster."
+    return "The result will be posted here."
