@@ -93,8 +93,9 @@ def test_the_profile_page_queries_do_not_grow_with_rows(
             )
         create_api_token(bob, name=f"token {i}")
     PersonSettings.objects.create(user=bob)
-    # Session, user, methods, rules, settings, tokens: the same six whatever the row counts.
-    with django_assert_max_num_queries(6):
+    # Session, user, methods, rules, settings, tokens, linked Slack accounts: the same seven
+    # whatever the row counts.
+    with django_assert_max_num_queries(7):
         response = web_bob.get(PROFILE)
     assert response.status_code == 200
     assert len(response.context["rules"]) == 60

@@ -16,7 +16,7 @@ from django.core import signing
 from django.db import transaction
 from django.urls import reverse
 
-from accounts.audit import CREATED, record_change, snapshot
+from accounts.audit import CREATED, DELETED, record_change, snapshot
 from accounts.models import User
 from warroom import replay
 from warroom.models import ChatAccount
@@ -88,3 +88,31 @@ def link(request: LinkRequest, person: User) -> str | None:
         )
     forget(request.team_id, request.user_id)
     return None
+
+
+def linked_accounts(person: User) -> list[ChatAccount]:
+    """Return the Slack accounts linked to `person`, newest first (My profile lists them)."""
+    return list(ChatAccount.objects.filter(person=person).order_by("-created_at", "-id"))
+
+
+def unlink(account_id: int, person: User) -> bool:
+    """Unlink `person`'s linked Slack account `account_id`; False if they have no such link.
+    That Slack user is then mapped by the email rule again, from its next command."""
+    with transaction.atomic():
+        account = (
+            ChatAccount.objects.select_for_update().filter(pk=account_id, person=person).first()
+        )
+        if account is None:
+            return False
+        before = snapshot(account)
+        account.delete()
+        record_change(
+            person,
+            DELETED,
+            account,
+            before,
+            object_id=account_id,
+            summary=f"{person.get_username()} unlinked the Slack user {account.user_id}",
+        )
+    forget(account.team_id, account.user_id)
+    return True

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from accounts.models import AuditEntry
 from incidents.models import Status
 from tests.helpers.slack import BOB_SLACK, mention_event
 from warroom.models import ChatAccount
@@ -91,3 +92,31 @@ def test_a_mention_asking_for_a_link_is_answered_privately(event, fake_slack, bo
     [post] = fake_slack.posts
     assert (post.ephemeral, post.user) == (True, BOB_SLACK)
     assert "/profile/slack/link/" in post.text
+
+
+def test_my_profile_lists_a_linked_account_and_unlinking_maps_it_by_email_again(
+    client, slash, fake_slack, bob, charlie, bob_elsewhere, open_incident
+):
+    path = link_path(slash, fake_slack)
+    client.force_login(bob)
+    assert client.post(path).status_code == 302
+    account = ChatAccount.objects.get()
+    unlink = f"/profile/slack/{account.pk}/unlink/"
+    assert unlink in client.get("/profile/").content.decode()
+
+    client.force_login(charlie)  # not charlie's to unlink
+    assert client.post(unlink).status_code == 404
+    assert ChatAccount.objects.filter(pk=account.pk).exists()
+
+    client.force_login(bob)
+    assert client.post(unlink).status_code == 302
+    assert not ChatAccount.objects.exists()
+    assert AuditEntry.objects.filter(summary__contains=f"unlinked the Slack user {BOB_SLACK}")
+    assert "Linked Slack accounts" not in client.get("/profile/").content.decode()
+
+    incident = open_incident()
+    _, sent, url = slash(f"ack {incident.number}")
+    sent.run()
+    assert "No Muster account has the email address" in fake_slack.answers(url)[-1]["text"]
+    incident.refresh_from_db()
+    assert incident.status == Status.TRIGGERED

@@ -1,11 +1,12 @@
-"""Web UI: link the Slack account that asked with `/muster link` to me (warroom.slack.links)."""
+"""Web UI: link the Slack account that asked with `/muster link` to me, or unlink one
+(warroom.slack.links)."""
 
 from __future__ import annotations
 
 from typing import cast
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_http_methods
@@ -36,6 +37,17 @@ def slack_link(request: HttpRequest, token: str) -> HttpResponse:
     return response
 
 
+@require_http_methods(["POST"])
+@role_required(read=Role.OBSERVER, write=Role.OBSERVER)
+def slack_unlink(request: HttpRequest, pk: int) -> HttpResponse:
+    """Unlink one of my linked Slack accounts."""
+    if not links.unlink(pk, cast(User, request.user)):
+        raise Http404("You have no such linked Slack account.")
+    messages.success(request, "The Slack account is unlinked.")
+    return redirect("web-profile")
+
+
 urlpatterns = [
     path("profile/slack/link/<str:token>/", slack_link, name="web-profile-slack-link"),
+    path("profile/slack/<int:pk>/unlink/", slack_unlink, name="web-profile-slack-unlink"),
 ]
