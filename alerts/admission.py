@@ -24,6 +24,7 @@ from django.utils import timezone
 from alerts import metrics
 from alerts.decoding import LONE_SURROGATE, Rejected, Request
 from alerts.models import IngestRequest, Integration, Outcome
+from core.api_errors import error_json
 
 log = logging.getLogger(__name__)
 
@@ -231,13 +232,6 @@ def record_rejection(integration: Integration | None, req: Request | None, error
             )
     except DatabaseError:
         log.exception("could not record a rejection for integration %s", integration.pk)
-
-
-def error_json(status: int, message: str, problems: list[str] | None = None) -> JsonResponse:
-    return JsonResponse(
-        {"error": {"status": status, "message": message, "problems": problems or [message]}},
-        status=status,
-    )
 
 
 def refuse(

@@ -10,10 +10,11 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from alerts import metrics, pipeline
-from alerts.admission import allow_methods, error_json, find_integration, refuse
+from alerts.admission import allow_methods, find_integration, refuse
 from alerts.decoding import Rejected
 from alerts.models import Integration, Kind
 from alerts.sources.base import FIRING, RESOLVED, NormalizedAlert
+from core.api_errors import error_json
 
 FINGERPRINT = "heartbeat"
 

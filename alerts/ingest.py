@@ -22,7 +22,6 @@ from alerts import metrics, pending
 from alerts.admission import (
     allow_methods,
     check_enabled,
-    error_json,
     find_integration,
     over_rate_limit,
     read_body,
@@ -34,6 +33,7 @@ from alerts.decoding import Rejected, Request, add_request_warnings, decode_json
 from alerts.models import SIGNING_KINDS, IngestRequest, Kind
 from alerts.sources.base import PayloadError
 from alerts.sources.registry import PARSERS
+from core.api_errors import error_json
 
 log = logging.getLogger(__name__)
 

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.http import JsonResponse
 from rest_framework import status as http
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
@@ -33,8 +36,16 @@ def check_query_text(params) -> None:
         raise ValidationError([f"{name} cannot contain NUL characters" for name in bad])
 
 
+def error_body(status: int, message: str, problems: list[str] | None = None) -> dict[str, Any]:
+    """Return the one JSON error shape: {"error": {"status", "message", "problems"}}."""
+    return {"error": {"status": status, "message": message, "problems": problems or [message]}}
+
+
 def error_response(status: int, message: str) -> Response:
     """Return a DRF response in the one JSON error shape."""
-    return Response(
-        {"error": {"status": status, "message": message, "problems": [message]}}, status=status
-    )
+    return Response(error_body(status, message), status=status)
+
+
+def error_json(status: int, message: str, problems: list[str] | None = None) -> JsonResponse:
+    """Return a plain Django response in the one JSON error shape (views outside DRF)."""
+    return JsonResponse(error_body(status, message, problems), status=status)

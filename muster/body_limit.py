@@ -23,6 +23,8 @@ from typing import Any
 from daphne import server as daphne_server
 from daphne.http_protocol import HTTPFactory, WebRequest
 
+from core.api_errors import error_body
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -39,9 +41,7 @@ def _declared_length(scope: Scope) -> int | None:
 
 
 def _refusal(status: int, message: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
-    body = json.dumps(
-        {"error": {"status": status, "message": message, "problems": [message]}}
-    ).encode()
+    body = json.dumps(error_body(status, message)).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import ProtectedError, RestrictedError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views import defaults
 from rest_framework import status as http
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from core.api_errors import error_response
+from core.api_errors import error_body, error_json, error_response
 from incidents.selectors import IncidentNotFound, NotAllowed
 from incidents.services import IllegalTransition, IncidentError
 
@@ -53,9 +53,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(response.data, dict) and "detail" in response.data and len(response.data) == 1:
         message = str(response.data["detail"])
         problems = [message]
-    response.data = {
-        "error": {"status": response.status_code, "message": message, "problems": problems}
-    }
+    response.data = error_body(response.status_code, message, problems)
     return response
 
 
@@ -76,9 +74,7 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
         message = f"There is no API endpoint at {request.path}."
     else:
         return defaults.page_not_found(request, exception)
-    return JsonResponse(
-        {"error": {"status": 404, "message": message, "problems": [message]}}, status=404
-    )
+    return error_json(404, message)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
@@ -86,6 +82,4 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if not _is_api(request):
         return defaults.server_error(request)
     message = "Muster failed to handle this request; the error is logged."
-    return JsonResponse(
-        {"error": {"status": 500, "message": message, "problems": [message]}}, status=500
-    )
+    return error_json(500, message)

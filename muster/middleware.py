@@ -8,7 +8,9 @@ from functools import lru_cache
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
+
+from core.api_errors import error_json
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
@@ -34,9 +36,7 @@ def plain_http_refusal(request: HttpRequest) -> HttpResponse | None:
         return None
     url = settings.PUBLIC_URL + request.path  # not the query: Opsgenie's may hold its key
     message = f"Muster takes this over https only: send it to {url}"
-    return JsonResponse(
-        {"error": {"status": 403, "message": message, "problems": [message]}}, status=403
-    )
+    return error_json(403, message)
 
 
 class RefusePlainHttpWrites:

@@ -8,6 +8,7 @@ from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from core.api_errors import error_json
 from warroom.mattermost import answers, slash
 
 log = logging.getLogger(__name__)
@@ -23,10 +24,10 @@ def command(request: HttpRequest) -> JsonResponse:
     payload = slash.fields(request)
     if not slash.authentic(payload, request.headers.get("Authorization", "")):
         log.warning("Mattermost command refused: no slash command's token")
-        return JsonResponse({"error": "A Mattermost slash command's token is needed."}, status=401)
+        return error_json(401, "A Mattermost slash command's token is needed.")
     try:
         command = slash.slash_command(payload)
     except slash.BadPayload as exc:
         log.warning("Mattermost command refused: %s", exc)
-        return JsonResponse({"error": str(exc)}, status=400)
+        return error_json(400, str(exc))
     return JsonResponse(answers.answer(command))

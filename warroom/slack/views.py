@@ -1,5 +1,5 @@
 """Slack's requests: every one verified (v0 signature, 5 minutes, once), answered at once, the
-work queued for a worker (warroom.slack.tasks) once the request's transaction commits.
+work queued for a worker (warroom.slack.tasks) within the request's transaction.
 
 Refusals use the API's JSON error shape: 404 when Slack is not configured, 401 for a request
 that is unsigned, forged, stale or replayed, 400 for one Slack would never send.
@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from core.api_errors import error_json
 from warroom import replay
 from warroom.slack import verify
 from warroom.slack.tasks import COMMAND_TASK, MENTION_TASK
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 # What a slash command's answer says at once; the real answer follows through response_url.
 WORKING = "Working on it…"
+NOT_QUEUED = "Muster could not start on this just now; nothing was done. Try again in a moment."
 TOO_LONG = "That is too long for a Muster command ({most} characters at most)."
 NOT_TEXT = "That holds characters a Muster command cannot take."
 TEXT_MOST = 2000
@@ -33,18 +35,11 @@ FIELD_MOST = 200
 COMMAND_FIELDS = ("team_id", "user_id", "channel_id", "text", "response_url")
 
 
-def error(status: int, message: str) -> JsonResponse:
-    """A refusal in the API's JSON error shape (core.api_errors)."""
-    return JsonResponse(
-        {"error": {"status": status, "message": message, "problems": [message]}}, status=status
-    )
-
-
 def _refusal(request: HttpRequest) -> JsonResponse | None:
     if not verify.configured():
-        return error(404, "Slack is not configured.")
+        return error_json(404, "Slack is not configured.")
     if not verify.is_signed(request):
-        return error(401, "Missing, invalid or expired Slack signature.")
+        return error_json(401, "Missing, invalid or expired Slack signature.")
     return None
 
 
@@ -58,19 +53,22 @@ def slash_command(request: HttpRequest) -> HttpResponse:
     form = {name: request.POST.get(name, "") for name in COMMAND_FIELDS}
     missing = [name for name in COMMAND_FIELDS if name != "text" and not form[name]]
     if missing:
-        return error(400, f"Missing fields: {', '.join(missing)}.")
+        return error_json(400, f"Missing fields: {', '.join(missing)}.")
     if any(len(form[name]) > FIELD_MOST for name in COMMAND_FIELDS if name != "text"):
-        return error(400, "A field is too long.")
+        return error_json(400, "A field is too long.")
     if not form["response_url"].startswith(("https://", "http://")):
-        return error(400, "response_url is not a URL.")
-    with transaction.atomic():
-        if not verify.first_time(request):
-            return error(401, "This Slack request was already received.")
-        if len(form["text"]) > TEXT_MOST:
-            return _ephemeral(TOO_LONG.format(most=TEXT_MOST))
-        if "\x00" in form["text"]:
-            return _ephemeral(NOT_TEXT)
-        transaction.on_commit(lambda: current_app.send_task(COMMAND_TASK, args=[form]))
+        return error_json(400, "response_url is not a URL.")
+    try:
+        with transaction.atomic():
+            if not verify.first_time(request):
+                return error_json(401, "This Slack request was already received.")
+            if len(form["text"]) > TEXT_MOST:
+                return _ephemeral(TOO_LONG.format(most=TEXT_MOST))
+            if "\x00" in form["text"]:
+                return _ephemeral(NOT_TEXT)
+            _queue(COMMAND_TASK, form)
+    except QueueUnavailable:
+        return _ephemeral(NOT_QUEUED)
     return _ephemeral(WORKING)
 
 
@@ -85,12 +83,20 @@ def events(request: HttpRequest) -> HttpResponse:
     try:
         payload = json.loads(request.body)
     except ValueError:
-        return error(400, "The body is not JSON.")
+        return error_json(400, "The body is not JSON.")
     if not isinstance(payload, dict):
-        return error(400, "The body is not a JSON object.")
+        return error_json(400, "The body is not a JSON object.")
+    try:
+        return _event_callback(request, payload)
+    except QueueUnavailable:
+        # Rolled back, event_id and all: Slack retries the event, and the retry acts.
+        return error_json(503, NOT_QUEUED)
+
+
+def _event_callback(request: HttpRequest, payload: dict[str, Any]) -> HttpResponse:
     with transaction.atomic():
         if not verify.first_time(request):
-            return error(401, "This Slack request was already received.")
+            return error_json(401, "This Slack request was already received.")
         if payload.get("type") == "url_verification":
             return JsonResponse({"challenge": str(payload.get("challenge", ""))[:200]})
         if payload.get("type") != "event_callback":
@@ -101,7 +107,7 @@ def events(request: HttpRequest) -> HttpResponse:
 def _event(payload: dict[str, Any], retry: str) -> HttpResponse:
     event, event_id = payload.get("event"), payload.get("event_id")
     if not isinstance(event, dict) or not isinstance(event_id, str) or not event_id:
-        return error(400, "An event_callback needs an event and its event_id.")
+        return error_json(400, "An event_callback needs an event and its event_id.")
     if not replay.first_time(replay.slack_event_key(event_id)):
         log.info("Slack event %s seen before (retry %s): not acted on again", event_id[:40], retry)
         return HttpResponse(status=200)
@@ -116,8 +122,23 @@ def _event(payload: dict[str, Any], retry: str) -> HttpResponse:
             for name in ("user", "channel", "text", "ts", "thread_ts")
         },
     }
-    transaction.on_commit(lambda: current_app.send_task(MENTION_TASK, args=[mention]))
+    _queue(MENTION_TASK, mention)
     return HttpResponse(status=200)
+
+
+class QueueUnavailable(Exception):
+    """The broker did not take the task; the request's transaction is rolled back."""
+
+
+def _queue(task: str, payload: dict[str, str]) -> None:
+    """Hand `payload` to a worker now, inside the request's transaction: the task reads only
+    the payload, and a broker that is down rolls the replay records back with the rest, so
+    Slack's retry (or the person's second try) is not refused as a replay."""
+    try:
+        current_app.send_task(task, args=[payload])
+    except Exception as exc:
+        log.warning("Slack request not queued (%s): %s", task, exc)
+        raise QueueUnavailable from exc
 
 
 def _ephemeral(text: str) -> JsonResponse:

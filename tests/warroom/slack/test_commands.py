@@ -4,14 +4,17 @@ is, answered through response_url in mrkdwn."""
 from __future__ import annotations
 
 import pytest
+from kombu.exceptions import OperationalError
 
 from accounts.models import User
 from incidents.models import EntryKind, Source, Status
+from muster.celery import app
 from tests.fakes.slack import Failure
 from tests.helpers.slack import BOB_SLACK, command_form, form_body
 from tests.warroom.slack.conftest import COMMANDS, sent_names
 from warroom.slack.people import COULD_NOT_CHECK
 from warroom.slack.tasks import COMMAND_TASK
+from warroom.slack.views import NOT_QUEUED
 
 
 @pytest.fixture
@@ -131,6 +134,7 @@ def test_slack_rate_limiting_or_failing_users_info(
     sent.run()
     incident.refresh_from_db()
     assert incident.status == Status.ACKNOWLEDGED
+    assert fake_slack.answers(url)[0]["response_type"] == "in_channel"
 
 
 def test_users_info_past_its_tier_is_a_429_too(slash, fake_slack, bob_on_slack, incident):
@@ -254,3 +258,24 @@ def test_what_slack_escapes_is_unescaped(slash, fake_slack, bob_on_slack, incide
     sent.run()
     note = incident.timeline.get(kind=EntryKind.NOTE)
     assert "db <primary> & replica restarted" in note.message
+
+
+def test_a_broker_that_is_down_gets_a_clear_answer_and_a_second_try_works(
+    slash, fake_slack, bob_on_slack, incident, monkeypatch
+):
+    def down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to redis: Connection refused.")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(app, "send_task", down)
+        response, sent, _ = slash(f"ack {incident.number}")
+    assert response.status_code == 200
+    assert response.json() == {"response_type": "ephemeral", "text": NOT_QUEUED}
+    assert sent == []
+
+    response, sent, url = slash(f"ack {incident.number}")  # the person types it again
+    assert response.json()["text"] == "Working on it…"
+    sent.run()
+    incident.refresh_from_db()
+    assert incident.status == Status.ACKNOWLEDGED
+    assert fake_slack.answers(url)[0]["response_type"] == "in_channel"

@@ -4,6 +4,7 @@ acted on once, Muster's own posts ignored."""
 from __future__ import annotations
 
 import pytest
+from kombu.exceptions import OperationalError
 
 from incidents.models import EntryKind, Source, Status
 from muster.celery import app
@@ -149,3 +150,22 @@ def test_the_mention_is_stripped(text, command):
 def test_the_worker_finds_the_slack_tasks():
     app.loader.import_default_modules()  # what a worker does at start: autodiscovery
     assert {MENTION_TASK, COMMAND_TASK} <= set(app.tasks)
+
+
+def test_a_broker_that_is_down_gets_503_and_slacks_retry_acts(
+    event, fake_slack, bob_on_slack, incident, monkeypatch
+):
+    payload = mention_event(f"<@{BOT_USER_ID}> note {incident.number} rolled back")
+
+    def down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to redis: Connection refused.")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(app, "send_task", down)
+        first, sent = event(payload)
+    assert first.status_code == 503 and sent == []
+    # The event_id was not kept: Slack's retry is acted on.
+    retry, sent = event(payload, age=1, headers={"HTTP_X_SLACK_RETRY_NUM": "1"})
+    assert retry.status_code == 200 and sent_names(sent) == [MENTION_TASK]
+    sent.run()
+    assert incident.timeline.filter(kind=EntryKind.NOTE).count() == 1
