@@ -36,6 +36,14 @@ def urgency_for_severity(severity: int) -> str:
     return Urgency.HIGH if severity <= 2 else Urgency.LOW
 
 
+class ChatChannelMode(models.TextChoices):
+    """Where a service's incidents are told on a chat platform (Slack, Mattermost)."""
+
+    PER_INCIDENT = "channel-per-incident", "a channel per incident"
+    SHARED = "shared", "the service's shared channel"
+    OFF = "off", "nowhere"
+
+
 class Service(models.Model):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
@@ -49,6 +57,27 @@ class Service(models.Model):
     )
     # Alerts whose sender gives no group key are grouped by these labels' values.
     group_by_labels = models.JSONField(default=list, blank=True)
+    # Each applies only once its platform is configured (SLACK_BOT_TOKEN, MATTERMOST_URL).
+    slack_channel_mode = models.CharField(
+        max_length=24, choices=ChatChannelMode.choices, default=ChatChannelMode.PER_INCIDENT
+    )
+    slack_channel = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="The service's shared Slack channel (its ID, C…): every post in shared mode, "
+        "and an incident's posts while its own channel is on its way.",
+    )
+    mattermost_channel_mode = models.CharField(
+        max_length=24, choices=ChatChannelMode.choices, default=ChatChannelMode.PER_INCIDENT
+    )
+    mattermost_channel = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="The service's shared Mattermost channel (its 26-character ID).",
+    )
+    archive_chat_channels = models.BooleanField(
+        default=True, help_text="Archive an incident's own chat channels when it resolves."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -191,6 +220,8 @@ class EntryKind(models.TextChoices):
     COMMAND = "command", "chat command"  # a command typed in a war room, and its result
     STATUS_UPDATE = "status_update", "status update"  # sent to the incident's subscribers
     ACTION = "action", "runbook action"  # a runbook automation action run, and its result
+    # What someone wrote in the incident's Slack or Mattermost channel (mirrored to its room).
+    CHAT_MESSAGE = "chat_message", "chat message"
 
 
 class TimelineEntry(models.Model):

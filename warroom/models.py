@@ -156,3 +156,112 @@ class ChatAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.platform}:{self.team_id}:{self.user_id} → {self.person_id}"
+
+
+class ChatPlatform(models.TextChoices):
+    SLACK = "slack", "Slack"
+    MATTERMOST = "mattermost", "Mattermost"
+
+
+class ChatChannelState(models.TextChoices):
+    WAITING = "waiting", "waiting"  # to be created, at the provider's pace
+    READY = "ready", "ready"
+    FAILED = "failed", "failed"  # the provider refused it for good (its error says why)
+    ARCHIVED = "archived", "archived"
+
+
+class ChatChannel(models.Model):
+    """An incident's own channel on a chat platform, from the moment it is asked for
+    (warroom.chat.channels). Until it is ready, the incident's posts go to the service's shared
+    channel, if it has one."""
+
+    platform = models.CharField(max_length=16, choices=ChatPlatform.choices)
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="chat_channels")
+    state = models.CharField(
+        max_length=16, choices=ChatChannelState.choices, default=ChatChannelState.WAITING
+    )
+    name = models.CharField(max_length=80)  # inc-1042-disk-full-on-db-1
+    channel_id = models.CharField(max_length=40, blank=True)  # C… on Slack, 26 characters on MM
+    private = models.BooleanField(default=False)
+    # Mattermost: the outgoing webhook that mirrors the channel into the room, and its token.
+    hook_id = models.CharField(max_length=40, blank=True)
+    hook_token = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    not_before = models.DateTimeField(null=True, blank=True)  # the provider's Retry-After
+    error = models.CharField(max_length=500, blank=True)
+    invited = models.JSONField(default=list, blank=True)  # Muster person ids invited already
+    created_at = models.DateTimeField(auto_now_add=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["platform", "incident"], name="one_chat_channel_per_incident"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["platform", "channel_id"]),
+            models.Index(fields=["platform", "state", "id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.name}"
+
+
+class ChatPostState(models.TextChoices):
+    QUEUED = "queued", "queued"
+    SENDING = "sending", "sending"  # handed to the provider, no answer yet
+    SENT = "sent", "sent"
+    UNKNOWN = "unknown", "unknown"  # may have been posted (a timeout after sending): not resent
+    FAILED = "failed", "failed"  # refused for good (its error says why)
+    SKIPPED = "skipped", "skipped"  # nowhere to post it: no channel yet and no shared one
+
+
+SETTLED_POST_STATES = (
+    ChatPostState.SENT,
+    ChatPostState.UNKNOWN,
+    ChatPostState.FAILED,
+    ChatPostState.SKIPPED,
+)
+
+
+class ChatPost(models.Model):
+    """One post to a chat platform, written in the transaction of what it tells (the outbox,
+    warroom.chat.outbox) and delivered after, in order per incident and platform."""
+
+    platform = models.CharField(max_length=16, choices=ChatPlatform.choices)
+    # Null: a post to `target` alone (the setup page's test message).
+    incident = models.ForeignKey(
+        Incident, null=True, blank=True, on_delete=models.CASCADE, related_name="chat_posts"
+    )
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=16)  # opening, line, chat, summary, test
+    body = models.TextField()  # Markdown, as the room has it; rendered per platform on sending
+    data = models.JSONField(default=dict, blank=True)
+    # Where to post when not the incident's channel: the shared channel, or the test's channel.
+    target = models.CharField(max_length=40, blank=True)
+    channel_id = models.CharField(max_length=40, blank=True)  # where it went
+    state = models.CharField(
+        max_length=16, choices=ChatPostState.choices, default=ChatPostState.QUEUED
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    not_before = models.DateTimeField(null=True, blank=True)
+    sending_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    remote_id = models.CharField(max_length=64, blank=True)  # Slack's ts, Mattermost's post id
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["platform", "incident", "id"]),
+            models.Index(fields=["state", "id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.kind}:{self.pk}"
