@@ -15,5 +15,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "muster.settings")
 app = Celery("muster")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(
-    ["muster", "accounts", "alerts", "incidents", "oncall", "warroom", "warroom.slack", "runbooks"]
+    [
+        "muster",
+        "accounts",
+        "alerts",
+        "incidents",
+        "oncall",
+        "warroom",
+        "warroom.chat",
+        "warroom.slack",
+        "runbooks",
+    ]
 )

@@ -181,7 +181,12 @@ CELERY_TASK_QUEUES = (
     Queue("celery", Exchange("celery"), routing_key="celery"),
     Queue("bot", Exchange("celery"), routing_key="bot"),
 )
-CELERY_TASK_ROUTES = {"warroom.follow_entry": {"queue": "bot"}}
+CELERY_TASK_ROUTES = {
+    "warroom.follow_entry": {"queue": "bot"},
+    # Calls to Slack and Mattermost wait on them: never in front of a page.
+    "warroom.chat_deliver": {"queue": "bot"},
+    "warroom.chat_create_channels": {"queue": "bot"},
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -200,6 +205,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
     },
     "forget-twilio-requests": {"task": "warroom.forget_twilio_requests", "schedule": 3600.0},
+    # Chat posts and channels no worker picked up (a flushed broker), and posts that never got
+    # an answer: delivered, or made `unknown`, within seconds.
+    "chat-sweep": {"task": "warroom.chat_sweep", "schedule": 5.0},
 }
 
 # --- Muster ---------------------------------------------------------------------------------
@@ -251,6 +259,8 @@ SLACK_SIGNING_SECRET = env.str("SLACK_SIGNING_SECRET", default="")
 SLACK_API_BASE_URL = (
     env.str("SLACK_API_BASE_URL", default="https://slack.com/api/").rstrip("/") + "/"
 )
+# An incident's own channel is named <prefix><number>-<title>: inc-1042-disk-full-on-db-1.
+SLACK_CHANNEL_PREFIX = env.str("SLACK_CHANNEL_PREFIX", default="inc-")
 # Email (pages, verification codes, status updates): EMAIL_URL, as in
 # smtp+tls://user:password@mail.example.com:587 (STARTTLS) or smtp+ssl://…:465; or Django's
 # own EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS,
@@ -296,6 +306,15 @@ MATTERMOST_URL = env.str("MATTERMOST_URL", default="").rstrip("/")
 MATTERMOST_BOT_TOKEN = env.str("MATTERMOST_BOT_TOKEN", default="")
 # The tokens Mattermost shows for each slash command that posts to /mattermost/commands/.
 MATTERMOST_COMMAND_TOKENS = [t for t in env.list("MATTERMOST_COMMAND_TOKENS", default=[]) if t]
+# The team (its name, as in its URL) where incident channels are made; without it, posts go only
+# to services' shared channels.
+MATTERMOST_TEAM = env.str("MATTERMOST_TEAM", default="")
+MATTERMOST_CHANNEL_PREFIX = env.str("MATTERMOST_CHANNEL_PREFIX", default="inc-")
+# --- Chat channels and their outbox (warroom.chat) ----------------------------------------------
+# A post handed to Slack or Mattermost with no answer this long is `unknown`: never sent again.
+CHAT_SENDING_DEADLINE_SECONDS = env.int("MUSTER_CHAT_SENDING_DEADLINE_SECONDS", default=30)
+# Tries of a post (or a channel) Slack or Mattermost refused while it may pass (down, 5xx).
+CHAT_MAX_ATTEMPTS = env.int("MUSTER_CHAT_MAX_ATTEMPTS", default=8)
 
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

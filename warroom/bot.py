@@ -376,7 +376,12 @@ def entry_line(kind: str, message: str, actor_name: str, data: Mapping[str, Any]
 
     Alert and page entries have their own functions (they need more than the entry).
     """
-    if kind in (EntryKind.COMMAND, EntryKind.OPENED, EntryKind.STATUS_UPDATE):
+    if kind in (
+        EntryKind.COMMAND,
+        EntryKind.CHAT_MESSAGE,
+        EntryKind.OPENED,
+        EntryKind.STATUS_UPDATE,
+    ):
         # The command and its reply are in the room; the opening has its post; a status update
         # is posted by its delivery (warroom.status_updates), with the subscribers it reached.
         return None

@@ -49,8 +49,8 @@ FOLLOW_TASK = "warroom.follow_entry"  # warroom.tasks.follow_entry_later, on the
 
 @receiver(incident_changed, dispatch_uid="warroom.tell_the_room")
 def tell_the_room(sender, entry: TimelineEntry, together=None, **kwargs) -> None:
-    if entry.kind == EntryKind.COMMAND:
-        return  # the command and the bot's reply are already in the room
+    if entry.kind in (EntryKind.COMMAND, EntryKind.CHAT_MESSAGE):
+        return  # the command and the bot's reply, or what was said, are in the room already
     if entry.source == Source.ALERT or (entry.kind == EntryKind.PAGE and current_task):
         # Written by ingest processing (one batch at a time) or by a page's delivery in a
         # worker: the bot's work (an opening post is a dozen queries) goes to a task on the

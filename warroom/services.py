@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from accounts.models import User
 from incidents.models import Incident
 from warroom.attachments import attach, check
+from warroom.chat import mirror
 from warroom.markdown import MAX_BODY, render
 from warroom.models import Attachment, Message, MessageKind, Participant, Room
 
@@ -75,6 +76,8 @@ def invite(room: Room, user: User, reason: str) -> bool:
     _, created = Participant.objects.get_or_create(
         room=room, user=user, defaults={"reason": reason}
     )
+    if created:
+        mirror.person_joined(room, user)
     return created
 
 
@@ -92,16 +95,19 @@ def post(
     it after commit. Raises AttachmentRefused for a file that is too big or of a refused type."""
     # Every file is checked before anything is stored, so a refused one leaves nothing behind.
     checked = [(file, check(file)) for file in files or []]
-    message = Message.objects.create(
-        room=room,
-        author=author,
-        kind=kind,
-        body=body,
-        html=render(body),
-        reply_to=reply_to,
-        data=data or {},
-    )
-    attachments = [attach(message, file, content_type) for file, content_type in checked]
+    # The message and its outbox posts (warroom.chat.mirror) are stored together, or neither.
+    with transaction.atomic(savepoint=False):
+        message = Message.objects.create(
+            room=room,
+            author=author,
+            kind=kind,
+            body=body,
+            html=render(body),
+            reply_to=reply_to,
+            data=data or {},
+        )
+        attachments = [attach(message, file, content_type) for file, content_type in checked]
+        mirror.room_message(room, message)
     event = {"type": "message", "message": message_json(message, attachments)}
     transaction.on_commit(lambda: broadcast(room.pk, event))
     return message

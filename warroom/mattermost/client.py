@@ -24,11 +24,24 @@ class MattermostError(Exception):
 
 class MattermostUnavailable(MattermostError):
     """Mattermost is down, slow, rate-limiting (`retry_after`, in seconds, when it said), or
-    answered something that is not what its API documents."""
+    answered something that is not what its API documents. `maybe_sent`: the request reached
+    Mattermost and may have been acted on (no answer came)."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, maybe_sent: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.maybe_sent = maybe_sent
+
+
+class MattermostRefused(MattermostError):
+    """Mattermost refused a request (4xx): its `status` and error `id` say why."""
+
+    def __init__(self, status: int, error_id: str, message: str) -> None:
+        super().__init__(f"{error_id or status}: {message}"[:300])
+        self.status = status
+        self.error_id = error_id
 
 
 class UnknownUser(MattermostError):
@@ -82,6 +95,38 @@ def get_user(user_id: str) -> dict[str, Any]:
     if not isinstance(user, dict) or user.get("id") != user_id:
         raise MattermostUnavailable("Mattermost's answer was not that user")
     return user
+
+
+def api(method: str, path: str, *, json: Any = None) -> Any:
+    """Call API v4 (`path` below /api/v4) as the bot; return the answer's JSON.
+
+    Raises MattermostRefused for a 4xx, MattermostUnavailable for the rest that failed.
+    """
+    try:
+        with _client() as client:
+            response = client.request(method, path, json=json)
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        raise MattermostUnavailable(f"Mattermost did not answer: {type(exc).__name__}") from exc
+    except httpx.HTTPError as exc:  # sent, then no answer: it may have been acted on
+        raise MattermostUnavailable(
+            f"Mattermost did not answer: {type(exc).__name__}", maybe_sent=True
+        ) from exc
+    if response.status_code == 429:
+        raise MattermostUnavailable(
+            "Mattermost is rate-limiting Muster", retry_after=retry_after(response)
+        )
+    if response.status_code >= 500:
+        raise MattermostUnavailable(f"Mattermost answered {response.status_code}")
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if response.status_code >= 400:
+        error = body if isinstance(body, dict) else {}
+        raise MattermostRefused(
+            response.status_code, str(error.get("id", "")), str(error.get("message", ""))
+        )
+    return body
 
 
 def retry_after(response: httpx.Response) -> float | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.error import URLError
 
 import httpx
 from django.conf import settings
@@ -25,11 +26,15 @@ BOT_CACHE_SECONDS = 60 * 60
 
 
 class SlackUnavailable(Exception):
-    """Slack could not be asked now (down, timed out, rate-limited): try again later."""
+    """Slack could not be asked now (down, timed out, rate-limited): try again later.
+    `maybe_sent`: the request reached Slack and may have been acted on (no answer came)."""
 
-    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: int | None = None, maybe_sent: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.maybe_sent = maybe_sent
 
 
 class SlackRefused(Exception):
@@ -59,19 +64,21 @@ class Bot:
     bot_id: str
 
 
-def web_client() -> WebClient:
-    """Return a WebClient with Muster's bot token, on SLACK_API_BASE_URL."""
+def web_client(*, retries: bool = True) -> WebClient:
+    """Return a WebClient with Muster's bot token, on SLACK_API_BASE_URL. Without `retries`,
+    the SDK does not send again on a dropped connection (which could post twice)."""
     return WebClient(
         token=settings.SLACK_BOT_TOKEN,
         base_url=settings.SLACK_API_BASE_URL,
         timeout=TIMEOUT_SECONDS,
+        **({} if retries else {"retry_handlers": []}),
     )
 
 
-def _call(method: str, **kwargs: Any) -> dict[str, Any]:
+def call(method: str, *, retries: bool = True, **kwargs: Any) -> dict[str, Any]:
     """Call Web API `method` (e.g. "users.info") through the SDK's own method for it."""
     try:
-        response = getattr(web_client(), method.replace(".", "_"))(**kwargs)
+        response = getattr(web_client(retries=retries), method.replace(".", "_"))(**kwargs)
     except SlackApiError as exc:
         status = exc.response.status_code
         error = str(exc.response.get("error", "") or f"HTTP {status}")
@@ -84,7 +91,10 @@ def _call(method: str, **kwargs: Any) -> dict[str, Any]:
         raise SlackRefused(error) from exc
     except (SlackClientError, OSError, ValueError) as exc:  # down, timed out, not JSON
         log.warning("Slack %s: %s", method, exc)
-        raise SlackUnavailable(str(exc) or type(exc).__name__) from exc
+        # urllib wraps what fails before the request is sent (refused, unresolvable) in
+        # URLError; a timeout or a dropped connection after it is raised as it is.
+        maybe_sent = isinstance(exc, OSError) and not isinstance(exc, URLError)
+        raise SlackUnavailable(str(exc) or type(exc).__name__, maybe_sent=maybe_sent) from exc
     return dict(response.data) if isinstance(response.data, dict) else {}
 
 
@@ -97,7 +107,7 @@ def _seconds(value: Any) -> int | None:
 
 def user_profile(user_id: str) -> Profile:
     """Return what Slack's `users.info` says of `user_id` (needs `users:read.email`)."""
-    user = _call("users.info", user=user_id).get("user") or {}
+    user = call("users.info", user=user_id).get("user") or {}
     profile = user.get("profile") or {}
     return Profile(
         user_id=str(user.get("id", user_id)),
@@ -114,7 +124,7 @@ def our_bot() -> Bot:
     cached = cache.get(key)
     if isinstance(cached, tuple) and len(cached) == 2:
         return Bot(*cached)
-    data = _call("auth.test")
+    data = call("auth.test")
     bot = Bot(str(data.get("user_id", "")), str(data.get("bot_id", "")))
     cache.set(key, (bot.user_id, bot.bot_id), BOT_CACHE_SECONDS)
     return bot
@@ -125,7 +135,7 @@ def post_message(channel: str, text: str, *, thread_ts: str | None = None) -> No
     payload: dict[str, Any] = {"channel": channel, "text": text}
     if thread_ts:
         payload["thread_ts"] = thread_ts
-    _call("chat.postMessage", **payload)
+    call("chat.postMessage", **payload)
 
 
 def post_ephemeral(channel: str, user: str, text: str, *, thread_ts: str | None = None) -> None:
@@ -133,7 +143,7 @@ def post_ephemeral(channel: str, user: str, text: str, *, thread_ts: str | None 
     payload: dict[str, Any] = {"channel": channel, "user": user, "text": text}
     if thread_ts:
         payload["thread_ts"] = thread_ts
-    _call("chat.postEphemeral", **payload)
+    call("chat.postEphemeral", **payload)
 
 
 def respond(response_url: str, text: str, *, in_channel: bool) -> None:

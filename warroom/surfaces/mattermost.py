@@ -10,28 +10,16 @@ else (help, lists, refusals, mistakes) only to whoever typed it (`ephemeral`).
 
 from __future__ import annotations
 
-import re
-
-from django.conf import settings
-
 from accounts.models import User
 from incidents.models import Source
 from warroom.commands.parser import ParseError, parse
 from warroom.execute import run
+from warroom.mattermost.markdown import markdown, unmentioned
 
 SOURCE = Source.MATTERMOST
 
 EPHEMERAL = "ephemeral"
 IN_CHANNEL = "in_channel"
-# Mattermost refuses posts over 16383 characters.
-TEXT_MAX = 16_000
-CUT = "\n\n… (cut: see Muster for the rest)"
-
-# A Markdown link or image whose target is a path on Muster: `](/incidents/1042/)`.
-_RELATIVE_LINK = re.compile(r"\]\((/(?!/)[^)\s]*)\)")
-# `@name`, `@channel`, `@here`, `@all` would notify people when posted to the channel; not an
-# email address's or a URL's "@", which follow a word character or "/" and ":".
-_MENTION = re.compile(r"(?<![\w/:.])@(?=[\w.-])")
 
 
 def answer(text: str, person: User) -> dict[str, str]:
@@ -42,23 +30,10 @@ def answer(text: str, person: User) -> dict[str, str]:
         return ephemeral(command.message)
     reply = run(command, user=person, source=SOURCE)
     if reply.changed:
-        return {"response_type": IN_CHANNEL, "text": _unmentioned(markdown(reply.text))}
+        return {"response_type": IN_CHANNEL, "text": unmentioned(markdown(reply.text))}
     return ephemeral(reply.text)
 
 
 def ephemeral(text: str) -> dict[str, str]:
     """Return a response that only whoever typed the command sees."""
     return {"response_type": EPHEMERAL, "text": markdown(text)}
-
-
-def markdown(text: str) -> str:
-    """Return a reply's Markdown for Mattermost: Muster's links absolute, and short enough to
-    post."""
-    text = _RELATIVE_LINK.sub(lambda m: f"]({settings.PUBLIC_URL}{m.group(1)})", text)
-    if len(text) > TEXT_MAX:
-        text = text[: TEXT_MAX - len(CUT)] + CUT
-    return text
-
-
-def _unmentioned(text: str) -> str:
-    return _MENTION.sub("@\u200b", text)

@@ -1,0 +1,225 @@
+"""The chat outbox: posts (and channel operations) written in the transaction of what they
+tell, delivered after commit, in order per channel, at the provider's pace.
+
+A channel's posts go out one batch at a time: the oldest unsettled post leads, and the queued
+posts right after it ride along in one message when they fit (a storm of lines in a channel that
+takes one post a second is a few posts, not a queue of minutes). A 429 or an outage puts the
+batch back with the provider's `Retry-After` (or a backoff); a call that may have been acted on
+(a timeout after sending) makes the batch `unknown`, never sent again, as with pages. The sweep
+(`warroom.chat_sweep`, every few seconds) delivers what no worker was told about (a flushed
+broker), and settles posts that never got an answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery import signature
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import User
+from warroom.chat.platform import ChatRefused, ChatUnavailable, NewChannel, Outgoing
+from warroom.chat.platforms import PLATFORMS
+from warroom.models import ChatChannel, ChatChannelState, ChatPost, ChatPostState, Message
+
+log = logging.getLogger(__name__)
+
+DELIVER_TASK = "warroom.chat_deliver"
+MERGEABLE = frozenset({"opening", "line", "chat", "summary", "test"})
+BATCH_MOST = 20  # posts in one message
+ROUNDS = 50  # batches one task sends before it hands over to a fresh task
+BACKOFF_SECONDS = (2, 5, 15, 30, 60, 120, 300, 600)
+KICK_SECONDS = 10  # a delivery task asked for less than this long ago is on its way
+SWEEP_AFTER = timedelta(seconds=2)  # a queued post this old was surely announced
+
+
+def queue(
+    platform: str,
+    target: str,
+    kind: str,
+    *,
+    incident_id: int | None = None,
+    body: str = "",
+    data: dict[str, Any] | None = None,
+    message: Message | None = None,
+) -> ChatPost:
+    """Write a post (or an operation: invite, archive) for `target` on `platform`; it is
+    delivered after the caller's transaction commits."""
+    post = ChatPost.objects.create(
+        platform=platform,
+        incident_id=incident_id,
+        message=message,
+        kind=kind,
+        body=body,
+        data=data or {},
+        target=target,
+    )
+    transaction.on_commit(lambda: kick(platform, target), robust=True)
+    return post
+
+
+def kick(platform: str, target: str, *, countdown: float = 0) -> None:
+    """Ask a worker to deliver `target`'s posts (once, while one is on its way)."""
+    try:
+        if countdown <= 0 and not cache.add(_kick_key(platform, target), 1, KICK_SECONDS):
+            return
+        signature(DELIVER_TASK, args=(platform, target)).apply_async(
+            countdown=countdown if countdown > 0 else None
+        )
+    except Exception:  # the sweep delivers it within seconds
+        log.warning("could not ask for delivery to %s %s", platform, target, exc_info=True)
+
+
+def _kick_key(platform: str, target: str) -> str:
+    return f"chat:kick:{platform}:{target}"
+
+
+def deliver(platform_name: str, target: str) -> None:
+    """Deliver `target`'s queued posts, batch by batch, until none is due."""
+    cache.delete(_kick_key(platform_name, target))  # posts queued from now on kick again
+    platform = PLATFORMS[platform_name]
+    for _ in range(ROUNDS):
+        batch = _claim(platform, target)
+        if not batch or not _send(platform, target, batch):
+            return
+    kick(platform_name, target)
+
+
+def _claim(platform: Any, target: str) -> list[ChatPost]:
+    """Mark the channel's next batch `sending` and return it; none while another worker has
+    the channel's oldest post, or while it must wait."""
+    now = timezone.now()
+    with transaction.atomic():
+        unsettled = ChatPost.objects.filter(
+            platform=platform.name,
+            target=target,
+            state__in=(ChatPostState.QUEUED, ChatPostState.SENDING),
+        ).order_by("id")
+        first = unsettled.select_for_update(skip_locked=True).first()
+        if first is None or first.state == ChatPostState.SENDING:
+            return []
+        if unsettled.filter(id__lt=first.pk).exists():
+            return []  # the oldest is another worker's
+        if first.not_before and first.not_before > now:
+            kick(platform.name, target, countdown=(first.not_before - now).total_seconds())
+            return []
+        batch = [first]
+        if first.kind in MERGEABLE:
+            for post in unsettled.filter(id__gt=first.pk)[: BATCH_MOST - 1]:
+                waiting = post.not_before and post.not_before > now
+                if post.state != ChatPostState.QUEUED or post.kind not in MERGEABLE or waiting:
+                    break
+                if not platform.fits([outgoing(p) for p in [*batch, post]]):
+                    break
+                batch.append(post)
+        ChatPost.objects.filter(pk__in=[p.pk for p in batch]).update(
+            state=ChatPostState.SENDING, sending_at=now
+        )
+    return batch
+
+
+def outgoing(post: ChatPost) -> Outgoing:
+    return Outgoing(kind=post.kind, body=post.body, data=post.data)
+
+
+def _send(platform: Any, target: str, batch: list[ChatPost]) -> bool:
+    """Send one batch and settle it; return whether the channel may go on now."""
+    head = batch[0]
+    remote = ""
+    try:
+        if head.kind == "invite":
+            missing = platform.invite(target, _emails(head.data.get("people", [])))
+            remote = f"not found: {', '.join(missing)}" if missing else ""
+        elif head.kind == "archive":
+            _archive(platform, target)
+        else:
+            remote = platform.post(target, [outgoing(post) for post in batch])
+    except ChatUnavailable as exc:
+        return _unavailable(platform, target, batch, exc)
+    except ChatRefused as exc:
+        log.warning("%s refused a post to %s: %s", platform.label, target, exc)
+        _settle(batch, ChatPostState.FAILED, error=str(exc))
+        return True
+    _settle(batch, ChatPostState.SENT, remote_id=remote[:64])
+    return True
+
+
+def _unavailable(platform: Any, target: str, batch: list[ChatPost], exc: ChatUnavailable) -> bool:
+    if exc.maybe_sent:
+        _settle(batch, ChatPostState.UNKNOWN, error=f"no answer from {platform.label}: {exc}")
+        return True
+    now = timezone.now()
+    failures = batch[0].attempts + (0 if exc.retry_after is not None else 1)
+    if failures >= settings.CHAT_MAX_ATTEMPTS:
+        _settle(batch, ChatPostState.FAILED, error=f"{platform.label} unavailable: {exc}")
+        return True
+    wait = exc.retry_after
+    if wait is None:
+        wait = BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS)) - 1]
+    not_before = now + timedelta(seconds=max(wait, 0.5))
+    ChatPost.objects.filter(pk__in=[p.pk for p in batch]).update(
+        state=ChatPostState.QUEUED,
+        attempts=failures,
+        not_before=not_before,
+        sending_at=None,
+        error=str(exc)[:500],
+    )
+    kick(platform.name, target, countdown=(not_before - now).total_seconds())
+    return False
+
+
+def _settle(batch: Sequence[ChatPost], state: str, *, remote_id: str = "", error: str = "") -> None:
+    now = timezone.now()
+    ChatPost.objects.filter(pk__in=[p.pk for p in batch], state=ChatPostState.SENDING).update(
+        state=state,
+        sent_at=now if state == ChatPostState.SENT else None,
+        remote_id=remote_id,
+        error=error[:500],
+    )
+
+
+def _emails(people: Any) -> list[str]:
+    ids = [p for p in people if isinstance(p, int)] if isinstance(people, list) else []
+    return list(
+        User.objects.filter(pk__in=ids, is_active=True)
+        .exclude(email="")
+        .values_list("email", flat=True)
+    )
+
+
+def _archive(platform: Any, channel_id: str) -> None:
+    channel = ChatChannel.objects.filter(platform=platform.name, channel_id=channel_id).first()
+    hook_id = channel.hook_id if channel is not None else ""
+    platform.archive(NewChannel(channel_id, hook_id=hook_id))
+    ChatChannel.objects.filter(platform=platform.name, channel_id=channel_id).update(
+        state=ChatChannelState.ARCHIVED, archived_at=timezone.now(), hook_id="", hook_token=""
+    )
+
+
+def sweep(now: datetime | None = None) -> dict[str, int]:
+    """Settle posts that never got an answer, and deliver what no worker was told about."""
+    now = now or timezone.now()
+    deadline = now - timedelta(seconds=settings.CHAT_SENDING_DEADLINE_SECONDS)
+    unknown = ChatPost.objects.filter(state=ChatPostState.SENDING, sending_at__lt=deadline).update(
+        state=ChatPostState.UNKNOWN, error="no answer from the provider"
+    )
+    due = (
+        ChatPost.objects.filter(state=ChatPostState.QUEUED, created_at__lt=now - SWEEP_AFTER)
+        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+        .order_by()
+        .values_list("platform", "target")
+        .distinct()[:1000]
+    )
+    kicked = 0
+    for platform, target in due:
+        if platform in PLATFORMS:
+            kick(platform, target)
+            kicked += 1
+    return {"unknown": unknown, "kicked": kicked}

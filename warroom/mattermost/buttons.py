@@ -1,0 +1,49 @@
+"""The buttons on the bot's opening post in Mattermost, and the command each click is.
+
+Mattermost does not sign what a button posts to its integration URL, so each button's `context`
+carries an HMAC (keyed by SECRET_KEY) over its action and incident: a click whose context Muster
+did not make is refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.utils.crypto import constant_time_compare, salted_hmac
+
+VERBS = {"ack": "Acknowledge", "resolve": "Resolve", "escalate": "Escalate"}
+_SALT = "muster.mattermost.button"
+
+
+def signature(action: str, number: int) -> str:
+    return salted_hmac(_SALT, f"{action}:{number}", algorithm="sha256").hexdigest()
+
+
+def actions(number: int) -> list[dict[str, Any]]:
+    """The opening post's buttons for incident `number` (an attachment's `actions`)."""
+    return [
+        {
+            "id": action,
+            "name": label,
+            "type": "button",
+            **({"style": "primary"} if action == "ack" else {}),
+            "integration": {
+                "url": f"{settings.PUBLIC_URL}/mattermost/actions/",
+                "context": {"action": action, "incident": number, "sig": signature(action, number)},
+            },
+        }
+        for action, label in VERBS.items()
+    ]
+
+
+def command_for(context: object) -> str | None:
+    """Return the command a button's `context` runs, or None unless Muster made it."""
+    if not isinstance(context, dict):
+        return None
+    action, number, sig = context.get("action"), context.get("incident"), context.get("sig")
+    if action not in VERBS or not isinstance(number, int) or isinstance(number, bool):
+        return None
+    if not isinstance(sig, str) or not constant_time_compare(sig, signature(action, number)):
+        return None
+    return f"{action} {number}"
