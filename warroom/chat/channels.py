@@ -15,7 +15,6 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from celery import signature
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -24,6 +23,7 @@ from django.utils import timezone
 
 from incidents.models import EntryKind
 from warroom.chat import outbox
+from warroom.chat.asking import ask, started
 from warroom.chat.names import channel_name
 from warroom.chat.platform import ChatRefused, ChatUnavailable, NameTaken, NewChannel
 from warroom.chat.platforms import PLATFORMS
@@ -35,7 +35,6 @@ CREATE_TASK = "warroom.chat_create_channels"
 LEASE = timedelta(seconds=30)  # one try at making a channel, at most
 NAME_TRIES = 5
 ROUNDS = 50
-KICK_SECONDS = 10
 
 
 def ask_for(platform: Any, incident_id: int, number: int, title: str) -> ChatChannel:
@@ -49,20 +48,9 @@ def ask_for(platform: Any, incident_id: int, number: int, title: str) -> ChatCha
     return channel
 
 
-def kick(platform: str, *, countdown: float = 0) -> None:
-    """Ask a worker to make the platform's waiting channels."""
-    try:
-        if countdown <= 0 and not cache.add(_kick_key(platform), 1, KICK_SECONDS):
-            return
-        signature(CREATE_TASK, args=(platform,)).apply_async(
-            countdown=countdown if countdown > 0 else None
-        )
-    except Exception:
-        log.warning("could not ask for %s channels to be made", platform, exc_info=True)
-
-
-def _kick_key(platform: str) -> str:
-    return f"chat:make:{platform}"
+def kick(platform: str, *, countdown: float = 0, again: bool = False) -> None:
+    """Ask a worker to make the platform's waiting channels (see asking.ask)."""
+    ask(CREATE_TASK, (platform,), countdown=countdown, again=again)
 
 
 def _pause_key(platform: str) -> str:
@@ -72,7 +60,7 @@ def _pause_key(platform: str) -> str:
 def make_waiting(platform_name: str) -> list[ChatChannel]:
     """Make the platform's waiting channels, oldest first, until it says to wait; return the
     channels it settled (ready or failed)."""
-    cache.delete(_kick_key(platform_name))
+    started(CREATE_TASK, (platform_name,))
     platform = PLATFORMS[platform_name]
     settled: list[ChatChannel] = []
     if not platform.can_make_channels():
@@ -244,6 +232,6 @@ def sweep() -> int:
     asked = 0
     for platform in platforms:
         if platform in PLATFORMS:
-            kick(platform)
+            kick(platform, again=True)
             asked += 1
     return asked

@@ -17,14 +17,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery import signature
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
+from warroom.chat.asking import ask, started
 from warroom.chat.platform import ChatRefused, ChatUnavailable, NewChannel, Outgoing
 from warroom.chat.platforms import PLATFORMS
 from warroom.models import ChatChannel, ChatChannelState, ChatPost, ChatPostState, Message
@@ -36,7 +35,6 @@ MERGEABLE = frozenset({"opening", "line", "chat", "summary", "test"})
 BATCH_MOST = 20  # posts in one message
 ROUNDS = 50  # batches one task sends before it hands over to a fresh task
 BACKOFF_SECONDS = (2, 5, 15, 30, 60, 120, 300, 600)
-KICK_SECONDS = 10  # a delivery task asked for less than this long ago is on its way
 SWEEP_AFTER = timedelta(seconds=2)  # a queued post this old was surely announced
 
 
@@ -65,25 +63,14 @@ def queue(
     return post
 
 
-def kick(platform: str, target: str, *, countdown: float = 0) -> None:
-    """Ask a worker to deliver `target`'s posts (once, while one is on its way)."""
-    try:
-        if countdown <= 0 and not cache.add(_kick_key(platform, target), 1, KICK_SECONDS):
-            return
-        signature(DELIVER_TASK, args=(platform, target)).apply_async(
-            countdown=countdown if countdown > 0 else None
-        )
-    except Exception:  # the sweep delivers it within seconds
-        log.warning("could not ask for delivery to %s %s", platform, target, exc_info=True)
-
-
-def _kick_key(platform: str, target: str) -> str:
-    return f"chat:kick:{platform}:{target}"
+def kick(platform: str, target: str, *, countdown: float = 0, again: bool = False) -> None:
+    """Ask a worker to deliver `target`'s posts (see asking.ask)."""
+    ask(DELIVER_TASK, (platform, target), countdown=countdown, again=again)
 
 
 def deliver(platform_name: str, target: str) -> None:
     """Deliver `target`'s queued posts, batch by batch, until none is due."""
-    cache.delete(_kick_key(platform_name, target))  # posts queued from now on kick again
+    started(DELIVER_TASK, (platform_name, target))
     platform = PLATFORMS[platform_name]
     for _ in range(ROUNDS):
         batch = _claim(platform, target)
@@ -220,6 +207,6 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
     kicked = 0
     for platform, target in due:
         if platform in PLATFORMS:
-            kick(platform, target)
+            kick(platform, target, again=True)
             kicked += 1
     return {"unknown": unknown, "kicked": kicked}
