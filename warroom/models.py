@@ -168,6 +168,7 @@ class ChatChannelState(models.TextChoices):
     READY = "ready", "ready"
     FAILED = "failed", "failed"  # the provider refused it for good (its error says why)
     ARCHIVED = "archived", "archived"
+    SKIPPED = "skipped", "skipped"  # the incident resolved before its turn came
 
 
 class ChatChannel(models.Model):

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from incidents.models import EntryKind
+from incidents.models import EntryKind, Status
 from warroom.chat import outbox
 from warroom.chat.asking import ask, started
 from warroom.chat.names import channel_name
@@ -102,6 +102,11 @@ def _claim(platform: str) -> ChatChannel | None:
 
 def _make(platform: Any, channel: ChatChannel) -> bool:
     """Try to make `channel`; return whether the next one may be tried now."""
+    if channel.incident.status == Status.RESOLVED:  # a storm's incidents that ended already
+        ChatChannel.objects.filter(pk=channel.pk).update(
+            state=ChatChannelState.SKIPPED, error="resolved before its turn", not_before=None
+        )
+        return True
     title = _title(channel)
     try:
         made = platform.create_channel(channel.name, title)

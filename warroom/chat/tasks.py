@@ -6,7 +6,7 @@ from celery import shared_task
 
 from warroom.chat import channels, outbox
 from warroom.chat.mirror import CHANNEL_NOTE
-from warroom.models import MessageKind, Room
+from warroom.models import ChatChannelState, MessageKind, Room
 from warroom.services import post
 
 
@@ -20,6 +20,8 @@ def deliver(platform: str, target: str) -> None:
 def create_channels(platform: str) -> None:
     """Make a platform's waiting incident channels, at its pace, and tell each room."""
     for channel in channels.make_waiting(platform):
+        if channel.state == ChatChannelState.SKIPPED:
+            continue
         room = Room.objects.filter(incident_id=channel.incident_id).first()
         if room is not None:
             post(
