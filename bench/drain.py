@@ -49,7 +49,7 @@ def main(argv: list[str]) -> int:
     with running_services(durable=True) as services:
         env = {
             **services.env(),
-            "SECRET_KEY": "bench-drain",
+            "SECRET_KEY": "bench-drain-" + os.urandom(32).hex(),
             "ALLOWED_HOSTS": "testserver",
             "DEBUG": "0",
             "LOG_LEVEL": "WARNING",

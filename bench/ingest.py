@@ -1195,7 +1195,7 @@ def main(argv: list[str]) -> int:
         base_env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PG"))},
             **services.env(),
-            "SECRET_KEY": "bench-" + os.urandom(16).hex(),
+            "SECRET_KEY": "bench-" + os.urandom(32).hex(),
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DEBUG": "0",
             "LOG_LEVEL": "WARNING",

@@ -170,7 +170,7 @@ def main(argv: list[str]) -> int:
     with running_services(durable=not opts.fast_db) as services:
         env = {
             **services.env(),
-            "SECRET_KEY": "bench-profile",
+            "SECRET_KEY": "bench-profile-" + os.urandom(32).hex(),
             "ALLOWED_HOSTS": "testserver,127.0.0.1",
             "DEBUG": "0",
             "LOG_LEVEL": "WARNING",
