@@ -9,7 +9,7 @@ callbacks are not deduplicated: they only move a page forward (oncall.callbacks)
 
 Slack's requests use the same table: each signed request once (by its signature: a replay within
 Slack's 5-minute window is refused), and each Events API event once (by its event_id, so Slack's
-retries act once).
+retries act once). So do the messages of Mattermost's incident channels, by post id.
 """
 
 from __future__ import annotations
@@ -68,6 +68,11 @@ def slack_event_key(event_id: str) -> str:
 def slack_link_key(nonce: str) -> str:
     """A `/muster link` link, used once."""
     return f"slack-link:{nonce}"
+
+
+def mattermost_post_key(post_id: str) -> str:
+    """A message in a Mattermost incident channel, by its post id: acted on once."""
+    return f"mm-post:{post_id}"
 
 
 def window() -> timedelta:

@@ -1,5 +1,5 @@
 """Answer a slash command: find the Muster person who typed it, then let the Mattermost
-surface run it as them.
+surface run it as them (on the incident whose channel it was typed in, if it was).
 
 The answer is the HTTP response itself: every verb is a short transaction (paging and runbook
 actions are queued for workers), and Mattermost waits for it, so no task or `response_url` is
@@ -13,6 +13,7 @@ import logging
 from warroom.mattermost import people
 from warroom.mattermost.client import MattermostUnavailable
 from warroom.mattermost.slash import SlashCommand
+from warroom.mattermost.webhook import incident_channel
 from warroom.surfaces import mattermost as surface
 
 log = logging.getLogger(__name__)
@@ -38,4 +39,7 @@ def answer(command: SlashCommand) -> dict[str, str]:
         return surface.ephemeral(COULD_NOT_CHECK.format(wait=wait))
     if mapping.person is None:
         return surface.ephemeral(f"{mapping.problem} Nothing was done.")
-    return surface.answer(command.text, mapping.person)
+    # Typed in an incident's own channel, the command may leave out the incident's number.
+    channel = incident_channel(command.channel_id)
+    incident = channel.incident if channel is not None else None
+    return surface.answer(command.text, mapping.person, incident=incident)

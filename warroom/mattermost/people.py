@@ -7,15 +7,21 @@ time, so a person deactivated, or whose role or email changed in Muster, counts 
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 
 from accounts.chat_people import Mapping, person_for_email
 from warroom.mattermost import client
 
+log = logging.getLogger(__name__)
+
 PLATFORM = "Mattermost"
 PROFILE_SECONDS = 5 * 60
+BOT_SECONDS = 60 * 60
 UNKNOWN_USER = "Mattermost does not know the user who typed this command."
 DELETED_USER = "Your Mattermost account is deactivated."
 
@@ -50,3 +56,26 @@ def _profile(user_id: str) -> dict[str, Any]:
         }
         cache.set(key, profile, PROFILE_SECONDS)
     return profile
+
+
+def bot_account() -> tuple[str, str]:
+    """Return Muster's own bot account, (user id, username), as `GET /api/v4/users/me` says
+    with the bot's token; cached. ("", "") when Mattermost cannot say just now."""
+    key = f"mattermost:me:{settings.MATTERMOST_URL}:{_fingerprint(settings.MATTERMOST_BOT_TOKEN)}"
+    me = cache.get(key)
+    if me is None:
+        try:
+            user = client.api("GET", "/users/me")
+        except client.MattermostError as exc:
+            log.warning("Mattermost did not say who Muster's bot is: %s", exc)
+            return ("", "")
+        if not isinstance(user, dict) or not client.is_user_id(str(user.get("id", ""))):
+            log.warning("Mattermost's /users/me is not a user")
+            return ("", "")
+        me = (str(user["id"]), str(user.get("username", "")))
+        cache.set(key, me, BOT_SECONDS)
+    return tuple(me)  # type: ignore[return-value]
+
+
+def _fingerprint(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:16]

@@ -8,4 +8,6 @@ from warroom.mattermost import views
 
 urlpatterns = [
     path("commands/", views.command, name="mattermost-commands"),
+    path("events/", views.events, name="mattermost-events"),
+    path("actions/", views.action, name="mattermost-actions"),
 ]

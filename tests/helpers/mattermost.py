@@ -1,0 +1,72 @@
+"""What Mattermost posts to Muster, built as its documentation shows: an incident channel's
+outgoing webhook (`/mattermost/events/`) and a button's integration request
+(`/mattermost/actions/`). The API v4 double itself is `tests.fakes.mattermost`."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+from tests.fakes.mattermost import FakeUser, new_id
+from warroom.models import ChatChannel
+
+EVENTS = "/mattermost/events/"
+ACTIONS = "/mattermost/actions/"
+
+
+def outgoing_webhook(
+    channel: ChatChannel,
+    user: FakeUser,
+    text: str,
+    *,
+    post_id: str | None = None,
+    token: str | None = None,
+) -> dict[str, Any]:
+    """The payload an outgoing webhook bound to `channel` posts for `user`'s message."""
+    return {
+        "token": channel.hook_token if token is None else token,
+        "team_id": new_id(),
+        "team_domain": "ops",
+        "channel_id": channel.channel_id,
+        "channel_name": channel.name,
+        "timestamp": int(time.time() * 1000),
+        "user_id": user.id,
+        "user_name": user.username,
+        "post_id": post_id or new_id(),
+        "text": text,
+        "trigger_word": "",
+        "file_ids": "",
+    }
+
+
+def post_event(client: Any, payload: dict[str, Any], *, form: bool = False) -> Any:
+    """POST a webhook payload to Muster as JSON (Muster's choice) or as a form (the default)."""
+    if form:
+        fields = {key: str(value) for key, value in payload.items()}
+        return client.post(
+            EVENTS, urlencode(fields), content_type="application/x-www-form-urlencoded"
+        )
+    return client.post(EVENTS, json.dumps(payload), content_type="application/json")
+
+
+def button_click(user: FakeUser, context: Any, *, channel_id: str = "") -> dict[str, Any]:
+    """The integration request Mattermost posts when `user` clicks a button with `context`."""
+    return {
+        "user_id": user.id,
+        "user_name": user.username,
+        "channel_id": channel_id or new_id(),
+        "channel_name": "inc-1-disk-full",
+        "team_id": new_id(),
+        "team_domain": "ops",
+        "post_id": new_id(),
+        "trigger_id": new_id(),
+        "type": "",
+        "data_source": "",
+        "context": context,
+    }
+
+
+def post_click(client: Any, payload: Any) -> Any:
+    return client.post(ACTIONS, json.dumps(payload), content_type="application/json")
