@@ -28,12 +28,13 @@ from warroom.models import ChatChannel, ChatChannelState, MessageKind
 from warroom.services import BOT_NAME, incident_room, post
 from warroom.slack import answering, client
 from warroom.slack.mrkdwn import from_slack
-from warroom.slack.people import PLATFORM_KEY, person_for_slack_user
+from warroom.slack.people import COULD_NOT_CHECK, PLATFORM_KEY, person_for_slack_user
 
 # `message` subtypes that are someone writing: a reply also sent to the channel, and a file
 # shared with a comment. Edits, deletions, joins and bots' posts are not conversation.
 SPOKEN_SUBTYPES = frozenset({"", "thread_broadcast", "file_share"})
 NOT_A_PERSON = "(Slack, not a Muster person)"
+NOT_CHECKED = "(Slack; Muster could not check who this is)"  # Slack down or rate-limiting
 SHARED_FILES = "shared on Slack: {names}"
 NAME_CACHE_SECONDS = 5 * 60
 TIMELINE_MOST = 2000  # characters of what was said kept on the timeline
@@ -86,14 +87,16 @@ def _mirror(incident: Incident, event: dict[str, str], text: str) -> None:
     """Post `text` to the incident's room by the person the Slack user is (or, for someone
     Muster cannot map, by the bot in their name) and write it on the timeline."""
     team, user = event.get("team", ""), event.get("user", "")
-    person = person_for_slack_user(team, user).person
+    mapping = person_for_slack_user(team, user)
+    person = mapping.person
     data = {"via": "slack", "slack_user": user, "ts": event.get("ts", "")}
     if event.get("thread_ts"):
         data["thread_ts"] = event["thread_ts"]
     if person is not None:
         body, kind, who = text, MessageKind.CHAT, ""
     else:
-        who = f"{_name(team, user, '') or user} {NOT_A_PERSON}"
+        why = NOT_CHECKED if mapping.problem == COULD_NOT_CHECK else NOT_A_PERSON
+        who = f"{_name(team, user, '') or user} {why}"
         body, kind = f"**{escape_markdown(who)}**: {text}", MessageKind.BOT
     if len(body) > MAX_BODY:
         body = body[: MAX_BODY - len(_TOO_LONG)] + _TOO_LONG

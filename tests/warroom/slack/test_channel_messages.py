@@ -233,3 +233,15 @@ def test_a_shared_file_is_said(event, fake_slack, bob_on_slack, incident):
 def test_slack_text_as_markdown(slack, markdown):
     names = {"U0BOB": "bob"}
     assert from_slack(slack, lambda user: names.get(user, "")) == markdown
+
+
+def test_slack_down_still_lets_the_conversation_through(event, fake_slack, incident):
+    fake_slack.add_user("U0JANE", "jane@example.com")
+    fake_slack.fail_next("users.info", count=3)
+    _, sent = event(message_event("db-1 is back", user="U0JANE"))
+    sent.run()
+    [message] = said(incident)
+    assert message.author is None
+    assert message.body == (
+        r"**U0JANE \(Slack; Muster could not check who this is\)**: db-1 is back"
+    )
