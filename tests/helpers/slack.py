@@ -35,13 +35,15 @@ def signed_headers(
     return headers
 
 
-def command_form(text: str, response_url: str, *, user_id: str = BOB_SLACK) -> dict[str, str]:
-    """The form Slack posts for `/muster <text>`."""
+def command_form(
+    text: str, response_url: str, *, user_id: str = BOB_SLACK, channel_id: str = "C0INCIDENTS"
+) -> dict[str, str]:
+    """The form Slack posts for `/muster <text>`, typed in `channel_id`."""
     return {
         "token": "deprecated-verification-token",
         "team_id": TEAM_ID,
         "team_domain": "muster-test",
-        "channel_id": "C0INCIDENTS",
+        "channel_id": channel_id,
         "channel_name": "incidents",
         "user_id": user_id,
         "user_name": "bob",
@@ -82,3 +84,58 @@ def mention_event(text: str, *, user: str = BOB_SLACK, **event: Any) -> dict[str
 
 def json_body(payload: Any) -> bytes:
     return json.dumps(payload).encode()
+
+
+INCIDENT_CHANNEL = "C0INC1042"
+
+
+def message_event(
+    text: str, *, user: str = BOB_SLACK, channel: str = INCIDENT_CHANNEL, **event: Any
+) -> dict[str, Any]:
+    """An Events API `event_callback` carrying a `message` (the `message.channels` event)."""
+    payload = mention_event(text, user=user, **event)
+    payload["event"].update(type="message", channel=channel, channel_type="channel")
+    return payload
+
+
+def block_actions(
+    action_id: str,
+    value: str,
+    response_url: str,
+    *,
+    user: str = BOB_SLACK,
+    channel: str = INCIDENT_CHANNEL,
+) -> dict[str, Any]:
+    """The `payload` Slack posts for a click on a Block Kit button of the bot's post."""
+    ts = f"{time.time():.6f}"
+    return {
+        "type": "block_actions",
+        "user": {"id": user, "username": "bob", "name": "bob", "team_id": TEAM_ID},
+        "api_app_id": "A0MUSTER",
+        "token": "deprecated-verification-token",
+        "container": {"type": "message", "message_ts": ts, "channel_id": channel},
+        "trigger_id": f"{time.time():.0f}.{uuid.uuid4().hex[:12]}",
+        "team": {"id": TEAM_ID, "domain": "muster-test"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel, "name": "inc-1042-disk-full-on-db-1"},
+        "message": {"type": "message", "ts": ts, "text": "Incident opened", "blocks": []},
+        "state": {"values": {}},
+        "response_url": response_url,
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": "muster_incident",
+                "text": {"type": "plain_text", "text": action_id},
+                "value": value,
+                "type": "button",
+                "action_ts": ts,
+            }
+        ],
+    }
+
+
+def interactivity_body(payload: Any) -> bytes:
+    """The form Slack posts to the interactivity URL: one field, `payload`, of JSON."""
+    raw = payload if isinstance(payload, str) else json.dumps(payload)
+    return form_body({"payload": raw})

@@ -41,6 +41,11 @@ def addressed_command(text: str) -> str | None:
     bot = _BOT_NAME.match(stripped)
     if bot is not None:
         return stripped[bot.end() :].strip()
-    if _VERB_INCIDENT.fullmatch(stripped):
-        return stripped
-    return None
+    return verb_incident_command(stripped)
+
+
+def verb_incident_command(text: str) -> str | None:
+    """Return `text` trimmed when it is exactly "<verb> incident <N>" (a command without any
+    prefix, in a room or in an incident's chat channel), else None."""
+    stripped = text.strip()
+    return stripped if _VERB_INCIDENT.fullmatch(stripped) else None

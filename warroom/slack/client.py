@@ -54,6 +54,7 @@ class Profile:
     email_confirmed: bool
     deleted: bool = False
     is_bot: bool = False
+    name: str = ""  # the display name, else the real name, else the handle
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ def user_profile(user_id: str) -> Profile:
         email_confirmed=bool(user.get("is_email_confirmed", False)),
         deleted=bool(user.get("deleted", False)),
         is_bot=bool(user.get("is_bot", False)),
+        name=str(profile.get("display_name") or profile.get("real_name") or user.get("name") or ""),
     )
 
 
@@ -146,9 +148,17 @@ def post_ephemeral(channel: str, user: str, text: str, *, thread_ts: str | None 
     call("chat.postEphemeral", **payload)
 
 
-def respond(response_url: str, text: str, *, in_channel: bool) -> None:
-    """Answer a slash command through its `response_url` (valid 30 minutes, 5 times)."""
-    payload = {"response_type": "in_channel" if in_channel else "ephemeral", "text": text}
+def respond(
+    response_url: str, text: str, *, in_channel: bool, replace_original: bool | None = None
+) -> None:
+    """Answer a slash command or a button click through its `response_url` (valid 30 minutes,
+    5 times); a click's answer says `replace_original: false`, so the bot's post stays."""
+    payload: dict[str, Any] = {
+        "response_type": "in_channel" if in_channel else "ephemeral",
+        "text": text,
+    }
+    if replace_original is not None:
+        payload["replace_original"] = replace_original
     try:
         answered = httpx.post(response_url, json=payload, timeout=TIMEOUT_SECONDS)
     except httpx.HTTPError as exc:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 
 from django.conf import settings
+
+from core.text import escape_markdown
 
 _LINK = re.compile(r"\[((?:\\.|[^\]\\])*)\]\(([^)\s]+)\)")
 _BACKSLASHED = re.compile(r"\\([!-/:-@\[-`{-~])")
@@ -59,3 +62,49 @@ def _absolute(url: str) -> str:
     if url.startswith("/"):
         url = settings.PUBLIC_URL + url
     return escape(url).replace("|", "%7C")
+
+
+# What people write, as Slack sends it: `<…>` are Slack's own elements (mentions, channels,
+# links), `&amp;`, `&lt;` and `&gt;` what they typed.
+_ELEMENT = re.compile(r"<([^<>]*)>")
+_MENTION_MOST = 5  # mentions looked up in one message; the rest stay as Slack's ids
+
+
+def from_slack(text: str, name_of: Callable[[str], str]) -> str:
+    """Return what someone wrote in Slack as Muster's Markdown, as they wrote it: `<@U…>` as
+    `@name` (`name_of(user_id)`, for the first few), `<#C…|name>` as `#name`, `<!here>` as
+    `@here`, `<url|text>` as a Markdown link and `<url>` as the URL, then Slack's `&amp;`,
+    `&lt;` and `&gt;` undone. Names and link texts from Slack are escaped for Markdown."""
+    looked_up: dict[str, str] = {}
+
+    def element(match: re.Match[str]) -> str:
+        inner = html.unescape(match.group(1))
+        target, _, label = inner.partition("|")
+        if target.startswith("@"):
+            user = target[1:]
+            if label:
+                return "@" + escape_markdown(label.lstrip("@"))
+            if user not in looked_up and len(looked_up) < _MENTION_MOST:
+                looked_up[user] = name_of(user)
+            return "@" + escape_markdown(looked_up.get(user) or user)
+        if target.startswith("#"):
+            return "#" + escape_markdown(label or target[1:])
+        if target.startswith("!"):
+            special = target[1:].split("^", 1)[0]
+            return escape_markdown(label) if label else "@" + escape_markdown(special)
+        if not label or label == target or target == f"mailto:{label}":
+            return target.removeprefix("mailto:")
+        return f"[{escape_markdown(label)}]({target.replace(')', '%29').replace(' ', '%20')})"
+
+    parts = []
+    position = 0
+    for match in _ELEMENT.finditer(text):
+        parts.append(_unescape(text[position : match.start()]))
+        parts.append(element(match))
+        position = match.end()
+    parts.append(_unescape(text[position:]))
+    return "".join(parts)
+
+
+def _unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

@@ -2,7 +2,10 @@
 
 A slash command runs as the person the Slack user is and is answered through its
 `response_url`; an `@muster` mention is answered in its thread with `chat.postMessage` (or only
-to its author, `chat.postEphemeral`, when nothing changed). A Slack user Muster cannot map gets
+to its author, `chat.postEphemeral`, when nothing changed); a button click on the bot's post is
+answered through the click's `response_url`; a message in an incident channel is a command or
+conversation (warroom.slack.channel_messages). Typed in an incident's own channel, a command
+that names no incident means that one, as in a Muster room. A Slack user Muster cannot map gets
 a private answer saying why, and nothing changes. `link` is answered privately with a one-time
 link (warroom.slack.links).
 """
@@ -14,16 +17,16 @@ import re
 from typing import Any
 
 from celery import shared_task
-from django.db import transaction
 
-from warroom.slack import client, links
-from warroom.slack.people import person_for_slack_user
-from warroom.surfaces.registry import SURFACES
+from warroom.slack import answering, client, links
+from warroom.slack.channel_messages import heard, incident_in
 
 log = logging.getLogger(__name__)
 
 COMMAND_TASK = "warroom.slack_command"
 MENTION_TASK = "warroom.slack_mention"
+MESSAGE_TASK = "warroom.slack_message"
+BUTTON_TASK = "warroom.slack_button"
 
 # "<@U0BOT> ack 1042": the mention Slack writes for @muster, and what may follow it.
 _MENTION = re.compile(r"^\s*<@[A-Z0-9]+(?:\|[^>]*)?>[\s:,]*")
@@ -41,15 +44,29 @@ def slash_command(form: dict[str, str]) -> None:
     """Run a `/muster …` command Slack posted (its form fields) and answer its response_url."""
     if links.is_link(form.get("text", "")):
         answer = links.link_answer(form.get("team_id", ""), form.get("user_id", ""))
-        _respond(form["response_url"], answer, in_channel=False)
+        answering.respond(form["response_url"], answer, in_channel=False)
         return
-    mapping = person_for_slack_user(form.get("team_id", ""), form.get("user_id", ""))
-    if mapping.person is None:
-        _respond(form["response_url"], mapping.problem, in_channel=False)
-        return
-    with transaction.atomic():
-        answer = SURFACES["slack"].answer(command_text(form.get("text", "")), user=mapping.person)
-    _respond(form["response_url"], answer.text, in_channel=answer.in_channel)
+    answering.through_response_url(
+        team=form.get("team_id", ""),
+        user=form.get("user_id", ""),
+        response_url=form["response_url"],
+        text=command_text(form.get("text", "")),
+        incident=incident_in(form.get("channel_id", "")),
+    )
+
+
+@shared_task(name=BUTTON_TASK, ignore_result=True)
+def button_click(click: dict[str, str]) -> None:
+    """Run the command of a button on the bot's post and answer through the click's
+    response_url, leaving the post as it is."""
+    answering.through_response_url(
+        team=click.get("team", ""),
+        user=click.get("user", ""),
+        response_url=click["response_url"],
+        text=click.get("command", ""),
+        incident=incident_in(click.get("channel", "")),
+        replace_original=False,
+    )
 
 
 @shared_task(name=MENTION_TASK, ignore_result=True)
@@ -63,26 +80,23 @@ def app_mention(event: dict[str, Any]) -> None:
     except (client.SlackUnavailable, client.SlackRefused):
         log.warning("Slack auth.test failed; the mention's bot_id was checked already")
     team, text = str(event.get("team", "")), command_text(str(event.get("text", "")))
-    try:
-        if links.is_link(text):
+    if links.is_link(text):
+        try:
             client.post_ephemeral(channel, user, links.link_answer(team, user), thread_ts=thread)
-            return
-        mapping = person_for_slack_user(team, user)
-        if mapping.person is None:
-            client.post_ephemeral(channel, user, mapping.problem, thread_ts=thread)
-            return
-        with transaction.atomic():
-            answer = SURFACES["slack"].answer(text, user=mapping.person)
-        if answer.in_channel:
-            client.post_message(channel, answer.text, thread_ts=thread)
-        else:
-            client.post_ephemeral(channel, user, answer.text, thread_ts=thread)
-    except (client.SlackUnavailable, client.SlackRefused) as exc:
-        log.warning("Slack did not take the answer to a mention: %s", exc)
+        except (client.SlackUnavailable, client.SlackRefused) as exc:
+            log.warning("Slack did not take the answer to a mention: %s", exc)
+        return
+    answering.in_thread(
+        team=team,
+        channel=channel,
+        user=user,
+        thread=thread,
+        text=text,
+        incident=incident_in(channel),
+    )
 
 
-def _respond(response_url: str, text: str, *, in_channel: bool) -> None:
-    try:
-        client.respond(response_url, text, in_channel=in_channel)
-    except client.SlackUnavailable as exc:
-        log.warning("Slack did not take a slash command's answer: %s", exc)
+@shared_task(name=MESSAGE_TASK, ignore_result=True)
+def channel_message(event: dict[str, str]) -> None:
+    """Act on a message someone wrote in an incident's Slack channel."""
+    heard(event)

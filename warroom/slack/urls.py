@@ -9,4 +9,5 @@ from warroom.slack import views
 urlpatterns = [
     path("commands/", views.slash_command, name="slack-commands"),
     path("events/", views.events, name="slack-events"),
+    path("interactivity/", views.interactivity, name="slack-interactivity"),
 ]

@@ -1,5 +1,6 @@
-"""Slack's requests: every one verified (v0 signature, 5 minutes, once), answered at once, the
-work queued for a worker (warroom.slack.tasks) within the request's transaction.
+"""Slack's requests (slash commands, events, button clicks): every one verified (v0 signature,
+5 minutes, once), answered at once, the work queued for a worker (warroom.slack.tasks) within
+the request's transaction.
 
 Refusals use the API's JSON error shape: 404 when Slack is not configured, 401 for a request
 that is unsigned, forged, stale or replayed, 400 for one Slack would never send.
@@ -19,8 +20,9 @@ from django.views.decorators.http import require_POST
 
 from core.api_errors import error_json
 from warroom import replay
-from warroom.slack import verify
-from warroom.slack.tasks import COMMAND_TASK, MENTION_TASK
+from warroom.slack import answering, buttons, verify
+from warroom.slack.channel_messages import SPOKEN_SUBTYPES, incident_in
+from warroom.slack.tasks import BUTTON_TASK, COMMAND_TASK, MENTION_TASK, MESSAGE_TASK
 
 log = logging.getLogger(__name__)
 
@@ -111,19 +113,100 @@ def _event(payload: dict[str, Any], retry: str) -> HttpResponse:
     if not replay.first_time(replay.slack_event_key(event_id)):
         log.info("Slack event %s seen before (retry %s): not acted on again", event_id[:40], retry)
         return HttpResponse(status=200)
-    if event.get("type") != "app_mention" or event.get("bot_id") or event.get("subtype"):
-        # Muster's own posts and other bots' carry a bot_id; `message` events in incident
-        # channels wait for channel-per-incident.
-        return HttpResponse(status=200)
-    mention = {
+    if event.get("bot_id"):
+        return HttpResponse(status=200)  # Muster's own posts and other bots' carry a bot_id
+    fields = {
         "team": str(payload.get("team_id", ""))[:FIELD_MOST],
         **{
             name: str(event.get(name, ""))[: TEXT_MOST if name == "text" else FIELD_MOST]
             for name in ("user", "channel", "text", "ts", "thread_ts")
         },
     }
-    _queue(MENTION_TASK, mention)
+    if event.get("type") == "app_mention" and not event.get("subtype"):
+        _queue(MENTION_TASK, fields)
+    elif (
+        event.get("type") == "message"
+        and str(event.get("subtype") or "") in SPOKEN_SUBTYPES
+        and incident_in(fields["channel"]) is not None
+    ):
+        # Someone writing in an incident's own channel (edits, deletions, joins are not).
+        _queue(MESSAGE_TASK, {**fields, "files": _file_names(event.get("files"))})
     return HttpResponse(status=200)
+
+
+def _file_names(files: Any) -> str:
+    """The names of the files a `file_share` message shared, for the room to say."""
+    if not isinstance(files, list):
+        return ""
+    names = [
+        str(file.get("name") or file.get("title") or "a file")
+        for file in files
+        if isinstance(file, dict)
+    ]
+    return ", ".join(names)[:FIELD_MOST]
+
+
+@csrf_exempt
+@require_POST
+def interactivity(request: HttpRequest) -> HttpResponse:
+    """A click on a button of the bot's post: answered 200 at once; a task runs its command
+    as the person and answers through the click's response_url. The link button
+    ("Open in Muster") and anything else: 200, nothing done."""
+    refused = _refusal(request)
+    if refused is not None:
+        return refused
+    click = _click(request.POST.get("payload", ""))
+    if isinstance(click, JsonResponse):
+        return click
+    try:
+        with transaction.atomic():
+            if not verify.first_time(request):
+                return error_json(401, "This Slack request was already received.")
+            if click is not None:
+                _queue(BUTTON_TASK, click)
+    except QueueUnavailable:
+        if click is not None:
+            answering.respond(
+                click["response_url"], NOT_QUEUED, in_channel=False, replace_original=False
+            )
+    return HttpResponse(status=200)
+
+
+def _click(raw: str) -> dict[str, str] | JsonResponse | None:
+    """Return what a `block_actions` payload asks of a worker; None for nothing to do (a link
+    button, an action that is not Muster's, another kind of interaction), or the 400."""
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        return error_json(400, "payload is not JSON.")
+    if not isinstance(payload, dict):
+        return error_json(400, "payload is not a JSON object.")
+    if payload.get("type") != "block_actions":
+        return None
+    actions, user = payload.get("actions"), payload.get("user")
+    if not isinstance(actions, list) or not actions or not isinstance(actions[0], dict):
+        return error_json(400, "A block_actions payload needs its actions.")
+    if not isinstance(user, dict):
+        return error_json(400, "A block_actions payload needs its user.")
+    team, channel = payload.get("team"), payload.get("channel")
+    fields = {
+        "action_id": actions[0].get("action_id"),
+        "value": actions[0].get("value", ""),
+        "user": user.get("id"),
+        "team": (team.get("id") if isinstance(team, dict) else None) or user.get("team_id"),
+        "channel": channel.get("id", "") if isinstance(channel, dict) else "",
+        "response_url": payload.get("response_url"),
+    }
+    if not all(isinstance(value, str) for value in fields.values()):
+        return error_json(400, "A block_actions payload needs its action, user and team.")
+    if any(len(value) > FIELD_MOST for value in fields.values()):
+        return error_json(400, "A field is too long.")
+    command = buttons.command_for(fields["action_id"], fields["value"])
+    if command is None:
+        return None  # "Open in Muster" (a link) or an action that is not Muster's
+    if not fields["user"] or not fields["response_url"].startswith(("https://", "http://")):
+        return error_json(400, "A button click needs its user and response_url.")
+    return {**fields, "command": command}
 
 
 class QueueUnavailable(Exception):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from accounts.models import User
-from incidents.models import Source
+from incidents.models import Incident, Source
 from warroom.commands.parser import ParseError, parse
 from warroom.execute import run
 from warroom.replies import Reply
@@ -31,12 +31,13 @@ class Answer:
     changed: bool = False
 
 
-def answer(text: str, *, user: User) -> Answer:
-    """Run `text` (what followed `/muster` or `@muster`) as `user` and render the answer."""
+def answer(text: str, *, user: User, incident: Incident | None = None) -> Answer:
+    """Run `text` (what followed `/muster` or `@muster`) as `user` and render the answer;
+    `incident` is the one whose channel it was typed in, meant when the text names none."""
     parsed = parse(text, surface=SOURCE)
     if isinstance(parsed, ParseError):
         return Answer(mrkdwn(parsed.message))  # the closest command's help, or the list
-    reply = run(parsed, user=user, source=SOURCE)
+    reply = run(parsed, user=user, source=SOURCE, incident=incident)
     return rendered(reply)
 
 

@@ -12,8 +12,10 @@ from tests.helpers.celery_tasks import SentTask, sent_tasks
 from tests.helpers.slack import (
     BOB_SLACK,
     SIGNING_SECRET,
+    block_actions,
     command_form,
     form_body,
+    interactivity_body,
     json_body,
     signed_headers,
 )
@@ -21,9 +23,12 @@ from warroom.slack import tasks
 
 COMMANDS = "/slack/commands/"
 EVENTS = "/slack/events/"
+INTERACTIVITY = "/slack/interactivity/"
 TASKS: dict[str, Callable[..., None]] = {
     tasks.COMMAND_TASK: tasks.slash_command,
     tasks.MENTION_TASK: tasks.app_mention,
+    tasks.MESSAGE_TASK: tasks.channel_message,
+    tasks.BUTTON_TASK: tasks.button_click,
 }
 
 
@@ -43,11 +48,13 @@ def bob_on_slack(fake_slack, bob):
 
 
 class Sent(list):
-    """The tasks a request queued; `run()` runs them as a worker would, afterwards."""
+    """The tasks a request queued; `run()` runs the Slack app's ones as a worker would,
+    afterwards (the chat outbox's deliveries are tested with the outbox)."""
 
     def run(self) -> None:
         for task in self:
-            TASKS[task.name](*task.args)
+            if task.name in TASKS:
+                TASKS[task.name](*task.args)
 
 
 @pytest.fixture
@@ -87,5 +94,20 @@ def event(post_signed, fake_slack):
     return post
 
 
+@pytest.fixture
+def click(post_signed, fake_slack):
+    """A click on the bot's button `action_id` with `value`, as Slack posts it: returns
+    (response, queued tasks, response_url)."""
+
+    def post(action_id: str, value: str, **fields: Any) -> tuple[Any, Sent, str]:
+        url = fake_slack.response_url()
+        body = interactivity_body(block_actions(action_id, value, url, **fields))
+        response, sent = post_signed(INTERACTIVITY, body, "application/x-www-form-urlencoded")
+        return response, sent, url
+
+    return post
+
+
 def sent_names(sent: list[SentTask]) -> list[str]:
-    return [task.name for task in sent]
+    """The Slack app's tasks among `sent` (not the chat outbox's deliveries)."""
+    return [task.name for task in sent if task.name in TASKS]

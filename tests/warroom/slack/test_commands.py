@@ -12,6 +12,7 @@ from muster.celery import app
 from tests.fakes.slack import Failure
 from tests.helpers.slack import BOB_SLACK, command_form, form_body
 from tests.warroom.slack.conftest import COMMANDS, sent_names
+from warroom.models import ChatChannel, ChatChannelState
 from warroom.slack.people import COULD_NOT_CHECK
 from warroom.slack.tasks import COMMAND_TASK
 from warroom.slack.views import NOT_QUEUED
@@ -279,3 +280,29 @@ def test_a_broker_that_is_down_gets_a_clear_answer_and_a_second_try_works(
     incident.refresh_from_db()
     assert incident.status == Status.ACKNOWLEDGED
     assert fake_slack.answers(url)[0]["response_type"] == "in_channel"
+
+
+def test_in_an_incident_channel_the_number_is_optional(slash, fake_slack, bob_on_slack, incident):
+    ChatChannel.objects.update_or_create(
+        platform="slack",
+        incident=incident,
+        defaults={"state": ChatChannelState.READY, "name": "inc-x", "channel_id": "C0INC1042"},
+    )
+    _, sent, url = slash("ack", channel_id="C0INC1042")
+    sent.run()
+    incident.refresh_from_db()
+    assert incident.status == Status.ACKNOWLEDGED
+    entry = incident.timeline.get(kind=EntryKind.ACKNOWLEDGED)
+    assert entry.message == "Acknowledged by bob via Slack"
+    [answer] = fake_slack.answers(url)
+    assert answer["response_type"] == "in_channel"
+
+
+def test_elsewhere_the_number_is_asked_for(slash, fake_slack, bob_on_slack, incident):
+    _, sent, url = slash("ack")  # in #incidents, no incident's own channel
+    sent.run()
+    incident.refresh_from_db()
+    assert incident.status == Status.TRIGGERED
+    [answer] = fake_slack.answers(url)
+    assert answer["response_type"] == "ephemeral"
+    assert answer["text"] == "Which incident? Add its number, e.g. ack 1042"

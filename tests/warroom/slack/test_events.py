@@ -74,7 +74,7 @@ def test_a_retried_event_acts_once(event, fake_slack, bob_on_slack, incident):
     payload = mention_event(f"<@{BOT_USER_ID}> note {incident.number} rolled back")
     first, sent = event(payload)
     # Slack's retry: the same event_id, a new request (new timestamp, so a new signature).
-    retry, sent_again = event(payload, age=1, headers={"HTTP_X_SLACK_RETRY_NUM": "1"})
+    retry, sent_again = event(payload, age=30, headers={"HTTP_X_SLACK_RETRY_NUM": "1"})
     assert (first.status_code, retry.status_code) == (200, 200)
     assert sent_names(sent) == [MENTION_TASK]
     assert sent_again == []
@@ -104,13 +104,6 @@ def test_a_mention_from_the_bots_user_is_ignored_by_the_worker(
     assert fake_slack.posts == []
     incident.refresh_from_db()
     assert incident.status == Status.TRIGGERED
-
-
-def test_message_events_wait_for_channel_per_incident(event, fake_slack, bob_on_slack, incident):
-    payload = mention_event(f"ack incident {incident.number}")
-    payload["event"]["type"] = "message"
-    response, sent = event(payload)
-    assert (response.status_code, sent) == (200, [])
 
 
 @pytest.mark.parametrize(
@@ -165,7 +158,7 @@ def test_a_broker_that_is_down_gets_503_and_slacks_retry_acts(
         first, sent = event(payload)
     assert first.status_code == 503 and sent == []
     # The event_id was not kept: Slack's retry is acted on.
-    retry, sent = event(payload, age=1, headers={"HTTP_X_SLACK_RETRY_NUM": "1"})
+    retry, sent = event(payload, age=30, headers={"HTTP_X_SLACK_RETRY_NUM": "1"})
     assert retry.status_code == 200 and sent_names(sent) == [MENTION_TASK]
     sent.run()
     assert incident.timeline.filter(kind=EntryKind.NOTE).count() == 1
