@@ -32,10 +32,12 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
+
+from tests.fakes.loopback import LoopbackServer
 
 DEFAULT_BOT_TOKEN = "fakemattermostbottoken000000"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -119,8 +121,10 @@ class Response:
     received_at: float = field(default_factory=time.time)
 
 
-class FakeMattermost:
+class FakeMattermost(LoopbackServer):
     """Mattermost's API v4 on 127.0.0.1, in a thread; see the module docstring."""
+
+    thread_name = "fake-mattermost"
 
     def __init__(self, *, bot_token: str = DEFAULT_BOT_TOKEN, per_second: int = 10) -> None:
         self.bot_token = bot_token
@@ -132,34 +136,10 @@ class FakeMattermost:
         self._next: deque[tuple[int, float]] = deque()  # (status, retry-after) to answer next
         self.requests: list[Recorded] = []
         self.responses: list[Response] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._bind()
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeMattermost:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="fake-mattermost", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._server.server_close()
-
-    def __enter__(self) -> FakeMattermost:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     # --- what the server knows and does next ---------------------------------------------------
 

@@ -30,8 +30,10 @@ import urllib.parse
 import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.loopback import LoopbackServer
 
 DEFAULT_TOKEN = "xoxb-fake-slack-bot-token"
 TEAM_ID = "T0MUSTER"
@@ -113,7 +115,7 @@ class Failure:
 
 
 @dataclass
-class FakeSlack:
+class FakeSlack(LoopbackServer):
     token: str = DEFAULT_TOKEN
     limits: dict[str, tuple[int, float]] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
 
@@ -125,11 +127,10 @@ class FakeSlack:
         self._failures: dict[str, deque[Failure]] = defaultdict(deque)
         self._seen: dict[tuple[str, str], deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
 
-    # --- running ----------------------------------------------------------------------------
+    # --- running (start, stop, url, the context manager: LoopbackServer) ----------------------
 
-    def start(self) -> FakeSlack:
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -142,27 +143,7 @@ class FakeSlack:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeSlack:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start the fake first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return Handler
 
     @property
     def api_url(self) -> str:
