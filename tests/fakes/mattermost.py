@@ -19,7 +19,8 @@ introduction.yaml) documents them:
   `POST /posts` (201; 403 for a channel the bot cannot post in, 400
   `api.post.create_post.can_not_post_to_deleted.error` for an archived one; buttons get ids and
   come back without their `integration`, which stays on the server), `POST /hooks/outgoing`
-  (201, with `token`; 403 for a private channel) and `DELETE /hooks/outgoing/{id}`;
+  (201, with `token`; 403 for a private channel, 500 for one intersecting another) and
+  `DELETE /hooks/outgoing/{id}`;
 - rate limiting as Mattermost's (throttled) limiter does it: every answer carries
   `X-Ratelimit-Limit`, `X-Ratelimit-Remaining` and `X-Ratelimit-Reset`; over the limit, `429`
   with `Retry-After` and the plain-text body `limit exceeded`. `per_second` sets the limit;
@@ -32,8 +33,10 @@ introduction.yaml) documents them:
 What the Mattermost server sends Muster: `send_command` posts a slash command as Mattermost does
 (form-encoded, the command's token both as the `token` field and as `Authorization: Token …`);
 `user_posts(channel_id, user, text)` records a user's post and calls the outgoing webhooks it
-triggers (public channels only; never for a bot's post); `click(post_id, action_id, user)` POSTs
-a button's `integration.url` and applies the answer's `update` to the post.
+triggers, returning their answers (public channels only; a webhook's own answer posted back fires
+nothing, but the bot's posts through `POST /posts` do fire, in a thread, as the server's do:
+`wait_for_deliveries`); `click(post_id, action_id, user)` POSTs a button's `integration.url` and
+applies the answer's `update` to the post.
 
 In a test: `with FakeMattermost() as fake:`.
 """

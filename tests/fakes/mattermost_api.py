@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
@@ -68,6 +69,7 @@ class Resources:
         self.channels: dict[str, FakeChannel] = {}
         self.posts: list[FakePost] = []
         self.hooks: dict[str, FakeHook] = {}
+        self.deliveries: list[tuple[str, str, dict[str, Any], httpx.Response | Exception]] = []
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., Answer]]] = [
             ("GET", re.compile(r"/api/v4/teams/name/(?P<name>[^/]+)"), self._team_by_name),
             ("POST", re.compile(r"/api/v4/channels"), self._create_channel),
@@ -221,6 +223,7 @@ class Resources:
         post = FakePost(new_id(), channel.id, self.bot.id, str(sent.get("message", "")))
         post.root_id, post.props = root_id, props
         self.posts.append(post)
+        threading.Thread(target=self._fire_hooks, args=(post, self.bot), daemon=True).start()
         return 201, post.json()
 
     def _create_hook(self, sent: dict[str, Any]) -> Answer:
@@ -232,11 +235,11 @@ class Resources:
             channel = self.channels.get(channel_id)
             if channel is None:
                 return _err(*_NO_CHANNEL)
-            if channel.type != "O":
+            if channel.type != "O":  # app.CreateOutgoingWebhook answers this id for it
                 return _err(
                     403,
-                    "api.webhook.create_outgoing.not_open.app_error",
-                    "Outgoing webhooks can only be created for public channels.",
+                    "api.outgoing_webhook.disabled.app_error",
+                    "Outgoing webhooks have been disabled by the system admin.",
                 )
             if channel.team_id != team_id:
                 return _err(
@@ -254,6 +257,18 @@ class Resources:
             return _err(
                 400, "model.outgoing_hook.is_valid.callback.app_error", "Invalid callback urls."
             )
+        for other in self.hooks.values():
+            if (
+                other.channel_id == channel_id
+                and set(other.callback_urls) & set(urls)
+                and set(other.trigger_words) & set(words)
+            ):
+                return _err(
+                    500,
+                    "api.webhook.create_outgoing.intersect.app_error",
+                    "Outgoing webhooks from the same channel cannot have the same trigger "
+                    "words/callback URLs.",
+                )
         hook = FakeHook(
             new_id(), new_id(), team_id, channel_id, str(sent.get("display_name", "")), urls
         )
@@ -275,43 +290,55 @@ class Resources:
     def user_posts(
         self, channel_id: str, user: FakeUser, text: str, *, root_id: str = ""
     ) -> tuple[FakePost, list[httpx.Response]]:
-        """`user` writes `text` in the channel: the post is recorded and every outgoing webhook it
-        triggers is called, as Mattermost calls them (not for a bot's or a webhook's own posts);
-        a JSON answer with `text` is posted back in the channel, as Mattermost does."""
+        """`user` writes `text` in the channel: the post is recorded and the outgoing webhooks it
+        triggers are called (synchronously here; returns their answers)."""
         with self._lock:
-            channel = self.channels[channel_id]
-            team = self.teams[channel.team_id]
             post = FakePost(new_id(), channel_id, user.id, text, root_id=root_id)
             self.posts.append(post)
+        return post, self._fire_hooks(post, user)
+
+    def _fire_hooks(self, post: FakePost, user: FakeUser) -> list[httpx.Response]:
+        """What app.handleWebhookEvents does: public channels only; a channel's hook without
+        trigger words fires on every post, else the first word must match. A webhook's own answer
+        (`from_webhook`) fires nothing; a bot's API post does fire (Mattermost does not skip it)."""
+        with self._lock:
+            channel = self.channels[post.channel_id]
+            team = self.teams[channel.team_id]
             hooks = [
                 (hook, word)
                 for hook in self.hooks.values()
                 if hook.team_id == team.id
-                and hook.channel_id in ("", channel_id)
-                and (word := hook.trigger(text)) is not None
+                and hook.channel_id in ("", channel.id)
+                and (word := hook.trigger(post.message)) is not None
             ]
-        if user.is_bot or user.id == self.bot.id or channel.type != "O":
-            return post, []
+        if channel.type != "O" or post.props.get("from_webhook") == "true":
+            return []
         answers = []
         for hook, word in hooks:
             payload = {
                 "token": hook.token,
                 "team_id": team.id,
                 "team_domain": team.name,
-                "channel_id": channel_id,
+                "channel_id": channel.id,
                 "channel_name": channel.name,
                 "timestamp": post.create_at,
                 "user_id": user.id,
                 "user_name": user.username,
                 "post_id": post.id,
-                "text": text,
+                "text": post.message,
                 "trigger_word": word,
                 "file_ids": "",
             }
             for url in hook.callback_urls:
-                answers.append(self._send_hook(hook, url, payload))
-                self._post_back(channel_id, post, answers[-1])
-        return post, answers
+                try:
+                    answer = self._send_hook(hook, url, payload)
+                except httpx.HTTPError as error:  # Mattermost logs it and goes on
+                    self.deliveries.append((hook.id, url, payload, error))
+                    continue
+                self.deliveries.append((hook.id, url, payload, answer))
+                answers.append(answer)
+                self._post_back(hook, post, answer)
+        return answers
 
     @staticmethod
     def _send_hook(hook: FakeHook, url: str, payload: dict[str, Any]) -> httpx.Response:
@@ -321,17 +348,31 @@ class Resources:
                 return client.post(url, json=payload, headers=headers)
             return client.post(url, data={k: str(v) for k, v in payload.items()}, headers=headers)
 
-    def _post_back(self, channel_id: str, post: FakePost, answer: httpx.Response) -> None:
+    def _post_back(self, hook: FakeHook, post: FakePost, answer: httpx.Response) -> None:
+        """An answer with `text` or `attachments` becomes a post by the hook's creator."""
         try:
             sent = answer.json()
         except ValueError:
             return
-        if answer.status_code == 200 and isinstance(sent, dict) and sent.get("text"):
-            root = (post.root_id or post.id) if sent.get("response_type") == "comment" else ""
-            reply = FakePost(new_id(), channel_id, self.bot.id, str(sent["text"]), root_id=root)
-            reply.props = {"from_webhook": "true", **(sent.get("props") or {})}
-            with self._lock:
-                self.posts.append(reply)
+        if not isinstance(sent, dict) or not (sent.get("text") or sent.get("attachments")):
+            return
+        root = (post.root_id or post.id) if sent.get("response_type") == "comment" else ""
+        reply = FakePost(new_id(), post.channel_id, hook.creator_id, str(sent.get("text") or ""))
+        reply.root_id = root
+        reply.props = {**(sent.get("props") or {}), "webhook_display_name": hook.display_name}
+        if sent.get("attachments"):
+            reply.props["attachments"] = sent["attachments"]
+        reply.props["from_webhook"] = "true"
+        with self._lock:
+            self.posts.append(reply)
+
+    def wait_for_deliveries(self, count: int, timeout: float = 5.0) -> list[tuple]:
+        """Wait until `count` outgoing webhook calls were made (API posts fire them in a thread,
+        as Mattermost does); return (hook id, url, payload, response or error) for each."""
+        deadline = time.monotonic() + timeout
+        while len(self.deliveries) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return list(self.deliveries)
 
     def click(self, post_id: str, action_id: str, user: FakeUser) -> tuple[int, Any]:
         """`user` clicks the button `action_id` of the post: Mattermost POSTs to its

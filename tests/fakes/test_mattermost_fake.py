@@ -302,7 +302,7 @@ def test_outgoing_webhooks_on_public_channels_only(fake):
     assert created.json()["token"] and created.json()["channel_id"] == public.id
     refused = api(fake, "POST", "/hooks/outgoing", {**hook, "channel_id": private.id})
     assert refused.status_code == 403
-    assert refused.json()["id"] == "api.webhook.create_outgoing.not_open.app_error"
+    assert refused.json()["id"] == "api.outgoing_webhook.disabled.app_error"  # sic: the server's
     deleted = api(fake, "DELETE", f"/hooks/outgoing/{created.json()['id']}")
     assert (deleted.status_code, deleted.json()) == (200, {"status": "OK"})
     assert api(fake, "DELETE", f"/hooks/outgoing/{created.json()['id']}").status_code == 404
@@ -332,8 +332,27 @@ def test_a_users_post_calls_the_outgoing_webhook(fake, receiver):
     assert sent["timestamp"] == post.create_at
     reply = fake.posts_in(channel.id)[-1]
     assert (reply.message, reply.root_id, reply.props["from_webhook"]) == ("noted", post.id, "true")
-    assert fake.user_posts(channel.id, fake.bot, "from the bot")[1] == []
-    assert len(receiver.received) == 1
+    assert len(receiver.received) == 1  # the webhook's own answer fires nothing
+
+
+def test_the_bots_own_api_post_fires_the_hook_too(fake, receiver):
+    ops = fake.add_team("ops")
+    channel = fake.add_channel(ops, "inc")
+    hook = {
+        "team_id": ops.id,
+        "channel_id": channel.id,
+        "display_name": "muster",
+        "callback_urls": [receiver.url],
+        "content_type": "application/json",
+    }
+    api(fake, "POST", "/hooks/outgoing", hook)
+    assert api(fake, "POST", "/hooks/outgoing", hook).status_code == 201  # no trigger words
+    api(fake, "POST", "/posts", {"channel_id": channel.id, "message": "Sev1 opened"})
+    deliveries = fake.wait_for_deliveries(2)
+    assert [d[2]["user_id"] for d in deliveries] == [fake.bot.id, fake.bot.id]
+    clash = {**hook, "trigger_words": ["muster"]}
+    api(fake, "POST", "/hooks/outgoing", clash)
+    assert api(fake, "POST", "/hooks/outgoing", clash).status_code == 500  # intersecting
 
 
 def test_trigger_words_and_form_encoding(fake, receiver):
