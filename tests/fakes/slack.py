@@ -8,7 +8,8 @@ network, nothing patched. It serves, as Slack's Web API documents them:
   (the `users:read.email` scope's fields), or `{"ok": false, "error": "user_not_found"}`;
   `users.lookupByEmail` (`email`): the user, or `users_not_found`;
 - `conversations.create` / `invite` / `archive` / `info` / `list` (tests/fakes/slack_workspace.py):
-  channel names checked as Slack checks them, members and archiving recorded in `channels`;
+  channel names checked as Slack checks them, members and archiving recorded in `channels`
+  (by id); `add_channel(name, is_private=, members=)` sets up one that exists already;
 - `chat.postMessage` (`channel`, `text` and/or `blocks`, `thread_ts`) and `chat.postEphemeral`
   (`channel`, `user`, `text`), recorded in `posts` (`posts_in(channel)`); a message gets a unique,
   increasing `ts`. An archived channel is `is_archived`; a channel the fake does not know is

@@ -116,8 +116,9 @@ def channel_name_error(name: str) -> str | None:
     return None
 
 
-def new_channel_id(private: bool = False) -> str:
-    return f"{'G' if private else 'C'}0{next(_channel_numbers):08d}"
+def new_channel_id() -> str:
+    """A conversation id: "C…", private channels included (Slack stopped giving them "G…" ids)."""
+    return f"C0{next(_channel_numbers):08d}"
 
 
 def truthy(value: Any) -> bool:
@@ -139,7 +140,7 @@ class Conversations:
         self, name: str, *, is_private: bool = False, members: tuple[str, ...] = (BOT_USER_ID,)
     ) -> SlackChannel:
         """A channel that exists already (created by someone, the bot a member by default)."""
-        channel = SlackChannel(new_channel_id(is_private), name, is_private, members=[*members])
+        channel = SlackChannel(new_channel_id(), name, is_private, members=[*members])
         self.channels[channel.id] = channel
         return channel
 
