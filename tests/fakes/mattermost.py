@@ -10,14 +10,33 @@ introduction.yaml) documents them:
   `request_id`, `status_code`): 401 `api.context.session_expired.app_error` for a missing or
   wrong token, 400 `api.context.invalid_url_param.app_error` for what is not an id, 404
   `app.user.missing_account.const` for an unknown user;
+- teams, channels, posts and outgoing webhooks (tests/fakes/mattermost_api.py), as
+  api/v4/source/{teams,channels,posts,webhooks}.yaml document them: `GET /teams/name/{name}`
+  (a team set up with `add_team`), `POST /channels` (201; 400
+  `store.sql_channel.save_channel.exists.app_error` for a name the team has, and the model's
+  name / display name checks), `DELETE /channels/{id}` (archives: `delete_at`),
+  `POST /channels/{id}/members` (201 ChannelMember), `GET /users/email/{email}`,
+  `POST /posts` (201; 403 for a channel the bot cannot post in, 400
+  `api.post.create_post.can_not_post_to_deleted.error` for an archived one; buttons get ids and
+  come back without their `integration`, which stays on the server), `POST /hooks/outgoing`
+  (201, with `token`; 403 for a private channel, 500 for one intersecting another) and
+  `DELETE /hooks/outgoing/{id}`;
 - rate limiting as Mattermost's (throttled) limiter does it: every answer carries
   `X-Ratelimit-Limit`, `X-Ratelimit-Remaining` and `X-Ratelimit-Reset`; over the limit, `429`
   with `Retry-After` and the plain-text body `limit exceeded`. `per_second` sets the limit;
   `rate_limit_next(count, retry_after)` forces 429s; `fail_next(count, status)` other errors;
+  `hang_next(seconds)` carries the next request out but answers only after `seconds` (past the
+  client's timeout: outcome unknown; `processed=False`: not carried out, closed unanswered);
+  Mattermost down is `fake.stop()` (connections refused); `fake.start()` serves again, same url;
 - a `response_url`: `POST /hooks/commands/{id}` records the JSON it gets (`responses`).
 
-`send_command` posts a slash command to Muster as Mattermost does: form-encoded, the command's
-token both as the `token` field and as `Authorization: Token …`.
+What the Mattermost server sends Muster: `send_command` posts a slash command as Mattermost does
+(form-encoded, the command's token both as the `token` field and as `Authorization: Token …`);
+`user_posts(channel_id, user, text)` records a user's post and calls the outgoing webhooks it
+triggers, returning their answers (public channels only; a webhook's own answer posted back fires
+nothing, but the bot's posts through `POST /posts` do fire, in a thread, as the server's do:
+`wait_for_deliveries`); `click(post_id, action_id, user)` POSTs a button's `integration.url` and
+applies the answer's `update` to the post.
 
 In a test: `with FakeMattermost() as fake:`.
 """
@@ -26,77 +45,22 @@ from __future__ import annotations
 
 import json
 import secrets
-import string
 import threading
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
 
+from tests.fakes.loopback import LoopbackServer
+from tests.fakes.mattermost_api import Resources
+from tests.fakes.mattermost_model import FakeUser, app_error, is_id, new_id
+
 DEFAULT_BOT_TOKEN = "fakemattermostbottoken000000"
-_ID_ALPHABET = string.ascii_lowercase + string.digits
-
-
-def new_id() -> str:
-    """Return a Mattermost-shaped id: 26 lowercase letters and digits."""
-    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(26))
-
-
-def app_error(status: int, error_id: str, message: str) -> dict[str, Any]:
-    """Return Mattermost's error body."""
-    return {
-        "id": error_id,
-        "message": message,
-        "detailed_error": "",
-        "request_id": uuid.uuid4().hex[:26],
-        "status_code": status,
-        "is_oauth": False,
-    }
-
-
-@dataclass
-class FakeUser:
-    id: str
-    username: str
-    email: str
-    email_verified: bool = True
-    delete_at: int = 0
-    is_bot: bool = False
-    roles: str = "system_user"
-
-    def json(self) -> dict[str, Any]:
-        now = int(time.time() * 1000)
-        user = {
-            "id": self.id,
-            "create_at": now,
-            "update_at": now,
-            "delete_at": self.delete_at,
-            "username": self.username,
-            "auth_data": "",
-            "auth_service": "",
-            "email": self.email,
-            "nickname": "",
-            "first_name": "",
-            "last_name": "",
-            "position": "",
-            "roles": self.roles,
-            "locale": "en",
-            "timezone": {
-                "automaticTimezone": "",
-                "manualTimezone": "",
-                "useAutomaticTimezone": "true",
-            },
-            "disable_welcome_email": False,
-        }
-        if self.email:
-            user["email_verified"] = self.email_verified  # sanitized away with the email
-        if self.is_bot:
-            user["is_bot"] = True
-        return user
+__all__ = ["DEFAULT_BOT_TOKEN", "FakeMattermost", "FakeUser", "app_error", "new_id"]
 
 
 @dataclass
@@ -119,8 +83,10 @@ class Response:
     received_at: float = field(default_factory=time.time)
 
 
-class FakeMattermost:
+class FakeMattermost(Resources, LoopbackServer):
     """Mattermost's API v4 on 127.0.0.1, in a thread; see the module docstring."""
+
+    thread_name = "fake-mattermost"
 
     def __init__(self, *, bot_token: str = DEFAULT_BOT_TOKEN, per_second: int = 10) -> None:
         self.bot_token = bot_token
@@ -130,36 +96,14 @@ class FakeMattermost:
         self._lock = threading.Lock()
         self._window = (0, 0)  # (second, requests in it)
         self._next: deque[tuple[int, float]] = deque()  # (status, retry-after) to answer next
+        self._hangs: deque[tuple[float, bool]] = deque()  # (seconds, processed)
+        self._init_resources()
         self.requests: list[Recorded] = []
         self.responses: list[Response] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._bind()
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeMattermost:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="fake-mattermost", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._server.server_close()
-
-    def __enter__(self) -> FakeMattermost:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     # --- what the server knows and does next ---------------------------------------------------
 
@@ -177,6 +121,12 @@ class FakeMattermost:
     def fail_next(self, count: int = 1, *, status: int = 500) -> None:
         with self._lock:
             self._next.extend((status, 0) for _ in range(count))
+
+    def hang_next(self, seconds: float = 30.0, *, processed: bool = True, count: int = 1) -> None:
+        """Answer the next `count` API requests only after `seconds`, having carried them out
+        (`processed=False`: not carried out, the connection closed unanswered)."""
+        with self._lock:
+            self._hangs.extend((seconds, processed) for _ in range(count))
 
     def response_url(self) -> str:
         return f"{self.url}/hooks/commands/{new_id()}"
@@ -232,11 +182,19 @@ class FakeMattermost:
         record = Recorded(method, path, dict(headers.items()), time.time())
         with self._lock:
             self.requests.append(record)
-        status, payload, extra = self._api(method, path, headers.get("Authorization", ""))
+            hang = self._hangs.popleft() if self._hangs else None
+        if hang is not None and not hang[1]:
+            self._pause(hang[0])
+            return 0, None, {}
+        status, payload, extra = self._api(method, path, headers.get("Authorization", ""), body)
         record.status = status
+        if hang is not None:
+            self._pause(hang[0])
         return status, payload, {**self._limit_headers(status), **extra}
 
-    def _api(self, method: str, path: str, authorization: str) -> tuple[int, Any, dict]:
+    def _api(
+        self, method: str, path: str, authorization: str, body: bytes
+    ) -> tuple[int, Any, dict]:
         with self._lock:
             forced = self._next.popleft() if self._next else None
             second = int(time.time())
@@ -260,6 +218,9 @@ class FakeMattermost:
                 ),
                 {},
             )
+        routed = self._route(method, path.split("?", 1)[0], body)
+        if routed is not None:
+            return routed[0], routed[1], {}
         if method != "GET" or not path.startswith("/api/v4/users/"):
             return (
                 404,
@@ -269,7 +230,7 @@ class FakeMattermost:
         user_id = path.removeprefix("/api/v4/users/")
         if user_id == "me":
             return 200, self.bot.json(), {}
-        if len(user_id) != 26 or not set(user_id) <= set(_ID_ALPHABET):
+        if not is_id(user_id):
             return (
                 400,
                 app_error(
@@ -310,10 +271,16 @@ def _handler_for(fake: FakeMattermost) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             self._dispatch()
 
+        def do_DELETE(self) -> None:
+            self._dispatch()
+
         def _dispatch(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             status, payload, headers = fake._answer(self.command, self.path, self.headers, body)
+            if status == 0:  # hung, not carried out: close unanswered
+                self.close_connection = True
+                return
             if isinstance(payload, str):
                 data, kind = payload.encode(), "text/plain; charset=utf-8"
             else:
@@ -325,8 +292,11 @@ def _handler_for(fake: FakeMattermost) -> type[BaseHTTPRequestHandler]:
             self.send_header("X-Version-Id", "10.5.0.fake")
             for name, value in headers.items():
                 self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client gave up waiting: a hung answer
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -49,10 +49,12 @@ import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from twilio.request_validator import RequestValidator
+
+from tests.fakes.loopback import LoopbackServer
 
 API_VERSION = "2010-04-01"
 DEFAULT_ACCOUNT_SID = "AC" + "f" * 32
@@ -204,8 +206,10 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect)
 
 
-class FakeTwilio:
+class FakeTwilio(LoopbackServer):
     """Twilio's REST API on 127.0.0.1, in a thread; see the module docstring."""
+
+    thread_name = "fake-twilio"
 
     def __init__(
         self,
@@ -229,46 +233,27 @@ class FakeTwilio:
         self._next: deque[Failure | Hold | str] = deque()
         self._holds: list[Hold] = []
         self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._bind(host, port)
 
-    # --- lifecycle ---------------------------------------------------------------------------
+    # --- lifecycle (start, url, the context manager: LoopbackServer) ---------------------------
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeTwilio:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="fake-twilio", daemon=True
-        )
-        self._thread.start()
-        return self
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     def stop(self) -> None:
         """Stop serving; held and hung requests are let go (a hung one is closed unanswered)."""
         self._stopping.set()
         self.release_all()
-        if self._thread is not None:
-            self._server.shutdown()  # waits for serve_forever, so only once it ran
-            self._thread.join(timeout=5)
-        self._server.server_close()
+        super().stop()
 
     def serve_forever(self) -> None:
+        assert self._server is not None
         try:
             self._server.serve_forever()
         finally:
             self._stopping.set()
             self.release_all()
             self._server.server_close()
-
-    def __enter__(self) -> FakeTwilio:
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
 
     # --- what the API does next --------------------------------------------------------------
 
