@@ -115,9 +115,13 @@ def _make(platform: Any, channel: ChatChannel) -> bool:
         if tries >= NAME_TRIES:
             _failed(channel, "every name tried was taken")
             return True
-        number = channel.incident.number
+        incident = channel.incident
         name = channel_name(
-            platform.channel_prefix(), number, title, most=platform.NAME_MOST, attempt=tries
+            platform.channel_prefix(),
+            incident.number,
+            incident.title,
+            most=platform.NAME_MOST,
+            attempt=tries,
         )
         ChatChannel.objects.filter(pk=channel.pk).update(name=name, attempts=tries, not_before=None)
         return True

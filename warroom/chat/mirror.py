@@ -50,6 +50,8 @@ def room_message(room: Room, message: Message) -> None:
     post_data: dict[str, Any] = {"number": incident.number, "title": incident.title}
     if message.author_id:
         post_data["author"] = message.author.get_username()
+    if data.get("via"):
+        post_data["via"] = data["via"]  # said on another platform: told as such
     for platform in platforms:
         if data.get("via") == platform.name:
             continue  # it came from there

@@ -42,6 +42,15 @@ class Outgoing:
     data: dict
 
 
+PLACES = {"slack": "on Slack", "mattermost": "on Mattermost"}
+
+
+def said_where(out: Outgoing) -> str:
+    """Where a person's words were said: "in Muster", or "on Slack" for words relayed from
+    there to another platform."""
+    return PLACES.get(str(out.data.get("via", "")), "in Muster")
+
+
 @dataclass(frozen=True)
 class NewChannel:
     channel_id: str

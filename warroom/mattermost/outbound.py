@@ -13,7 +13,14 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
-from warroom.chat.platform import ChatRefused, ChatUnavailable, NameTaken, NewChannel, Outgoing
+from warroom.chat.platform import (
+    ChatRefused,
+    ChatUnavailable,
+    NameTaken,
+    NewChannel,
+    Outgoing,
+    said_where,
+)
 from warroom.mattermost import client
 from warroom.mattermost.buttons import actions
 from warroom.mattermost.markdown import TEXT_MAX, markdown, unmentioned
@@ -44,7 +51,7 @@ def text_of(out: Outgoing) -> str:
     body = markdown(out.body)
     if out.kind == "chat":
         author = str(out.data.get("author", "someone")).replace("*", "")
-        body = f"**{author}** in Muster: {body}"
+        body = f"**{author}** {said_where(out)}: {body}"
     return unmentioned(body)
 
 

@@ -10,7 +10,14 @@ from typing import Any
 
 from django.conf import settings
 
-from warroom.chat.platform import ChatRefused, ChatUnavailable, NameTaken, NewChannel, Outgoing
+from warroom.chat.platform import (
+    ChatRefused,
+    ChatUnavailable,
+    NameTaken,
+    NewChannel,
+    Outgoing,
+    said_where,
+)
 from warroom.slack import client
 from warroom.slack.buttons import actions_block
 from warroom.slack.mrkdwn import escape, mrkdwn
@@ -39,7 +46,7 @@ def text_of(out: Outgoing) -> str:
     """A post's mrkdwn: a person's words from Muster's room say whose they are."""
     if out.kind == "chat":
         author = escape(str(out.data.get("author", "someone")))
-        return f"*{author}* in Muster: {mrkdwn(out.body)}"
+        return f"*{author}* {said_where(out)}: {mrkdwn(out.body)}"
     return mrkdwn(out.body)
 
 
