@@ -201,6 +201,11 @@ class FakeSlack(Conversations, Payloads, LoopbackServer):
         for _ in range(count):
             self._hangs[method].append((seconds, processed))
 
+    def clear_failures(self) -> None:
+        """Forget the failures and hangs set up with `fail_next` and `hang_next`."""
+        self._failures.clear()
+        self._hangs.clear()
+
     def response_url(self) -> str:
         """A new slash command's `response_url`."""
         key = uuid.uuid4().hex
