@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.fakes.slack import DEFAULT_TOKEN, FakeSlack
-from tests.helpers.browser import LIVE_TIMEOUT_MS
+from tests.helpers.browser import LIVE_TIMEOUT_MS, screenshot
 from tests.helpers.slack import SIGNING_SECRET
 
 pytestmark = pytest.mark.browser
@@ -52,4 +52,5 @@ def test_admin_sends_a_slack_test_message_and_sees_it_sent(page, fake_slack):
 
     page.get_by_role("link", name="Back to setup").click()
     expect(page.locator('#chat-slack [data-state="sent"]')).to_have_text("1")
+    screenshot(page, "setup-chat")
     assert not page.js_errors, page.js_errors
