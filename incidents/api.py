@@ -18,9 +18,23 @@ from core.api_errors import Conflict, ParseBodyFirst, check_query_text
 from core.moments import parse_moment
 from core.pagination import cursor_by
 from incidents import opening, services
+from incidents.chat_settings import chat_settings_errors
 from incidents.filters import OPEN, filter_incidents
 from incidents.models import Incident, Service, Source, Status, TimelineEntry
 from incidents.selectors import IncidentNotFound, access_incident
+
+CHAT_FIELDS = (
+    "slack_channel_mode",
+    "slack_channel",
+    "mattermost_channel_mode",
+    "mattermost_channel",
+)
+
+MODE_HELP = (
+    "Where this service's incidents are told on {platform} (once it is configured): "
+    "`channel-per-incident` (each its own channel; the shared channel meanwhile), `shared` "
+    "(only the shared channel, which it then needs) or `off`."
+)
 
 
 class ServiceSerializer(serializers.ModelSerializer):
@@ -38,9 +52,27 @@ class ServiceSerializer(serializers.ModelSerializer):
             "auto_resolve",
             "ack_timeout_minutes",
             "group_by_labels",
+            "slack_channel_mode",
+            "slack_channel",
+            "mattermost_channel_mode",
+            "mattermost_channel",
+            "archive_chat_channels",
             "created_at",
         ]
         read_only_fields = ["id", "created_at"]
+        extra_kwargs = {
+            "slack_channel_mode": {"help_text": MODE_HELP.format(platform="Slack")},
+            "mattermost_channel_mode": {"help_text": MODE_HELP.format(platform="Mattermost")},
+        }
+
+    def validate(self, attrs):
+        """A shared channel's id has its platform's shape; `shared` mode needs one."""
+        values = {f: getattr(self.instance, f) for f in CHAT_FIELDS} if self.instance else {}
+        values.update({f: attrs[f] for f in CHAT_FIELDS if f in attrs})
+        errors = chat_settings_errors(values)
+        if errors:
+            raise ValidationError(errors)
+        return attrs
 
 
 class ServiceViewSet(ParseBodyFirst, viewsets.ModelViewSet):

@@ -352,6 +352,7 @@ SPECTACULAR_SETTINGS = {
         "IntegrationKindEnum": "alerts.models.Kind",
         "EntryKindEnum": "incidents.models.EntryKind",
         "IncidentStatusEnum": "incidents.models.Status",
+        "ChatChannelModeEnum": "incidents.models.ChatChannelMode",
     },
 }
 

@@ -11,7 +11,7 @@ from web.views import (
     postmortems,
 )
 from web.views.profile import account, methods, page, rules, slack
-from web.views.setup import index, integrations, policies, routing, runbooks, services
+from web.views.setup import chat, index, integrations, policies, routing, runbooks, services
 
 urlpatterns = [
     # Home, incidents, postmortems, on-call
@@ -23,6 +23,7 @@ urlpatterns = [
     *oncall.urlpatterns,
     # Setup
     *index.urlpatterns,
+    *chat.urlpatterns,
     *services.urlpatterns,
     *integrations.urlpatterns,
     *routing.urlpatterns,

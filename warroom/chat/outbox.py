@@ -22,7 +22,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.audit import CREATED, record_change, snapshot
 from accounts.models import User
+from incidents.chat_settings import channel_id_error
 from warroom.chat.asking import ask, started
 from warroom.chat.platform import ChatRefused, ChatUnavailable, NewChannel, Outgoing
 from warroom.chat.platforms import PLATFORMS
@@ -60,6 +62,32 @@ def queue(
         target=target,
     )
     transaction.on_commit(lambda: kick(platform, target), robust=True)
+    return post
+
+
+class CannotSendTest(Exception):
+    """A test message that cannot go: the platform is not configured, or the id is no id."""
+
+
+def send_test(platform: str, channel_id: str, *, by: User) -> ChatPost:
+    """Queue a test message to `channel_id` on `platform` from the setup page, audited; it is
+    delivered after commit like any post, and its state says how it went."""
+    if platform not in PLATFORMS:
+        raise CannotSendTest(f"unknown chat platform {platform!r}")
+    if not PLATFORMS[platform].configured():
+        raise CannotSendTest(f"{PLATFORMS[platform].label} is not configured")
+    error = channel_id_error(platform, channel_id)
+    if error:
+        raise CannotSendTest(error)
+    who = by.get_username()
+    body = (
+        f"Test message from Muster, sent by {who} from the setup page. If you can read this, "
+        "Muster can post to this channel."
+    )
+    with transaction.atomic():
+        post = queue(platform, channel_id, "test", body=body, data={"by": who})
+        summary = f"{who} sent a {PLATFORMS[platform].label} test message to {channel_id}"
+        record_change(by, CREATED, post, snapshot(post), summary=summary)
     return post
 
 

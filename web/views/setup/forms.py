@@ -9,15 +9,21 @@ from django.core.exceptions import ValidationError
 from accounts.models import User
 from alerts.matchers import MatcherError, matcher_from_dict, parse_matchers
 from alerts.models import SIGNING_KINDS, Integration, Kind, RoutingRule, Silence
+from incidents.chat_settings import channel_id_error, chat_settings_errors
 from incidents.models import Service
 from oncall.models import EscalationPolicy, EscalationStep, Schedule, Team
 from oncall.policies import MAX_STEP_DELAY, MAX_STEPS
 from runbooks.models import MAX_RUNBOOK_BODY, Runbook
+from warroom.chat.platforms import PLATFORMS
 
 MAX_GROUP_BY_LABELS = 20  # as incidents/api.py ServiceSerializer
 MAX_LABEL_NAME = 200
 MAX_REPEAT = 9
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
+CHAT_MODE_HELP = (
+    "A channel per incident (made when it opens, archived when it resolves), only the service's "
+    "shared channel, or nowhere."
+)
 MATCHERS_HELP = 'Comma-separated, as Alertmanager writes them: team="db", env!="dev", host=~"db-.*"'
 
 
@@ -65,13 +71,39 @@ class ServiceForm(forms.ModelForm):
 
     class Meta:
         model = Service
-        fields = ["name", "description", "urgency_override", "auto_resolve", "ack_timeout_minutes"]
+        fields = [
+            "name",
+            "description",
+            "urgency_override",
+            "auto_resolve",
+            "ack_timeout_minutes",
+            "slack_channel_mode",
+            "slack_channel",
+            "mattermost_channel_mode",
+            "mattermost_channel",
+            "archive_chat_channels",
+        ]
         labels = {
             "urgency_override": "Urgency",
             "auto_resolve": "Auto-resolve",
             "ack_timeout_minutes": "Acknowledgement timeout (minutes)",
+            "slack_channel_mode": "Slack: where incidents are told",
+            "slack_channel": "Slack: shared channel id",
+            "mattermost_channel_mode": "Mattermost: where incidents are told",
+            "mattermost_channel": "Mattermost: shared channel id",
+            "archive_chat_channels": "Archive an incident's chat channels when it resolves",
         }
-        help_texts = {"urgency_override": "Empty: urgency follows severity (1–2 high, 3–5 low)."}
+        help_texts = {
+            "urgency_override": "Empty: urgency follows severity (1–2 high, 3–5 low).",
+            "slack_channel_mode": CHAT_MODE_HELP,
+            "slack_channel": "Its id, not its name: C0123ABCD (the channel's details, at the "
+            "bottom). Needed in shared mode; with a channel per incident, an incident's posts go "
+            "here until its own channel exists. The bot must be a member of it.",
+            "mattermost_channel_mode": CHAT_MODE_HELP,
+            "mattermost_channel": "Its id, not its name: 26 lower-case letters and digits (the "
+            "channel's menu, View Info). Needed in shared mode; with a channel per incident, an "
+            "incident's posts go here until its own channel exists.",
+        }
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
 
     def __init__(self, *args, **kwargs):
@@ -83,6 +115,23 @@ class ServiceForm(forms.ModelForm):
             self.initial["group_by_labels"] = ", ".join(self.instance.group_by_labels or [])
             escalation = getattr(self.instance, "escalation", None)
             self.initial["policy"] = escalation.policy_id if escalation else None
+        for name, platform in PLATFORMS.items():
+            # Not sent (an older page, a script): the mode stays as it is.
+            self.fields[f"{name}_channel_mode"].required = False
+            if not platform.configured():  # still editable: ready for when it is
+                for field in (f"{name}_channel_mode", f"{name}_channel"):
+                    self.fields[field].label += f" ({platform.label} is not configured)"
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in PLATFORMS:
+            mode = f"{name}_channel_mode"
+            if not cleaned.get(mode) and mode not in self.errors:
+                cleaned[mode] = getattr(self.instance, mode)
+        for field, error in chat_settings_errors(cleaned).items():
+            if field not in self.errors:
+                self.add_error(field, error)
+        return cleaned
 
     def clean_group_by_labels(self) -> list[str]:
         labels = [name.strip() for name in self.cleaned_data["group_by_labels"].split(",")]
@@ -269,3 +318,25 @@ class RunbookForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["service"].empty_label = "Any service"
+
+
+class ChatTestForm(forms.Form):
+    """The setup page's "send a test message" to a channel of one chat platform."""
+
+    channel_id = forms.CharField(
+        max_length=40,
+        label="Channel id",
+        help_text="Its id, not its name; the bot must be in the channel.",
+    )
+
+    def __init__(self, *args, platform: str, **kwargs):
+        kwargs.setdefault("prefix", platform)
+        super().__init__(*args, **kwargs)
+        self.platform = platform
+
+    def clean_channel_id(self) -> str:
+        channel_id = self.cleaned_data["channel_id"]
+        error = channel_id_error(self.platform, channel_id)
+        if error:
+            raise ValidationError(error)
+        return channel_id

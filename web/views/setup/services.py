@@ -36,9 +36,10 @@ def service_edit(request, service_id: int | None = None):
     service = None
     if service_id is not None:
         service = get_object_or_404(Service.objects.select_related("escalation"), pk=service_id)
+    # Before the form: validating it writes the new values into `service`.
+    before = snapshot(service) if service else None
     form = ServiceForm(request.POST or None, instance=service)
     if request.method == "POST" and form.is_valid():
-        before = snapshot(service) if service else None
         with transaction.atomic():
             saved = form.save(commit=False)
             save_audited(request.user, saved, before)
