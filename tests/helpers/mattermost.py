@@ -51,12 +51,19 @@ def post_event(client: Any, payload: dict[str, Any], *, form: bool = False) -> A
     return client.post(EVENTS, json.dumps(payload), content_type="application/json")
 
 
-def button_click(user: FakeUser, context: Any, *, channel_id: str = "") -> dict[str, Any]:
-    """The integration request Mattermost posts when `user` clicks a button with `context`."""
+# The channel of the buttons the tests click, unless they say another.
+BUTTONS_CHANNEL = "c" * 26
+
+
+def button_click(
+    user: FakeUser, context: Any, *, channel_id: str = BUTTONS_CHANNEL
+) -> dict[str, Any]:
+    """The integration request Mattermost posts when `user` clicks a button with `context`
+    in `channel_id`."""
     return {
         "user_id": user.id,
         "user_name": user.username,
-        "channel_id": channel_id or new_id(),
+        "channel_id": channel_id,
         "channel_name": "inc-1-disk-full",
         "team_id": new_id(),
         "team_domain": "ops",

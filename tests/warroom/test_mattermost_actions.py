@@ -7,7 +7,7 @@ import pytest
 
 from incidents.models import EntryKind, Source, Status
 from tests.fakes.mattermost import FakeMattermost
-from tests.helpers.mattermost import ACTIONS, button_click, post_click
+from tests.helpers.mattermost import ACTIONS, BUTTONS_CHANNEL, button_click, post_click
 from warroom.mattermost import buttons
 
 PUBLIC = "https://muster.example.com"
@@ -34,7 +34,7 @@ def incident(open_incident):
 
 def context_of(number: int, action: str = "ack") -> dict:
     """The context of the opening post's button, as Muster made it."""
-    [button] = [b for b in buttons.actions(number) if b["id"] == action]
+    [button] = [b for b in buttons.actions(number, BUTTONS_CHANNEL) if b["id"] == action]
     return button["integration"]["context"]
 
 
@@ -48,6 +48,12 @@ def ephemeral(response) -> str:
 def unchanged(incident) -> None:
     incident.refresh_from_db()
     assert incident.status == Status.TRIGGERED
+
+
+def test_a_button_clicked_in_another_channel_is_refused(client, mm_bob, incident):
+    payload = button_click(mm_bob, context_of(incident.number), channel_id="d" * 26)
+    assert post_click(client, payload).status_code == 403
+    unchanged(incident)
 
 
 def test_the_acknowledge_button_acks_as_the_clicker(client, mm_bob, incident):

@@ -13,9 +13,11 @@ CUT = "\n\n… (cut: see Muster for the rest)"
 
 # A Markdown link or image whose target is a path on Muster: `](/incidents/1042/)`.
 _RELATIVE_LINK = re.compile(r"\]\((/(?!/)[^)\s]*)\)")
-# `@name`, `@channel`, `@here`, `@all` would notify people when posted to the channel; not an
-# email address's or a URL's "@", which follow a word character or "/" and ":".
-_MENTION = re.compile(r"(?<![\w/:.])@(?=[\w.-])")
+# `@name`, `@channel`, `@here`, `@all` would notify people when posted to the channel, also
+# after `.`, `:`, `-` or `_` (Mattermost splits words there); only a whole email address's "@"
+# is left as it is.
+_MENTION = re.compile(r"@(?=[\w.-])")
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 
 
 def markdown(text: str) -> str:
@@ -28,4 +30,11 @@ def markdown(text: str) -> str:
 
 
 def unmentioned(text: str) -> str:
-    return _MENTION.sub("@\u200b", text)
+    """Return `text` with every "@" that could notify someone broken by a zero-width space."""
+    emails = [m.span() for m in _EMAIL.finditer(text)]
+
+    def defuse(match: re.Match[str]) -> str:
+        at = match.start()
+        return "@" if any(start < at < end for start, end in emails) else "@\u200b"
+
+    return _MENTION.sub(defuse, text)

@@ -65,7 +65,7 @@ def post(channel_id: str, batch: Sequence[Outgoing]) -> str:
             "fallback": f"Incident #{out.data['number']}",
             "title": f"#{out.data['number']} {out.data.get('title', '')}"[:200],
             "title_link": f"{settings.PUBLIC_URL}/incidents/{out.data['number']}/",
-            "actions": actions(out.data["number"]),
+            "actions": actions(out.data["number"], channel_id),
         }
         for out in batch
         if out.kind == "opening" and isinstance(out.data.get("number"), int)

@@ -76,7 +76,10 @@ def action(request: HttpRequest) -> JsonResponse:
         return error_json(400, "The body is not JSON.")
     if not isinstance(payload, dict):
         return error_json(400, "The body is not a JSON object.")
-    command = buttons.command_for(payload.get("context"))
+    channel_id = payload.get("channel_id")
+    command = buttons.command_for(
+        payload.get("context"), channel_id if isinstance(channel_id, str) else ""
+    )
     if command is None:
         log.warning("Mattermost button refused: a context Muster did not make")
         return error_json(403, "This button was not made by Muster.")

@@ -45,7 +45,10 @@ def _inline(text: str) -> str:
 
     def keep(match: re.Match[str]) -> str:
         label = _plain(match.group(1)).replace("|", "¦")
-        links.append(f"<{_absolute(match.group(2))}|{label}>")
+        target = _absolute(match.group(2))
+        # Anything but a web link would be one of Slack's own elements: `<!channel|…>` pings
+        # the whole channel, `<@U…>` a person. It is shown as its label alone.
+        links.append(f"<{target}|{label}>" if target else label)
         return _PLACEHOLDER.format(len(links) - 1)
 
     text = _LINK.sub(keep, text)
@@ -59,8 +62,11 @@ def _plain(text: str) -> str:
 
 
 def _absolute(url: str) -> str:
-    if url.startswith("/"):
+    """The link's target for Slack: Muster's paths made absolute; "" unless http(s) or mailto."""
+    if url.startswith("/") and not url.startswith("//"):
         url = settings.PUBLIC_URL + url
+    if not url.lower().startswith(("http://", "https://", "mailto:")):
+        return ""
     return escape(url).replace("|", "%7C")
 
 

@@ -64,7 +64,7 @@ def test_the_channel_gets_a_mirroring_webhook_and_the_story_with_signed_buttons(
     assert r"Disk full on db\-1" in story.message
     [attachment] = story.props["attachments"]
     contexts = [a["integration"]["context"] for a in attachment["actions"]]
-    assert [buttons.command_for(c) for c in contexts] == [
+    assert [buttons.command_for(c, channel.channel_id) for c in contexts] == [
         f"ack {incident.number}",
         f"resolve {incident.number}",
         f"escalate {incident.number}",
