@@ -17,7 +17,9 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 
 from accounts.models import User
-from incidents.models import Incident
+from core.text import escape_markdown
+from incidents.models import EntryKind, Incident
+from incidents.timeline import record
 from warroom.attachments import attach, check
 from warroom.chat import mirror
 from warroom.markdown import MAX_BODY, render
@@ -110,6 +112,44 @@ def post(
         mirror.room_message(room, message)
     event = {"type": "message", "message": message_json(message, attachments)}
     transaction.on_commit(lambda: broadcast(room.pk, event))
+    return message
+
+
+RELAYED_TIMELINE_MOST = 2000  # characters of what was said in a chat channel kept on the timeline
+_CUT = "… (cut: longer than Muster keeps)"
+
+
+def relay_chat_message(
+    incident: Incident,
+    text: str,
+    *,
+    person: User | None,
+    outsider: str,
+    source: str,
+    data: dict[str, Any],
+) -> Message:
+    """Copy what someone wrote in the incident's Slack or Mattermost channel into its room and
+    onto its timeline (`chat_message`), in one transaction: by `person`, or, for someone Muster
+    cannot map, by the bot in their name (`outsider`, e.g. "jane (Slack, not a Muster
+    person)"). `data` says where it came from ({"via": "slack", ...}): it is not told back."""
+    if person is not None:
+        body, kind, name = text, MessageKind.CHAT, person.get_username()
+    else:
+        body, kind, name = f"**{escape_markdown(outsider)}**: {text}", MessageKind.BOT, outsider
+    if len(body) > MAX_BODY:
+        body = body[: MAX_BODY - len(_CUT)] + _CUT
+    with transaction.atomic():
+        room = incident_room(incident)
+        message = post(room, body, author=person, kind=kind, data=data)
+        record(
+            incident,
+            EntryKind.CHAT_MESSAGE,
+            message=text[:RELAYED_TIMELINE_MOST],
+            source=source,
+            by=person,
+            actor_name=name[:200],
+            data={**data, "room": room.pk, "message": message.pk},
+        )
     return message
 
 

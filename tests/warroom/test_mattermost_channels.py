@@ -60,7 +60,10 @@ def channel(mattermost, incident):
 
 
 def chat_messages(incident):
-    return list(Message.objects.filter(room__incident=incident, kind=MessageKind.CHAT))
+    """What was copied from the channel: by a person, or by the bot in someone's name."""
+    return list(
+        Message.objects.filter(room__incident=incident, data__via="mattermost").order_by("id")
+    )
 
 
 def chat_entries(incident):
@@ -99,7 +102,7 @@ def test_a_message_is_copied_to_the_room_and_timeline_by_its_author(
     }
     [entry] = chat_entries(incident)
     assert (entry.actor, entry.source) == (bob, Source.MATTERMOST)
-    assert entry.message == "bob in Mattermost: restarting the replica now"
+    assert entry.message == "restarting the replica now"
     # Not told back to Mattermost, where it came from.
     assert not ChatPost.objects.filter(platform="mattermost", message=message).exists()
 
@@ -110,10 +113,10 @@ def test_an_unmapped_writer_is_copied_by_their_mattermost_name(
     carol = mattermost.add_user("carol", "carol@elsewhere.example")
     assert post_event(client, outgoing_webhook(channel, carol, "is it the disk?")).json() == {}
     [message] = chat_messages(incident)
-    assert message.author is None
-    assert message.body == "**carol** on Mattermost: is it the disk?"
+    assert (message.author, message.kind) == (None, MessageKind.BOT)
+    assert message.body == r"**carol \(Mattermost, not a Muster person\)**: is it the disk?"
     [entry] = chat_entries(incident)
-    assert (entry.actor, entry.actor_name) == (None, "carol (Mattermost)")
+    assert (entry.actor, entry.actor_name) == (None, "carol (Mattermost, not a Muster person)")
 
 
 def test_mattermost_down_still_copies_the_message_by_name(client, channel, mattermost, incident):
@@ -121,7 +124,7 @@ def test_mattermost_down_still_copies_the_message_by_name(client, channel, matte
     mattermost.stop()
     assert post_event(client, outgoing_webhook(channel, carol, "anyone?")).status_code == 200
     [message] = chat_messages(incident)
-    assert message.body == "**carol** on Mattermost: anyone?"
+    assert message.body == r"**carol \(Mattermost, not a Muster person\)**: anyone?"
 
 
 def test_a_post_sent_again_is_copied_once(client, channel, mm_bob, incident):

@@ -11,6 +11,12 @@ from django.core.cache import cache
 log = logging.getLogger(__name__)
 
 ON_ITS_WAY_SECONDS = 10  # a task asked for less than this long ago is on its way
+BACKOFF_SECONDS = (2, 5, 15, 30, 60, 120, 300, 600)
+
+
+def backoff_seconds(failures: int) -> float:
+    """How long to wait after the `failures`th failure in a row (a 429 says how long itself)."""
+    return BACKOFF_SECONDS[min(max(failures, 1), len(BACKOFF_SECONDS)) - 1]
 
 
 def ask(task: str, args: tuple[Any, ...], *, countdown: float = 0, again: bool = False) -> None:

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from incidents.models import EntryKind, Status
 from warroom.chat import outbox
-from warroom.chat.asking import ask, started
+from warroom.chat.asking import ask, backoff_seconds, started
 from warroom.chat.names import channel_name
 from warroom.chat.platform import ChatRefused, ChatUnavailable, NameTaken, NewChannel
 from warroom.chat.platforms import PLATFORMS
@@ -63,7 +63,16 @@ def make_waiting(platform_name: str) -> list[ChatChannel]:
     started(CREATE_TASK, (platform_name,))
     platform = PLATFORMS[platform_name]
     settled: list[ChatChannel] = []
-    if not platform.can_make_channels():
+    if not platform.can_make_channels():  # configured once, not now: say so, do not wait
+        waiting = ChatChannel.objects.filter(platform=platform_name, state=ChatChannelState.WAITING)
+        settled = list(waiting)
+        waiting.update(
+            state=ChatChannelState.FAILED,
+            error=f"{platform.label} cannot make channels now (see Setup)",
+            not_before=None,
+        )
+        for channel in settled:
+            channel.refresh_from_db()
         return settled
     for _ in range(ROUNDS):
         paused = cache.get(_pause_key(platform_name))
@@ -141,11 +150,7 @@ def _unavailable(platform: Any, channel: ChatChannel, exc: ChatUnavailable) -> b
     if tries >= settings.CHAT_MAX_ATTEMPTS:
         _failed(channel, f"{platform.label} unavailable: {exc}")
         return True
-    wait = (
-        exc.retry_after
-        if limited
-        else outbox.BACKOFF_SECONDS[min(tries, len(outbox.BACKOFF_SECONDS)) - 1]
-    )
+    wait = exc.retry_after if limited else backoff_seconds(tries)
     until = now + timedelta(seconds=max(wait or 0, 0.5))
     ChatChannel.objects.filter(pk=channel.pk).update(
         attempts=tries, not_before=until, error=str(exc)[:500]
@@ -198,13 +203,13 @@ def _ready(platform: Any, channel: ChatChannel, made: NewChannel) -> None:
         people = list(
             Participant.objects.filter(room__incident=incident).values_list("user_id", flat=True)
         )
-        if people:
+        for person in people:  # one each: someone Slack refuses does not hold up the rest
             outbox.queue(
                 platform.name,
                 made.channel_id,
                 "invite",
                 incident_id=incident.pk,
-                data={"people": people},
+                data={"people": [person]},
             )
 
 

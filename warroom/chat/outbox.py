@@ -25,7 +25,7 @@ from django.utils import timezone
 from accounts.audit import CREATED, record_change, snapshot
 from accounts.models import User
 from incidents.chat_settings import channel_id_error
-from warroom.chat.asking import ask, started
+from warroom.chat.asking import ask, backoff_seconds, started
 from warroom.chat.platform import ChatRefused, ChatUnavailable, NewChannel, Outgoing
 from warroom.chat.platforms import PLATFORMS
 from warroom.models import ChatChannel, ChatChannelState, ChatPost, ChatPostState, Message
@@ -36,7 +36,6 @@ DELIVER_TASK = "warroom.chat_deliver"
 MERGEABLE = frozenset({"opening", "line", "chat", "summary", "test"})
 BATCH_MOST = 20  # posts in one message
 ROUNDS = 50  # batches one task sends before it hands over to a fresh task
-BACKOFF_SECONDS = (2, 5, 15, 30, 60, 120, 300, 600)
 SWEEP_AFTER = timedelta(seconds=2)  # a queued post this old was surely announced
 
 
@@ -175,9 +174,7 @@ def _unavailable(platform: Any, target: str, batch: list[ChatPost], exc: ChatUna
     if failures >= settings.CHAT_MAX_ATTEMPTS:
         _settle(batch, ChatPostState.FAILED, error=f"{platform.label} unavailable: {exc}")
         return True
-    wait = exc.retry_after
-    if wait is None:
-        wait = BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS)) - 1]
+    wait = exc.retry_after if exc.retry_after is not None else backoff_seconds(failures)
     not_before = now + timedelta(seconds=max(wait, 0.5))
     ChatPost.objects.filter(pk__in=[p.pk for p in batch]).update(
         state=ChatPostState.QUEUED,

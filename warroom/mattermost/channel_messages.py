@@ -21,20 +21,20 @@ from django.db import transaction
 
 from accounts.chat_people import Mapping
 from accounts.models import User
-from incidents.models import EntryKind, Source
-from incidents.timeline import record
+from incidents.models import Source
 from warroom import replay
 from warroom.commands.addressing import addressed_command
 from warroom.mattermost import people
 from warroom.mattermost.client import MattermostUnavailable
 from warroom.mattermost.webhook import ChannelPost
-from warroom.models import ChatChannel, MessageKind
-from warroom.services import body_problem, incident_room, post
+from warroom.models import ChatChannel
+from warroom.services import body_problem, relay_chat_message
 from warroom.surfaces import mattermost as surface
 
 log = logging.getLogger(__name__)
 
 VIA = "mattermost"
+NOT_A_PERSON = "(Mattermost, not a Muster person)"
 COMMAND_MAX = 4_000
 TOO_LONG = f"That is too long for a command ({COMMAND_MAX} characters at most)."
 COULD_NOT_CHECK = (
@@ -90,29 +90,22 @@ def _conversation(message: ChannelPost, channel: ChatChannel) -> dict[str, str]:
     if not message.text.strip():
         return {}  # a file alone, say: nothing to copy
     person = _person(message.user_id)
-    if person is not None:
-        name, body = person.get_username(), message.text
-    else:
-        name = f"{_display_name(message)} (Mattermost)"
-        body = f"**{_display_name(message)}** on Mattermost: {message.text}"
-    problem = body_problem(body)
+    outsider = f"{_display_name(message)} {NOT_A_PERSON}" if person is None else ""
+    problem = body_problem(message.text)
     if problem is not None:
         log.info("Mattermost post %s not copied: %s", message.post_id[:40], problem)
         return surface.comment(f"Not copied to Muster: {problem}")
     data = {"via": VIA, "mattermost_user": message.user_id, "post_id": message.post_id}
-    with transaction.atomic():  # the post remembered, the room's message and the entry
+    with transaction.atomic():  # the post remembered, with the room's message and the entry
         if not replay.first_time(replay.mattermost_post_key(message.post_id)):
             return {}
-        room = incident_room(channel.incident)
-        post(room, body, author=person, kind=MessageKind.CHAT, data=data)
-        record(
+        relay_chat_message(
             channel.incident,
-            EntryKind.CHAT_MESSAGE,
-            message=f"{name} in Mattermost: {message.text.strip()[:500]}",
+            message.text,
+            person=person,
+            outsider=outsider,
             source=Source.MATTERMOST,
-            by=person,
-            actor_name=name,
-            data={"room": room.pk, "post_id": message.post_id, "mattermost_user": message.user_id},
+            data=data,
         )
     return {}
 

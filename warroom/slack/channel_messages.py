@@ -17,15 +17,12 @@ from __future__ import annotations
 import re
 
 from django.core.cache import cache
-from django.db import transaction
 
 from core.text import escape_markdown
-from incidents.models import EntryKind, Incident, Source
-from incidents.timeline import record
+from incidents.models import Incident, Source
 from warroom.commands.addressing import verb_incident_command
-from warroom.markdown import MAX_BODY
-from warroom.models import ChatChannel, ChatChannelState, MessageKind
-from warroom.services import BOT_NAME, incident_room, post
+from warroom.models import ChatChannel, ChatChannelState
+from warroom.services import BOT_NAME, relay_chat_message
 from warroom.slack import answering, client
 from warroom.slack.mrkdwn import from_slack
 from warroom.slack.people import COULD_NOT_CHECK, PLATFORM_KEY, person_for_slack_user
@@ -92,26 +89,13 @@ def _mirror(incident: Incident, event: dict[str, str], text: str) -> None:
     data = {"via": "slack", "slack_user": user, "ts": event.get("ts", "")}
     if event.get("thread_ts"):
         data["thread_ts"] = event["thread_ts"]
-    if person is not None:
-        body, kind, who = text, MessageKind.CHAT, ""
-    else:
+    outsider = ""
+    if person is None:
         why = NOT_CHECKED if mapping.problem == COULD_NOT_CHECK else NOT_A_PERSON
-        who = f"{_name(team, user, '') or user} {why}"
-        body, kind = f"**{escape_markdown(who)}**: {text}", MessageKind.BOT
-    if len(body) > MAX_BODY:
-        body = body[: MAX_BODY - len(_TOO_LONG)] + _TOO_LONG
-    with transaction.atomic():
-        room = incident_room(incident)
-        message = post(room, body, author=person, kind=kind, data=data)
-        record(
-            incident,
-            EntryKind.CHAT_MESSAGE,
-            message=text[:TIMELINE_MOST],
-            source=Source.SLACK,
-            by=person,
-            actor_name=who[:200],
-            data={**data, "room": room.pk, "message": message.pk},
-        )
+        outsider = f"{_name(team, user, '') or user} {why}"
+    relay_chat_message(
+        incident, text, person=person, outsider=outsider, source=Source.SLACK, data=data
+    )
 
 
 def _our_bot_user() -> str:
