@@ -48,11 +48,16 @@ EMOJI_FONTS = Package(
 ALERTMANAGER = Package(
     "prometheus-alertmanager", "the test against a real Alertmanager", homebrew="alertmanager"
 )
+KUBECTL = Package(
+    "kubernetes-client",
+    "rendering deploy/kubernetes with `kubectl kustomize` in a test",
+    homebrew="kubernetes-cli",
+)
 # Homebrew's and python.org's Pythons have venv and ensurepip: Debian's alone ships them apart.
 PYTHON_VENV = Package("python3-venv", "`python3 -m venv`, which creates .venv")
 
 SERVICES = (POSTGRESQL, REDIS)
-TESTS = (POSTGRESQL, REDIS, CHROMIUM, EMOJI_FONTS, ALERTMANAGER)
+TESTS = (POSTGRESQL, REDIS, CHROMIUM, EMOJI_FONTS, ALERTMANAGER, KUBECTL)
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ class Machine:
             ALERTMANAGER.debian: bool(
                 shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
             ),
+            # As tests/tooling/test_kubernetes.py looks for it.
+            KUBECTL.debian: shutil.which("kubectl") is not None,
         }
         return cls(
             present=frozenset(name for name, here in found.items() if here),

@@ -13,6 +13,7 @@ from muster_system_packages import (
     ALERTMANAGER,
     CHROMIUM,
     EMOJI_FONTS,
+    KUBECTL,
     POSTGRESQL,
     PYTHON_VENV,
     REDIS,
@@ -57,6 +58,7 @@ def test_a_fresh_debian_lacks_every_package_the_tests_need_in_order():
         CHROMIUM,
         EMOJI_FONTS,
         ALERTMANAGER,
+        KUBECTL,
         PYTHON_VENV,
     ]
 
