@@ -99,14 +99,16 @@ def test_musterctl_up_runs_everything_in_one_process(start_muster, tmp_path):
         assert alert["occurrences"] == BURST
         assert len(incidents(client)) == 3
 
-        # Ready means the database, the broker and the beat tick answer: the in-process beat
-        # sent the tick through the in-memory broker and the in-process worker ran it.
+        # Ready as a worker means the database, the broker and the beat tick answer: the
+        # in-process beat took the lease (the SQLite row, as production's PostgreSQL one), sent
+        # the tick through the in-memory broker and the in-process worker ran it.
         def ready() -> httpx.Response | None:
-            response = client.get("/readyz")
+            response = client.get("/readyz", params={"role": "worker"})
             return response if response.status_code == 200 else None
 
         response = wait_for(ready, timeout=READY_TIMEOUT, interval=0.25, what="/readyz 200")
         assert response.json()["problems"] == []
+        assert client.get("/readyz").json()["problems"] == []
         assert client.get("/healthz").status_code == 200
         metrics = client.get("/metrics")
         assert metrics.status_code == 200

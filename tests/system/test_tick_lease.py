@@ -112,9 +112,7 @@ TAKEOVER_BOUND = 10.0  # issue 15: another takes over within 10 s
 
 
 def _start_beat(log_path: Path) -> subprocess.Popen:
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "PYTHONPATH")
-    }
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "PYTHONPATH")}
     env.update(
         DATABASE_URL=database_url_of_tests(),
         REDIS_URL=settings.REDIS_URL,
