@@ -3,6 +3,7 @@
 - Its rules over random sequences: holders try, renew and die (stop trying) while a controlled
   clock moves on; at most one holder believes it holds at any instant, a renewal by the holder
   always succeeds, and an expired lease goes to the first other holder who asks.
+- A holder that cannot renew (the lease taken, its connection lost) stops at once.
 - Two real `celery beat` processes on PostgreSQL and Redis: exactly one publishes the tick;
   SIGKILL it and the other publishes within 10 s.
 """
@@ -19,14 +20,16 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.conf import settings
+from django.db import connection
 from hypothesis import HealthCheck, example, given
 from hypothesis import strategies as st
 
 from muster.beat import BEAT_LEASE
 from muster.celery import app as celery_app
-from muster.leases import hold_lease, lease_holder, release_lease
+from muster.leases import HeldLease, hold_lease, lease_holder, release_lease
 from muster.models import Lease
 from tests.helpers.fuzz import fuzz_settings
 from tests.helpers.system import database_url_of_tests, require_postgresql, wait_for
@@ -99,6 +102,36 @@ def test_the_database_clock_decides_when_no_clock_is_given():
     assert hold_lease(BEAT_LEASE, "b", ttl=TTL)
     assert not hold_lease(BEAT_LEASE, "a", ttl=TTL)
     assert lease_holder(BEAT_LEASE).holder == "b"
+
+
+def test_a_holder_whose_lease_was_taken_stops_at_once(db):
+    first = HeldLease(BEAT_LEASE, "first", ttl=TTL, renew=0.001)
+    second = HeldLease(BEAT_LEASE, "second", ttl=TTL, renew=0.001)
+    assert first.holds()
+    time.sleep(0.002)
+    assert not second.holds()
+    # The first holder's renewals stopped reaching the database (say its connection hung) and
+    # the lease expired there: the second takes it, and the first knows at its next renewal.
+    Lease.objects.filter(name=BEAT_LEASE).update(expires_at=START)
+    assert second.holds()
+    time.sleep(0.002)
+    assert not first.holds()
+    assert second.holds()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_holder_that_loses_its_database_connection_stops_then_renews():
+    held = HeldLease(BEAT_LEASE, "alone", ttl=TTL, renew=0.001)
+    assert held.holds()
+    # The server ends this thread's connection, as a failover or a restart would.
+    pid = connection.connection.info.backend_pid
+    with psycopg.connect(database_url_of_tests(), autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+    time.sleep(0.002)
+    assert not held.holds()  # the renewal failed: in doubt, it stops at once
+    time.sleep(0.002)
+    assert held.holds()  # a new connection; the lease is still its own
+    assert lease_holder(BEAT_LEASE).holder == "alone"
 
 
 # --- two real beats -----------------------------------------------------------------------------
