@@ -4,8 +4,8 @@
   clock moves on; at most one holder believes it holds at any instant, a renewal by the holder
   always succeeds, and an expired lease goes to the first other holder who asks.
 - A holder that cannot renew (the lease taken, its connection lost) stops at once.
-- Two real `celery beat` processes on PostgreSQL and Redis: exactly one publishes the tick;
-  SIGKILL it and the other publishes within 10 s.
+- Three real `celery beat` processes on PostgreSQL and Redis: exactly one publishes the tick;
+  SIGKILL it and another publishes within 10 s; SIGTERM that one and it gives the lease up.
 """
 
 from __future__ import annotations
@@ -173,41 +173,54 @@ def _sent(log_path: Path) -> list[datetime]:
     ]
 
 
-@pytest.mark.django_db(transaction=True)
-def test_of_two_beats_one_publishes_and_the_other_takes_over_when_it_is_killed(tmp_path):
-    logs = [tmp_path / "beat-0.log", tmp_path / "beat-1.log"]
-    beats = [_start_beat(path) for path in logs]
-    try:
-        # Both run; ticks are sent twice a second, by one of them only.
-        wait_for(
-            lambda: sum(len(_sent(p)) for p in logs) >= 6,
-            timeout=30,
-            interval=0.2,
-            what="six ticks sent",
-        )
-        assert all(b.poll() is None for b in beats), [p.read_text() for p in logs]
-        counts = [len(_sent(p)) for p in logs]
-        assert sorted(c > 0 for c in counts) == [False, True], counts
-        holder = counts.index(max(counts))
-        other = 1 - holder
-        assert lease_holder(BEAT_LEASE).holder.split(":")[1] == str(beats[holder].pid)
+def _holder_pid() -> int | None:
+    lease = lease_holder(BEAT_LEASE)
+    return int(lease.holder.split(":")[1]) if lease and lease.holder else None
 
-        os.killpg(beats[holder].pid, signal.SIGKILL)
+
+@pytest.mark.django_db(transaction=True)
+def test_of_three_beats_one_publishes_and_another_takes_over_when_it_dies(tmp_path):
+    logs = [tmp_path / f"beat-{i}.log" for i in range(3)]
+    beats = [_start_beat(path) for path in logs]
+
+    def counts() -> list[int]:
+        return [len(_sent(p)) for p in logs]
+
+    def publishing() -> list[int]:
+        return [i for i, n in enumerate(counts()) if n > 0]
+
+    try:
+        # All run; ticks are sent twice a second, by one of them only.
+        wait_for(lambda: sum(counts()) >= 6, timeout=30, interval=0.2, what="six ticks sent")
+        assert all(b.poll() is None for b in beats), [p.read_text() for p in logs]
+        [first] = publishing()
+        assert _holder_pid() == beats[first].pid
+
+        # SIGKILL: no clean-up, the lease stays taken until it expires.
+        os.killpg(beats[first].pid, signal.SIGKILL)
         killed = time.monotonic()
-        beats[holder].wait(10)
-        sent_by_holder = len(_sent(logs[holder]))
-        wait_for(
-            lambda: _sent(logs[other]),
+        beats[first].wait(10)
+        sent_by_first = counts()[first]
+        [second] = wait_for(
+            lambda: [i for i in publishing() if i != first],
             timeout=TAKEOVER_BOUND,
             interval=0.1,
-            what="the other beat to send the tick",
+            what="another beat to send the tick",
         )
         took = time.monotonic() - killed
-        print(f"takeover: the surviving beat sent its first tick {took:.1f}s after the SIGKILL")
-        # It goes on sending, alone; the dead one sent nothing more.
-        wait_for(lambda: len(_sent(logs[other])) >= 3, timeout=10, interval=0.2, what="3 ticks")
-        assert len(_sent(logs[holder])) == sent_by_holder
-        assert lease_holder(BEAT_LEASE).holder.split(":")[1] == str(beats[other].pid)
+        print(f"takeover: the next beat sent its first tick {took:.1f}s after the SIGKILL")
+        wait_for(lambda: counts()[second] >= 3, timeout=10, interval=0.2, what="3 ticks")
+        assert counts()[first] == sent_by_first  # the dead one sent nothing more
+        assert _holder_pid() == beats[second].pid
+        [third] = {0, 1, 2} - {first, second}
+        assert counts()[third] == 0  # still waiting: one publisher at a time
+
+        # SIGTERM: a clean stop gives the lease up as it exits.
+        beats[second].terminate()
+        beats[second].wait(15)
+        assert _holder_pid() != beats[second].pid
+        wait_for(lambda: counts()[third] > 0, timeout=TAKEOVER_BOUND, what="the last beat")
+        assert _holder_pid() == beats[third].pid
     finally:
         for beat in beats:
             if beat.poll() is None:
