@@ -7,7 +7,9 @@ what `up` prints, as a person would, and drives it over real HTTP.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
 
 import httpx
 
@@ -121,6 +123,13 @@ def test_musterctl_up_runs_everything_in_one_process(start_muster, tmp_path):
         cookies = dict(client.cookies)
 
     assert muster.stop() == 0, muster.diagnostics()
+    # Its beat held production's lease, on the SQLite row, and gave it up as it stopped.
+    with contextlib.closing(sqlite3.connect(data_dir / "muster.sqlite3")) as db:
+        rows = db.execute(
+            "SELECT name, holder, expires_at, renewed_at FROM muster_lease"
+        ).fetchall()
+    [(name, holder, expires_at, renewed_at)] = rows
+    assert (name, holder, expires_at) == ("beat", "", None) and renewed_at, rows
 
     # A second start on the same data: no new admin, the same URLs, the incident kept, and
     # the session (the secret key lives in the data dir) still signed in.
