@@ -424,7 +424,6 @@ def running_stack(opts, env: dict, logdir: Path, port: int, meanwhile):
         if opts.worker_priority == "low" and not ingest.lower_cpu_priority(procs[-1].popen.pid):
             say("could not lower the worker's CPU weight (no autogroups): measured as equal")
         beat = [str(BIN / "celery"), "-A", "muster", "beat", "--loglevel", "INFO"]
-        beat += ["--schedule", str(logdir / "celerybeat-schedule")]
         procs.append(start("celery-beat", beat, env, logdir))
         result = meanwhile()
         wait_healthy(port, procs[0])
@@ -451,14 +450,15 @@ def error_blocks(log: str) -> list[str]:
 
 
 def wait_ready(port: int, procs: list[Proc], timeout: float = 60) -> None:
-    """Wait for /readyz: database, broker, and a beat tick run by the worker."""
+    """Wait for /readyz?role=worker: database, broker, and a beat tick run by the worker."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for proc in procs:
             if proc.popen.poll() is not None:
                 raise RuntimeError(f"{proc.name} exited:\n{proc.tail()}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+            ready = f"http://127.0.0.1:{port}/readyz?role=worker"
+            with urllib.request.urlopen(ready, timeout=5) as r:
                 if r.status == 200:
                     return
         except OSError:

@@ -78,8 +78,11 @@ def start_worker(concurrency: int = 4) -> tuple[WorkController, threading.Thread
 
 
 def start_beat() -> beat._Threaded:
-    """Start Celery beat in a daemon thread, keeping its schedule in memory only."""
-    service = beat.EmbeddedService(celery_app, thread=True, scheduler_cls="celery.beat:Scheduler")
+    """Start Celery beat in a daemon thread: the leased scheduler of production, on SQLite's
+    row, keeping its schedule in memory only."""
+    service = beat.EmbeddedService(
+        celery_app, thread=True, scheduler_cls="muster.beat:LeasedScheduler"
+    )
     service.start()
     return service
 

@@ -1,4 +1,9 @@
-"""/healthz (process alive), /readyz (database, broker and beat tick answering), /metrics."""
+"""/healthz (process alive), /readyz (ready for its role), /metrics.
+
+Readiness depends on what the process needs (issue 15): a web node needs the database only,
+so a dead beat or broker never takes every web node out of the load balancer; a worker needs
+the database, the broker and a recent tick. The tick's heartbeat is in the database.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from alerts.pending import pending_requests
+from core.api_errors import error_json
 from incidents.models import Incident
 from muster.celery import app as celery_app
 from muster.tasks import seconds_since_last_tick
@@ -63,8 +69,8 @@ def _tick_age() -> tuple[float | None, str | None]:
     """Return the tick's age (None: never seen) and a problem if its heartbeat cannot be read."""
     try:
         return seconds_since_last_tick(), None
-    except Exception as exc:  # the cache is Redis in production; down is "not ready", not a 500
-        return None, f"cache: cannot read the beat tick's heartbeat: {exc}"
+    except DatabaseError as exc:  # down is "not ready", not a 500
+        return None, f"database: cannot read the beat tick's heartbeat: {exc}"
 
 
 def _check_tick(age: float | None) -> str | None:
@@ -76,17 +82,31 @@ def _check_tick(age: float | None) -> str | None:
     return None
 
 
-def readiness() -> tuple[bool, dict]:
-    """Return whether this deployment is ready (database, broker, beat tick), and the report.
+# What each kind of process needs to do its work; "web" is the default.
+ROLES = ("web", "worker")
 
+
+def readiness(role: str = "web") -> tuple[bool, dict]:
+    """Return whether this process is ready for `role`, and the report.
+
+    web: the database. worker: the database, the broker and a beat tick within
+    READY_TICK_MAX_AGE_SECONDS. The tick's age is reported for both, failed on for workers only.
     Channels that reach only the console are reported (`console_delivery`), never failed on:
     a delivery setting must not take ingest out of the load balancer.
     """
-    age, cache_problem = _tick_age()
-    checks = (_check_database(), _check_broker(), cache_problem or _check_tick(age))
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
+    database = _check_database()
+    age, tick_problem = _tick_age() if database is None else (None, None)
+    checks = [database]
+    if role == "worker":
+        checks.append(_check_broker())
+        if database is None:  # else the tick's age is unknown, and the database is the problem
+            checks.append(tick_problem or _check_tick(age))
     problems = [p for p in checks if p]
     body = {
         "status": "ok" if not problems else "unavailable",
+        "role": role,
         "problems": problems,
         "tick_age_seconds": None if age is None else round(age, 3),
         "console_delivery": console_fallbacks(),
@@ -95,7 +115,10 @@ def readiness() -> tuple[bool, dict]:
 
 
 def readyz(request: HttpRequest) -> JsonResponse:
-    ready, body = readiness()
+    role = request.GET.get("role", "web")
+    if role not in ROLES:
+        return error_json(400, f"unknown role {role!r}", [f"role: one of {', '.join(ROLES)}"])
+    ready, body = readiness(role)
     return JsonResponse(body, status=200 if ready else 503)
 
 
@@ -118,8 +141,8 @@ class StateCollector:
                 incidents.add_metric([status], counts.get(status, 0))
             yield incidents
         yield from _ingest_backlog()
-        age, cache_problem = _tick_age()
-        if cache_problem is None:
+        age, tick_problem = _tick_age()
+        if tick_problem is None:
             yield GaugeMetricFamily(
                 "muster_tick_lag_seconds",
                 "Seconds since the beat tick last ran (-1: never).",

@@ -192,6 +192,13 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Every beat (`celery beat`, `celery worker -B`, the embedded mode's thread) publishes only while
+# it holds the "beat" lease, a database row (muster/beat.py): run two or more, safely.
+CELERY_BEAT_SCHEDULER = "muster.beat:LeasedScheduler"
+# The holder renews every RENEW seconds; when it dies, another takes over once TTL has passed
+# since its last renewal: the tick pauses for at most TTL + RENEW seconds (7 by default).
+BEAT_LEASE_TTL_SECONDS = env.float("MUSTER_BEAT_LEASE_TTL_SECONDS", default=6.0)
+BEAT_LEASE_RENEW_SECONDS = env.float("MUSTER_BEAT_LEASE_RENEW_SECONDS", default=1.0)
 CELERY_BEAT_SCHEDULE = {
     # Twice a second: a due escalation step waits at most half a second for its tick.
     "tick": {"task": "muster.tick", "schedule": 0.5},
@@ -223,7 +230,7 @@ RAW_PAYLOAD_RETENTION_DAYS = env.int("MUSTER_RAW_PAYLOAD_RETENTION_DAYS", defaul
 SILENCE_MAX_DAYS = env.int("MUSTER_SILENCE_MAX_DAYS", default=30)
 # The console outbox (the embedded default's stand-in for Twilio) keeps its latest N messages.
 OUTBOX_KEEP = env.int("MUSTER_OUTBOX_KEEP", default=10_000)
-# The beat tick must have run within this many seconds for /readyz to answer 200.
+# The beat tick must have run within this many seconds for `/readyz?role=worker` to answer 200.
 READY_TICK_MAX_AGE_SECONDS = env.int("MUSTER_READY_TICK_MAX_AGE_SECONDS", default=10)
 # Where runbook actions may connect (core.networks): CIDR lists. Loopback, link-local and cloud
 # metadata addresses are denied by default, private ranges allowed; the most specific network

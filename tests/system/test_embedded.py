@@ -7,7 +7,9 @@ what `up` prints, as a person would, and drives it over real HTTP.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
 
 import httpx
 
@@ -99,14 +101,16 @@ def test_musterctl_up_runs_everything_in_one_process(start_muster, tmp_path):
         assert alert["occurrences"] == BURST
         assert len(incidents(client)) == 3
 
-        # Ready means the database, the broker and the beat tick answer: the in-process beat
-        # sent the tick through the in-memory broker and the in-process worker ran it.
+        # Ready as a worker means the database, the broker and the beat tick answer: the
+        # in-process beat took the lease (the SQLite row, as production's PostgreSQL one), sent
+        # the tick through the in-memory broker and the in-process worker ran it.
         def ready() -> httpx.Response | None:
-            response = client.get("/readyz")
+            response = client.get("/readyz", params={"role": "worker"})
             return response if response.status_code == 200 else None
 
         response = wait_for(ready, timeout=READY_TIMEOUT, interval=0.25, what="/readyz 200")
         assert response.json()["problems"] == []
+        assert client.get("/readyz").json()["problems"] == []
         assert client.get("/healthz").status_code == 200
         metrics = client.get("/metrics")
         assert metrics.status_code == 200
@@ -119,6 +123,13 @@ def test_musterctl_up_runs_everything_in_one_process(start_muster, tmp_path):
         cookies = dict(client.cookies)
 
     assert muster.stop() == 0, muster.diagnostics()
+    # Its beat held production's lease, on the SQLite row, and gave it up as it stopped.
+    with contextlib.closing(sqlite3.connect(data_dir / "muster.sqlite3")) as db:
+        rows = db.execute(
+            "SELECT name, holder, expires_at, renewed_at FROM muster_lease"
+        ).fetchall()
+    [(name, holder, expires_at, renewed_at)] = rows
+    assert (name, holder, expires_at) == ("beat", "", None) and renewed_at, rows
 
     # A second start on the same data: no new admin, the same URLs, the incident kept, and
     # the session (the secret key lives in the data dir) still signed in.

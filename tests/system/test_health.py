@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import timedelta
+from io import StringIO
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
+from django.core.management import CommandError, call_command
+from django.db.models.functions import Now
 from prometheus_client.parser import text_string_to_metric_families
+from redis import Redis
 
 from alerts.models import Integration, Kind
 from incidents.models import Service
 from muster import tasks
 from muster.celery import app as celery_app
+from muster.models import Heartbeat
 from muster_services import free_port
 from tests.helpers.api import METRICS_AUTH
 from tests.helpers.ingest import results_of
@@ -53,18 +59,26 @@ def test_healthz_answers_without_touching_anything(client):
     assert response.json() == {"status": "ok"}
 
 
+def _age_the_tick(seconds: float) -> None:
+    """Make the tick's heartbeat `seconds` old, by the database's clock."""
+    tasks.record_tick()
+    Heartbeat.objects.filter(name=tasks.TICK_HEARTBEAT).update(
+        at=Now() - timedelta(seconds=seconds)
+    )
+
+
 @pytest.mark.django_db
-def test_readyz_needs_the_beat_tick_and_passes_once_it_ran(client):
-    response = client.get("/readyz")
+def test_a_worker_needs_the_beat_tick_and_is_ready_once_it_ran(client):
+    response = client.get("/readyz?role=worker")
     assert response.status_code == 503
     body = response.json()
     # The database and the broker answered; only the tick is missing.
     assert body["problems"] == ["beat tick: never seen"]
-    assert body["tick_age_seconds"] is None
+    assert (body["role"], body["tick_age_seconds"]) == ("worker", None)
 
     tasks.tick()
 
-    response = client.get("/readyz")
+    response = client.get("/readyz?role=worker")
     assert response.status_code == 200, response.json()
     body = response.json()
     assert (body["status"], body["problems"]) == ("ok", [])
@@ -72,23 +86,68 @@ def test_readyz_needs_the_beat_tick_and_passes_once_it_ran(client):
 
 
 @pytest.mark.django_db
-def test_readyz_refuses_a_tick_older_than_the_limit(client):
-    limit = settings.READY_TICK_MAX_AGE_SECONDS
-    cache.set(tasks.LAST_TICK_KEY, time.time() - limit - 5, timeout=None)
-
+def test_a_web_node_is_ready_with_the_database_alone(client, dead_broker):
+    # No tick ever ran and the broker is down: a web node still takes requests.
     response = client.get("/readyz")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert (body["status"], body["role"], body["problems"]) == ("ok", "web", [])
+    assert body["tick_age_seconds"] is None  # reported, never failed on
+    assert client.get("/readyz?role=web").status_code == 200
+    _age_the_tick(3600)
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["tick_age_seconds"] >= 3600
+
+
+@pytest.mark.django_db
+def test_an_unknown_role_is_a_400_in_the_json_error_shape(client):
+    response = client.get("/readyz?role=beat")
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": {
+            "status": 400,
+            "message": "unknown role 'beat'",
+            "problems": ["role: one of web, worker"],
+        }
+    }
+
+
+@pytest.mark.django_db
+def test_a_worker_is_refused_a_tick_older_than_the_limit(client):
+    limit = settings.READY_TICK_MAX_AGE_SECONDS
+    _age_the_tick(limit + 5)
+
+    response = client.get("/readyz?role=worker")
 
     assert response.status_code == 503
     [problem] = response.json()["problems"]
     assert problem.startswith("beat tick: last seen ") and f"(limit {limit}s)" in problem
+    assert client.get("/readyz").status_code == 200  # the web role does not care
 
 
 @pytest.mark.django_db
-def test_readyz_names_an_unreachable_broker_and_answers_promptly(client, dead_broker):
-    tasks.tick()  # the tick writes to the cache, which stays on the live Redis
+def test_a_flushed_redis_does_not_make_a_ticking_worker_look_dead(client):
+    tasks.tick()
+    assert client.get("/readyz?role=worker").status_code == 200
+
+    # This test worker's whole Redis database (cache and broker): FLUSHALL would be the same
+    # here, and would also wipe the other parallel test workers' databases.
+    Redis.from_url(settings.REDIS_URL).flushdb()
+
+    response = client.get("/readyz?role=worker")
+    assert response.status_code == 200, response.json()
+    assert 0 <= response.json()["tick_age_seconds"] < 5
+    tasks.tick()  # the tick runs on after the flush, and says so
+    assert client.get("/readyz?role=worker").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_worker_names_an_unreachable_broker_and_answers_promptly(client, dead_broker):
+    tasks.tick()
 
     started = time.monotonic()
-    response = client.get("/readyz")
+    response = client.get("/readyz?role=worker")
     took = time.monotonic() - started
 
     assert response.status_code == 503
@@ -105,26 +164,53 @@ def test_readyz_names_an_unreachable_broker_and_answers_promptly(client, dead_br
 
 @pytest.mark.django_db
 def test_readyz_and_metrics_answer_when_all_of_redis_is_down(client, dead_broker, settings):
-    # In production one Redis is broker and cache: the tick's heartbeat is unreadable too.
+    # In production one Redis is broker and cache; the tick's heartbeat is in the database.
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": dead_broker,
         }
     }
+    tasks.tick()
 
     started = time.monotonic()
-    response = client.get("/readyz")
+    assert client.get("/readyz").status_code == 200
+    response = client.get("/readyz?role=worker")
 
     assert response.status_code == 503
     problems = response.json()["problems"]
-    assert [p.split(":")[0] for p in problems] == ["broker", "cache"], problems
+    assert [p.split(":")[0] for p in problems] == ["broker"], problems
     assert time.monotonic() - started < 3
     response = client.get("/metrics", **METRICS_AUTH)
     assert response.status_code == 200
     samples = metric_samples(response.content.decode())
     assert ("muster_open_incidents", (("status", "triggered"),)) in samples  # the database
-    assert ("muster_tick_lag_seconds", ()) not in samples  # unknown, not "never"
+    assert 0 <= samples[("muster_tick_lag_seconds", ())] < 5  # the database has it too
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("command", "args", "ready_without_tick"),
+    [("ready", [], True), ("ready", ["--role", "worker"], False), ("muster_ready", [], False)],
+)
+def test_the_ready_command_exits_1_when_not_ready_for_its_role(command, args, ready_without_tick):
+    def run() -> tuple[int, dict]:
+        out = StringIO()
+        try:
+            call_command(command, *args, stdout=out)
+            return 0, json.loads(out.getvalue())
+        except CommandError as exc:
+            return exc.returncode, json.loads(out.getvalue())
+
+    code, report = run()
+    assert (code, report["status"]) == ((0, "ok") if ready_without_tick else (1, "unavailable"))
+    tasks.tick()
+    assert run()[0] == 0
+
+
+def test_the_ready_command_refuses_an_unknown_role():
+    with pytest.raises(CommandError, match="invalid choice: 'beat'"):
+        call_command("ready", "--role", "beat")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -203,7 +203,11 @@ def test_compose_passes_every_setting_in_env_to_muster_and_keeps_attachments():
     assert "media" in compose["volumes"]
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     assert "MUSTER_DATA_DIR=/var/lib/muster" in dockerfile  # MEDIA_ROOT is its media/
-    assert compose["services"]["worker"]["healthcheck"]["test"][-1] == "muster_ready"
+    assert compose["services"]["worker"]["healthcheck"]["test"][-3:] == [
+        "ready",
+        "--role",
+        "worker",
+    ]
     example = (DEPLOY / "compose.env.example").read_text()
     for name in ("TWILIO_ACCOUNT_SID", "EMAIL_URL", "MUSTER_METRICS_TOKEN"):
         assert re.search(rf"^{name}=", example, re.M), name

@@ -1,24 +1,14 @@
-"""`manage.py muster_ready`: the readiness report of /readyz, for a process without HTTP.
+"""`manage.py muster_ready`: the older name of `manage.py ready`, for a worker by default.
 
-A Celery worker serves no HTTP; its probe (compose's healthcheck, a Kubernetes exec probe)
-runs this. It prints the report as JSON (console_delivery included) and exits 1 when the
-database, the broker or the beat tick is not answering.
+It checks what it always did: the database, the broker and the beat tick (`ready --role
+worker`). Kept so that existing probes go on working.
 """
 
 from __future__ import annotations
 
-import json
-
-from django.core.management.base import BaseCommand, CommandError
-
-from muster.health import readiness
+from muster.management.commands.ready import Command as ReadyCommand
 
 
-class Command(BaseCommand):
-    help = "Print the readiness report (as /readyz) and exit 1 when not ready."
-
-    def handle(self, *args, **options):
-        ready, report = readiness()
-        self.stdout.write(json.dumps(report, indent=2))
-        if not ready:
-            raise CommandError("not ready: " + "; ".join(report["problems"]))
+class Command(ReadyCommand):
+    help = "The same as `manage.py ready --role worker` (its older name)."
+    default_role = "worker"
