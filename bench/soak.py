@@ -26,6 +26,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -90,6 +91,38 @@ def settle(dsn: str, plan: soak_plan.Plan, targets: dict, want: dict, timeout: f
     return got
 
 
+class Backlog(threading.Thread):
+    """Samples, every quarter second, the requests stored but not processed and how long the
+    oldest of them has waited: how far processing falls behind while the soak runs."""
+
+    def __init__(self, dsn: str, targets: dict):
+        super().__init__(daemon=True)
+        self.dsn, self.ids = dsn, [t["integration_id"] for t in targets.values()]
+        self.samples: list[tuple[float, int, float]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        began = time.monotonic()
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.stop.wait(0.25):
+                n, age = conn.execute(
+                    "SELECT count(*), coalesce(extract(epoch FROM now() - min(received_at)), 0)"
+                    " FROM alerts_ingestrequest WHERE integration_id = ANY(%s)"
+                    " AND outcome = 'accepted' AND processed_at IS NULL",
+                    [self.ids],
+                ).fetchone()
+                self.samples.append((time.monotonic() - began, n, float(age)))
+
+    def figures(self) -> dict:
+        self.stop.set()
+        self.join()
+        return {
+            "backlog_peak": max((n for _, n, _ in self.samples), default=0),
+            "oldest_wait_peak_s": round(max((a for _, _, a in self.samples), default=0), 2),
+            "samples": [[round(t, 2), n, round(a, 2)] for t, n, a in self.samples],
+        }
+
+
 def run(opts) -> dict:
     """Start the stack, send the plan, check the end state; return the report."""
     plan = soak_plan.Plan(opts.events, opts.seconds, opts.replays, run=f"soak{os.getpid()}")
@@ -108,11 +141,14 @@ def run(opts) -> dict:
                 f"sending {plan.events} events ({plan.distinct} distinct × {plan.replays}) over "
                 f"{plan.seconds:.0f}s"
             )
+            backlog = Backlog(services.database_url, targets)
+            backlog.start()
             sent = soak_plan.send(plan, port, targets, threads=opts.connections)
             report["sent"] = sent.figures()
             report["expected"] = want = soak_plan.expected(plan, sent)
             say(f"sent: {report['sent']['statuses']}; waiting for processing to settle")
             report["found"] = settle(services.database_url, plan, targets, want, opts.settle_wait)
+            report["backlog"] = backlog.figures()
             report["log_errors"] = [
                 e
                 for proc in procs.values()
@@ -149,6 +185,12 @@ def render(report: dict) -> str:
             f"behind schedule ≤ {s['most_behind_schedule_s']} s",
         ),
         ("settled", f"{got['settle_s']} s after the last answer", ""),
+        (
+            "backlog",
+            f"peak {report['backlog']['backlog_peak']} requests unprocessed, the oldest "
+            f"waiting up to {report['backlog']['oldest_wait_peak_s']} s",
+            "",
+        ),
     ]
     width = max(len(r[0]) for r in rows)
     lines = ["", "Soak (production shape on loopback)"]
