@@ -7,11 +7,13 @@ and Redis); then the exact end state is checked.
     python bench/soak.py --quick          # 300 events over 15 s: what CI runs (test_soak.py)
 
 The plan (bench/soak_plan.py): `--events` requests at an even rate over `--seconds`, from 16
-keep-alive connections; `events / replays` distinct events, round-robin over Alertmanager,
-Grafana, PagerDuty Events v2, Opsgenie and generic integrations (one service each), each with
-a dedup key and a group of its own, each sent `--replays` times (the same body, the copies
-interleaved with other events, a second or two apart). So exactly one incident and one alert
-must exist per distinct event, its alert counting every accepted copy as an occurrence.
+keep-alive connections; `events / replays` distinct events, each sent `--replays` times (the
+same body, the copies interleaved with other events, a second or two apart). Four in five fire,
+round-robin over Alertmanager, Grafana, PagerDuty Events v2, Opsgenie and generic integrations
+(one service each), each with a dedup key and a group of its own; the fifth resolve one of
+them in its own format, sent once that one's copies are answered. So exactly one incident and
+one alert must exist per firing event, its alert counting every accepted copy as an
+occurrence, and the resolved ones' alert and incident must be resolved.
 
 Reported: requests sent and HTTP status counts (0 5xx, all 2xx), incidents and alerts expected
 vs found (exact, per format too), occurrences, duplicates (a group with two incidents, a dedup
@@ -138,8 +140,8 @@ def run(opts) -> dict:
         say("starting the web tier, the Celery worker and beat")
         with paging.running_stack(opts, env, logdir, port, lambda: setup(env)) as (procs, targets):
             say(
-                f"sending {plan.events} events ({plan.distinct} distinct × {plan.replays}) over "
-                f"{plan.seconds:.0f}s"
+                f"sending {plan.events} events ({plan.firing} firing and "
+                f"{len(plan.resolved())} resolving, × {plan.replays}) over {plan.seconds:.0f}s"
             )
             backlog = Backlog(services.database_url, targets)
             backlog.start()
@@ -166,12 +168,23 @@ def render(report: dict) -> str:
     s, want, got = report["sent"], report["expected"], report["found"]
     plan = report["plan"]
     rows = [
-        ("events sent", f"{s['sent']} ({plan['distinct']} distinct × {plan['replays']})", ""),
+        (
+            "events sent",
+            f"{s['sent']} ({plan['firing']} firing and {plan['resolves']} resolving, "
+            f"each × {plan['replays']})",
+            "",
+        ),
         ("HTTP statuses", json.dumps(s["statuses"]), f"5xx: {s['5xx']}"),
         ("incidents", f"expected {want['incidents']}, found {got['incidents']}", ""),
         ("  per format", json.dumps(got["incidents_by_kind"]), ""),
         ("alerts", f"expected {want['alerts']}, found {got['alerts']}", ""),
         ("occurrences", f"expected {want['occurrences']}, found {got['occurrences']}", ""),
+        (
+            "resolved",
+            f"expected {want['resolved']}, found {got['alerts_resolved']} alerts and "
+            f"{got['incidents_resolved']} incidents",
+            "",
+        ),
         (
             "duplicates",
             f"incidents {got['duplicate_incidents']}, alerts {got['duplicate_alerts']}, "

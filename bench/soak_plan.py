@@ -2,12 +2,17 @@
 and its short CI version (tests/system/test_soak.py).
 
 A plan of `events` requests over `seconds` is `events // replays` distinct events, each sent
-`replays` times (the same body again, as a sender retrying would). Distinct event k goes to
-integration KINDS[k % 5] (Alertmanager, Grafana, PagerDuty Events v2, Opsgenie, generic), and
-carries a dedup key and a group of its own (`<run>-<k>`): so each distinct event must end as
-exactly one alert, in exactly one incident of its own, its `occurrences` counting every copy
-that was answered 2xx. Copies are interleaved: copy r of event k is due at slot
-k + r * spread (sorted), so a retry lands a second or two after the first copy, among others.
+`replays` times (the same body again, as a sender retrying would). Four in five distinct events
+fire: firing event k goes to integration KINDS[k % 5] (Alertmanager, Grafana, PagerDuty Events
+v2, Opsgenie, generic) with a dedup key and a group of its own (`<run>-<k>`). The rest resolve
+firing events k = 3, 7, 11, …, each in its own format (Opsgenie's close, PagerDuty's resolve,
+status "resolved" in the others), and are sent only once every copy of that firing event has
+been answered, so they are stored, and processed, after it. So the end state is exact: one
+alert in one incident of its own per firing event, its `occurrences` counting the copies
+answered 2xx; the resolved ones' alert resolved and their incident with it (auto-resolve).
+Copies are interleaved: copy r of firing event k is due at slot k + r * spread, its resolve's
+copies from slot k + (replays + 1) * spread, so a retry lands a second or two after the first
+copy, among other events.
 """
 
 from __future__ import annotations
@@ -37,42 +42,59 @@ class Plan:
     def distinct(self) -> int:
         return self.events // self.replays
 
+    @property
+    def firing(self) -> int:
+        return self.distinct - self.distinct // 5
+
+    def resolved(self) -> list[int]:
+        """The firing events a resolve event ends (there are distinct // 5 of them)."""
+        return [4 * j + 3 for j in range(self.distinct // 5)]
+
     def kind(self, k: int) -> str:
         return KINDS[k % len(KINDS)]
 
     def tag(self, k: int) -> str:
         return f"{self.run}-{k}"
 
-    def schedule(self) -> list[tuple[float, int, int]]:
-        """(due second, event, copy) for every request, in the order they are due."""
-        slots = sorted(
-            (k + r * self.spread, r, k) for k in range(self.distinct) for r in range(self.replays)
-        )
+    def schedule(self) -> list[tuple[float, str, int, int]]:
+        """(due second, action, event, copy) for every request, in the order they are due;
+        action is "fire" or "resolve" (event k's resolve)."""
+        n, gap = self.replays, self.spread
+        slots = [(k + r * gap, "fire", k, r) for k in range(self.firing) for r in range(n)]
+        slots += [
+            (k + (n + 1 + r) * gap, "resolve", k, r) for k in self.resolved() for r in range(n)
+        ]
+        slots.sort()
         interval = self.seconds / max(1, len(slots))
-        return [(i * interval, k, r) for i, (_, r, k) in enumerate(slots)]
+        return [(i * interval, action, k, r) for i, (_, action, k, r) in enumerate(slots)]
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "distinct": self.distinct}
+        return {
+            **asdict(self),
+            "distinct": self.distinct,
+            "firing": self.firing,
+            "resolves": len(self.resolved()),
+        }
 
 
 # --- the five formats --------------------------------------------------------------------------
 
 
-def _am_shaped(tag: str, kind: str) -> dict:
+def _am_shaped(tag: str, kind: str, status: str) -> dict:
     """An Alertmanager (or, with Grafana's extras, Grafana 9+) notification: one alert, its own
     group."""
     alert = {
-        "status": "firing",
+        "status": status,
         "labels": {"alertname": "SoakAlert", "instance": f"{tag}:9100", "soak": tag},
         "annotations": {"summary": f"Soak alert {tag}"},
         "startsAt": STARTS_AT,
-        "endsAt": GO_ZERO_TIME,
+        "endsAt": GO_ZERO_TIME if status == "firing" else "2026-12-01T09:40:00Z",
         "generatorURL": "http://prometheus.example.com:9090/graph?g0.expr=up",
         "fingerprint": tag,
     }
     body = {
         "receiver": "muster",
-        "status": "firing",
+        "status": status,
         "alerts": [alert],
         "groupLabels": {"soak": tag},
         "commonLabels": {"alertname": "SoakAlert"},
@@ -94,24 +116,31 @@ def _am_shaped(tag: str, kind: str) -> dict:
     return body
 
 
-def request_for(kind: str, tag: str, token: str, path: str) -> tuple[str, dict, bytes]:
-    """The (path, headers, body) a sender of `kind` posts for the distinct event `tag`."""
+def request_for(
+    kind: str, tag: str, token: str, path: str, action: str = "fire"
+) -> tuple[str, dict, bytes]:
+    """The (path, headers, body) a sender of `kind` posts to fire (or resolve) event `tag`."""
     headers = {"Content-Type": "application/json"}
+    status = "firing" if action == "fire" else "resolved"
     if kind in ("alertmanager", "grafana"):
-        body: dict = _am_shaped(tag, kind)
+        body: dict = _am_shaped(tag, kind, status)
     elif kind == "pagerduty":
-        body = {
-            "routing_key": token,
-            "event_action": "trigger",
-            "dedup_key": tag,
-            "payload": {"summary": f"Soak event {tag}", "source": "soak", "severity": "warning"},
-        }
+        body = {"routing_key": token, "dedup_key": tag}
+        if action == "fire":
+            body["event_action"] = "trigger"
+            body["payload"] = {"summary": f"Soak {tag}", "source": "soak", "severity": "warning"}
+        else:
+            body["event_action"] = "resolve"
     elif kind == "opsgenie":
         headers["Authorization"] = f"GenieKey {token}"
-        body = {"message": f"Soak alert {tag}", "alias": tag, "tags": ["soak"], "priority": "P3"}
+        if action == "fire":
+            body = {"message": f"Soak alert {tag}", "alias": tag, "tags": ["soak"]}
+        else:
+            path = f"{path}/{tag}/close?identifierType=alias"
+            body = {"source": "soak", "note": "resolved by the soak"}
     else:
         body = {"summary": f"Soak alert {tag}", "dedup_key": tag, "group_key": tag}
-        body["labels"] = {"soak": tag}
+        body.update(labels={"soak": tag}, status=status)
     return path, headers, json.dumps(body).encode()
 
 
@@ -121,7 +150,7 @@ def request_for(kind: str, tag: str, token: str, path: str) -> tuple[str, dict, 
 @dataclass
 class Sent:
     statuses: Counter  # HTTP status (or "error: <kind>") -> count
-    accepted: Counter  # distinct event -> copies answered 2xx
+    accepted: Counter  # (action, event) -> copies answered 2xx
     latencies_ms: list[float]
     wall_s: float  # from the first request's due time to the last answer
     late_s: float  # how far behind its due time the latest request was sent
@@ -156,6 +185,8 @@ def send(plan: Plan, port: int, targets: dict[str, dict], threads: int = 16) -> 
     lock = threading.Lock()
     cursor = iter(schedule)
     late = [0.0]
+    answered: Counter = Counter()  # firing event -> copies answered (any status)
+    all_answered = threading.Condition(lock)
     began = time.monotonic()
 
     def worker() -> None:
@@ -165,10 +196,15 @@ def send(plan: Plan, port: int, targets: dict[str, dict], threads: int = 16) -> 
                 item = next(cursor, None)
             if item is None:
                 break
-            due, k, _ = item
+            due, action, k, _ = item
+            if action == "resolve":  # only once the firing copies are answered: stored first
+                with lock:
+                    all_answered.wait_for(lambda k=k: answered[k] == plan.replays, timeout=60)
             kind = plan.kind(k)
             target = targets[kind]
-            path, headers, body = request_for(kind, plan.tag(k), target["token"], target["path"])
+            path, headers, body = request_for(
+                kind, plan.tag(k), target["token"], target["path"], action
+            )
             wait = began + due - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
@@ -189,7 +225,10 @@ def send(plan: Plan, port: int, targets: dict[str, dict], threads: int = 16) -> 
                 latencies.append((t1 - t0) * 1000)
                 late[0] = max(late[0], t0 - began - due)
                 if isinstance(status, int) and 200 <= status < 300:
-                    accepted[k] += 1
+                    accepted[action, k] += 1
+                if action == "fire":
+                    answered[k] += 1
+                    all_answered.notify_all()
         conn.close()
 
     pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
@@ -204,14 +243,18 @@ def send(plan: Plan, port: int, targets: dict[str, dict], threads: int = 16) -> 
 
 
 def expected(plan: Plan, sent: Sent) -> dict:
-    """Every distinct event with a copy accepted is one alert in one incident of its own, its
-    occurrences the copies accepted (a copy refused was not taken: a sender would retry it)."""
-    by_kind = Counter(plan.kind(k) for k in sent.accepted)
+    """Every firing event with a copy accepted is one alert in one incident of its own, its
+    occurrences the copies accepted (a copy refused was not taken: a sender would retry it);
+    resolved, alert and incident, when a copy of its resolve was accepted too."""
+    fired = {k for action, k in sent.accepted if action == "fire"}
+    resolved = {k for action, k in sent.accepted if action == "resolve"} & fired
+    by_kind = Counter(plan.kind(k) for k in fired)
     return {
-        "incidents": len(sent.accepted),
-        "alerts": len(sent.accepted),
-        "occurrences": sum(sent.accepted.values()),
+        "incidents": len(fired),
+        "alerts": len(fired),
+        "occurrences": sum(n for (action, _), n in sent.accepted.items() if action == "fire"),
         "incidents_by_kind": {kind: by_kind.get(kind, 0) for kind in KINDS},
+        "resolved": len(resolved),
     }
 
 
@@ -230,9 +273,9 @@ def found(conn, plan: Plan, targets: dict[str, dict]) -> dict:
     integrations = [t["integration_id"] for t in targets.values()]
     services = [t["service_id"] for t in targets.values()]
     like = plan.run + "-%"
-    alerts, occurrences, loose, firing = conn.execute(
+    alerts, occurrences, loose, resolved = conn.execute(
         "SELECT count(*), coalesce(sum(occurrences), 0), count(*) FILTER (WHERE incident_id IS"
-        " NULL), count(*) FILTER (WHERE status = 'firing') FROM alerts_alert"
+        " NULL), count(*) FILTER (WHERE status = 'resolved') FROM alerts_alert"
         " WHERE integration_id = ANY(%s) AND fingerprint LIKE %s",
         [integrations, like],
     ).fetchone()
@@ -249,6 +292,11 @@ def found(conn, plan: Plan, targets: dict[str, dict]) -> dict:
             [services],
         ).fetchall()
     )
+    (incidents_resolved,) = conn.execute(
+        "SELECT count(*) FROM incidents_incident WHERE service_id = ANY(%s)"
+        " AND status = 'resolved'",
+        [services],
+    ).fetchone()
     (dup_incidents,) = conn.execute(
         "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM incidents_incident"
         " WHERE service_id = ANY(%s) GROUP BY service_id, group_key) c",
@@ -273,7 +321,8 @@ def found(conn, plan: Plan, targets: dict[str, dict]) -> dict:
         "duplicate_alerts": int(dup_alerts),  # one dedup key with more than one alert
         "incidents_with_two_events": crowded,  # two distinct events in one incident
         "alerts_without_incident": loose,
-        "alerts_firing": firing,
+        "alerts_resolved": resolved,
+        "incidents_resolved": incidents_resolved,
         "requests_stored": stored,
         "requests_unprocessed": unsettled(conn, integrations),
     }
@@ -282,8 +331,9 @@ def found(conn, plan: Plan, targets: dict[str, dict]) -> dict:
 def problems(plan: Plan, sent: dict, want: dict, got: dict) -> list[str]:
     """Everything that is not exactly as it must be; empty when the run is sound."""
     out = []
-    if sent["sent"] != plan.distinct * plan.replays:
-        out.append(f"{sent['sent']} requests answered of {plan.distinct * plan.replays} planned")
+    planned = (plan.firing + len(plan.resolved())) * plan.replays
+    if sent["sent"] != planned:
+        out.append(f"{sent['sent']} requests answered of {planned} planned")
     if sent["5xx"]:
         out.append(f"{sent['5xx']} answers were 5xx: {sent['statuses']}")
     if sent["not_2xx"]:
@@ -293,8 +343,9 @@ def problems(plan: Plan, sent: dict, want: dict, got: dict) -> list[str]:
             out.append(f"{name}: expected {want[name]}, found {got[name]}")
     if got["requests_stored"] != sent["sent"] - sent["not_2xx"]:
         out.append(f"requests stored {got['requests_stored']}, accepted {sent['sent']}")
-    if got["alerts_firing"] != got["alerts"]:
-        out.append(f"alerts not firing: {got['alerts'] - got['alerts_firing']}")
+    for name in ("alerts_resolved", "incidents_resolved"):
+        if got[name] != want["resolved"]:
+            out.append(f"{name}: expected {want['resolved']}, found {got[name]}")
     for name in (
         "duplicate_incidents",
         "duplicate_alerts",
