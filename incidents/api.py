@@ -13,6 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from accounts.api_fields import PersonField
 from accounts.models import Role, User
 from core.api_errors import Conflict, ParseBodyFirst, check_query_text
 from core.moments import parse_moment
@@ -175,9 +176,7 @@ class SnoozeSerializer(serializers.Serializer):
 
 
 class ReassignSerializer(serializers.Serializer):
-    user = serializers.SlugRelatedField(
-        slug_field="username", queryset=User.objects.filter(is_active=True)
-    )
+    user = PersonField()
 
 
 class SeveritySerializer(serializers.Serializer):

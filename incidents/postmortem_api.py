@@ -20,7 +20,8 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Role, User
+from accounts.api_fields import PersonField
+from accounts.models import Role
 from accounts.permissions import RolePermission
 from core.api_errors import ParseBodyFirst
 from incidents import action_items, curation, postmortems
@@ -61,12 +62,7 @@ class ActionItemSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     incident = serializers.IntegerField(read_only=True, source="postmortem.incident.number")
     description = serializers.CharField(max_length=action_items.DESCRIPTION_MAX)
-    owner = serializers.SlugRelatedField(
-        slug_field="username",
-        queryset=User.objects.filter(is_active=True),
-        allow_null=True,
-        required=False,
-    )
+    owner = PersonField(allow_null=True, required=False)
     due = serializers.DateField(allow_null=True, required=False)
     done = serializers.BooleanField(required=False)
     order = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False)

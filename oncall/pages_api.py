@@ -10,7 +10,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Role, User
+from accounts.api_fields import PersonField
+from accounts.models import Role
 from core.api_errors import ParseBodyFirst
 from core.pagination import cursor_by
 from incidents.api import IncidentSerializer, incident_data
@@ -184,9 +185,7 @@ class OutboxViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class PagePersonSerializer(serializers.Serializer):
-    user = serializers.SlugRelatedField(
-        slug_field="username", queryset=User.objects.filter(is_active=True)
-    )
+    user = PersonField()
 
 
 @extend_schema(request=PagePersonSerializer, responses=PageSerializer(many=True))

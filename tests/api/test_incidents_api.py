@@ -376,6 +376,16 @@ def test_reassigning_to_a_deactivated_person_is_refused(as_bob, alice, incident)
     assert_error(act(as_bob, incident, "reassign", {"user": "alice"}), 400, "user:", "alice")
 
 
+@pytest.mark.parametrize("name", ["\x00x", "al\x00ice", "a" * 151])
+@pytest.mark.parametrize("verb", ["reassign", "page"])
+def test_a_username_no_one_can_have_is_no_such_person(as_bob, alice, incident, name, verb):
+    """Found by the schema fuzzer: a NUL in `user` reached PostgreSQL and answered 500."""
+    response = act(as_bob, incident, verb, {"user": name})
+    assert_error(response, 400, "user:")
+    incident.refresh_from_db()
+    assert incident.assignee is None
+
+
 def test_reassigning_to_an_observer_is_refused_as_in_chat(as_bob, charlie, incident):
     entries = incident.timeline.count()
     assert_error(
