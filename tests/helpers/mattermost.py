@@ -12,6 +12,10 @@ from urllib.parse import urlencode
 from tests.fakes.mattermost import FakeUser, new_id
 from warroom.models import ChatChannel
 
+# The slash commands' tokens Muster is configured with, and its public URL, in the tests.
+TOKENS = ["mmcommandtokenaaaaaaaaaaaaa", "mmcommandtokenbbbbbbbbbbbbb"]
+PUBLIC = "https://muster.example.com"
+
 EVENTS = "/mattermost/events/"
 ACTIONS = "/mattermost/actions/"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.utils import timezone
@@ -11,6 +11,8 @@ from accounts.models import User
 from incidents import opening
 from incidents.models import Incident, Service, Source
 from oncall.models import Page
+from tests.fakes.mattermost import FakeMattermost, FakeUser
+from tests.helpers.mattermost import PUBLIC, TOKENS
 from tests.helpers.twilio import BOB_PHONE, TWILIO_TOKEN
 
 
@@ -77,3 +79,20 @@ def fake_twilio(live_server, settings):
     with FakeTwilio(auth_token=TWILIO_TOKEN, muster_url=live_server.url) as fake:
         settings.TWILIO_API_BASE_URL = fake.url
         yield fake
+
+
+@pytest.fixture
+def mattermost(settings) -> Iterator[FakeMattermost]:
+    """Mattermost's double, and Muster configured for it (slash commands on)."""
+    with FakeMattermost() as fake:
+        settings.MATTERMOST_URL = fake.url
+        settings.MATTERMOST_BOT_TOKEN = fake.bot_token
+        settings.MATTERMOST_COMMAND_TOKENS = TOKENS
+        settings.PUBLIC_URL = PUBLIC
+        yield fake
+
+
+@pytest.fixture
+def mm_bob(mattermost, bob) -> FakeUser:
+    """Bob's Mattermost account: his email, in other letters' case."""
+    return mattermost.add_user("bobby", "Bob@Example.com")

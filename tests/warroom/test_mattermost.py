@@ -11,27 +11,11 @@ import pytest
 
 from accounts.models import User
 from incidents.models import EntryKind, Source, Status
-from tests.fakes.mattermost import FakeMattermost, new_id
+from tests.fakes.mattermost import new_id
+from tests.helpers.mattermost import PUBLIC, TOKENS
 from warroom.mattermost import slash
 
 PATH = "/mattermost/commands/"
-TOKENS = ["mmcommandtokenaaaaaaaaaaaaa", "mmcommandtokenbbbbbbbbbbbbb"]
-PUBLIC = "https://muster.example.com"
-
-
-@pytest.fixture
-def mattermost(settings):
-    with FakeMattermost() as fake:
-        settings.MATTERMOST_URL = fake.url
-        settings.MATTERMOST_BOT_TOKEN = fake.bot_token
-        settings.MATTERMOST_COMMAND_TOKENS = TOKENS
-        settings.PUBLIC_URL = PUBLIC
-        yield fake
-
-
-@pytest.fixture
-def mm_bob(mattermost, bob):
-    return mattermost.add_user("bobby", "Bob@Example.com")
 
 
 @pytest.fixture

@@ -6,25 +6,8 @@ from __future__ import annotations
 import pytest
 
 from incidents.models import EntryKind, Source, Status
-from tests.fakes.mattermost import FakeMattermost
 from tests.helpers.mattermost import ACTIONS, BUTTONS_CHANNEL, button_click, post_click
 from warroom.mattermost import buttons
-
-PUBLIC = "https://muster.example.com"
-
-
-@pytest.fixture
-def mattermost(settings):
-    with FakeMattermost() as fake:
-        settings.MATTERMOST_URL = fake.url
-        settings.MATTERMOST_BOT_TOKEN = fake.bot_token
-        settings.PUBLIC_URL = PUBLIC
-        yield fake
-
-
-@pytest.fixture
-def mm_bob(mattermost, bob):
-    return mattermost.add_user("bobby", "bob@example.com")
 
 
 @pytest.fixture

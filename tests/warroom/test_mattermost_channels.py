@@ -10,28 +10,10 @@ from urllib.parse import urlencode
 import pytest
 
 from incidents.models import EntryKind, Source, Status
-from tests.fakes.mattermost import FakeMattermost, new_id
-from tests.helpers.mattermost import EVENTS, outgoing_webhook, post_event
+from tests.fakes.mattermost import new_id
+from tests.helpers.mattermost import EVENTS, TOKENS, outgoing_webhook, post_event
 from warroom.mattermost.channel_messages import addressed
 from warroom.models import ChatChannel, ChatChannelState, ChatPost, Message, MessageKind
-
-TOKENS = ["mmcommandtokenaaaaaaaaaaaaa"]
-PUBLIC = "https://muster.example.com"
-
-
-@pytest.fixture
-def mattermost(settings):
-    with FakeMattermost() as fake:
-        settings.MATTERMOST_URL = fake.url
-        settings.MATTERMOST_BOT_TOKEN = fake.bot_token
-        settings.MATTERMOST_COMMAND_TOKENS = TOKENS
-        settings.PUBLIC_URL = PUBLIC
-        yield fake
-
-
-@pytest.fixture
-def mm_bob(mattermost, bob):
-    return mattermost.add_user("bobby", "Bob@Example.com")
 
 
 @pytest.fixture
