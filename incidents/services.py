@@ -33,7 +33,7 @@ class IllegalTransition(IncidentError):
 
 def _lock(incident: Incident | int) -> Incident:
     pk = incident if isinstance(incident, int) else incident.pk
-    return Incident.objects.select_for_update().select_related("service").get(pk=pk)
+    return Incident.objects.select_for_update(of=("self",)).select_related("service").get(pk=pk)
 
 
 def _require_open(incident: Incident, action: str) -> None:

@@ -297,7 +297,7 @@ def fire_escalation(escalation_id: int, *, now: datetime | None = None) -> bool:
         if incident_id is None:
             return False
         incident = (
-            Incident.objects.select_for_update(skip_locked=True)
+            Incident.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("service")
             .filter(pk=incident_id, status=Status.TRIGGERED)
             .first()
@@ -332,7 +332,11 @@ def fire_escalation(escalation_id: int, *, now: datetime | None = None) -> bool:
 
 
 def _lock(incident_id: int) -> Incident:
-    return Incident.objects.select_for_update().select_related("service").get(pk=incident_id)
+    return (
+        Incident.objects.select_for_update(of=("self",))
+        .select_related("service")
+        .get(pk=incident_id)
+    )
 
 
 def _finish(run: Escalation, now: datetime) -> None:

@@ -211,7 +211,11 @@ def confirm_verification(
     now = now or timezone.now()
     code = (code or "").strip().replace(" ", "")
     with transaction.atomic():
-        method = ContactMethod.objects.select_for_update().select_related("user").get(pk=method.pk)
+        method = (
+            ContactMethod.objects.select_for_update(of=("self",))
+            .select_related("user")
+            .get(pk=method.pk)
+        )
         # The attempt is counted (committed) even though the answer is a refusal.
         refusal = _check_code(method, code, now)
         if refusal is None:

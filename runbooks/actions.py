@@ -190,7 +190,9 @@ def request_run(
     body = _body(action, incident, user)
     with transaction.atomic():
         incident = (
-            Incident.objects.select_for_update().select_related("service").get(pk=incident.pk)
+            Incident.objects.select_for_update(of=("self",))
+            .select_related("service")
+            .get(pk=incident.pk)
         )
         busy = (
             ActionRun.objects.filter(action=action, incident=incident, status__in=UNFINISHED)
