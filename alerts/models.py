@@ -169,6 +169,11 @@ class IngestRequest(models.Model):
     results = models.JSONField(default=list, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
+    # The processor's order (alerts.ordering): urgent requests (a new alert, or one of severity
+    # 1-2) go ahead of the rest, unless an older pending request of the integration shares
+    # their order key (or has none).
+    urgent = models.BooleanField(default=False)
+    order_key = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at", "-id"]
@@ -177,6 +182,16 @@ class IngestRequest(models.Model):
             models.Index(
                 fields=["id"],
                 name="ingest_pending",
+                condition=Q(outcome="accepted", processed_at__isnull=True),
+            ),
+            models.Index(
+                fields=["id"],
+                name="ingest_pending_urgent",
+                condition=Q(outcome="accepted", processed_at__isnull=True, urgent=True),
+            ),
+            models.Index(
+                fields=["integration", "order_key", "id"],
+                name="ingest_pending_by_key",
                 condition=Q(outcome="accepted", processed_at__isnull=True),
             ),
         ]
@@ -194,9 +209,11 @@ class IngestRequest(models.Model):
         warnings: list[str],
         params: dict[str, Any] | None = None,
         status_code: int = 200,
+        order_key: int | None = None,
     ) -> IngestRequest:
         """Return an accepted request received now, not saved yet, its integration not set."""
         return cls(
+            order_key=order_key,
             received_at=timezone.now(),
             outcome=Outcome.ACCEPTED,
             status_code=status_code,

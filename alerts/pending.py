@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,8 +23,11 @@ from django.db import IntegrityError, connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from alerts import ordering
 from alerts.decoding import Request
-from alerts.models import IngestRequest, Integration, Outcome
+from alerts.models import Alert, AlertStatus, IngestRequest, Integration, Outcome
+from alerts.sources.base import NormalizedAlert
+from alerts.upsert import stored_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +48,10 @@ def accept(
     warnings: list[str],
     params: dict[str, Any] | None = None,
     status_code: int = 200,
+    alerts: Sequence[NormalizedAlert] = (),
 ) -> IngestRequest:
-    """Store an accepted request, to be processed just after the response."""
+    """Store an accepted request, to be processed just after the response; `alerts`, as
+    parsed, set its place in the processor's order (alerts.ordering)."""
     request = IngestRequest.accepted(
         body=body,
         content_type=content_type,
@@ -53,9 +59,10 @@ def accept(
         warnings=warnings,
         params=params,
         status_code=status_code,
+        order_key=ordering.order_key(integration.kind, alerts),
     )
     request.integration = integration
-    if not _insert(request, f"{_qn('id')} = %s", [integration.pk]):
+    if not _insert(request, alerts, f"{_qn('id')} = %s", [integration.pk]):
         # Deleted since it was read: as the foreign key would have refused it (a 503, and the
         # sender's retry finds the token gone).
         raise IntegrityError(f"integration {integration.pk} no longer exists")
@@ -74,43 +81,58 @@ def accept_by_token(token: str, kind: str, req: Request, alerts: list) -> Ingest
         content_type=req.content_type,
         alert_count=len(alerts),
         warnings=_warnings_of(alerts),
+        order_key=ordering.order_key(kind, alerts),
     )
     where = (
         f"{_qn('token')} = %s AND {_qn('kind')} = %s AND {_qn('enabled')} "
         f"AND {_qn('hmac_secret')} = ''"
     )
-    return request if _insert(request, where, [token, kind]) else None
+    return request if _insert(request, alerts, where, [token, kind]) else None
 
 
 def _warnings_of(alerts: list) -> list[str]:
     return [w for a in alerts for w in a.warnings]
 
 
-def _insert(request: IngestRequest, where: str, where_params: list[Any]) -> bool:
+def _insert(
+    request: IngestRequest, alerts: Sequence[NormalizedAlert], where: str, where_params: list[Any]
+) -> bool:
     """INSERT the request for the integration matching `where`; False if none matched.
 
     In plain SQL, one statement that also checks the token (`accept` uses it too, so that
-    accepted requests are stored one way). `bench/profile_ingest.py --scenarios single`,
-    2026-12-06, three runs of each back to back: this accept step 0.76–0.83 ms CPU a request,
-    the ORM's lookup then create 2.25–2.62 ms (two round trips); the whole request 1.9–2.1
-    against 3.6–4.2 ms.
+    accepted requests are stored one way) and tells whether the request is urgent: a firing
+    alert of severity 1-2, or one whose fingerprint has no firing alert yet (it opens something
+    new). `bench/profile_ingest.py --scenarios single`, 2026-12-06, three runs of each back to
+    back: this accept step 0.76–0.83 ms CPU a request, the ORM's lookup then create 2.25–2.62 ms
+    (two round trips); the whole request 1.9–2.1 against 3.6–4.2 ms.
     """
     values = [
         field.get_db_prep_save(getattr(request, field.attname), connection)
         for field in _STORED_FIELDS
     ]
+    urgent = ordering.urgent_by_severity(alerts)
+    lookups = (
+        [] if urgent else [stored_fingerprint(f) for f in ordering.firing_fingerprints(alerts)]
+    )
     with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(where), [*values, *where_params])
+        cursor.execute(
+            _insert_sql(where, len(lookups)),
+            [*values, urgent, *lookups, len(lookups), *where_params],
+        )
         row = cursor.fetchone()
     if row is None:
         return False
-    request.pk, request.integration_id = row
+    request.pk, request.integration_id, urgent_stored = row
+    request.urgent = bool(urgent_stored)
     return True
 
 
-# Every column but the key and the integration, which the INSERT takes from its SELECT.
+# Every column but the key, the integration, which the INSERT takes from its SELECT, and
+# urgency, which it works out.
 _STORED_FIELDS = [
-    f for f in IngestRequest._meta.concrete_fields if not f.primary_key and f.name != "integration"
+    f
+    for f in IngestRequest._meta.concrete_fields
+    if not f.primary_key and f.name not in {"integration", "urgent"}
 ]
 
 
@@ -119,17 +141,27 @@ def _qn(name: str) -> str:
 
 
 @functools.cache
-def _insert_sql(where: str) -> str:
+def _insert_sql(where: str, lookups: int) -> str:
     quoted = []
     for field in _STORED_FIELDS:
         assert field.column is not None  # a concrete field has its column
         quoted.append(_qn(field.column))
     columns = ", ".join(quoted)
     placeholders = ", ".join(["%s"] * len(_STORED_FIELDS))
+    integrations = _qn(Integration._meta.db_table)
+    # Urgent if said so, or if fewer of its firing fingerprints than it has are firing already
+    # (unique per integration and fingerprint while firing: one index probe each).
+    firing = (
+        f"(SELECT COUNT(*) FROM {_qn(Alert._meta.db_table)} WHERE "  # noqa: S608
+        f"{_qn('integration_id')} = {integrations}.{_qn('id')} AND {_qn('status')} = "
+        f"'{AlertStatus.FIRING}' AND {_qn('fingerprint')} IN ({', '.join(['%s'] * lookups)}))"
+    )
+    urgent = f"(%s OR {firing} < %s)" if lookups else "(%s OR 0 < %s)"
     return (
-        f"INSERT INTO {_qn(IngestRequest._meta.db_table)} ({_qn('integration_id')}, {columns}) "  # noqa: S608
-        f"SELECT {_qn('id')}, {placeholders} FROM {_qn(Integration._meta.db_table)} "
-        f"WHERE {where} RETURNING {_qn('id')}, {_qn('integration_id')}"
+        f"INSERT INTO {_qn(IngestRequest._meta.db_table)} "  # noqa: S608
+        f"({_qn('integration_id')}, {columns}, {_qn('urgent')}) "
+        f"SELECT {_qn('id')}, {placeholders}, {urgent} FROM {integrations} "
+        f"WHERE {where} RETURNING {_qn('id')}, {_qn('integration_id')}, {_qn('urgent')}"
     )
 
 
@@ -150,6 +182,7 @@ def accept_request(
         warnings=_warnings_of(alerts),
         params=params,
         status_code=status_code,
+        alerts=alerts,
     )
     kick()
     return stored

@@ -1,0 +1,246 @@
+"""Urgent requests go first (a new alert, severity 1-2), and every sender's order holds.
+
+The processor takes urgent requests ahead of a backlog of repeats, but never ahead of an older
+pending request with their order key (or with none): a resolve is never handled before its
+trigger. The property test runs random sequences with small batches and checks every alert
+ends as its last event said, as arrival order would leave it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from django.db import connection
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from alerts import ordering, processor
+from alerts.models import Alert, AlertStatus, IngestRequest, Integration, Kind
+from alerts.processor import process_pending
+from alerts.sources.base import FIRING, RESOLVED, NormalizedAlert
+from tests.alerts.payloads import am_alert, am_batch, generic_alert
+
+# --- the order key and urgency, pure ---------------------------------------------------------
+
+
+def alert(fingerprint: str, *, status: str = FIRING, severity: int = 3, group: str | None = None):
+    return NormalizedAlert(fingerprint, status, "s", severity, group_key=group)
+
+
+def test_alertmanager_requests_are_ordered_by_their_group_whatever_their_size():
+    one = ordering.order_key("alertmanager", [alert("a", group="g")])
+    two = ordering.order_key("alertmanager", [alert("a", group="g"), alert("b", group="g")])
+    assert one == two is not None
+    assert ordering.order_key("grafana", [alert("a", group="g")]) == one
+    assert ordering.order_key("alertmanager", [alert("a", group="h")]) != one
+
+
+def test_other_formats_are_ordered_by_their_one_fingerprint():
+    fired = ordering.order_key("generic", [alert("a")])
+    resolved = ordering.order_key("pagerduty", [alert("a", status=RESOLVED)])
+    assert fired == resolved is not None
+    assert ordering.order_key("generic", [alert("a"), alert("a")]) == fired
+    assert ordering.order_key("generic", [alert("b")]) != fired
+    # A group key that is also a fingerprint names another thing: the prefixes keep them apart.
+    assert ordering.order_key("alertmanager", [alert("x", group="a")]) != fired
+
+
+def test_a_request_of_many_fingerprints_without_one_group_has_no_key():
+    assert ordering.order_key("generic", [alert("a"), alert("b")]) is None
+    assert ordering.order_key("alertmanager", [alert("a", group="g"), alert("b")]) is None
+    assert ordering.order_key("generic", []) is None
+
+
+def test_urgency_by_severity_counts_firing_alerts_only():
+    assert ordering.urgent_by_severity([alert("a", severity=4), alert("b", severity=2)])
+    assert not ordering.urgent_by_severity([alert("a", severity=1, status=RESOLVED)])
+    assert not ordering.urgent_by_severity([alert("a", severity=3)])
+    fingerprints = ordering.firing_fingerprints(
+        [alert("a"), alert("b", status=RESOLVED), alert("a"), alert("c")]
+    )
+    assert fingerprints == ["a", "c"]
+    many = ordering.firing_fingerprints([alert(str(i)) for i in range(1000)])
+    assert len(many) == ordering.MAX_LOOKUPS
+
+
+# --- what accept stores ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def am(make_integration) -> Integration:
+    return make_integration(Kind.ALERTMANAGER, name="prometheus")
+
+
+@pytest.fixture
+def generic(make_integration) -> Integration:
+    return make_integration(Kind.GENERIC, name="scripts")
+
+
+def send(client, integration: Integration, payload) -> IngestRequest:
+    url = f"/integrations/{integration.kind}/{integration.token}/"
+    response = client.post(url, json.dumps(payload), content_type="application/json")
+    assert response.status_code == 200, response.content
+    return IngestRequest.objects.get(pk=response.json()["request"])
+
+
+def warning(fingerprint: str, **fields) -> dict:
+    return generic_alert(
+        f"disk {fingerprint}", **{"dedup_key": fingerprint, "severity": "warning", **fields}
+    )
+
+
+def test_a_new_alert_is_urgent_and_its_repeat_is_not(client, generic):
+    first = send(client, generic, warning("a"))
+    assert first.urgent
+    process_pending()
+    assert not send(client, generic, warning("a")).urgent
+    assert send(client, generic, warning("b")).urgent  # new
+    assert not send(client, generic, warning("a", status="resolved")).urgent
+
+
+def test_a_severe_repeat_is_urgent(client, generic):
+    send(client, generic, warning("a"))
+    process_pending()
+    assert send(client, generic, {**warning("a"), "severity": "critical"}).urgent
+
+
+def test_a_batch_with_one_new_alert_among_repeats_is_urgent(client, am):
+    send(client, am, am_batch(am_alert("a"), am_alert("b")))
+    process_pending()
+    assert not send(client, am, am_batch(am_alert("a"), am_alert("b"))).urgent
+    assert send(client, am, am_batch(am_alert("a"), am_alert("b"), am_alert("c"))).urgent
+
+
+# --- what the processor takes first ----------------------------------------------------------
+
+
+def processed(*requests: IngestRequest) -> list[bool]:
+    return [IngestRequest.objects.get(pk=r.pk).processed_at is not None for r in requests]
+
+
+def test_a_new_alert_behind_a_backlog_of_repeats_goes_first(client, generic):
+    send(client, generic, warning("old"))
+    process_pending()
+    repeats = [send(client, generic, warning("old")) for _ in range(5)]
+    sev1 = send(client, generic, generic_alert("db down", dedup_key="db", severity="critical"))
+
+    assert processor._process_batch(urgent_first=True) == (1, True)
+
+    assert processed(sev1, *repeats) == [True] + [False] * 5
+    assert Alert.objects.get(fingerprint="db").incident is not None
+
+
+def test_an_urgent_request_never_overtakes_an_older_one_with_its_key(client, generic):
+    send(client, generic, warning("a", severity="critical"))
+    process_pending()
+    resolve = send(client, generic, warning("a", status="resolved"))
+    refire = send(client, generic, generic_alert("disk a", dedup_key="a", severity="critical"))
+    assert refire.urgent and not resolve.urgent
+
+    assert processor._process_batch(urgent_first=True) == (2, False)  # in arrival order
+
+    assert processed(resolve, refire) == [True, True]
+    assert Alert.objects.get(fingerprint="a", status=AlertStatus.FIRING).occurrences == 1
+
+
+def test_a_request_without_a_key_holds_back_what_its_integration_sent_after(client, generic):
+    send(client, generic, warning("a"))
+    process_pending()
+    mixed = send(client, generic, [warning("a", status="resolved"), warning("b")])
+    refire = send(client, generic, generic_alert("disk a", dedup_key="a", severity="critical"))
+
+    assert processor._process_batch(urgent_first=True) == (2, False)
+    assert processed(mixed, refire) == [True, True]
+    assert Alert.objects.filter(fingerprint="a", status=AlertStatus.FIRING).count() == 1
+
+
+def test_another_integrations_backlog_holds_back_nothing(client, generic, am):
+    send(client, am, am_batch(am_alert("x")))
+    process_pending()
+    backlog = [send(client, am, am_batch(am_alert("x"))) for _ in range(3)]
+    sev1 = send(client, generic, generic_alert("db down", dedup_key="db", severity="critical"))
+
+    assert processor._process_batch(urgent_first=True) == (1, True)
+    assert processed(sev1, *backlog) == [True, False, False, False]
+
+
+def test_urgent_and_oldest_batches_take_turns(client, generic, monkeypatch):
+    monkeypatch.setattr(processor, "URGENT_BATCH_REQUESTS", 1)
+    monkeypatch.setattr(processor, "BATCH_REQUESTS", 1)
+    send(client, generic, warning("old"))
+    process_pending()
+    repeat = send(client, generic, warning("old"))
+    news = [send(client, generic, warning(f"new{i}")) for i in range(3)]
+    order = []
+    urgent_first = True
+    while True:
+        done, urgent = processor._process_batch(urgent_first=urgent_first)
+        if not done:
+            break
+        urgent_first = not urgent
+        order.append(urgent)
+    # Two urgent requests, then the oldest (the repeat), then the last: no starving.
+    assert order == [True, False, True, False]
+    assert processed(repeat, *news) == [True] * 4
+
+
+# --- any sequence: every alert ends as its last event said ---------------------------------
+
+NAMES = itertools.count()
+EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c"]),  # fingerprint
+        st.sampled_from([FIRING, RESOLVED]),
+        st.sampled_from(["critical", "warning"]),
+        st.sampled_from(["single", "single", "list"]),  # a list carries "z" too: no key
+    ),
+    min_size=1,
+    max_size=14,
+)
+
+
+@pytest.mark.django_db
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(events=EVENTS, batch=st.integers(1, 3), urgent_batch=st.integers(1, 3))
+def test_any_sequence_ends_as_arrival_order_would(
+    client, make_integration, monkeypatch, events, batch, urgent_batch
+):
+    monkeypatch.setattr(processor, "BATCH_REQUESTS", batch)
+    monkeypatch.setattr(processor, "URGENT_BATCH_REQUESTS", urgent_batch)
+    # A new integration each example: the examples share the test's database.
+    integration = make_integration(Kind.GENERIC, name=f"scripts {next(NAMES)}")
+    last: dict[str, str] = {}
+    for i, (fingerprint, status, severity, shape) in enumerate(events):
+        one = generic_alert(fingerprint, dedup_key=fingerprint, status=status, severity=severity)
+        if shape == "list":
+            other = generic_alert("z", dedup_key="z", severity="warning")
+            send(client, integration, [one, other])
+            last["z"] = FIRING
+        else:
+            send(client, integration, one)
+        last[fingerprint] = status
+        if i % 4 == 3:
+            process_pending()  # some of it processed as it comes, the rest left as a backlog
+    process_pending()
+
+    firing = set(
+        Alert.objects.filter(integration=integration, status=AlertStatus.FIRING).values_list(
+            "fingerprint", flat=True
+        )
+    )
+    assert firing == {f for f, status in last.items() if status == FIRING}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the query plan is PostgreSQL's")
+def test_finding_what_may_go_ahead_uses_the_indexes(db):
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")  # an empty table's plan would scan it
+    plan = processor._may_go_ahead().order_by("id")[:50].explain()
+    assert "ingest_pending_urgent" in plan  # the candidates, by arrival
+    assert "Seq Scan" not in plan  # each look behind a candidate is an index probe
