@@ -135,6 +135,7 @@ class IngestRequestSerializer(serializers.ModelSerializer):
             "alert_count",
             "warnings",
             "state",
+            "urgent",
             "processed_at",
             "results",
             "error",

@@ -244,3 +244,13 @@ def test_finding_what_may_go_ahead_uses_the_indexes(db):
     plan = processor._may_go_ahead().order_by("id")[:50].explain()
     assert "ingest_pending_urgent" in plan  # the candidates, by arrival
     assert "Seq Scan" not in plan  # each look behind a candidate is an index probe
+
+
+def test_the_api_says_which_requests_were_urgent(client, generic, as_alice):
+    new = send(client, generic, warning("a"))
+    process_pending()
+    repeat = send(client, generic, warning("a"))
+
+    listed = as_alice.get(f"/api/v1/integrations/{generic.pk}/requests/").json()["results"]
+
+    assert {r["id"]: r["urgent"] for r in listed} == {new.pk: True, repeat.pk: False}
