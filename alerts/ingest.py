@@ -80,7 +80,7 @@ def integration_ingest(request: HttpRequest, kind: str, token: str) -> JsonRespo
             log.exception("ingest failed for an integration of kind %s", kind)
             return _store_failed()
         if stored is not None:
-            pending.kick()
+            pending.kick(urgent=stored.urgent)
             return _accepted_json(stored, alerts)
     integration = find_integration(token, (kind,))
     if integration is None:

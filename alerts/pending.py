@@ -32,6 +32,10 @@ from alerts.upsert import stored_fingerprint
 log = logging.getLogger(__name__)
 
 KICK_KEY = "muster:ingest-kick"
+# Set when an urgent request is stored: a processor in the middle of a batch of the oldest
+# requests ends it early, so the urgent one goes next (alerts.processor). Only a hint: without
+# it the urgent request waits for the batch to end.
+URGENT_KEY = "muster:ingest-urgent"
 KICK_TIMEOUT = 30  # seconds; a kick whose task was lost expires, and the tick re-kicks sooner
 # A process that saw the kick key set less than settings.INGEST_KICK_MEMO_SECONDS ago does not
 # look again (in a burst, the look was a sixth of a request's CPU). Safe because a processor,
@@ -184,15 +188,16 @@ def accept_request(
         status_code=status_code,
         alerts=alerts,
     )
-    kick()
+    kick(urgent=stored.urgent)
     return stored
 
 
 _kick_seen_at = float("-inf")  # when this process last saw the kick key set (monotonic)
 
 
-def kick() -> None:
-    """Make sure a processor runs soon: enqueue one unless one is already on its way.
+def kick(*, urgent: bool = False) -> None:
+    """Make sure a processor runs soon: enqueue one unless one is already on its way; for an
+    `urgent` request, also tell a processor at work to take it next (URGENT_KEY).
 
     Called after the request's commit. The key, once set, stays set until a processor has
     drained every pending request; so if this process saw it set within the memo's time,
@@ -201,6 +206,11 @@ def kick() -> None:
     and sees this one, committed before now.
     """
     global _kick_seen_at
+    if urgent:
+        try:
+            cache.set(URGENT_KEY, 1, timeout=KICK_TIMEOUT)
+        except Exception:  # a hint: the request waits for the batch in progress, no longer
+            log.warning("could not flag an urgent ingest request", exc_info=True)
     looked_at = time.monotonic()  # before the look: the memo may only end early, never late
     if looked_at - _kick_seen_at < settings.INGEST_KICK_MEMO_SECONDS:
         return

@@ -31,7 +31,7 @@ from alerts import metrics, pipeline
 from alerts.context import Context
 from alerts.decoding import Request, parse
 from alerts.models import IngestRequest, Integration
-from alerts.pending import KICK_KEY, pending_requests
+from alerts.pending import KICK_KEY, URGENT_KEY, pending_requests
 from core import faults
 from incidents.timeline import batched_timeline
 
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 BATCH_REQUESTS = 200
 BATCH_ALERTS = 1000
 URGENT_BATCH_REQUESTS = 50  # small: what follows an urgent request (its page) waits for commit
+URGENT_LOOK_SECONDS = 0.05  # how often a batch of the oldest looks for an urgent request
 MAX_ATTEMPTS = 3
 _ADVISORY_LOCK = 0x6D757374  # "must": the one processor's lock
 _local_lock = threading.Lock()  # SQLite (the embedded default) has one process
@@ -104,7 +105,8 @@ def _claim(*, urgent_first: bool) -> tuple[list[IngestRequest], bool]:
     """Return the next batch and whether it is urgent: the urgent requests that may go ahead
     (with `urgent_first`), else the oldest pending ones, up to BATCH_REQUESTS and about
     BATCH_ALERTS alerts."""
-    if urgent_first:
+    if urgent_first and settings.INGEST_URGENT_FIRST:
+        _forget_urgent_hint()  # before looking: a request stored after it sets it again
         urgent = _heads(_may_go_ahead(), URGENT_BATCH_REQUESTS)
         if urgent:
             return _requests(urgent), True
@@ -157,9 +159,10 @@ def _process_batch(*, urgent_first: bool) -> tuple[int | None, bool]:
         requests, urgent = _claim(urgent_first=urgent_first)
         if not requests:
             return 0, False
+        until_urgent = not urgent and settings.INGEST_URGENT_FIRST
         try:
             with transaction.atomic():
-                counted = _process(requests, isolate=False)
+                counted, taken = _process(requests, isolate=False, until_urgent=until_urgent)
                 faults.point("ingest_before_commit")
         except (OperationalError, InterfaceError):
             raise  # the database is in trouble: everything stays pending for the next try
@@ -169,23 +172,32 @@ def _process_batch(*, urgent_first: bool) -> tuple[int | None, bool]:
             log.exception(
                 "ingest batch failed; processing its %d requests one by one", len(requests)
             )
-            counted = _process(requests, isolate=True)
+            counted, taken = _process(requests, isolate=True)
     for integration, results in counted:
         metrics.count_ingested(integration, results)
-    return len(requests), urgent
+    return taken, urgent
 
 
 def _process(
-    requests: list[IngestRequest], *, isolate: bool
-) -> list[tuple[Integration, list[pipeline.AlertResult]]]:
+    requests: list[IngestRequest], *, isolate: bool, until_urgent: bool = False
+) -> tuple[list[tuple[Integration, list[pipeline.AlertResult]]], int]:
+    """Process `requests` in order; return what became of each and how many it took: with
+    `until_urgent`, it ends early once an urgent request is waiting (the rest stay pending)."""
     contexts: dict[int, Context] = {}
     counted = []
     done = []
     done_at = timezone.now()
+    taken = 0
+    next_look = 0.0
     # A whole batch writes its alerts' links (one UPDATE per incident) and their timeline
     # entries (one INSERT) together; a request on its own (isolate) does so in its savepoint.
     with _nothing() if isolate else batched_timeline():
         for request in requests:
+            if until_urgent and taken and time.monotonic() >= next_look:
+                next_look = time.monotonic() + URGENT_LOOK_SECONDS
+                if _urgent_hint():
+                    break
+            taken += 1
             integration = request.integration
             try:
                 with _request_scope(isolate):
@@ -221,7 +233,21 @@ def _process(
         for context in contexts.values():
             context.link_alerts()
     _mark_processed(done, done_at)
-    return counted
+    return counted, taken
+
+
+def _urgent_hint() -> bool:
+    try:
+        return bool(cache.get(URGENT_KEY))
+    except Exception:  # a hint only: the batch goes on to its end
+        return False
+
+
+def _forget_urgent_hint() -> None:
+    try:
+        cache.delete(URGENT_KEY)
+    except Exception:
+        log.warning("could not clear the urgent ingest hint", exc_info=True)
 
 
 @contextmanager

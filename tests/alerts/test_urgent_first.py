@@ -12,11 +12,12 @@ import itertools
 import json
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts import ordering, processor
+from alerts import ordering, pending, processor
 from alerts.models import Alert, AlertStatus, IngestRequest, Integration, Kind
 from alerts.processor import process_pending
 from alerts.sources.base import FIRING, RESOLVED, NormalizedAlert
@@ -254,3 +255,53 @@ def test_the_api_says_which_requests_were_urgent(client, generic, as_alice):
     listed = as_alice.get(f"/api/v1/integrations/{generic.pk}/requests/").json()["results"]
 
     assert {r["id"]: r["urgent"] for r in listed} == {new.pk: True, repeat.pk: False}
+
+
+def test_arrival_order_only_when_urgent_first_is_off(client, generic, settings):
+    settings.INGEST_URGENT_FIRST = False
+    send(client, generic, warning("old"))
+    process_pending()
+    repeat = send(client, generic, warning("old"))
+    sev1 = send(client, generic, generic_alert("db down", dedup_key="db", severity="critical"))
+    assert sev1.urgent  # still said; only the order changes
+
+    assert processor._process_batch(urgent_first=True) == (2, False)
+    assert processed(repeat, sev1) == [True, True]
+
+
+def test_an_urgent_request_ends_a_batch_of_the_oldest_early(client, generic):
+    send(client, generic, warning("old"))
+    process_pending()
+    repeats = [send(client, generic, warning("old")) for _ in range(4)]
+    assert cache.get(pending.URGENT_KEY) is None
+    sev1 = send(client, generic, generic_alert("db down", dedup_key="db", severity="critical"))
+    assert cache.get(pending.URGENT_KEY)  # the web process's hint to a processor at work
+
+    # A batch of the oldest that was under way when it came: it stops after the request in hand.
+    assert processor._process_batch(urgent_first=False) == (1, False)
+    assert processed(*repeats, sev1) == [True, False, False, False, False]
+    # The next is the urgent one, which takes the hint down; then the rest, to their end.
+    assert processor._process_batch(urgent_first=True) == (1, True)
+    assert cache.get(pending.URGENT_KEY) is None
+    assert processor._process_batch(urgent_first=False) == (3, False)
+    assert processed(*repeats, sev1) == [True] * 5
+
+
+def test_without_the_cache_an_urgent_request_waits_for_the_batch_in_progress(
+    client, generic, monkeypatch
+):
+    send(client, generic, warning("old"))
+    process_pending()
+    repeats = [send(client, generic, warning("old")) for _ in range(3)]
+
+    def down(*args, **kwargs):
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(cache, "set", down)
+    monkeypatch.setattr(cache, "get", down)
+    sev1 = send(client, generic, generic_alert("db down", dedup_key="db", severity="critical"))
+    assert sev1.urgent  # stored, and urgent, without the hint
+
+    # The batch under way goes to its end, which takes the urgent one along in arrival order.
+    assert processor._process_batch(urgent_first=False) == (4, False)
+    assert processed(*repeats, sev1) == [True] * 4
