@@ -132,7 +132,15 @@ def measure(
         if number is None:
             rows.append({**row, "error": r.get("error", "no incident")})
             continue
-        handed = [p["handed_at"] for p in timings[number]["pages"] if p["handed_at"]]
+        timing = timings[number]
+        pages = timing["pages"]
+        # Where the time went: the incident's row (processing), its first page's row (the
+        # escalation), the page claimed by delivery, handed over.
+        row["incident_s"] = round(timing["triggered_at"] - r["sent_at"], 3)
+        for stage in ("created_at", "claimed_at"):
+            stamps = [p[stage] for p in pages if p[stage]]
+            row[f"page_{stage[:-3]}_s"] = round(min(stamps) - r["sent_at"], 3) if stamps else None
+        handed = [p["handed_at"] for p in pages if p["handed_at"]]
         sms = reached.get((number, primaries[r["path"]]), [])
         row["handed_s"] = round(min(handed) - r["sent_at"], 3) if handed else None
         row["sms_s"] = round(min(sms) - r["sent_at"], 3) if sms else None
@@ -225,8 +233,9 @@ def render(report: dict) -> str:
         for row in figures["sev1"]:
             lines.append(
                 f"    sent at {row['sent_s']:>5} s, {row['backlog']['waiting']:>6} waiting "
-                f"(oldest {row['backlog']['oldest_s']} s): handed {row.get('handed_s')} s, "
-                f"SMS {row.get('sms_s')} s"
+                f"(oldest {row['backlog']['oldest_s']} s): incident {row.get('incident_s')} s, "
+                f"page row {row.get('page_created_s')} s, claimed {row.get('page_claimed_s')} s, "
+                f"handed {row.get('handed_s')} s, SMS {row.get('sms_s')} s"
             )
         if figures["log_errors"]:
             lines.append(f"    errors in the logs: {figures['log_errors'][:3]}")
