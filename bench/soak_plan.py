@@ -154,6 +154,7 @@ class Sent:
     latencies_ms: list[float]
     wall_s: float  # from the first request's due time to the last answer
     late_s: float  # how far behind its due time the latest request was sent
+    retried: int = 0  # requests sent again after a 5xx or no answer
 
     def figures(self) -> dict:
         lat = sorted(self.latencies_ms)
@@ -172,12 +173,27 @@ class Sent:
             "latency_p99_ms": pick(0.99),
             "latency_max_ms": round(lat[-1], 1) if lat else None,
             "most_behind_schedule_s": round(self.late_s, 2),
+            "retried": self.retried,
         }
 
 
-def send(plan: Plan, port: int, targets: dict[str, dict], threads: int = 16) -> Sent:
+def send(
+    plan: Plan,
+    port: int | list[int],
+    targets: dict[str, dict],
+    threads: int = 16,
+    *,
+    retries: int = 0,
+) -> Sent:
     """Send the plan's requests at their due times (open loop) from `threads` keep-alive
-    connections; `targets[kind]` has the integration's `token` and `path`."""
+    connections; `targets[kind]` has the integration's `token` and `path`.
+
+    With several ports (web processes behind a load balancer), each connection starts on one
+    and moves to the next when one fails. With `retries`, a request answered 5xx or not answered
+    is sent again, as Alertmanager and the other senders do: after its Retry-After (1 s
+    without), on the next port, up to `retries` times; `statuses` counts the last answers,
+    `retried` the requests sent again."""
+    ports = [port] if isinstance(port, int) else list(port)
     schedule = plan.schedule()
     statuses: Counter = Counter()
     accepted: Counter = Counter()
@@ -189,8 +205,15 @@ def send(plan: Plan, port: int, targets: dict[str, dict], threads: int = 16) -> 
     all_answered = threading.Condition(lock)
     began = time.monotonic()
 
-    def worker() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    retried = [0]
+
+    def worker(first: int) -> None:
+        turn = [first]
+
+        def connect() -> http.client.HTTPConnection:
+            return http.client.HTTPConnection("127.0.0.1", ports[turn[0] % len(ports)], timeout=30)
+
+        conn = connect()
         while True:
             with lock:
                 item = next(cursor, None)
@@ -209,16 +232,27 @@ def send(plan: Plan, port: int, targets: dict[str, dict], threads: int = 16) -> 
             if wait > 0:
                 time.sleep(wait)
             t0 = time.monotonic()
-            try:
-                conn.request("POST", path, body=body, headers=headers)
-                response = conn.getresponse()
-                response.read()
-                status: int | str = response.status
-                if response.getheader("Connection", "").lower() == "close":
+            for attempt in range(retries + 1):
+                retry_after = 1.0
+                try:
+                    conn.request("POST", path, body=body, headers=headers)
+                    response = conn.getresponse()
+                    response.read()
+                    status: int | str = response.status
+                    retry_after = float(response.getheader("Retry-After") or 1)
+                    if response.getheader("Connection", "").lower() == "close":
+                        conn.close()
+                except (OSError, http.client.HTTPException) as exc:
+                    status = f"error: {type(exc).__name__}"
                     conn.close()
-            except (OSError, http.client.HTTPException) as exc:
-                status = f"error: {type(exc).__name__}"
+                if attempt == retries or (isinstance(status, int) and status < 500):
+                    break
+                with lock:
+                    retried[0] += 1
                 conn.close()
+                turn[0] += 1
+                conn = connect()
+                time.sleep(min(retry_after, 5.0))
             t1 = time.monotonic()
             with lock:
                 statuses[status] += 1
@@ -231,12 +265,12 @@ def send(plan: Plan, port: int, targets: dict[str, dict], threads: int = 16) -> 
                     all_answered.notify_all()
         conn.close()
 
-    pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    pool = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(threads)]
     for thread in pool:
         thread.start()
     for thread in pool:
         thread.join()
-    return Sent(statuses, accepted, latencies, time.monotonic() - began, late[0])
+    return Sent(statuses, accepted, latencies, time.monotonic() - began, late[0], retried[0])
 
 
 # --- what must exist afterwards ----------------------------------------------------------------
