@@ -23,7 +23,7 @@ import statistics
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 KINDS = ("alertmanager", "grafana", "pagerduty", "opsgenie", "generic")
 STARTS_AT = "2026-12-01T09:21:30.123Z"
@@ -155,6 +155,7 @@ class Sent:
     wall_s: float  # from the first request's due time to the last answer
     late_s: float  # how far behind its due time the latest request was sent
     retried: int = 0  # requests sent again after a 5xx or no answer
+    retry_causes: Counter = field(default_factory=Counter)  # what those answers were
 
     def figures(self) -> dict:
         lat = sorted(self.latencies_ms)
@@ -174,6 +175,7 @@ class Sent:
             "latency_max_ms": round(lat[-1], 1) if lat else None,
             "most_behind_schedule_s": round(self.late_s, 2),
             "retried": self.retried,
+            "retry_causes": {str(k): v for k, v in sorted(self.retry_causes.items(), key=str)},
         }
 
 
@@ -206,6 +208,7 @@ def send(
     began = time.monotonic()
 
     retried = [0]
+    retry_causes: Counter = Counter()  # the answers that made senders send again
 
     def worker(first: int) -> None:
         turn = [first]
@@ -249,6 +252,7 @@ def send(
                     break
                 with lock:
                     retried[0] += 1
+                    retry_causes[status] += 1
                 conn.close()
                 turn[0] += 1
                 conn = connect()
@@ -270,7 +274,9 @@ def send(
         thread.start()
     for thread in pool:
         thread.join()
-    return Sent(statuses, accepted, latencies, time.monotonic() - began, late[0], retried[0])
+    return Sent(
+        statuses, accepted, latencies, time.monotonic() - began, late[0], retried[0], retry_causes
+    )
 
 
 # --- what must exist afterwards ----------------------------------------------------------------
