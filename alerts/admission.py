@@ -29,6 +29,7 @@ from core.api_errors import error_json
 log = logging.getLogger(__name__)
 
 REJECTION_BODY_BYTES = 1024
+RETRY_AFTER_SECONDS = 5  # what a 503 asks senders to wait
 
 
 def allow_methods(*methods: str) -> Callable:
@@ -43,6 +44,27 @@ def allow_methods(*methods: str) -> Callable:
                 response["Allow"] = allowed
                 return response
             return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def unavailable_without_database(answer: Callable[[], JsonResponse]) -> Callable:
+    """An ingest view that meets an unreachable database (PostgreSQL restarting, its pool
+    empty) answers `answer()`, a 503 with Retry-After in the sender's own format: senders
+    retry a 503, while a 500 says the request itself is at fault."""
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+            try:
+                return view(request, *args, **kwargs)
+            except DatabaseError:
+                log.exception("ingest at %s: the database is unavailable", request.path)
+                response = answer()
+                response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+                return response
 
         return wrapper
 

@@ -10,7 +10,12 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from alerts import metrics, pipeline
-from alerts.admission import allow_methods, find_integration, refuse
+from alerts.admission import (
+    allow_methods,
+    find_integration,
+    refuse,
+    unavailable_without_database,
+)
 from alerts.decoding import Rejected
 from alerts.models import Integration, Kind
 from alerts.sources.base import FIRING, RESOLVED, NormalizedAlert
@@ -85,8 +90,13 @@ def check_heartbeats(now: datetime | None = None) -> int:
     return overdue
 
 
+def _ping_failed() -> JsonResponse:
+    return error_json(503, "temporarily unable to record the heartbeat; retry")
+
+
 @csrf_exempt
 @allow_methods("GET", "POST", "HEAD")
+@unavailable_without_database(_ping_failed)
 def heartbeat_ping(request: HttpRequest, token: str) -> JsonResponse:
     """Take a ping (any method, any body) from a monitor."""
     integration = find_integration(token, (Kind.HEARTBEAT,))

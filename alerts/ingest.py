@@ -9,12 +9,10 @@ wrong and, when the integration is known, is recorded on it.
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from typing import Any
 
-from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -27,6 +25,7 @@ from alerts.admission import (
     read_body,
     refuse,
     token_shape_ok,
+    unavailable_without_database,
     verify_hmac,
 )
 from alerts.decoding import Rejected, Request, add_request_warnings, decode_json, parse
@@ -35,20 +34,16 @@ from alerts.sources.base import PayloadError
 from alerts.sources.registry import PARSERS
 from core.api_errors import error_json
 
-log = logging.getLogger(__name__)
-
-
-def _temporarily_unavailable(body: dict[str, Any], status: int = 503) -> JsonResponse:
-    response = JsonResponse(body, status=status)
-    response["Retry-After"] = "5"
-    return response
-
-
 # --- /integrations/<kind>/<token>/ -----------------------------------------------------------
+
+
+def _store_failed() -> JsonResponse:
+    return error_json(503, "temporarily unable to store alerts; retry")
 
 
 @csrf_exempt
 @allow_methods("POST")
+@unavailable_without_database(_store_failed)
 def integration_ingest(request: HttpRequest, kind: str, token: str) -> JsonResponse:
     """Take alerts from Alertmanager, Grafana or the generic JSON format.
 
@@ -74,11 +69,7 @@ def integration_ingest(request: HttpRequest, kind: str, token: str) -> JsonRespo
         parse_error = Rejected(400, "payload is not a valid " + Kind(kind).label, exc.problems)
     if alerts is not None and token_shape_ok(token):
         assert req is not None  # parsed, so read
-        try:
-            stored = pending.accept_by_token(token, kind, req, alerts)
-        except DatabaseError:
-            log.exception("ingest failed for an integration of kind %s", kind)
-            return _store_failed()
+        stored = pending.accept_by_token(token, kind, req, alerts)
         if stored is not None:
             pending.kick(urgent=stored.urgent)
             return _accepted_json(stored, alerts)
@@ -99,11 +90,7 @@ def integration_ingest(request: HttpRequest, kind: str, token: str) -> JsonRespo
         refuse(integration, request, req, exc)
         return error_json(exc.status, exc.reason, exc.problems)
     assert alerts is not None  # parsed, since neither reading nor parsing raised
-    try:
-        stored = pending.accept_request(integration, req, alerts)
-    except DatabaseError:
-        log.exception("ingest failed for integration %s", integration.pk)
-        return _store_failed()
+    stored = pending.accept_request(integration, req, alerts)
     return _accepted_json(stored, alerts)
 
 
@@ -118,13 +105,12 @@ def _accepted_json(stored: IngestRequest, alerts: list) -> JsonResponse:
     )
 
 
-def _store_failed() -> JsonResponse:
-    response = error_json(503, "temporarily unable to store alerts; retry")
-    response["Retry-After"] = "5"
-    return response
-
-
 # --- PagerDuty Events API v2: POST /v2/enqueue -----------------------------------------------
+
+
+def _pd_unavailable() -> JsonResponse:
+    body = {"status": "error", "message": "temporarily unable to store the event; retry"}
+    return JsonResponse(body, status=503)
 
 
 def _pd_invalid(errors: list[str], status: int = 400) -> JsonResponse:
@@ -136,6 +122,7 @@ def _pd_invalid(errors: list[str], status: int = 400) -> JsonResponse:
 
 @csrf_exempt
 @allow_methods("POST")
+@unavailable_without_database(_pd_unavailable)
 def pagerduty_enqueue(request: HttpRequest) -> JsonResponse:
     """Take one PagerDuty Events API v2 event; the routing key names the integration."""
     integration = None
@@ -175,13 +162,7 @@ def pagerduty_enqueue(request: HttpRequest) -> JsonResponse:
     except Rejected as exc:
         refuse(integration, request, req, exc)
         return _pd_invalid(exc.problems, exc.status)
-    try:
-        pending.accept_request(integration, req, alerts, params=params, status_code=202)
-    except DatabaseError:
-        log.exception("ingest failed for integration %s", integration.pk)
-        return _temporarily_unavailable(
-            {"status": "error", "message": "temporarily unable to store the event; retry"}
-        )
+    pending.accept_request(integration, req, alerts, params=params, status_code=202)
     return JsonResponse(
         {"status": "success", "message": "Event processed", "dedup_key": alerts[0].fingerprint},
         status=202,
@@ -204,20 +185,27 @@ def _geniekey(request: HttpRequest) -> str:
     return request.GET.get("apiKey", "")
 
 
+def _opsgenie_unavailable() -> JsonResponse:
+    return _opsgenie({"message": "Temporarily unavailable; retry"}, 503, time.monotonic())
+
+
 @csrf_exempt
 @allow_methods("POST")
+@unavailable_without_database(_opsgenie_unavailable)
 def opsgenie_create(request: HttpRequest) -> JsonResponse:
     return _opsgenie_action(request, "create", None)
 
 
 @csrf_exempt
 @allow_methods("POST")
+@unavailable_without_database(_opsgenie_unavailable)
 def opsgenie_close(request: HttpRequest, identifier: str) -> JsonResponse:
     return _opsgenie_action(request, "close", identifier)
 
 
 @csrf_exempt
 @allow_methods("POST")
+@unavailable_without_database(_opsgenie_unavailable)
 def opsgenie_acknowledge(request: HttpRequest, identifier: str) -> JsonResponse:
     return _opsgenie_action(request, "acknowledge", identifier)
 
@@ -251,9 +239,5 @@ def _opsgenie_action(request: HttpRequest, action: str, identifier: str | None) 
     except Rejected as exc:
         refuse(integration, request, req, exc)
         return _opsgenie({"message": exc.reason, "errors": exc.problems}, exc.status, started)
-    try:
-        pending.accept_request(integration, req, alerts, params=params, status_code=202)
-    except DatabaseError:
-        log.exception("ingest failed for integration %s", integration.pk)
-        return _opsgenie({"message": "Temporarily unavailable; retry"}, 503, started)
+    pending.accept_request(integration, req, alerts, params=params, status_code=202)
     return _opsgenie({"result": "Request will be processed"}, 202, started)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.db import OperationalError, connection
 
 from alerts.models import Alert, IngestRequest, Kind, Outcome
 from alerts.processor import process_pending
@@ -554,3 +555,43 @@ def test_url_without_its_trailing_slash_works_too(post_json, am, make_integratio
     assert response.status_code == 200
     assert Incident.objects.count() == 1
     assert post_json(f"/integrations/heartbeat/{heartbeat.token}", b"").status_code == 200
+
+
+def _database_down(execute, sql, params, many, context):
+    # What psycopg raises while PostgreSQL restarts, through Django's own query path.
+    raise OperationalError("terminating connection due to administrator command")
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "body", "headers"),
+    [
+        ("alertmanager", "/integrations/alertmanager/{token}/", am_batch(am_alert("fp")), {}),
+        ("generic", "/integrations/generic/{token}/", {"summary": "disk full"}, {}),
+        ("pagerduty", "/v2/enqueue", "pd", {}),
+        ("opsgenie", "/v2/alerts", {"message": "disk full"}, "genie"),
+        ("opsgenie", "/v2/alerts/disk/close", {}, "genie"),
+        ("opsgenie", "/v2/alerts/disk/acknowledge", {}, "genie"),
+        ("heartbeat", "/integrations/heartbeat/{token}/", {}, {}),
+    ],
+)
+def test_an_unreachable_database_is_a_503_with_retry_after_on_every_ingest_path(
+    client, make_integration, kind, path, body, headers
+):
+    """Found by bench/chaos.py: during a PostgreSQL restart the PagerDuty path answered 500
+    (its integration lookup was outside the guard), and senders do not all retry a 500."""
+    integration = make_integration(kind, name=f"{kind} sender")
+    if body == "pd":
+        body = pd_event(integration.token)
+    if headers == "genie":
+        headers = {"Authorization": f"GenieKey {integration.token}"}
+    with connection.execute_wrapper(_database_down):
+        response = client.post(
+            path.format(token=integration.token),
+            json.dumps(body),
+            content_type="application/json",
+            headers=headers,
+        )
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert "retry" in response.content.decode().lower()
