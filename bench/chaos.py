@@ -81,7 +81,9 @@ def say(message: str) -> None:
 
 
 class Stack:
-    """The processes of the shape, each restartable by name."""
+    """The processes of the shape, each restartable by name, under a supervisor that starts
+    again, 2 s later, any process that exits unasked (systemd's Restart=, Kubernetes' restart of
+    a container that exited): each such exit is counted, with its exit code and last log line."""
 
     def __init__(self, opts, env: dict, logdir: Path, ports: list[int], services):
         self.opts, self.env, self.logdir, self.ports = opts, env, logdir, ports
@@ -89,6 +91,10 @@ class Stack:
         self.procs: dict[str, Proc] = {}
         self.restarted: list[subprocess.Popen] = []  # PostgreSQL and Redis started again
         self.current = list(services.processes)  # PostgreSQL and Redis as they run now
+        self.unplanned: list[dict] = []  # processes that exited unasked, restarted
+        self.down: set[str] = set()  # killed on purpose, not for the supervisor to restart
+        self.lock = threading.Lock()
+        self.supervising = threading.Event()
         self.argv = {
             f"web-{i}": ingest.server_argv("granian", opts.web_workers, p)
             for i, p in enumerate(ports)
@@ -99,17 +105,44 @@ class Stack:
             self.argv[f"worker-{i}"] = worker
             self.argv[f"beat-{i}"] = [str(BIN / "celery"), "-A", "muster", "beat", "-l", "INFO"]
 
+    def supervise(self) -> None:
+        """Run in a thread: restart what exited unasked, until `stop`."""
+        self.supervising.set()
+        while self.supervising.is_set():
+            time.sleep(0.5)
+            with self.lock:
+                for name, proc in list(self.procs.items()):
+                    code = proc.popen.poll()
+                    if code is None or name in self.down or not self.supervising.is_set():
+                        continue
+                    last = proc.tail(3).splitlines()
+                    self.unplanned.append(
+                        {"process": name, "exit_code": code, "at": time.time(), "log": last}
+                    )
+                    say(f"{name} exited unasked (code {code}): restarting it in 2 s")
+                    time.sleep(2)
+                    self.start(name)
+
     def start(self, name: str) -> None:
         self.procs[name] = start(name, self.argv[name], self.env, self.logdir)
         if name.startswith("worker") and self.opts.worker_priority == "low":
             ingest.lower_cpu_priority(self.procs[name].popen.pid)
 
-    def kill(self, name: str) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.procs[name].popen.pid, signal.SIGKILL)
-        self.procs[name].popen.wait()
+    def kill(self, name: str, *, down_s: float = 2.0) -> None:
+        """SIGKILL `name`, and start it again after `down_s`."""
+        with self.lock:
+            self.down.add(name)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.procs[name].popen.pid, signal.SIGKILL)
+            self.procs[name].popen.wait()
+        time.sleep(down_s)
+        with self.lock:
+            self.start(name)
+            self.down.discard(name)
 
     def stop(self) -> None:
+        self.supervising.clear()
+        time.sleep(0.6)  # the supervisor's last look is over
         for proc in reversed(list(self.procs.values())):
             proc.stop()
         for popen in self.restarted:
@@ -163,24 +196,24 @@ def disrupt(name: str, stack: Stack) -> dict:
     out: dict = {"disruption": name}
     if name == "kill-web":
         stack.kill("web-0")
-        time.sleep(2)
-        stack.start("web-0")
     elif name == "kill-worker":
         stack.kill("worker-0")
-        time.sleep(2)
-        stack.start("worker-0")
     elif name == "kill-tick":
         holder = tick_holder(dsn)
         victim = next(n for n in ("beat-0", "beat-1") if stack.procs[n].popen.pid == holder)
         survivor = "beat-1" if victim == "beat-0" else "beat-0"
-        stack.kill(victim)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and tick_holder(dsn) != stack.procs[survivor].popen.pid:
-            time.sleep(0.1)
-        took_over = tick_holder(dsn) == stack.procs[survivor].popen.pid
-        out["tick_taken_over"] = took_over
-        out["takeover_s"] = round(time.monotonic() - began, 1) if took_over else None
-        stack.start(victim)
+        # Under the lock: the supervisor must not start it again before the takeover.
+        with stack.lock:
+            os.killpg(stack.procs[victim].popen.pid, signal.SIGKILL)
+            stack.procs[victim].popen.wait()
+            deadline = time.monotonic() + 60
+            survivor_pid = stack.procs[survivor].popen.pid
+            while time.monotonic() < deadline and tick_holder(dsn) != survivor_pid:
+                time.sleep(0.1)
+            took_over = tick_holder(dsn) == survivor_pid
+            out["tick_taken_over"] = took_over
+            out["takeover_s"] = round(time.monotonic() - began, 1) if took_over else None
+            stack.start(victim)
     elif name == "flush-redis":
         out["answer"] = redis_command(stack.services.redis_port, b"FLUSHALL").decode().strip()
     elif name == "restart-redis":
@@ -310,6 +343,7 @@ def run(opts) -> dict:
             say("starting 2 web processes, 2 workers, 2 beats")
             for name in stack.argv:
                 stack.start(name)
+            threading.Thread(target=stack.supervise, daemon=True).start()
             for port in ports:
                 ingest.wait_healthy(port, stack.procs[f"web-{ports.index(port)}"])
             paging.wait_ready(ports[0], list(stack.procs.values()))
@@ -361,6 +395,7 @@ def run(opts) -> dict:
             report["pages"] = page_figures(found, probes, (storm_began, storm_ended))
             report["disruptions"] = probes
             report["tick_holder_at_end"] = tick_holder(services.database_url)
+            report["unplanned_exits"] = list(stack.unplanned)
             report["log_errors"] = [
                 e
                 for proc in stack.procs.values()
@@ -450,6 +485,11 @@ def render(report: dict) -> str:
         lines.append(
             f"  {d['disruption']:<18}{d['took_s']:>8}{d.get('paged', 0):>13}"
             f"{d.get('recovery_s')!s:>12}  {notes}"
+        )
+    for exit_ in report.get("unplanned_exits", []):
+        lines.append(
+            f"  {exit_['process']} exited unasked (code {exit_['exit_code']}) and was restarted: "
+            f"{(exit_['log'] or [''])[-1][:120]}"
         )
     lines.append("  problems: " + ("; ".join(report["problems"]) or "none"))
     if report.get("log_errors"):
