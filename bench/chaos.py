@@ -291,6 +291,41 @@ def wait_for_pages(dsn: str, fake: paging.Fake, targets: dict, timeout: float) -
         time.sleep(1)
 
 
+def why_missing(dsn: str, numbers: list[int]) -> dict:
+    """For incidents never paged: their state, escalation runs, pages and timeline, to read."""
+    out: dict = {}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for number in numbers[:10]:
+            (incident_id, status) = conn.execute(
+                "SELECT id, status FROM incidents_incident WHERE number = %s", [number]
+            ).fetchone()
+            out[number] = {
+                "status": status,
+                "runs": conn.execute(
+                    "SELECT id, status, step, created_at::text FROM oncall_escalation"
+                    " WHERE incident_id = %s ORDER BY id",
+                    [incident_id],
+                ).fetchall(),
+                "pages": conn.execute(
+                    "SELECT id, status, attempts, error, created_at::text, claimed_at::text,"
+                    " handed_at::text, finished_at::text FROM oncall_page"
+                    " WHERE incident_id = %s ORDER BY id",
+                    [incident_id],
+                ).fetchall(),
+                "timeline": conn.execute(
+                    "SELECT kind, at::text, message FROM incidents_timelineentry"
+                    " WHERE incident_id = %s ORDER BY id",
+                    [incident_id],
+                ).fetchall(),
+            }
+    return out
+
+
+def _handed_over(why: dict) -> bool:
+    # (id, status, attempts, error, created, claimed, handed, finished)
+    return any(p[6] is not None and p[1] in ("sending", "unknown") for p in why["pages"])
+
+
 def page_figures(found: dict, probes: list[dict], storm: tuple[float, float]) -> dict:
     storm_incidents = {n: p for n, p in found.items() if p["kind"] != "probe"}
     open_ = [p for p in storm_incidents.values() if p["status"] != "resolved"]
@@ -393,6 +428,15 @@ def run(opts) -> dict:
             )
             found = wait_for_pages(services.database_url, paging.Fake(fake_url), targets, 120)
             report["pages"] = page_figures(found, probes, (storm_began, storm_ended))
+            why = why_missing(services.database_url, report["pages"]["missing"])
+            report["pages"]["why_missing"] = why
+            # A page handed to the provider by a worker killed before the provider answered
+            # is `unknown`, never sent again (at most once; the next contact method is tried,
+            # and this bench's people have one): counted apart from a page that went missing.
+            report["pages"]["outcome_unknown"] = [n for n, w in why.items() if _handed_over(w)]
+            report["pages"]["missing"] = [
+                n for n in report["pages"]["missing"] if n not in report["pages"]["outcome_unknown"]
+            ]
             report["disruptions"] = probes
             report["tick_holder_at_end"] = tick_holder(services.database_url)
             report["unplanned_exits"] = list(stack.unplanned)
@@ -473,7 +517,8 @@ def render(report: dict) -> str:
         f"duplicates {got['duplicate_incidents']} incidents, {got['duplicate_alerts']} alerts",
         f"  pages: {pages_['paged']} of {pages_['incidents']} incidents "
         f"({pages_['open']} still open), missing {len(pages_['missing'])}, "
-        f"duplicate {len(pages_['duplicate'])}; longest gap between SMS "
+        f"duplicate {len(pages_['duplicate'])}, outcome unknown "
+        f"{len(pages_.get('outcome_unknown', []))}; longest gap between SMS "
         f"{pages_['longest_gap_between_sms_s']} s, incident row -> SMS at most "
         f"{pages_['longest_row_to_sms_s']} s",
         f"  {'disruption':<18}{'took s':>8}{'probe paged':>13}{'recovery s':>12}  notes",

@@ -38,8 +38,11 @@ def test_a_storm_survives_every_part_failing_in_turn_with_nothing_lost_or_paged_
     assert got["alerts_resolved"] == got["incidents_resolved"] == want["resolved"] == 40
     assert got["duplicate_incidents"] == got["duplicate_alerts"] == 0
     assert got["requests_unprocessed"] == 0
-    # Every open incident paged exactly once; none twice.
+    # Every open incident paged exactly once; none twice. A page whose worker was killed
+    # between handing it over and the provider's answer is `unknown`, never sent again: at most
+    # one per thread of the worker killed.
     assert pages["open"] == 120 and pages["missing"] == [] and pages["duplicate"] == []
+    assert len(pages["outcome_unknown"]) <= 4, pages["why_missing"]
     assert pages["probes_paged_once"] == len(chaos.DISRUPTIONS)
     kill_tick = next(d for d in report["disruptions"] if d["disruption"] == "kill-tick")
     assert kill_tick["tick_taken_over"] is True
