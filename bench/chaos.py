@@ -58,7 +58,7 @@ import paging  # noqa: E402
 import psycopg  # noqa: E402
 import soak  # noqa: E402
 import soak_plan  # noqa: E402
-from ingest import BIN, RESULTS, ROOT, VENV_PYTHON, Proc, start  # noqa: E402
+from ingest import BIN, RESULTS, ROOT, Proc, start  # noqa: E402
 
 from muster_services import free_port, running_services  # noqa: E402
 
@@ -371,7 +371,7 @@ def run(opts) -> dict:
         paging.migrate(env)
         fake_proc, fake_url = paging.start_fake(env, logdir)
         env["TWILIO_API_BASE_URL"] = fake_url
-        targets = setup(env)
+        targets = soak.setup(env, "--paging")
         storm_targets = {k: v for k, v in targets.items() if k != "probe"}
         stack = Stack(opts, env, logdir, ports, services)
         try:
@@ -454,45 +454,10 @@ def run(opts) -> dict:
     return report
 
 
-def setup(env: dict) -> dict:
-    out = subprocess.run(
-        [str(VENV_PYTHON), str(BENCH / "soak_setup.py"), "--paging"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode:
-        raise RuntimeError(f"soak_setup.py failed:\n{out.stderr}")
-    return json.loads(out.stdout.splitlines()[-1])
-
-
 def problems(plan: soak_plan.Plan, report: dict) -> list[str]:
     """What is not as it must be: counts and order only, never time."""
     sent, want, got, pages_ = (report[k] for k in ("sent", "expected", "found", "pages"))
-    out = []
-    if sent["not_2xx"]:
-        out.append(f"{sent['not_2xx']} requests never answered 2xx: {sent['statuses']}")
-    accepted = sent["sent"] - sent["not_2xx"]
-    # A retry after no answer may store a request twice: more stored is fine, fewer is a loss.
-    if got["requests_stored"] < accepted:
-        out.append(f"lost: {accepted} requests accepted, {got['requests_stored']} stored")
-    for name in ("incidents", "alerts", "incidents_by_kind"):
-        if want[name] != got[name]:
-            out.append(f"{name}: expected {want[name]}, found {got[name]}")
-    for name in ("alerts_resolved", "incidents_resolved"):
-        if got[name] != want["resolved"]:
-            out.append(f"{name}: expected {want['resolved']}, found {got[name]}")
-    for name in (
-        "duplicate_incidents",
-        "duplicate_alerts",
-        "incidents_with_two_events",
-        "alerts_without_incident",
-        "requests_unprocessed",
-    ):
-        if got[name]:
-            out.append(f"{name}: {got[name]}")
+    out = soak_plan.problems(plan, sent, want, got, senders_retry=True)
     if pages_["missing"]:
         out.append(f"open incidents never paged: {pages_['missing'][:20]}")
     if pages_["duplicate"]:

@@ -51,9 +51,10 @@ def say(message: str) -> None:
     print(f"soak [{time.monotonic() - _T0:5.1f}s]: {message}", file=sys.stderr, flush=True)
 
 
-def setup(env: dict) -> dict:
+def setup(env: dict, *flags: str) -> dict:
+    """Run bench/soak_setup.py (with `flags`) and return the data it made."""
     out = paging.subprocess.run(
-        [str(VENV_PYTHON), str(BENCH / "soak_setup.py")],
+        [str(VENV_PYTHON), str(BENCH / "soak_setup.py"), *flags],
         cwd=ROOT,
         env=env,
         capture_output=True,
