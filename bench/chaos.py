@@ -1,7 +1,7 @@
 """Chaos: the production shape on loopback under a storm, while its parts fail in turn.
 
     python bench/chaos.py                 # 3,000 events over 120 s, ~4 min in all
-    python bench/chaos.py --quick         # 600 events over 42 s: what CI runs (test_chaos.py)
+    python bench/chaos.py --quick         # 420 events over 30 s: what CI runs (test_chaos.py)
     python bench/chaos.py --disruptions kill-worker,flush-redis
 
 The shape: 2 web processes (granian, each on its own port, as behind a load balancer), 2 Celery
@@ -516,7 +516,7 @@ def parse_args(argv: list[str]):
     p.add_argument("--web-workers", type=int, default=2, help="granian workers per web process")
     p.add_argument("--disruptions", default=",".join(DISRUPTIONS))
     p.add_argument("--settle-wait", type=float, default=300.0)
-    p.add_argument("--quick", action="store_true", help="600 events over 42 s (CI)")
+    p.add_argument("--quick", action="store_true", help="420 events over 30 s (CI)")
     ingest.add_deployment_options(p)
     opts = p.parse_args(argv)
     opts.argv = argv
@@ -525,7 +525,7 @@ def parse_args(argv: list[str]):
     if unknown:
         p.error(f"unknown disruptions {sorted(unknown)}; known: {', '.join(DISRUPTIONS)}")
     if opts.quick:
-        opts.events, opts.seconds = 600, 42.0
+        opts.events, opts.seconds = 420, 30.0
     return opts
 
 
