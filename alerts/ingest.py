@@ -71,7 +71,7 @@ def integration_ingest(request: HttpRequest, kind: str, token: str) -> JsonRespo
         assert req is not None  # parsed, so read
         stored = pending.accept_by_token(token, kind, req, alerts)
         if stored is not None:
-            pending.kick(urgent=stored.urgent)
+            pending.kick_for(stored)
             return _accepted_json(stored, alerts)
     integration = find_integration(token, (kind,))
     if integration is None:

@@ -61,3 +61,8 @@ def firing_fingerprints(alerts: Sequence[NormalizedAlert]) -> list[str]:
             if len(seen) == MAX_LOOKUPS:
                 break
     return list(seen)
+
+
+def lane_of(order_key: int | None, integration_id: int, lanes: int) -> int:
+    """The processing lane of a request (alerts.lanes): by its order key, else its integration."""
+    return (integration_id if order_key is None else order_key) % lanes

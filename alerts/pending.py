@@ -23,7 +23,7 @@ from django.db import IntegrityError, connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from alerts import ordering
+from alerts import lanes, ordering
 from alerts.decoding import Request
 from alerts.models import Alert, AlertStatus, IngestRequest, Integration, Outcome
 from alerts.sources.base import NormalizedAlert
@@ -32,9 +32,9 @@ from alerts.upsert import stored_fingerprint
 log = logging.getLogger(__name__)
 
 KICK_KEY = "muster:ingest-kick"
-# Set when an urgent request is stored: a processor in the middle of a batch of the oldest
-# requests ends it early, so the urgent one goes next (alerts.processor). Only a hint: without
-# it the urgent request waits for the batch to end.
+# Set, per lane (alerts.lanes), when an urgent request is stored: a processor in the middle of
+# a batch of the lane's oldest requests ends it early, so the urgent one goes next
+# (alerts.processor). Only a hint: without it the urgent request waits for the batch to end.
 URGENT_KEY = "muster:ingest-urgent"
 KICK_TIMEOUT = 30  # seconds; a kick whose task was lost expires, and the tick re-kicks sooner
 # A process that saw the kick key set less than settings.INGEST_KICK_MEMO_SECONDS ago does not
@@ -189,16 +189,27 @@ def accept_request(
         status_code=status_code,
         alerts=alerts,
     )
-    kick(urgent=stored.urgent)
+    kick_for(stored)
     return stored
 
 
 _kick_seen_at = float("-inf")  # when this process last saw the kick key set (monotonic)
 
 
-def kick(*, urgent: bool = False) -> None:
-    """Make sure a processor runs soon: enqueue one unless one is already on its way; for an
-    `urgent` request, also tell a processor at work to take it next (URGENT_KEY).
+def kick_for(request: IngestRequest) -> None:
+    """Kick the processors for a request just stored (see kick)."""
+    lane = lanes.lane_of(request.order_key, request.integration_id, lanes.count())
+    kick(urgent=request.urgent, lane=lane)
+
+
+def urgent_key(lane: int) -> str:
+    return f"{URGENT_KEY}:{lane}"
+
+
+def kick(*, urgent: bool = False, lane: int = 0) -> None:
+    """Make sure processors run soon: enqueue one per lane unless they are already on their
+    way; for an `urgent` request, also tell a processor at work on its `lane` to take it next
+    (urgent_key).
 
     Called after the request's commit. The key, once set, stays set until a processor has
     drained every pending request; so if this process saw it set within the memo's time,
@@ -209,7 +220,7 @@ def kick(*, urgent: bool = False) -> None:
     global _kick_seen_at
     if urgent:
         try:
-            cache.set(URGENT_KEY, 1, timeout=KICK_TIMEOUT)
+            cache.set(urgent_key(lane), 1, timeout=KICK_TIMEOUT)
         except Exception:  # a hint: the request waits for the batch in progress, no longer
             log.warning("could not flag an urgent ingest request", exc_info=True)
     looked_at = time.monotonic()  # before the look: the memo may only end early, never late
@@ -233,8 +244,11 @@ def kick_if_stuck(now: datetime | None = None) -> bool:
 
 
 def _enqueue_processor() -> None:
-    # By the task's name: alerts.tasks imports the processor, which imports this module.
-    current_app.send_task("alerts.process_ingest_requests")
+    # One processor per lane, so that the lanes are worked on side by side (each takes whichever
+    # lane is free, and ends when every lane is empty). By the task's name: alerts.tasks imports the
+    # processor, which imports this module.
+    for _ in range(lanes.count()):
+        current_app.send_task("alerts.process_ingest_requests")
 
 
 def pending_requests() -> QuerySet[IngestRequest]:

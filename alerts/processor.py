@@ -1,9 +1,10 @@
-"""The one processor: accepted requests (alerts.pending) run through the pipeline in batches.
+"""The processors: accepted requests (alerts.pending) run through the pipeline in batches.
 
 Processing happens in batches of many requests, each batch one transaction sharing what it reads
 (routing rules, silences, open incidents), which is what lets one box take thousands of alerts
-a second. One processor at a time (a PostgreSQL advisory lock; a process lock on SQLite), in
-arrival order, so a resolve never overtakes the trigger its sender sent first.
+a second. Requests are in lanes (alerts.lanes): one processor at a time per lane, in arrival
+order within it, and the lanes side by side, so a resolve never overtakes the trigger its
+sender sent first while several processors work at once.
 
 Urgent requests go first (alerts.ordering: a new alert, or one of severity 1-2): each batch
 looks for them before anything else, and takes them alone, in a small batch of their own, when
@@ -15,7 +16,7 @@ resolve. A new SEV1 behind a storm of repeats waits for the batch in progress, n
 from __future__ import annotations
 
 import logging
-import threading
+import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,14 +25,13 @@ from datetime import datetime
 from django.conf import settings
 from django.core.cache import cache
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from alerts import metrics, pipeline
+from alerts import lanes, metrics, pipeline
 from alerts.context import Context
 from alerts.decoding import Request, parse
 from alerts.models import IngestRequest, Integration
-from alerts.pending import KICK_KEY, URGENT_KEY, pending_requests
+from alerts.pending import KICK_KEY, urgent_key
 from core import faults
 from incidents.timeline import batched_timeline
 
@@ -42,27 +42,40 @@ BATCH_ALERTS = 1000
 URGENT_BATCH_REQUESTS = 50  # small: what follows an urgent request (its page) waits for commit
 URGENT_LOOK_SECONDS = 0.05  # how often a batch of the oldest looks for an urgent request
 MAX_ATTEMPTS = 3
-_ADVISORY_LOCK = 0x6D757374  # "must": the one processor's lock
-_local_lock = threading.Lock()  # SQLite (the embedded default) has one process
 
 
 def process_pending() -> int:
-    """Process accepted requests in arrival order until none is left; return how many.
+    """Process accepted requests, lane after lane, until none is left; return how many.
 
-    Returns early, having done nothing, when another processor holds the lock: that one
-    drains whatever is pending, including what arrived while it worked.
+    Lanes whose lock another processor holds are left to it. Once nothing is left, a last
+    look waits for each lane that still has requests: a processor busy there may be on its own
+    last look, begun before they were committed.
     """
+    count = lanes.count()
+    first = random.randrange(count)  # processors that start together spread over the lanes
+    order = [(first + i) % count for i in range(count)]
+    urgent_first = dict.fromkeys(order, True)
     total = 0
-    urgent_first = True
+    last_look = False
     while True:
-        done, urgent = _process_batch(urgent_first=urgent_first)
-        if done is None:
-            return total
-        # After an urgent batch the next takes the oldest requests, whatever comes in.
-        urgent_first = not urgent
+        done = 0
+        for lane in order:
+            if last_look and not lanes.waiting(lane, count):
+                continue
+            taken, urgent = _process_batch(
+                lane, count, urgent_first=urgent_first[lane], wait=last_look
+            )
+            if taken is None:
+                continue  # another processor holds the lane: it goes on until the lane is empty
+            # After an urgent batch the lane's next takes the oldest requests, whatever comes in.
+            urgent_first[lane] = not urgent
+            done += taken
+        total += done
         if done:
-            total += done
+            last_look = False
             continue
+        if last_look:
+            return total
         # Let the next request kick again, then look once more: a request stored before this
         # delete found the key set (or remembered it so, for up to the memo's time) and did
         # not kick, so it must be seen here.
@@ -72,66 +85,31 @@ def process_pending() -> int:
             log.warning("could not clear the ingest kick", exc_info=True)
         if settings.INGEST_KICK_MEMO_SECONDS:
             _sleep(2 * settings.INGEST_KICK_MEMO_SECONDS)
-        if not pending_requests().exists():
-            return total
+        last_look = True
 
 
 def _sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
-@contextmanager
-def _processor_lock() -> Iterator[bool]:
-    """Hold the one processor's lock for a transaction; yield whether it was free."""
-    # In SQL because the ORM has no advisory locks. It is what keeps one processor and arrival
-    # order, not a speed-up: no benchmark figure applies.
-    if connection.vendor == "postgresql":
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_ADVISORY_LOCK])
-                (free,) = cursor.fetchone()
-            yield free
-        return
-    free = _local_lock.acquire(blocking=False)
-    try:
-        with transaction.atomic():
-            yield free
-    finally:
-        if free:
-            _local_lock.release()
-
-
-def _claim(*, urgent_first: bool) -> tuple[list[IngestRequest], bool]:
-    """Return the next batch and whether it is urgent: the urgent requests that may go ahead
-    (with `urgent_first`), else the oldest pending ones, up to BATCH_REQUESTS and about
+def _claim(lane: int, count: int, *, urgent_first: bool) -> tuple[list[IngestRequest], bool]:
+    """Return the lane's next batch and whether it is urgent: the urgent requests that may go
+    ahead (with `urgent_first`), else the oldest pending ones, up to BATCH_REQUESTS and about
     BATCH_ALERTS alerts."""
     if urgent_first and settings.INGEST_URGENT_FIRST:
-        _forget_urgent_hint()  # before looking: a request stored after it sets it again
-        urgent = _heads(_may_go_ahead(), URGENT_BATCH_REQUESTS)
-        if urgent:
-            return _requests(urgent), True
-    return _requests(_heads(pending_requests(), BATCH_REQUESTS)), False
+        _forget_urgent_hint(lane)  # before looking: a request stored after it sets it again
+        heads = _heads(lanes.urgent(lane, count, URGENT_BATCH_REQUESTS))
+        if heads:
+            return _requests(heads), True
+    return _requests(_heads(lanes.oldest(lane, count, BATCH_REQUESTS))), False
 
 
-def _may_go_ahead() -> QuerySet[IngestRequest]:
-    """Pending urgent requests with no older pending request of their integration that has
-    their order key, or has none (alerts.ordering): going ahead keeps every sender's order."""
-    pending = pending_requests()
-    before = pending.filter(integration_id=OuterRef("integration_id"), id__lt=OuterRef("id"))
-    # Two lookups, not one with OR: each is a probe of the index on (integration, key, id).
-    return (
-        pending.filter(urgent=True, order_key__isnull=False)
-        .exclude(Exists(before.filter(order_key=OuterRef("order_key"))))
-        .exclude(Exists(before.filter(order_key__isnull=True)))
-    )
-
-
-def _heads(candidates: QuerySet[IngestRequest], limit: int) -> list[int]:
-    """The first of `candidates` by arrival, up to `limit` and about BATCH_ALERTS alerts."""
-    heads = list(candidates.order_by("id").values_list("id", "alert_count")[:limit])
+def _heads(candidates: list[tuple[int, int]]) -> list[int]:
+    """The ids of `candidates` (id, alert count), from the first, up to about BATCH_ALERTS
+    alerts."""
     ids: list[int] = []
     alerts = 0
-    for pk, count in heads:
+    for pk, count in candidates:
         if ids and alerts + count > BATCH_ALERTS:
             break
         ids.append(pk)
@@ -149,20 +127,24 @@ def _requests(ids: list[int]) -> list[IngestRequest]:
     )
 
 
-def _process_batch(*, urgent_first: bool) -> tuple[int | None, bool]:
-    """Process one batch in one transaction; return how many requests and whether they were
-    urgent ones (None if another processor holds the lock)."""
+def _process_batch(
+    lane: int = 0, count: int = 1, *, urgent_first: bool, wait: bool = False
+) -> tuple[int | None, bool]:
+    """Process one batch of the lane (of `count`) in one transaction; return how many requests
+    and whether they were urgent ones (None if another processor holds the lane)."""
     counted: list[tuple[Integration, list[pipeline.AlertResult]]] = []
-    with _processor_lock() as free:
+    with lanes.hold(lane, wait=wait) as free:
         if not free:
             return None, False
-        requests, urgent = _claim(urgent_first=urgent_first)
+        requests, urgent = _claim(lane, count, urgent_first=urgent_first)
         if not requests:
             return 0, False
         until_urgent = not urgent and settings.INGEST_URGENT_FIRST
         try:
             with transaction.atomic():
-                counted, taken = _process(requests, isolate=False, until_urgent=until_urgent)
+                counted, taken = _process(
+                    requests, isolate=False, until_urgent=until_urgent, lane=lane
+                )
                 faults.point("ingest_before_commit")
         except (OperationalError, InterfaceError):
             raise  # the database is in trouble: everything stays pending for the next try
@@ -179,7 +161,7 @@ def _process_batch(*, urgent_first: bool) -> tuple[int | None, bool]:
 
 
 def _process(
-    requests: list[IngestRequest], *, isolate: bool, until_urgent: bool = False
+    requests: list[IngestRequest], *, isolate: bool, until_urgent: bool = False, lane: int = 0
 ) -> tuple[list[tuple[Integration, list[pipeline.AlertResult]]], int]:
     """Process `requests` in order; return what became of each and how many it took: with
     `until_urgent`, it ends early once an urgent request is waiting (the rest stay pending)."""
@@ -195,7 +177,7 @@ def _process(
         for request in requests:
             if until_urgent and taken and time.monotonic() >= next_look:
                 next_look = time.monotonic() + URGENT_LOOK_SECONDS
-                if _urgent_hint():
+                if _urgent_hint(lane):
                     break
             taken += 1
             integration = request.integration
@@ -236,16 +218,16 @@ def _process(
     return counted, taken
 
 
-def _urgent_hint() -> bool:
+def _urgent_hint(lane: int) -> bool:
     try:
-        return bool(cache.get(URGENT_KEY))
+        return bool(cache.get(urgent_key(lane)))
     except Exception:  # a hint only: the batch goes on to its end
         return False
 
 
-def _forget_urgent_hint() -> None:
+def _forget_urgent_hint(lane: int) -> None:
     try:
-        cache.delete(URGENT_KEY)
+        cache.delete(urgent_key(lane))
     except Exception:
         log.warning("could not clear the urgent ingest hint", exc_info=True)
 

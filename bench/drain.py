@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 
 import project  # first: it re-runs this script under .venv's Python
 
@@ -40,11 +41,51 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+SPY_OUTPUT = BENCH / "results" / "pyspy-drain.txt"
+
+
+def start_py_spy(pid: int, seconds: float) -> subprocess.Popen:
+    SPY_OUTPUT.parent.mkdir(exist_ok=True)
+    argv = [str(VENV_PYTHON.parent / "py-spy"), "record", "--pid", str(pid), "--duration"]
+    argv += [str(max(1, int(seconds))), "--rate", "97", "--format", "raw", "--gil"]
+    argv += ["--nonblocking", "--output", str(SPY_OUTPUT)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def top_functions(lines: list[str], count: int = 25) -> str:
+    """The functions with the most samples, inclusive (in the stack) and exclusive (on top)."""
+    inclusive: Counter[str] = Counter()
+    exclusive: Counter[str] = Counter()
+    total = 0
+    for line in lines:
+        stack, _, samples = line.rpartition(" ")
+        if not stack or not samples.isdigit():
+            continue
+        frames = stack.split(";")
+        total += int(samples)
+        exclusive[frames[-1]] += int(samples)
+        for frame in set(frames):
+            inclusive[frame] += int(samples)
+    out = [f"{total} samples; inclusive:"]
+    out += [f"  {100 * n / total:5.1f}%  {f}" for f, n in inclusive.most_common(count)]
+    out.append("exclusive:")
+    out += [f"  {100 * n / total:5.1f}%  {f}" for f, n in exclusive.most_common(count)]
+    return "\n".join(out)
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--alerts", type=int, default=3000)
     p.add_argument("--connections", type=int, default=16, help="senders the alerts come from")
     p.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
+    p.add_argument(
+        "--py-spy",
+        metavar="SECONDS",
+        type=float,
+        default=0,
+        help="record the worker's stacks for this long (the thread holding the GIL: CPU, not"
+        " waits); write them to bench/results/pyspy-drain.txt and print the top functions",
+    )
     opts = p.parse_args(argv)
     with running_services(durable=True) as services:
         env = {
@@ -66,7 +107,7 @@ def main(argv: list[str]) -> int:
         from django.test import Client
 
         from alerts.models import Alert, Integration, Kind
-        from incidents.models import Service
+        from incidents.models import Incident, Service
 
         service, _ = Service.objects.get_or_create(name="bench")
         integration, _ = Integration.objects.get_or_create(
@@ -91,6 +132,7 @@ def main(argv: list[str]) -> int:
             cwd=ROOT,
             env=dict(os.environ),
         )
+        spy = start_py_spy(worker.pid, opts.py_spy) if opts.py_spy else None
         try:
             started = time.perf_counter()
             done = 0
@@ -101,10 +143,17 @@ def main(argv: list[str]) -> int:
                 time.sleep(0.1)
             drained_s = time.perf_counter() - started
             cpu = cpu_seconds(worker.pid)
+            incidents = Incident.objects.count()
         finally:
             worker.terminate()
             worker.wait(30)
-    print(f"accepted {opts.alerts} alerts in {accepted_s:.1f} s (no worker running)")
+    if spy is not None:
+        spy.wait(opts.py_spy + 30)
+        print(top_functions(SPY_OUTPUT.read_text().splitlines()))
+    print(
+        f"accepted {opts.alerts} alerts in {accepted_s:.1f} s (no worker running);"
+        f" {incidents} incidents"
+    )
     print(
         f"drained {done} in {drained_s:.1f} s (worker start included): {done / drained_s:.0f}"
         f" alerts/s; worker CPU {cpu:.1f} s, {1000 * cpu / max(done, 1):.2f} ms per alert"

@@ -5,7 +5,8 @@ one concise Markdown line to the incident's room (opening it if need be), invite
 and tells connected clients when the incident's state changed. Composition is in `warroom.bot`;
 this module gathers what it needs in a few queries per entry.
 
-No flood: alert entries that arrive together (one ingest batch) become one post; beyond
+No flood: alert entries that arrive together (one ingest batch, or the batches of the
+BURST_GATHER_SECONDS after the first, while its task waits) become one post; beyond
 BURST_LIMIT single alerts in BURST_WINDOW seconds for one incident, further ones are held,
 counted in the cache (shared by every process), and posted as "+N more alerts" with the room's
 next post. Nothing here may fail the verb that wrote the entry: errors are logged, not raised.
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 BURST_KINDS = (EntryKind.ALERT_ATTACHED, EntryKind.ALERT_RESOLVED, EntryKind.ALERT_REPEATED)
 BURST_LIMIT = 5  # single alert entries posted one by one per window and incident
 BURST_WINDOW = 10  # seconds
+# The bot's task for alert lines starts this long after the entry: one task, and one post, for
+# everything a storm attaches to an incident meanwhile. `python bench/drain.py`, 2026-12-07:
+# without the wait, the bot's tasks took more of the worker's CPU than processing the alerts.
+BURST_GATHER_SECONDS = 1.0
 HELD_TTL = 24 * 3600
 ON_CALL_TTL = 30  # seconds an answer to "who is on call for this service" is reused
 # Page statuses after which the paged person is surely meant to be in the room.
@@ -68,8 +73,11 @@ def tell_the_room(sender, entry: TimelineEntry, together=None, **kwargs) -> None
             if _task_on_its_way(entry):
                 return
         try:
-            # By name: warroom.tasks calls into this module (the task is `tell`).
-            signature(FOLLOW_TASK, args=(entry.pk,)).delay()
+            # By name: warroom.tasks calls into this module (the task is `tell`). Alert lines
+            # wait a moment, so that the batches of a storm committed meanwhile ride on this
+            # task (they find its mark) instead of each costing one.
+            delay = BURST_GATHER_SECONDS if entry.kind in BURST_KINDS else None
+            signature(FOLLOW_TASK, args=(entry.pk,)).apply_async(countdown=delay)
             return
         except Exception:
             log.warning("could not hand entry %s to a worker; posting now", entry.pk)

@@ -17,7 +17,7 @@ from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts import ordering, pending, processor
+from alerts import lanes, ordering, pending, processor
 from alerts.models import Alert, AlertStatus, IngestRequest, Integration, Kind
 from alerts.processor import process_pending
 from alerts.sources.base import FIRING, RESOLVED, NormalizedAlert
@@ -239,10 +239,13 @@ def test_any_sequence_ends_as_arrival_order_would(
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the query plan is PostgreSQL's")
-def test_finding_what_may_go_ahead_uses_the_indexes(db):
+@pytest.mark.parametrize("count", [1, 4])
+def test_finding_what_may_go_ahead_uses_the_indexes(db, count):
     with connection.cursor() as cursor:
         cursor.execute("SET enable_seqscan = off")  # an empty table's plan would scan it
-    plan = processor._may_go_ahead().order_by("id")[:50].explain()
+        sql = lanes._urgent_sql(count)
+        cursor.execute(f"EXPLAIN {sql}", [*lanes._in_lane(1 % count, count), 50])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "ingest_pending_urgent" in plan  # the candidates, by arrival
     assert "Seq Scan" not in plan  # each look behind a candidate is an index probe
 
@@ -269,20 +272,21 @@ def test_arrival_order_only_when_urgent_first_is_off(client, generic, settings):
     assert processed(repeat, sev1) == [True, True]
 
 
-def test_an_urgent_request_ends_a_batch_of_the_oldest_early(client, generic):
+def test_an_urgent_request_ends_a_batch_of_the_oldest_early(client, generic, settings):
+    settings.INGEST_LANES = 1  # every request in lane 0, as _process_batch takes by default
     send(client, generic, warning("old"))
     process_pending()
     repeats = [send(client, generic, warning("old")) for _ in range(4)]
-    assert cache.get(pending.URGENT_KEY) is None
+    assert cache.get(pending.urgent_key(0)) is None
     sev1 = send(client, generic, generic_alert("db down", dedup_key="db", severity="critical"))
-    assert cache.get(pending.URGENT_KEY)  # the web process's hint to a processor at work
+    assert cache.get(pending.urgent_key(0))  # the web process's hint to a processor at work
 
     # A batch of the oldest that was under way when it came: it stops after the request in hand.
     assert processor._process_batch(urgent_first=False) == (1, False)
     assert processed(*repeats, sev1) == [True, False, False, False, False]
     # The next is the urgent one, which takes the hint down; then the rest, to their end.
     assert processor._process_batch(urgent_first=True) == (1, True)
-    assert cache.get(pending.URGENT_KEY) is None
+    assert cache.get(pending.urgent_key(0)) is None
     assert processor._process_batch(urgent_first=False) == (3, False)
     assert processed(*repeats, sev1) == [True] * 5
 

@@ -1,0 +1,191 @@
+"""Processing lanes: several processors at once, each sender's order kept.
+
+Every accepted request belongs to one lane, by its order key (alerts.ordering; a request
+without one, by its integration): `lane_of`. A processor works on one lane at a time under that
+lane's lock (a PostgreSQL advisory lock for the transaction), so processors on other lanes go
+on in parallel, and within a lane requests go in arrival order as before. What must stay in
+order shares its key, hence its lane. The one thing that crosses lanes is a request without a
+key (a generic list of several alerts): it is taken only when no older request of its
+integration waits in another lane, and no newer one is taken in another lane before it.
+
+On SQLite (the embedded default, one process) there is one lane, under a process lock.
+
+The claims are SQL of their own, like the accept's (alerts.pending): built once per lane count,
+not compiled by the ORM on every batch (`bench/profile_incident.py`, 2026-12-07: the ORM's
+compilation of the two claims was half the CPU of processing one alert when idle).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from alerts.models import IngestRequest, Outcome
+from alerts.ordering import lane_of
+
+__all__ = ["count", "hold", "lane_of", "oldest", "urgent", "waiting"]
+
+LOCK_CLASS = 0x6D75  # "mu": a lane's lock is the advisory lock (LOCK_CLASS, lane)
+# Before lanes, one processor ran at a time under this lock. Each lane's holder also holds it
+# shared, so a processor of an older release (it takes it alone) never runs beside lanes
+# during a rolling upgrade.
+ONE_PROCESSOR_LOCK = 0x6D757374
+_local_lock = threading.Lock()  # SQLite: one process, one lane
+
+
+def count() -> int:
+    """How many lanes: MUSTER_INGEST_LANES on PostgreSQL; one on SQLite."""
+    if connection.vendor != "postgresql":
+        return 1
+    return max(1, settings.INGEST_LANES)
+
+
+@contextmanager
+def hold(lane: int, *, wait: bool) -> Iterator[bool]:
+    """Open a transaction holding `lane`'s lock; yield whether it is ours (with `wait`, it
+    always is, once its holder lets go)."""
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                if wait:
+                    cursor.execute(
+                        "SELECT pg_advisory_xact_lock_shared(%s), pg_advisory_xact_lock(%s, %s)",
+                        [ONE_PROCESSOR_LOCK, LOCK_CLASS, lane],
+                    )
+                    free = True
+                else:
+                    cursor.execute(
+                        "SELECT pg_try_advisory_xact_lock_shared(%s) "
+                        "AND pg_try_advisory_xact_lock(%s, %s)",
+                        [ONE_PROCESSOR_LOCK, LOCK_CLASS, lane],
+                    )
+                    (free,) = cursor.fetchone()
+            yield free
+        return
+    free = _local_lock.acquire(blocking=wait)
+    try:
+        with transaction.atomic():
+            yield free
+    finally:
+        if free:
+            _local_lock.release()
+
+
+def urgent(lane: int, lanes: int, limit: int) -> list[tuple[int, int]]:
+    """The lane's urgent requests that may go ahead, oldest first: (id, alert count) each.
+
+    A request may go ahead when no older pending request of its integration has its order key,
+    or has none (alerts.ordering); one without a key never goes ahead.
+    """
+    return _rows(_urgent_sql(lanes), [*_in_lane(lane, lanes), limit])
+
+
+def oldest(lane: int, lanes: int, limit: int) -> list[tuple[int, int]]:
+    """The lane's oldest pending requests, up to the first that must wait for another lane:
+    (id, alert count) each."""
+    if lanes == 1:
+        return _rows(_oldest_sql(1), [limit])
+    rows = _rows(_oldest_sql(lanes), [*_in_lane(lane, lanes) * 3, limit])
+    taken = []
+    for pk, alerts, blocked in rows:
+        if blocked:
+            break
+        taken.append((pk, alerts))
+    return taken
+
+
+def waiting(lane: int, lanes: int) -> bool:
+    """Whether a request waits in the lane."""
+    return bool(_rows(_waiting_sql(lanes), _in_lane(lane, lanes)))
+
+
+def _rows(sql: str, params: list[int]) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _in_lane(lane: int, lanes: int) -> list[int]:
+    # SQL's MOD keeps the dividend's sign: a negative key's lane L is MOD = L - lanes.
+    return [lane, lane - lanes] if lanes > 1 else []
+
+
+def _qn(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _pending(alias: str) -> str:
+    """The condition of the partial indexes on pending requests (alerts.models), verbatim, so
+    that the planner uses them."""
+    return (
+        f"{alias}.{_qn('outcome')} = '{Outcome.ACCEPTED}' AND {alias}.{_qn('processed_at')} IS NULL"
+    )
+
+
+def _lane_test(alias: str, lanes: int, *, inside: bool = True) -> str:
+    """Whether `alias` is in the lane given as two parameters (see _in_lane)."""
+    if lanes == 1:
+        return "TRUE" if inside else "FALSE"
+    key = f"COALESCE({alias}.{_qn('order_key')}, {alias}.{_qn('integration_id')})"
+    test = f"MOD({key}, {int(lanes)}) IN (%s, %s)"
+    return test if inside else f"NOT ({test})"
+
+
+def _table() -> str:
+    return _qn(IngestRequest._meta.db_table)
+
+
+def _older(alias: str) -> str:
+    """Pending requests `o` of the integration of `alias`, received before it."""
+    return (
+        f"SELECT 1 FROM {_table()} o WHERE {_pending('o')} "  # noqa: S608
+        f"AND o.{_qn('integration_id')} = {alias}.{_qn('integration_id')} "
+        f"AND o.{_qn('id')} < {alias}.{_qn('id')}"
+    )
+
+
+@functools.cache
+def _urgent_sql(lanes: int) -> str:
+    key = _qn("order_key")
+    return (
+        f"SELECT r.{_qn('id')}, r.{_qn('alert_count')} FROM {_table()} r "  # noqa: S608
+        f"WHERE {_pending('r')} AND r.{_qn('urgent')} AND r.{key} IS NOT NULL "
+        f"AND {_lane_test('r', lanes)} "
+        # Two probes, not one with OR: each is an index probe on (integration, key, id).
+        f"AND NOT EXISTS ({_older('r')} AND o.{key} = r.{key}) "
+        f"AND NOT EXISTS ({_older('r')} AND o.{key} IS NULL) "
+        f"ORDER BY r.{_qn('id')} LIMIT %s"
+    )
+
+
+@functools.cache
+def _oldest_sql(lanes: int) -> str:
+    columns = f"r.{_qn('id')}, r.{_qn('alert_count')}"
+    order = f"ORDER BY r.{_qn('id')} LIMIT %s"
+    if lanes == 1:
+        return f"SELECT {columns} FROM {_table()} r WHERE {_pending('r')} {order}"  # noqa: S608
+    key = _qn("order_key")
+    elsewhere = _lane_test("o", lanes, inside=False)
+    # Blocked: a request without a key while an older one of its integration waits in another
+    # lane; or one with a key while an older one without waits in another lane.
+    blocked = (
+        f"CASE WHEN r.{key} IS NULL THEN EXISTS ({_older('r')} AND {elsewhere}) "
+        f"ELSE EXISTS ({_older('r')} AND o.{key} IS NULL AND {elsewhere}) END"
+    )
+    return (
+        f"SELECT {columns}, {blocked} FROM {_table()} r "  # noqa: S608
+        f"WHERE {_pending('r')} AND {_lane_test('r', lanes)} {order}"
+    )
+
+
+@functools.cache
+def _waiting_sql(lanes: int) -> str:
+    return (
+        f"SELECT 1 FROM {_table()} r WHERE {_pending('r')} "  # noqa: S608
+        f"AND {_lane_test('r', lanes)} LIMIT 1"
+    )

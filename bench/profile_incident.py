@@ -1,0 +1,217 @@
+"""What a new incident costs the workers: every task it causes, in one process, with cProfile.
+
+    python bench/profile_incident.py [--incidents 40] [--chat off,on] [--cprofile] [--sql]
+
+In-process, against throwaway PostgreSQL and Redis and the Twilio fake (and, with `--chat on`,
+the Slack and Mattermost fakes, both configured, every service in `channel-per-incident`): each
+of `--incidents` services (bench/paging_setup.py: a person with a verified SMS number, paged at
+once by step 1) gets one new alert through Django's test client, then the processor runs, with
+Celery in eager mode, so every task the incident causes (escalation, the page's delivery to the
+fake, the war room's opening post and invitations, the chat outbox) runs here, inline. Redis
+stays the broker for nothing and the cache and channel layer for everything, as in production.
+
+It prints, per new incident: worker CPU (processing plus every task), the statements by kind
+and their count, and with --cprofile the functions with the most cumulative and own time. The
+same for a repeat of an open alert (no new incident), which is processing alone. Bench/paging.py
+measures the same cost from outside (a real worker's CPU), with the web tier and the queues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+
+import project  # first: it re-runs this script under .venv's Python
+
+project.run_in_venv()
+BENCH, ROOT, VENV_PYTHON = project.BENCH, project.ROOT, project.VENV_PYTHON
+
+from profile_ingest import Statements  # noqa: E402
+
+from muster_services import running_services  # noqa: E402
+
+TWILIO_SID = "AC" + "0123456789abcdef" * 2
+TWILIO_TOKEN = "bench-incident-" + os.urandom(8).hex()
+
+
+def alert_body(service: int, n: int) -> str:
+    return json.dumps(
+        {
+            "summary": f"disk full on db-{service}-{n}",
+            "severity": "critical",
+            "dedup_key": f"bench-{service}-{n}",
+            "labels": {"host": f"db-{service}", "alertname": "DiskFull"},
+        }
+    )
+
+
+def measure(label: str, before, run, count: int, opts) -> dict:
+    """For i in range(count): `before(i)` untimed, then `run()` under the timers; print and
+    return the figures."""
+    from django.db import connection
+
+    statements = Statements()
+    profile = cProfile.Profile(time.thread_time) if opts.cprofile else None  # CPU, not wall
+    cpu = wall = 0.0
+    for i in range(count):
+        before(i)
+        with connection.execute_wrapper(statements):
+            c0, w0 = time.thread_time(), time.perf_counter()
+            if profile is not None:
+                profile.enable()
+            run()
+            if profile is not None:
+                profile.disable()
+            cpu += time.thread_time() - c0
+            wall += time.perf_counter() - w0
+    queries = sum(statements.count.values())
+    print(f"\n=== {label}: {count} times")
+    print(
+        f"per time: {1000 * cpu / count:.1f} ms CPU in this thread, {1000 * wall / count:.1f}"
+        f" ms wall, {queries / count:.1f} statements"
+    )
+    for key, n in statements.count.most_common(25):
+        print(f"  {n / count:6.2f} × {key:<60} {1000 * statements.wall[key] / count:7.2f} ms")
+    if profile is not None:
+        for order in ("cumulative", "tottime"):
+            out = io.StringIO()
+            pstats.Stats(profile, stream=out).sort_stats(order).print_stats(30)
+            print(out.getvalue())
+    return {
+        "cpu_ms": round(1000 * cpu / count, 2),
+        "wall_ms": round(1000 * wall / count, 2),
+        "statements": round(queries / count, 1),
+    }
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--incidents", type=int, default=40)
+    p.add_argument("--chat", default="off", help="off, on, or off,on (chat platforms' fakes)")
+    p.add_argument("--cprofile", action="store_true")
+    p.add_argument("--fast-db", action="store_true", help="PostgreSQL without fsync")
+    opts = p.parse_args(argv)
+    figures = {}
+    for chat in opts.chat.split(","):
+        figures[chat] = run(opts, chat == "on")
+    print("\nsummary (per new incident, worker CPU in this process):")
+    for chat, f in figures.items():
+        print(
+            f"  chat {chat:<3}: new incident {f['new']['cpu_ms']} ms CPU"
+            f" ({f['new']['statements']} statements); a repeat {f['repeat']['cpu_ms']} ms"
+        )
+    return 0
+
+
+def run(opts, chat: bool) -> dict:
+    twilio = subprocess.Popen(
+        [str(VENV_PYTHON), "-m", "tests.fakes.twilio", "--port", "0", "--auth-token", TWILIO_TOKEN],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = twilio.stdout.readline() if twilio.stdout else ""
+        while line and "FAKE_TWILIO_URL=" not in line:
+            line = twilio.stdout.readline() if twilio.stdout else ""
+        twilio_url = line.strip().split("=", 1)[1]
+        with running_services(durable=not opts.fast_db) as services:
+            return _run(opts, chat, services, twilio_url)
+    finally:
+        twilio.terminate()
+        twilio.wait(10)
+
+
+def _run(opts, chat: bool, services, twilio_url: str) -> dict:
+    env = {
+        **services.env(),
+        "SECRET_KEY": "bench-incident-" + os.urandom(32).hex(),
+        "ALLOWED_HOSTS": "testserver,127.0.0.1",
+        "DEBUG": "0",
+        "LOG_LEVEL": "WARNING",
+        "MUSTER_DATA_DIR": tempfile.mkdtemp(prefix="muster-incident-"),
+        "TWILIO_ACCOUNT_SID": TWILIO_SID,
+        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        "TWILIO_FROM_NUMBER": "+15005550006",
+        "TWILIO_API_BASE_URL": twilio_url,
+    }
+    os.environ.update(env)
+    os.environ.pop("MUSTER_TEST_SERVICES", None)
+    subprocess.run(
+        [str(VENV_PYTHON), "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, check=True
+    )
+    os.environ["DJANGO_SETTINGS_MODULE"] = "muster.settings"
+    import django
+
+    if not hasattr(run, "django_ready"):
+        django.setup()
+        run.django_ready = True  # type: ignore[attr-defined]
+    from django.conf import settings
+    from django.test import Client
+
+    from muster.celery import app
+
+    app.conf.task_always_eager = True
+    app.loader.import_default_modules()  # every app's tasks, as a worker has them (by name)
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    fakes = []
+    if chat:
+        from tests.fakes.mattermost import FakeMattermost
+        from tests.fakes.slack import FakeSlack
+
+        slack = FakeSlack().start()
+        slack.limits.clear()  # the bench measures CPU, not Slack's pace
+        mattermost = FakeMattermost(per_second=100_000).start()
+        fakes = [slack, mattermost]
+        settings.SLACK_BOT_TOKEN = slack.bot_token
+        settings.SLACK_SIGNING_SECRET = os.urandom(16).hex()
+        settings.SLACK_API_BASE_URL = slack.api_url
+        settings.MATTERMOST_URL = mattermost.url
+        settings.MATTERMOST_BOT_TOKEN = mattermost.bot_token
+        settings.MATTERMOST_TEAM = mattermost.team_name
+        settings.MATTERMOST_COMMAND_TOKENS = ["bench"]
+    try:
+        sys.path.insert(0, str(BENCH))
+        from paging_setup import setup
+
+        from alerts.models import Integration, Kind
+        from alerts.processor import process_pending
+
+        made = setup(opts.incidents + 1, 0, 10)
+        paths = [
+            Integration.objects.get(service_id=s["service_id"], kind=Kind.GENERIC).ingest_path
+            for s in made
+        ]
+        client = Client()
+
+        def post(path: str, body: str) -> None:
+            response = client.post(path, body, content_type="application/json")
+            assert response.status_code == 200, response.content[:300]
+
+        # Warm up: the first incident pays for imports, connections and caches.
+        post(paths[-1], alert_body(opts.incidents, 0))
+        process_pending()
+
+        def alert(i: int) -> None:
+            post(paths[i], alert_body(i, 0))
+
+        label = "chat on (Slack and Mattermost)" if chat else "chat off"
+        return {
+            "new": measure(f"new incident, {label}", alert, process_pending, opts.incidents, opts),
+            "repeat": measure(f"a repeat, {label}", alert, process_pending, opts.incidents, opts),
+        }
+    finally:
+        for fake in fakes:
+            fake.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

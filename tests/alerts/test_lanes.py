@@ -1,0 +1,213 @@
+"""Processing lanes: processors side by side, one per lane, and every sender's order kept.
+
+A request's lane comes from its order key (else its integration); a lane is processed by one
+processor at a time, in arrival order; a request without a key waits for what its integration
+sent before it in other lanes, and holds back what it sent after. The property test processes
+random lanes in random order and checks every alert ends as arrival order would leave it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import threading
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test import Client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from alerts import lanes, processor
+from alerts.models import Alert, AlertStatus, IngestRequest, Integration, Kind
+from alerts.pending import urgent_key
+from alerts.processor import process_pending
+from alerts.sources.base import FIRING, RESOLVED
+from tests.alerts.payloads import generic_alert
+
+pytestmark = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="SQLite has one lane, under a process lock"
+)
+LANES = 4
+
+
+@pytest.fixture(autouse=True)
+def _four_lanes(settings):
+    settings.INGEST_LANES = LANES
+
+
+@pytest.fixture
+def generic(make_integration) -> Integration:
+    return make_integration(Kind.GENERIC, name="scripts")
+
+
+def send(client, integration: Integration, payload) -> IngestRequest:
+    url = f"/integrations/{integration.kind}/{integration.token}/"
+    response = client.post(url, json.dumps(payload), content_type="application/json")
+    assert response.status_code == 200, response.content
+    return IngestRequest.objects.get(pk=response.json()["request"])
+
+
+def one(fingerprint: str, **fields) -> dict:
+    return generic_alert(f"disk {fingerprint}", dedup_key=fingerprint, **fields)
+
+
+def lane(request: IngestRequest) -> int:
+    return lanes.lane_of(request.order_key, request.integration_id, LANES)
+
+
+def in_lanes(client, integration, count: int) -> dict[int, IngestRequest]:
+    """One single-alert request in each of `count` different lanes: {lane: request}."""
+    found: dict[int, IngestRequest] = {}
+    for i in itertools.count():
+        request = send(client, integration, one(f"fp-{i}"))
+        found.setdefault(lane(request), request)
+        if len(found) == count:
+            return found
+    raise AssertionError  # unreachable: itertools.count never ends
+
+
+def test_a_request_is_in_the_lane_its_key_says_whatever_the_key_s_sign(client, generic):
+    requests = [send(client, generic, one(f"fp-{i}")) for i in range(40)]
+    assert {r.order_key < 0 for r in requests} == {True, False}  # both signs are covered
+
+    for n in range(LANES):
+        ids = [pk for pk, _ in lanes.oldest(n, LANES, 100)]
+        assert ids == [r.pk for r in requests if lane(r) == n]
+
+
+def test_a_lane_is_processed_while_another_processor_holds_another(client, generic):
+    by_lane = in_lanes(client, generic, 2)
+    held, free = by_lane
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with lanes.hold(held, wait=True):
+                holding.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        assert processor._process_batch(held, LANES, urgent_first=False) == (None, False)
+        assert processor._process_batch(free, LANES, urgent_first=False) == (1, False)
+    finally:
+        release.set()
+        holder.join(10)
+    assert IngestRequest.objects.get(pk=by_lane[free].pk).processed_at is not None
+    assert IngestRequest.objects.get(pk=by_lane[held].pk).processed_at is None
+
+
+def test_a_request_without_a_key_waits_for_older_ones_in_other_lanes(client, generic):
+    keyed = send(client, generic, one("a"))
+    mixed = send(client, generic, [one("a", status="resolved"), one("b")])  # no key
+    assert mixed.order_key is None
+    if lane(mixed) == lane(keyed):
+        pytest.skip("the two fell in one lane, where arrival order is the lane's")
+
+    assert lanes.oldest(lane(mixed), LANES, 10) == []  # it waits for `keyed`
+    processor._process_batch(lane(keyed), LANES, urgent_first=False)
+    assert [pk for pk, _ in lanes.oldest(lane(mixed), LANES, 10)] == [mixed.pk]
+
+
+def test_a_request_without_a_key_holds_back_newer_ones_in_other_lanes(client, generic):
+    mixed = send(client, generic, [one("a"), one("b")])
+    # The first newer single-alert request in a lane other than the keyless one's.
+    later = next(
+        r
+        for r in (send(client, generic, one(f"fp-{i}", status="resolved")) for i in range(40))
+        if lane(r) != lane(mixed)
+    )
+
+    assert lanes.oldest(lane(later), LANES, 10) == []
+    assert lanes.urgent(lane(later), LANES, 10) == []
+    processor._process_batch(lane(mixed), LANES, urgent_first=False)
+    assert later.pk in [pk for pk, _ in lanes.oldest(lane(later), LANES, 10)]
+
+
+def test_processors_started_together_process_every_lane_once(transactional_db, generic):
+    requests = [send(Client(), generic, one(f"fp-{i}")) for i in range(24)]
+    barrier = threading.Barrier(3)
+    counts: list[int] = []
+
+    def work() -> None:
+        try:
+            barrier.wait(10)
+            counts.append(process_pending())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert sum(counts) == len(requests)  # each request processed once, by one of them
+    assert Alert.objects.filter(occurrences=1).count() == len(requests)
+
+
+def test_the_web_tells_the_processor_of_the_urgent_request_s_lane(client, generic):
+    sev1 = send(client, generic, one("db", severity="critical"))
+    assert cache.get(urgent_key(lane(sev1)))
+    assert [cache.get(urgent_key(n)) for n in range(LANES) if n != lane(sev1)] == [None] * 3
+
+
+# --- any sequence, any lanes in any order: every alert ends as its last event said ----------
+
+NAMES = itertools.count()
+EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c", "d"]),  # fingerprint
+        st.sampled_from([FIRING, RESOLVED]),
+        st.sampled_from(["critical", "warning"]),
+        st.sampled_from(["single", "single", "single", "list"]),  # a list has no key
+    ),
+    min_size=1,
+    max_size=14,
+)
+
+
+@pytest.mark.django_db
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(events=EVENTS, count=st.sampled_from([2, 3, 4]), seed=st.integers(0, 2**16))
+def test_any_sequence_in_any_lanes_ends_as_arrival_order_would(
+    client, make_integration, monkeypatch, settings, events, count, seed
+):
+    settings.INGEST_LANES = count
+    monkeypatch.setattr(processor, "BATCH_REQUESTS", 2)
+    monkeypatch.setattr(processor, "URGENT_BATCH_REQUESTS", 1)
+    integration = make_integration(Kind.GENERIC, name=f"scripts {next(NAMES)}")
+    rng = random.Random(seed)
+    last: dict[str, str] = {}
+    for fingerprint, status, severity, shape in events:
+        alert = one(fingerprint, status=status, severity=severity)
+        if shape == "list":
+            other = "z" if fingerprint != "z" else "y"
+            send(client, integration, [alert, one(other, severity="warning")])
+            last[other] = FIRING
+        else:
+            send(client, integration, alert)
+        last[fingerprint] = status
+        # Some lane, one batch: processors that work on lanes in no particular order.
+        if rng.random() < 0.5:
+            n = rng.randrange(count)
+            processor._process_batch(n, count, urgent_first=rng.random() < 0.5)
+    process_pending()
+
+    firing = set(
+        Alert.objects.filter(integration=integration, status=AlertStatus.FIRING).values_list(
+            "fingerprint", flat=True
+        )
+    )
+    assert firing == {f for f, status in last.items() if status == FIRING}
