@@ -28,7 +28,7 @@ from django.db import connection, transaction
 from alerts.models import IngestRequest, Outcome
 from alerts.ordering import lane_of
 
-__all__ = ["count", "hold", "lane_of", "oldest", "urgent", "waiting"]
+__all__ = ["busy", "count", "hold", "lane_of", "oldest", "urgent"]
 
 LOCK_CLASS = 0x6D75  # "mu": a lane's lock is the advisory lock (LOCK_CLASS, lane)
 # Before lanes, one processor ran at a time under this lock. Each lane's holder also holds it
@@ -99,9 +99,11 @@ def oldest(lane: int, lanes: int, limit: int) -> list[tuple[int, int]]:
     return taken
 
 
-def waiting(lane: int, lanes: int) -> bool:
-    """Whether a request waits in the lane."""
-    return bool(_rows(_waiting_sql(lanes), _in_lane(lane, lanes)))
+def busy(lanes: int) -> set[int]:
+    """The lanes in which requests wait."""
+    if lanes == 1:
+        return {0} if _rows(_busy_sql(1), []) else set()
+    return {value % lanes for (value,) in _rows(_busy_sql(lanes), [])}
 
 
 def _rows(sql: str, params: list[int]) -> list[tuple]:
@@ -184,8 +186,8 @@ def _oldest_sql(lanes: int) -> str:
 
 
 @functools.cache
-def _waiting_sql(lanes: int) -> str:
-    return (
-        f"SELECT 1 FROM {_table()} r WHERE {_pending('r')} "  # noqa: S608
-        f"AND {_lane_test('r', lanes)} LIMIT 1"
-    )
+def _busy_sql(lanes: int) -> str:
+    if lanes == 1:
+        return f"SELECT 1 FROM {_table()} r WHERE {_pending('r')} LIMIT 1"  # noqa: S608
+    key = f"COALESCE(r.{_qn('order_key')}, r.{_qn('integration_id')})"
+    return f"SELECT DISTINCT MOD({key}, {int(lanes)}) FROM {_table()} r WHERE {_pending('r')}"  # noqa: S608

@@ -48,8 +48,8 @@ def process_pending() -> int:
     """Process accepted requests, lane after lane, until none is left; return how many.
 
     Lanes whose lock another processor holds are left to it. Once nothing is left, a last
-    look waits for each lane that still has requests: a processor busy there may be on its own
-    last look, begun before they were committed.
+    look waits for the lock of each lane that still has requests: a processor busy there may
+    be on its own last look, begun before they were committed.
     """
     count = lanes.count()
     first = random.randrange(count)  # processors that start together spread over the lanes
@@ -59,8 +59,9 @@ def process_pending() -> int:
     last_look = False
     while True:
         done = 0
+        busy = lanes.busy(count)  # one look for every lane, not a lock and a claim each
         for lane in order:
-            if last_look and not lanes.waiting(lane, count):
+            if lane not in busy:
                 continue
             taken, urgent = _process_batch(
                 lane, count, urgent_first=urgent_first[lane], wait=last_look

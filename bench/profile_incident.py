@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 
 import project  # first: it re-runs this script under .venv's Python
 
@@ -53,6 +54,34 @@ def alert_body(service: int, n: int) -> str:
     )
 
 
+class TaskTimes:
+    """Thread CPU per Celery task (eager: nested in whatever enqueued it), exclusive of the
+    tasks it ran in turn, through Celery's task_prerun/task_postrun signals."""
+
+    def __init__(self) -> None:
+        self.cpu: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()
+        self._stack: list[list] = []  # [name, started, nested]
+
+    def prerun(self, sender=None, **kwargs) -> None:
+        self._stack.append([sender.name, time.thread_time(), 0.0])
+
+    def postrun(self, sender=None, **kwargs) -> None:
+        name, started, nested = self._stack.pop()
+        spent = time.thread_time() - started
+        self.cpu[name] += spent - nested
+        self.calls[name] += 1
+        if self._stack:
+            self._stack[-1][2] += spent
+
+    def clear(self) -> None:
+        self.cpu.clear()
+        self.calls.clear()
+
+
+TASKS = TaskTimes()
+
+
 def measure(label: str, before, run, count: int, opts) -> dict:
     """For i in range(count): `before(i)` untimed, then `run()` under the timers; print and
     return the figures."""
@@ -61,6 +90,7 @@ def measure(label: str, before, run, count: int, opts) -> dict:
     statements = Statements()
     profile = cProfile.Profile(time.thread_time) if opts.cprofile else None  # CPU, not wall
     cpu = wall = 0.0
+    TASKS.clear()
     for i in range(count):
         before(i)
         with connection.execute_wrapper(statements):
@@ -80,7 +110,16 @@ def measure(label: str, before, run, count: int, opts) -> dict:
     )
     for key, n in statements.count.most_common(25):
         print(f"  {n / count:6.2f} × {key:<60} {1000 * statements.wall[key] / count:7.2f} ms")
+    tasks = sum(TASKS.cpu.values())
+    print(f"  outside tasks (the processor itself): {1000 * (cpu - tasks) / count:.1f} ms CPU")
+    for name, spent in TASKS.cpu.most_common():
+        print(
+            f"  task {name:<40} {TASKS.calls[name] / count:5.2f} × "
+            f"{1000 * spent / count:6.1f} ms CPU (its own, not the tasks it ran)"
+        )
     if profile is not None:
+        (BENCH / "results").mkdir(exist_ok=True)
+        profile.dump_stats(BENCH / "results" / f"profile-incident-{label.split(',')[0]}.pstats")
         for order in ("cumulative", "tottime"):
             out = io.StringIO()
             pstats.Stats(profile, stream=out).sort_stats(order).print_stats(30)
@@ -154,10 +193,14 @@ def _run(opts, chat: bool, services, twilio_url: str) -> dict:
     if not hasattr(run, "django_ready"):
         django.setup()
         run.django_ready = True  # type: ignore[attr-defined]
+    from celery.signals import task_postrun, task_prerun
     from django.conf import settings
     from django.test import Client
 
     from muster.celery import app
+
+    task_prerun.connect(TASKS.prerun, weak=False)
+    task_postrun.connect(TASKS.postrun, weak=False)
 
     app.conf.task_always_eager = True
     app.loader.import_default_modules()  # every app's tasks, as a worker has them (by name)
@@ -165,18 +208,19 @@ def _run(opts, chat: bool, services, twilio_url: str) -> dict:
     fakes = []
     if chat:
         from tests.fakes.mattermost import FakeMattermost
-        from tests.fakes.slack import FakeSlack
+        from tests.fakes.slack import DEFAULT_TOKEN, FakeSlack
 
         slack = FakeSlack().start()
         slack.limits.clear()  # the bench measures CPU, not Slack's pace
         mattermost = FakeMattermost(per_second=100_000).start()
+        mattermost.add_team("ops")
         fakes = [slack, mattermost]
-        settings.SLACK_BOT_TOKEN = slack.bot_token
+        settings.SLACK_BOT_TOKEN = DEFAULT_TOKEN
         settings.SLACK_SIGNING_SECRET = os.urandom(16).hex()
         settings.SLACK_API_BASE_URL = slack.api_url
         settings.MATTERMOST_URL = mattermost.url
         settings.MATTERMOST_BOT_TOKEN = mattermost.bot_token
-        settings.MATTERMOST_TEAM = mattermost.team_name
+        settings.MATTERMOST_TEAM = "ops"
         settings.MATTERMOST_COMMAND_TOKENS = ["bench"]
     try:
         sys.path.insert(0, str(BENCH))

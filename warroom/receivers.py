@@ -63,6 +63,10 @@ def tell_the_room(sender, entry: TimelineEntry, together=None, **kwargs) -> None
         # behind it. A page entry written in a request (an ack cancelling pages) is told at
         # once: a person is waiting, and a web process's first publish to the broker costs
         # ~80 ms (its connection).
+        if entry.kind == EntryKind.OPENED:
+            # The opening post shows the alerts committed with the incident: their lines need
+            # no task of their own (_ensure_opening takes this mark down before it reads them).
+            _task_on_its_way(entry, EntryKind.ALERT_ATTACHED)
         if entry.kind in BURST_KINDS:
             # Entries committed together: the first of its kind and incident gets (or finds)
             # the task, which sees the others too (committed before it looks).
@@ -84,15 +88,17 @@ def tell_the_room(sender, entry: TimelineEntry, together=None, **kwargs) -> None
     tell(entry)
 
 
-def _task_on_its_way(entry: TimelineEntry) -> bool:
-    """Return whether a task for the incident's alert entries of this kind is on its way.
+def _task_on_its_way(entry: TimelineEntry, kind: str | None = None) -> bool:
+    """Return whether a task for the incident's alert entries of this kind (or `kind`) is on
+    its way, and mark one so if none was.
 
     A batch of 100 alerts writes 100 entries; one task posts them all (`_post_alerts` takes
     every committed entry of the kind from its own on). The task clears the mark before it
     looks, so an entry committed after that look finds no mark and gets a task of its own.
     """
     try:
-        return not cache.add(_key("followed", entry.kind, entry.incident_id), entry.pk, 30)
+        mark = _key("followed", kind or entry.kind, entry.incident_id)
+        return not cache.add(mark, entry.pk, 30)
     except Exception:  # without the cache, one task per entry, as before
         log.warning("could not coalesce the bot's work for entry %s", entry.pk, exc_info=True)
         return False
@@ -181,6 +187,8 @@ def _ensure_opening(incident: Incident, room: Room) -> None:
         opened = incident.timeline.filter(kind=EntryKind.OPENED).order_by("pk").first()
         if opened is None:
             return
+        # Alert entries committed from now on get a task of their own (see tell_the_room).
+        cache.delete(_key("followed", EntryKind.ALERT_ATTACHED, incident.pk))
         _post_opening(opened, incident, room)
     transaction.on_commit(lambda: cache.set(known, True, HELD_TTL))
 

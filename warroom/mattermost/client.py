@@ -7,6 +7,7 @@ not a user), is one `MattermostUnavailable`; a user Mattermost does not know is 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import httpx
@@ -55,10 +56,18 @@ def is_user_id(value: str) -> bool:
 
 
 def _client() -> httpx.Client:
+    return _shared_client(settings.MATTERMOST_URL, settings.MATTERMOST_BOT_TOKEN)
+
+
+@functools.lru_cache(maxsize=4)
+def _shared_client(url: str, token: str) -> httpx.Client:
+    """One client per process (and settings), kept: its connections are reused, and making one
+    builds a TLS context, which cost more CPU than the call (`bench/profile_incident.py --chat
+    on`, 2026-12-07). httpx's clients are safe to share between threads."""
     return httpx.Client(
-        base_url=f"{settings.MATTERMOST_URL}/api/v4",
+        base_url=f"{url}/api/v4",
         headers={
-            "Authorization": f"Bearer {settings.MATTERMOST_BOT_TOKEN}",
+            "Authorization": f"Bearer {token}",
             "Accept": "application/json",
             "User-Agent": "Muster",
         },
@@ -76,8 +85,7 @@ def get_user(user_id: str) -> dict[str, Any]:
     if not is_user_id(user_id):
         raise UnknownUser(f"{user_id[:40]!r} is not a Mattermost user id")
     try:
-        with _client() as client:
-            response = client.get(f"/users/{user_id}")
+        response = _client().get(f"/users/{user_id}")
     except httpx.HTTPError as exc:
         raise MattermostUnavailable(f"Mattermost did not answer: {type(exc).__name__}") from exc
     if response.status_code == 404:
@@ -103,8 +111,7 @@ def api(method: str, path: str, *, json: Any = None) -> Any:
     Raises MattermostRefused for a 4xx, MattermostUnavailable for the rest that failed.
     """
     try:
-        with _client() as client:
-            response = client.request(method, path, json=json)
+        response = _client().request(method, path, json=json)
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         raise MattermostUnavailable(f"Mattermost did not answer: {type(exc).__name__}") from exc
     except httpx.HTTPError as exc:  # sent, then no answer: it may have been acted on

@@ -7,7 +7,9 @@ or `SlackRefused`, so callers answer the person clearly instead of failing.
 
 from __future__ import annotations
 
+import functools
 import logging
+import ssl
 from dataclasses import dataclass
 from typing import Any
 from urllib.error import URLError
@@ -65,6 +67,13 @@ class Bot:
     bot_id: str
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context per process: the SDK's urllib would build one (loading every CA
+    certificate) for each call."""
+    return ssl.create_default_context()
+
+
 def web_client(*, retries: bool = True) -> WebClient:
     """Return a WebClient with Muster's bot token, on SLACK_API_BASE_URL. Without `retries`,
     the SDK does not send again on a dropped connection (which could post twice)."""
@@ -72,6 +81,7 @@ def web_client(*, retries: bool = True) -> WebClient:
         token=settings.SLACK_BOT_TOKEN,
         base_url=settings.SLACK_API_BASE_URL,
         timeout=TIMEOUT_SECONDS,
+        ssl=_tls(),
         **({} if retries else {"retry_handlers": []}),
     )
 
