@@ -227,7 +227,7 @@ INGEST_RATE_LIMIT_PER_MINUTE = env.int("MUSTER_INGEST_RATE_LIMIT_PER_MINUTE", de
 INGEST_KICK_MEMO_SECONDS = env.float("MUSTER_INGEST_KICK_MEMO_SECONDS", default=0.02)
 # New and severe alerts are processed ahead of a backlog (alerts.processor); off: arrival order.
 INGEST_URGENT_FIRST = env.bool("MUSTER_INGEST_URGENT_FIRST", default=True)
-INGEST_LANES = env.int("MUSTER_INGEST_LANES", default=4)  # processors side by side (alerts.lanes)
+INGEST_LANES = env.int("MUSTER_INGEST_LANES", default=2)  # processors side by side (alerts.lanes)
 RAW_PAYLOAD_RETENTION_DAYS = env.int("MUSTER_RAW_PAYLOAD_RETENTION_DAYS", default=30)
 # A responder's silence lasts at most this long (API, web and chat alike); admins have no cap.
 SILENCE_MAX_DAYS = env.int("MUSTER_SILENCE_MAX_DAYS", default=30)
