@@ -31,7 +31,7 @@ from alerts.upsert import stored_fingerprint
 
 log = logging.getLogger(__name__)
 
-KICK_KEY = "muster:ingest-kick"
+KICK_KEY = "muster:ingest-kick"  # per lane: kick_key
 # Set, per lane (alerts.lanes), when an urgent request is stored: a processor in the middle of
 # a batch of the lane's oldest requests ends it early, so the urgent one goes next
 # (alerts.processor). Only a hint: without it the urgent request waits for the batch to end.
@@ -193,13 +193,18 @@ def accept_request(
     return stored
 
 
-_kick_seen_at = float("-inf")  # when this process last saw the kick key set (monotonic)
+# When this process last saw each lane's kick key set (monotonic), by lane.
+_kick_seen_at: dict[int, float] = {}
 
 
 def kick_for(request: IngestRequest) -> None:
-    """Kick the processors for a request just stored (see kick)."""
+    """Kick the processor of a request just stored (see kick)."""
     lane = lanes.lane_of(request.order_key, request.integration_id, lanes.count())
     kick(urgent=request.urgent, lane=lane)
+
+
+def kick_key(lane: int) -> str:
+    return f"{KICK_KEY}:{lane}"
 
 
 def urgent_key(lane: int) -> str:
@@ -207,48 +212,44 @@ def urgent_key(lane: int) -> str:
 
 
 def kick(*, urgent: bool = False, lane: int = 0) -> None:
-    """Make sure processors run soon: enqueue one per lane unless they are already on their
-    way; for an `urgent` request, also tell a processor at work on its `lane` to take it next
-    (urgent_key).
+    """Make sure a processor works on `lane` soon: enqueue one unless one is already on its
+    way; for an `urgent` request, also tell it to take it next (urgent_key).
 
-    Called after the request's commit. The key, once set, stays set until a processor has
-    drained every pending request; so if this process saw it set within the memo's time,
-    either it is still set (a processor will see this request) or a processor cleared it since
-    and, twice the memo's time later, which is after now, looks for pending requests once more
-    and sees this one, committed before now.
+    Called after the request's commit. The lane's key, once set, stays set until its processor
+    has drained the lane; so if this process saw it set within the memo's time, either it is
+    still set (the processor will see this request) or the processor cleared it since and,
+    twice the memo's time later, which is after now, looks for pending requests once more and
+    sees this one, committed before now.
     """
-    global _kick_seen_at
     if urgent:
         try:
             cache.set(urgent_key(lane), 1, timeout=KICK_TIMEOUT)
         except Exception:  # a hint: the request waits for the batch in progress, no longer
             log.warning("could not flag an urgent ingest request", exc_info=True)
     looked_at = time.monotonic()  # before the look: the memo may only end early, never late
-    if looked_at - _kick_seen_at < settings.INGEST_KICK_MEMO_SECONDS:
+    if looked_at - _kick_seen_at.get(lane, float("-inf")) < settings.INGEST_KICK_MEMO_SECONDS:
         return
     try:
-        if cache.add(KICK_KEY, 1, timeout=KICK_TIMEOUT):
-            _enqueue_processor()
-        _kick_seen_at = looked_at
+        if cache.add(kick_key(lane), 1, timeout=KICK_TIMEOUT):
+            _enqueue_processor(lane)
+        _kick_seen_at[lane] = looked_at
     except Exception:  # the request is stored; the tick's re-kick will process it
         log.warning("could not kick the ingest processor", exc_info=True)
 
 
 def kick_if_stuck(now: datetime | None = None) -> bool:
-    """From the tick: enqueue a processor if a request has waited longer than STUCK_AFTER."""
+    """From the tick: enqueue a processor for every lane that is free if a request has waited
+    longer than STUCK_AFTER (a lost kick, a processor killed mid-batch)."""
     cutoff = (now or timezone.now()) - STUCK_AFTER
     stuck = pending_requests().filter(received_at__lt=cutoff).exists()
     if stuck:
-        _enqueue_processor()
+        _enqueue_processor(None)
     return stuck
 
 
-def _enqueue_processor() -> None:
-    # One processor per lane, so that the lanes are worked on side by side (each takes whichever
-    # lane is free, and ends when every lane is empty). By the task's name: alerts.tasks imports the
-    # processor, which imports this module.
-    for _ in range(lanes.count()):
-        current_app.send_task("alerts.process_ingest_requests")
+def _enqueue_processor(lane: int | None) -> None:
+    # By the task's name: alerts.tasks imports the processor, which imports this module.
+    current_app.send_task("alerts.process_ingest_requests", args=(lane,))
 
 
 def pending_requests() -> QuerySet[IngestRequest]:

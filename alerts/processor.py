@@ -16,7 +16,6 @@ resolve. A new SEV1 behind a storm of repeats waits for the batch in progress, n
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +30,7 @@ from alerts import lanes, metrics, pipeline
 from alerts.context import Context
 from alerts.decoding import Request, parse
 from alerts.models import IngestRequest, Integration
-from alerts.pending import KICK_KEY, urgent_key
+from alerts.pending import kick_key, urgent_key
 from core import faults
 from incidents.timeline import batched_timeline
 
@@ -44,35 +43,40 @@ URGENT_LOOK_SECONDS = 0.05  # how often a batch of the oldest looks for an urgen
 MAX_ATTEMPTS = 3
 
 
-def process_pending() -> int:
-    """Process accepted requests, lane after lane, until none is left; return how many.
+def process_pending(lane: int | None = None) -> int:
+    """Process accepted requests until none is left in `lane` (or, without one, in any lane
+    free of another processor); return how many.
 
-    Lanes whose lock another processor holds are left to it. Once nothing is left, a last
-    look waits for the lock of each lane that still has requests: a processor busy there may
-    be on its own last look, begun before they were committed.
+    A processor kicked for its lane (alerts.pending.kick) waits for the lane's lock: another
+    holder there may be on its last look, begun before this processor's requests were
+    committed. One started by the tick, or without a lane, takes free lanes only, and leaves
+    a busy one to its processor.
     """
     count = lanes.count()
-    first = random.randrange(count)  # processors that start together spread over the lanes
-    order = [(first + i) % count for i in range(count)]
-    urgent_first = dict.fromkeys(order, True)
+    if lane is not None:
+        return _process_lane(lane % count, count, wait=True)
     total = 0
+    while True:
+        # Again while it gets anywhere: a request without a key may have waited for one in a
+        # lane processed after its own.
+        done = sum(_process_lane(busy, count, wait=False) for busy in sorted(lanes.busy(count)))
+        if not done:
+            return total
+        total += done
+
+
+def _process_lane(lane: int, count: int, *, wait: bool) -> int:
+    total = 0
+    urgent_first = True
     last_look = False
     while True:
-        done = 0
-        busy = lanes.busy(count)  # one look for every lane, not a lock and a claim each
-        for lane in order:
-            if lane not in busy:
-                continue
-            taken, urgent = _process_batch(
-                lane, count, urgent_first=urgent_first[lane], wait=last_look
-            )
-            if taken is None:
-                continue  # another processor holds the lane: it goes on until the lane is empty
-            # After an urgent batch the lane's next takes the oldest requests, whatever comes in.
-            urgent_first[lane] = not urgent
-            done += taken
-        total += done
-        if done:
+        taken, urgent = _process_batch(lane, count, urgent_first=urgent_first, wait=wait)
+        if taken is None:
+            return total  # another processor holds the lane: it drains it
+        # After an urgent batch the next takes the oldest requests, whatever comes in.
+        urgent_first = not urgent
+        if taken:
+            total += taken
             last_look = False
             continue
         if last_look:
@@ -81,7 +85,7 @@ def process_pending() -> int:
         # delete found the key set (or remembered it so, for up to the memo's time) and did
         # not kick, so it must be seen here.
         try:
-            cache.delete(KICK_KEY)
+            cache.delete(kick_key(lane))
         except Exception:  # the key expires by itself; the tick re-kicks meanwhile
             log.warning("could not clear the ingest kick", exc_info=True)
         if settings.INGEST_KICK_MEMO_SECONDS:

@@ -26,6 +26,7 @@ def purge_raw_payloads() -> int:
 
 
 @shared_task(name="alerts.process_ingest_requests", ignore_result=True)
-def process_ingest_requests() -> int:
-    """Process every accepted request still pending (see alerts.processor)."""
-    return process_pending()
+def process_ingest_requests(lane: int | None = None) -> int:
+    """Process the accepted requests pending in `lane`, or without one (the tick, and tasks
+    queued before lanes) in every lane no other processor holds (see alerts.processor)."""
+    return process_pending(lane)

@@ -12,6 +12,8 @@ import itertools
 import json
 import random
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from django.core.cache import cache
@@ -26,6 +28,7 @@ from alerts.pending import urgent_key
 from alerts.processor import process_pending
 from alerts.sources.base import FIRING, RESOLVED
 from tests.alerts.payloads import generic_alert
+from tests.helpers.celery_tasks import named, sent_tasks
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="SQLite has one lane, under a process lock"
@@ -69,6 +72,29 @@ def in_lanes(client, integration, count: int) -> dict[int, IngestRequest]:
     raise AssertionError  # unreachable: itertools.count never ends
 
 
+@contextmanager
+def lane_held_elsewhere(n: int) -> Iterator[None]:
+    """Another processor (a thread, its own connection) holds lane `n` meanwhile."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with lanes.hold(n, wait=True):
+                holding.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        yield
+    finally:
+        release.set()
+        holder.join(10)
+
+
 def test_a_request_is_in_the_lane_its_key_says_whatever_the_key_s_sign(client, generic):
     requests = [send(client, generic, one(f"fp-{i}")) for i in range(40)]
     assert {r.order_key < 0 for r in requests} == {True, False}  # both signs are covered
@@ -81,39 +107,33 @@ def test_a_request_is_in_the_lane_its_key_says_whatever_the_key_s_sign(client, g
 def test_a_lane_is_processed_while_another_processor_holds_another(client, generic):
     by_lane = in_lanes(client, generic, 2)
     held, free = by_lane
-    holding, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        try:
-            with lanes.hold(held, wait=True):
-                holding.set()
-                release.wait(10)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert holding.wait(10)
+    with lane_held_elsewhere(held):
         assert processor._process_batch(held, LANES, urgent_first=False) == (None, False)
         assert processor._process_batch(free, LANES, urgent_first=False) == (1, False)
-    finally:
-        release.set()
-        holder.join(10)
     assert IngestRequest.objects.get(pk=by_lane[free].pk).processed_at is not None
     assert IngestRequest.objects.get(pk=by_lane[held].pk).processed_at is None
 
 
 def test_a_request_without_a_key_waits_for_older_ones_in_other_lanes(client, generic):
-    keyed = send(client, generic, one("a"))
-    mixed = send(client, generic, [one("a", status="resolved"), one("b")])  # no key
-    assert mixed.order_key is None
-    if lane(mixed) == lane(keyed):
-        pytest.skip("the two fell in one lane, where arrival order is the lane's")
+    # The first single-alert request in a lane other than the integration's (a keyless
+    # request's lane).
+    fingerprint, keyed = next(
+        (f, r)
+        for f, r in ((f"fp-{i}", send(client, generic, one(f"fp-{i}"))) for i in range(40))
+        if lane(r) != generic.pk % LANES
+    )
+    resolve_and_more = [one(fingerprint, status="resolved"), one("b")]
+    mixed = send(client, generic, resolve_and_more)  # no key
+    assert mixed.order_key is None and lane(mixed) != lane(keyed)
 
-    assert lanes.oldest(lane(mixed), LANES, 10) == []  # it waits for `keyed`
-    processor._process_batch(lane(keyed), LANES, urgent_first=False)
-    assert [pk for pk, _ in lanes.oldest(lane(mixed), LANES, 10)] == [mixed.pk]
+    def may_go() -> bool:
+        return mixed.pk in [pk for pk, _ in lanes.oldest(lane(mixed), LANES, 100)]
+
+    assert not may_go()  # it waits for `keyed` (and whatever else is older, elsewhere)
+    for other in set(range(LANES)) - {lane(mixed)}:
+        processor._process_lane(other, LANES, wait=False)
+    assert may_go()
+    assert Alert.objects.get(fingerprint=fingerprint).status == AlertStatus.FIRING  # not yet
 
 
 def test_a_request_without_a_key_holds_back_newer_ones_in_other_lanes(client, generic):
@@ -125,10 +145,13 @@ def test_a_request_without_a_key_holds_back_newer_ones_in_other_lanes(client, ge
         if lane(r) != lane(mixed)
     )
 
-    assert lanes.oldest(lane(later), LANES, 10) == []
-    assert lanes.urgent(lane(later), LANES, 10) == []
-    processor._process_batch(lane(mixed), LANES, urgent_first=False)
-    assert later.pk in [pk for pk, _ in lanes.oldest(lane(later), LANES, 10)]
+    def ids(claimed: list[tuple[int, int]]) -> list[int]:
+        return [pk for pk, _ in claimed]
+
+    assert later.pk not in ids(lanes.oldest(lane(later), LANES, 100))
+    assert later.pk not in ids(lanes.urgent(lane(later), LANES, 100))
+    processor._process_lane(lane(mixed), LANES, wait=False)
+    assert later.pk in ids(lanes.oldest(lane(later), LANES, 100))
 
 
 def test_processors_started_together_process_every_lane_once(transactional_db, generic):
@@ -151,6 +174,23 @@ def test_processors_started_together_process_every_lane_once(transactional_db, g
 
     assert sum(counts) == len(requests)  # each request processed once, by one of them
     assert Alert.objects.filter(occurrences=1).count() == len(requests)
+
+
+def test_a_request_kicks_a_processor_for_its_own_lane(client, generic):
+    with sent_tasks() as sent:
+        request = send(client, generic, one("a"))
+    [task] = named(sent, "alerts.process_ingest_requests")
+    assert task.args == (lane(request),)
+
+
+def test_the_tick_s_processor_leaves_a_busy_lane_to_its_holder(client, generic):
+    held = next(iter(in_lanes(client, generic, 2)))
+    waiting = list(IngestRequest.objects.filter(processed_at__isnull=True))
+    in_held = len([r for r in waiting if lane(r) == held])
+    with lane_held_elsewhere(held):
+        # The free lanes' requests; it does not wait for the busy one.
+        assert process_pending() == len(waiting) - in_held
+    assert process_pending(held) == in_held  # a processor kicked for the lane takes it
 
 
 def test_the_web_tells_the_processor_of_the_urgent_request_s_lane(client, generic):
