@@ -6,10 +6,12 @@ ingest batch's "alert attached" and "alert repeated" lines), else None. A receiv
 such entries by looking at everything committed can act on the first of a kind and skip the rest.
 """
 
-from collections.abc import Hashable
+import logging
+from collections.abc import Callable, Hashable
 
 from django.dispatch import Signal
 
+log = logging.getLogger(__name__)
 incident_changed = Signal()
 
 
@@ -18,6 +20,7 @@ class Together:
 
     def __init__(self) -> None:
         self._asked: set[Hashable] = set()
+        self._gathered: dict[Hashable, tuple[list, Callable[[list], None]]] = {}
 
     def first(self, key: Hashable) -> bool:
         """Return True the first time `key` is asked about for these entries, then False."""
@@ -25,3 +28,17 @@ class Together:
             return False
         self._asked.add(key)
         return True
+
+    def gather(self, key: Hashable, item: object, then: Callable[[list], None]) -> None:
+        """Add `item` to the list under `key`; once every entry has been announced, `then`
+        runs once with that list (one task for a whole batch, not one per entry)."""
+        self._gathered.setdefault(key, ([], then))[0].append(item)
+
+    def end(self) -> None:
+        """Run what `gather` asked for; never raise (the entries are committed)."""
+        for key, (items, then) in self._gathered.items():
+            try:
+                then(items)
+            except Exception:
+                log.exception("could not finish %r for %d entries", key, len(items))
+        self._gathered.clear()

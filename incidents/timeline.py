@@ -99,6 +99,8 @@ def _announce_together(entries: list[TimelineEntry]) -> None:
     together = Together() if len(entries) > 1 else None
     for entry in entries:
         _announce(entry, together)
+    if together is not None:
+        together.end()
 
 
 def _announce(entry: TimelineEntry, together: Together | None = None) -> None:

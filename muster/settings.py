@@ -173,9 +173,8 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 CELERY_TASK_ALWAYS_EAGER = False
-# Two queues, consumed by every worker: "celery" for everything that pages people or takes
-# alerts in, "bot" for the war-room bot's posts, which wait when the worker is busy (a storm of
-# new incidents), so that pages do not wait behind them.
+# Two queues, consumed by every worker: "celery" for paging and ingest, "bot" for the war-room
+# bot's posts, which wait when the worker is busy, so that pages do not wait behind them.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = (
     Queue("celery", Exchange("celery"), routing_key="celery"),
@@ -183,6 +182,7 @@ CELERY_TASK_QUEUES = (
 )
 CELERY_TASK_ROUTES = {
     "warroom.follow_entry": {"queue": "bot"},
+    "warroom.follow_entries": {"queue": "bot"},
     # Calls to Slack and Mattermost wait on them: never in front of a page.
     "warroom.chat_deliver": {"queue": "bot"},
     "warroom.chat_create_channels": {"queue": "bot"},
@@ -227,7 +227,7 @@ INGEST_RATE_LIMIT_PER_MINUTE = env.int("MUSTER_INGEST_RATE_LIMIT_PER_MINUTE", de
 INGEST_KICK_MEMO_SECONDS = env.float("MUSTER_INGEST_KICK_MEMO_SECONDS", default=0.02)
 # New and severe alerts are processed ahead of a backlog (alerts.processor); off: arrival order.
 INGEST_URGENT_FIRST = env.bool("MUSTER_INGEST_URGENT_FIRST", default=True)
-INGEST_LANES = env.int("MUSTER_INGEST_LANES", default=2)  # processors side by side (alerts.lanes)
+INGEST_LANES = env.int("MUSTER_INGEST_LANES", default=1)  # processors side by side (alerts.lanes)
 RAW_PAYLOAD_RETENTION_DAYS = env.int("MUSTER_RAW_PAYLOAD_RETENTION_DAYS", default=30)
 # A responder's silence lasts at most this long (API, web and chat alike); admins have no cap.
 SILENCE_MAX_DAYS = env.int("MUSTER_SILENCE_MAX_DAYS", default=30)

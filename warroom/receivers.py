@@ -50,6 +50,7 @@ ON_CALL_TTL = 30  # seconds an answer to "who is on call for this service" is re
 # Page statuses after which the paged person is surely meant to be in the room.
 INVITING_STATUSES = {"sent", "delivered", "answered", "completed"}
 FOLLOW_TASK = "warroom.follow_entry"  # warroom.tasks.follow_entry_later, on the "bot" queue
+FOLLOWS_TASK = "warroom.follow_entries"  # the same for several entries: one task for a batch
 
 
 @receiver(incident_changed, dispatch_uid="warroom.tell_the_room")
@@ -76,16 +77,32 @@ def tell_the_room(sender, entry: TimelineEntry, together=None, **kwargs) -> None
                 return
             if _task_on_its_way(entry):
                 return
-        try:
-            # By name: warroom.tasks calls into this module (the task is `tell`). Alert lines
-            # wait a moment, so that the batches of a storm committed meanwhile ride on this
-            # task (they find its mark) instead of each costing one.
-            delay = BURST_GATHER_SECONDS if entry.kind in BURST_KINDS else None
-            signature(FOLLOW_TASK, args=(entry.pk,)).apply_async(countdown=delay)
-            return
-        except Exception:
-            log.warning("could not hand entry %s to a worker; posting now", entry.pk)
+            if together is not None:
+                # One task for the batch's incidents, handed over once all are announced: a
+                # storm's batch touching 64 incidents was 64 tasks (bench/drain.py).
+                together.gather(FOLLOWS_TASK, entry.pk, _follow_later)
+                return
+        _follow_later([entry.pk], burst=entry.kind in BURST_KINDS)
+        return
     tell(entry)
+
+
+def _follow_later(entry_ids: list[int], *, burst: bool = True) -> None:
+    """Hand entries to a worker; tell them here if the broker cannot take them."""
+    try:
+        # By name: warroom.tasks calls into this module (the task is `tell`). Alert lines wait
+        # a moment, so that the batches of a storm committed meanwhile ride on this task (they
+        # find its mark) instead of each costing one.
+        delay = BURST_GATHER_SECONDS if burst else None
+        if len(entry_ids) == 1:
+            signature(FOLLOW_TASK, args=(entry_ids[0],)).apply_async(countdown=delay)
+        else:
+            signature(FOLLOWS_TASK, args=(entry_ids,)).apply_async(countdown=delay)
+        return
+    except Exception:
+        log.warning("could not hand entries %s to a worker; posting now", entry_ids[:10])
+    for entry in TimelineEntry.objects.filter(pk__in=entry_ids).order_by("pk"):
+        tell(entry)
 
 
 def _task_on_its_way(entry: TimelineEntry, kind: str | None = None) -> bool:

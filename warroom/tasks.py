@@ -17,6 +17,13 @@ def follow_entry_later(entry_id: int) -> None:
         tell(entry)
 
 
+@shared_task(name="warroom.follow_entries", ignore_result=True)
+def follow_entries_later(entry_ids: list[int]) -> None:
+    """The same for the alert entries of one ingest batch, one per incident and kind."""
+    for entry in TimelineEntry.objects.filter(pk__in=entry_ids).order_by("pk"):
+        tell(entry)
+
+
 @shared_task(name="warroom.forget_twilio_requests", ignore_result=True)
 def forget_twilio_requests() -> int:
     """Forget the Twilio requests seen before the replay window (warroom.replay)."""

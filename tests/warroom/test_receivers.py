@@ -23,7 +23,7 @@ from incidents.opening import open_incident
 from oncall import delivery, escalation, messages, paging
 from oncall.models import NotificationRule, Page
 from tests.alerts.payloads import am_alert, am_batch
-from tests.helpers.celery_tasks import SentTask, named, sent_tasks
+from tests.helpers.celery_tasks import SentTask, sent_tasks
 from tests.helpers.ingest import load_fixture
 from tests.oncall.builders import make_person, make_policy, verified_phone
 from warroom import receivers
@@ -31,7 +31,7 @@ from warroom.models import Message, MessageKind, Participant, Room
 from warroom.receivers import follow_entry
 from warroom.services import room_group
 from warroom.surfaces.chat import say
-from warroom.tasks import follow_entry_later
+from warroom.tasks import follow_entries_later, follow_entry_later
 
 
 @pytest.fixture(autouse=True)
@@ -39,16 +39,24 @@ def _bot_tasks_run_where_enqueued(monkeypatch):
     """Entries written by ingest processing are followed in a Celery task (warroom.tasks);
     here that task (only that one: paging stays queued) runs where it is enqueued, through
     Celery's own local execution. A test that undoes this sees the task sent to the broker."""
-    monkeypatch.setattr(
-        follow_entry_later,
-        "apply_async",
-        lambda args=(), kwargs=None, **options: follow_entry_later.apply(args, kwargs),
-    )
+    for task in (follow_entry_later, follow_entries_later):
+        monkeypatch.setattr(
+            task,
+            "apply_async",
+            lambda args=(), kwargs=None, task=task, **options: task.apply(args, kwargs),
+        )
 
 
 def followed(sent: list[SentTask]) -> list[int]:
-    """Return the entries whose bot task was sent to the broker, in order."""
-    return [task.args[0] for task in named(sent, "warroom.follow_entry")]
+    """Return the entries whose bot task was sent to the broker, in order (one entry a task,
+    or a batch's entries in one)."""
+    ids = []
+    for task in sent:
+        if task.name == "warroom.follow_entry":
+            ids.append(task.args[0])
+        elif task.name == "warroom.follow_entries":
+            ids.extend(task.args[0])
+    return ids
 
 
 @pytest.fixture
@@ -521,6 +529,31 @@ def test_an_alert_committed_after_the_task_looked_gets_a_task_of_its_own(
 
     bursts = [m for m in bot_posts(incident.room) if m.data.get("count")]
     assert [m.data["count"] for m in bursts] == [3, 3]
+
+
+def test_one_batch_adding_alerts_to_several_incidents_is_one_task_for_the_bot(
+    client, alert_in, url, django_capture_on_commit_callbacks, monkeypatch, settings
+):
+    settings.INGEST_LANES = 1  # one batch for all three groups
+    groups = [f'{{}}:{{alertname="Down{g}"}}' for g in range(3)]
+    for g, group in enumerate(groups):
+        alert_in(am_batch(am_alert(f"fp-{g}-0"), group_key=group))
+    monkeypatch.undo()  # from here the bot's tasks are sent to the broker
+    for g, group in enumerate(groups):  # stored, not processed yet: one batch below
+        body = json.dumps(am_batch(am_alert(f"fp-{g}-1"), am_alert(f"fp-{g}-2"), group_key=group))
+        assert client.post(url, body, content_type="application/json").status_code == 200
+
+    with sent_tasks() as sent, django_capture_on_commit_callbacks(execute=True):
+        process_pending()
+
+    [task] = [t for t in sent if t.name.startswith("warroom.follow")]
+    assert task.name == "warroom.follow_entries"
+    incidents = {e.incident_id for e in TimelineEntry.objects.filter(pk__in=task.args[0])}
+    assert len(incidents) == 3  # the first new alert entry of each incident; it sees the rest
+    follow_entries_later(task.args[0])  # what the worker runs
+    for incident in Incident.objects.all():
+        [burst] = [m for m in bot_posts(incident.room) if m.data.get("count")]
+        assert burst.data["count"] == 2
 
 
 def _bob_paged(alert_in, committed, service, bob) -> tuple[Incident, Page]:
