@@ -9,7 +9,6 @@ random lanes in random order and checks every alert ends as arrival order would 
 from __future__ import annotations
 
 import itertools
-import json
 import random
 import threading
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from alerts.processor import process_pending
 from alerts.sources.base import FIRING, RESOLVED
 from tests.alerts.payloads import generic_alert
 from tests.helpers.celery_tasks import named, sent_tasks
+from tests.helpers.ingest import stored as send
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="SQLite has one lane, under a process lock"
@@ -44,13 +44,6 @@ def _four_lanes(settings):
 @pytest.fixture
 def generic(make_integration) -> Integration:
     return make_integration(Kind.GENERIC, name="scripts")
-
-
-def send(client, integration: Integration, payload) -> IngestRequest:
-    url = f"/integrations/{integration.kind}/{integration.token}/"
-    response = client.post(url, json.dumps(payload), content_type="application/json")
-    assert response.status_code == 200, response.content
-    return IngestRequest.objects.get(pk=response.json()["request"])
 
 
 def one(fingerprint: str, **fields) -> dict:

@@ -9,7 +9,6 @@ ends as its last event said, as arrival order would leave it.
 from __future__ import annotations
 
 import itertools
-import json
 
 import pytest
 from django.core.cache import cache
@@ -22,6 +21,7 @@ from alerts.models import Alert, AlertStatus, IngestRequest, Integration, Kind
 from alerts.processor import process_pending
 from alerts.sources.base import FIRING, RESOLVED, NormalizedAlert
 from tests.alerts.payloads import am_alert, am_batch, generic_alert
+from tests.helpers.ingest import stored as send
 
 # --- the order key and urgency, pure ---------------------------------------------------------
 
@@ -77,13 +77,6 @@ def am(make_integration) -> Integration:
 @pytest.fixture
 def generic(make_integration) -> Integration:
     return make_integration(Kind.GENERIC, name="scripts")
-
-
-def send(client, integration: Integration, payload) -> IngestRequest:
-    url = f"/integrations/{integration.kind}/{integration.token}/"
-    response = client.post(url, json.dumps(payload), content_type="application/json")
-    assert response.status_code == 200, response.content
-    return IngestRequest.objects.get(pk=response.json()["request"])
 
 
 def warning(fingerprint: str, **fields) -> dict:

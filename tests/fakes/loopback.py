@@ -5,7 +5,8 @@ A subclass implements `_handler()` (the `BaseHTTPRequestHandler` class to serve 
 `_bind()` when it wants its socket: in `__init__` if its `url` must be known before `start()`,
 else `start()` binds on first use.
 
-"Down" is `stop()`: the socket is closed, so a client's connection is refused. `start()` again
+"Down" is `stop()`: the socket is closed, so a client's connection is refused, and the
+connections a client kept alive are dropped, as a server going down drops them. `start()` again
 binds the same address (same `url`) and serves on, with everything the fake had recorded.
 `_pause(seconds)` sleeps in a handler thread but wakes as soon as the fake stops, so that a
 request held past a client's timeout never holds up a test's teardown.
@@ -13,14 +14,44 @@ request held past a client's timeout never holds up a test's teardown.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
 
 
+class _Server(ThreadingHTTPServer):
+    """Remembers its open connections, to drop them when the fake goes down."""
+
+    daemon_threads = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request, client_address) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        with self._open_lock:
+            open_now = list(self._open)
+        for connection in open_now:
+            with contextlib.suppress(OSError):  # closed by the client meanwhile
+                connection.shutdown(socket.SHUT_RDWR)
+
+
 class LoopbackServer:
     thread_name = "fake"
-    _server: ThreadingHTTPServer | None = None
+    _server: _Server | None = None
     _thread: threading.Thread | None = None
     _address: tuple[str, int] = ("127.0.0.1", 0)
     _halted: threading.Event | None = None
@@ -28,10 +59,9 @@ class LoopbackServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         raise NotImplementedError
 
-    def _bind(self, host: str | None = None, port: int | None = None) -> ThreadingHTTPServer:
+    def _bind(self, host: str | None = None, port: int | None = None) -> _Server:
         address = (host or self._address[0], self._address[1] if port is None else port)
-        self._server = ThreadingHTTPServer(address, self._handler())
-        self._server.daemon_threads = True
+        self._server = _Server(address, self._handler())
         self._address = self._server.server_address[:2]
         return self._server
 
@@ -65,6 +95,7 @@ class LoopbackServer:
             self._server.shutdown()  # waits for serve_forever, so only once it ran
             self._thread.join(timeout=5)
             self._thread = None
+        self._server.drop_connections()
         self._server.server_close()
         self._server = None
 

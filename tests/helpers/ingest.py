@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from alerts.models import IngestRequest
+from alerts.models import IngestRequest, Integration
 from alerts.processor import process_pending
 
 FIXTURES = Path(__file__).resolve().parents[1] / "alerts" / "fixtures"
@@ -20,3 +20,12 @@ def results_of(response) -> list[dict]:
     """Return what became of each alert of an accepted ingest request, once processed."""
     process_pending()
     return IngestRequest.objects.get(pk=response.json()["request"]).results
+
+
+def stored(client, integration: Integration, payload) -> IngestRequest:
+    """POST `payload` to the integration's ingest URL; return the request it stored (not
+    processed)."""
+    url = f"/integrations/{integration.kind}/{integration.token}/"
+    response = client.post(url, json.dumps(payload), content_type="application/json")
+    assert response.status_code == 200, response.content
+    return IngestRequest.objects.get(pk=response.json()["request"])
