@@ -7,8 +7,11 @@ import sys
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from alerts.sources.base import (
+    MAX_RAW_DEPTH,
     Link,
     PayloadError,
     add_link,
@@ -19,6 +22,8 @@ from alerts.sources.base import (
     safe_raw,
     severity_from_label,
 )
+from alerts.sources.base import _is_safe as is_safe
+from alerts.sources.base import _prune as prune
 from alerts.sources.registry import PARSERS
 
 
@@ -214,6 +219,39 @@ def test_raw_fragment_is_made_storage_safe():
     while isinstance(value, dict):
         depth, value = depth + 1, value.get("deep", value.get("x"))
     assert depth <= 65
+
+
+def test_a_safe_raw_fragment_is_kept_as_is_not_copied():
+    fragment = {"labels": {"alertname": "DiskFull"}, "values": [1, 2.5, None, True, ["x"]]}
+    warnings: list[str] = []
+    assert safe_raw(fragment, warnings) is fragment
+    assert warnings == []
+
+
+def test_a_fragment_just_deep_enough_is_kept_and_one_level_more_is_cut():
+    warnings: list[str] = []
+    assert safe_raw(nested(MAX_RAW_DEPTH), warnings) == nested(MAX_RAW_DEPTH)
+    assert warnings == []
+    assert safe_raw(nested(MAX_RAW_DEPTH + 1), warnings) != nested(MAX_RAW_DEPTH + 1)
+    assert warnings == ["raw payload nested deeper than 64 levels; deeper parts cut"]
+
+
+JSON_TEXT = st.text(alphabet=st.sampled_from("ab\x00\u00e9"), max_size=4)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | JSON_TEXT,
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(JSON_TEXT, children, max_size=3)
+    ),
+    max_leaves=40,
+)
+
+
+@given(value=JSON_VALUES, depth=st.integers(min_value=0, max_value=6))
+def test_safe_raw_keeps_a_fragment_exactly_when_pruning_would_change_nothing(value, depth):
+    """The shortcut (no copy when nothing needs cleaning) agrees with the full copy."""
+    cut: list[bool] = []
+    pruned = prune(value, depth, cut)
+    assert is_safe(value, depth) == (pruned == value and not cut)
 
 
 def test_payload_error_lists_problems():
