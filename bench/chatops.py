@@ -10,7 +10,8 @@ PostgreSQL and Redis) and the Slack double (tests/fakes/slack.py, in this proces
    at a time, each for a triggered incident of its own; the round trip is from just before the
    request is written to the moment the Slack double has the answer at the command's
    `response_url` (polled every millisecond): request → "Working on it…" → the worker runs the
-   verb (the person found with `users.info`, cached after the first) → the ephemeral answer.
+   verb (the person found with `users.info`, cached after the first) → the answer (`in_channel`:
+   an ack changed the incident, so the channel sees it; a refusal would be `ephemeral`).
    Target (issue 14): p99 ≤ 300 ms.
 2. `storm`: `--storm` incidents open at once (one generic alert each, sent by 8 threads) on a
    service with a channel per incident in Slack and a shared channel. The double enforces
@@ -18,7 +19,8 @@ PostgreSQL and Redis) and the Slack double (tests/fakes/slack.py, in this proces
    (429 with Retry-After past them). Measured: the time from each incident's creation to its
    opening story reaching Slack (its shared channel while its own channel waits; the story is
    posted again when its channel is ready), channels made in the window, duplicates (one
-   outbox post delivered twice, or one incident's opening twice in one channel: must be 0), and
+   incident's opening story twice in one channel, which is what an outbox post delivered twice
+   shows: must be 0), and
    order per channel (the outbox's posts of each channel reach Slack in the order they were
    written: must hold). Target: every opening post within 60 s.
 

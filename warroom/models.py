@@ -137,11 +137,11 @@ class RequestSeen(models.Model):
 
 class ChatAccount(models.Model):
     """A chat platform's user linked by hand to a Muster person (`/muster link`): it wins over
-    the email rule of accounts.chat_people, for a Slack account whose email differs."""
+    the email rule of accounts.chat_people, for a chat account whose email differs."""
 
-    platform = models.CharField(max_length=20)  # "slack"
-    team_id = models.CharField(max_length=40)  # the Slack workspace, T…
-    user_id = models.CharField(max_length=40)  # the Slack user, U… or W…
+    platform = models.CharField(max_length=20)  # a ChatPlatform: "slack" or "mattermost"
+    team_id = models.CharField(max_length=40)  # the Slack workspace, T…; "" on Mattermost
+    user_id = models.CharField(max_length=40)  # the Slack user, U… or W…; Mattermost's id
     person = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_accounts"
     )
@@ -156,6 +156,11 @@ class ChatAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.platform}:{self.team_id}:{self.user_id} → {self.person_id}"
+
+    @property
+    def platform_label(self) -> str:
+        """The platform's name, to show: "Slack", "Mattermost"."""
+        return dict(ChatPlatform.choices).get(self.platform, self.platform)
 
 
 class ChatPlatform(models.TextChoices):

@@ -65,8 +65,9 @@ def slack_event_key(event_id: str) -> str:
     return f"slack-event:{event_id}"
 
 
-def slack_link_key(nonce: str) -> str:
-    """A `/muster link` link, used once."""
+def chat_link_key(nonce: str) -> str:
+    """A `/muster link` link (Slack's or Mattermost's), used once. (Named for Slack, whose
+    links came first: a link used before an upgrade stays used after it.)"""
     return f"slack-link:{nonce}"
 
 

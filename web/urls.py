@@ -10,7 +10,7 @@ from web.views import (
     outbox,
     postmortems,
 )
-from web.views.profile import account, methods, page, rules, slack
+from web.views.profile import account, chat_links, methods, page, rules
 from web.views.setup import chat, index, integrations, policies, routing, runbooks, services
 
 urlpatterns = [
@@ -34,7 +34,7 @@ urlpatterns = [
     *methods.urlpatterns,
     *rules.urlpatterns,
     *account.urlpatterns,
-    *slack.urlpatterns,
+    *chat_links.urlpatterns,
     # Insights, and the dev outbox
     *insights.urlpatterns,
     *outbox.urlpatterns,

@@ -70,9 +70,14 @@ class Resources:
         self.posts: list[FakePost] = []
         self.hooks: dict[str, FakeHook] = {}
         self.deliveries: list[tuple[str, str, dict[str, Any], httpx.Response | Exception]] = []
+        # System Console > Integrations > Enable Outgoing Webhooks (off: creating one is 501).
+        self.outgoing_webhooks = True
+        # A bot whose role lacks create_direct_channel: a direct channel is 403.
+        self.refuse_direct_channels = False
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., Answer]]] = [
             ("GET", re.compile(r"/api/v4/teams/name/(?P<name>[^/]+)"), self._team_by_name),
             ("POST", re.compile(r"/api/v4/channels"), self._create_channel),
+            ("POST", re.compile(r"/api/v4/channels/direct"), self._direct_channel),
             ("DELETE", re.compile(r"/api/v4/channels/(?P<channel_id>[^/]+)"), self._archive),
             ("POST", re.compile(r"/api/v4/channels/(?P<channel_id>[^/]+)/members"), self._join),
             ("GET", re.compile(r"/api/v4/users/email/(?P<email>[^/]+)"), self._user_by_email),
@@ -117,7 +122,9 @@ class Resources:
                     sent = json.loads(body) if body else {}
                 except ValueError:
                     sent = None
-                if not isinstance(sent, dict):
+                # The body is an object, but a direct channel's is an array of two user ids.
+                expected = list if handler == self._direct_channel else dict
+                if not isinstance(sent, expected):
                     return _bad_body_param("body")
                 with self._lock:
                     return handler(sent, **{k: unquote(v) for k, v in matched.groupdict().items()})
@@ -167,6 +174,38 @@ class Resources:
         self.channels[channel.id] = channel
         return 201, channel.json()
 
+    def _direct_channel(self, sent: list[Any]) -> Answer:
+        """api4/channel.go createDirectChannel: exactly two valid user ids, the caller (the bot)
+        one of them; the one channel of the pair, made the first time (201 both times)."""
+        if len(sent) != 2:
+            return _bad_body_param("user_ids")
+        if not all(isinstance(i, str) and is_id(i) for i in sent):
+            return _bad_body_param("user_id")
+        if self.bot.id not in sent or self.refuse_direct_channels:
+            return _err(*_PERMISSIONS)
+        if not all(i in self._users for i in sent):
+            return _err(
+                400,
+                "api.channel.create_direct_channel.invalid_user.app_error",
+                "Invalid user ID for direct channel creation.",
+            )
+        name = "__".join(sorted(sent))
+        channel = next(
+            (c for c in self.channels.values() if c.type == "D" and c.name == name), None
+        )
+        if channel is None:
+            channel = FakeChannel(new_id(), "", name, "", "D", creator_id=self.bot.id)
+            channel.members = sorted(set(sent))
+            self.channels[channel.id] = channel
+        return 201, channel.json()
+
+    def direct_messages_to(self, user_id: str) -> list[FakePost]:
+        """What the bot said to `user_id` in their direct channel."""
+        name = "__".join(sorted({self.bot.id, user_id}))
+        with self._lock:
+            ids = {c.id for c in self.channels.values() if c.type == "D" and c.name == name}
+            return [post for post in self.posts if post.channel_id in ids]
+
     def _archive(self, sent: Any, channel_id: str) -> Answer:
         channel, refused = self._channel(channel_id)
         if channel is None:
@@ -207,7 +246,7 @@ class Resources:
 
     def _create_post(self, sent: dict[str, Any]) -> Answer:
         channel = self.channels.get(str(sent.get("channel_id", "")))
-        if channel is None or (channel.type == "P" and self.bot.id not in channel.members):
+        if channel is None or (channel.type in ("P", "D") and self.bot.id not in channel.members):
             return _err(*_PERMISSIONS)
         if channel.delete_at:
             return _err(
@@ -230,6 +269,12 @@ class Resources:
         team_id, channel_id = str(sent.get("team_id", "")), str(sent.get("channel_id", ""))
         if team_id not in self.teams:
             return _err(*_PERMISSIONS)
+        if not self.outgoing_webhooks:  # app/webhook.go CreateOutgoingWebhook
+            return _err(
+                501,
+                "api.outgoing_webhook.disabled.app_error",
+                "Outgoing webhooks have been disabled by the system admin.",
+            )
         words, urls = list(sent.get("trigger_words") or []), list(sent.get("callback_urls") or [])
         if channel_id:
             channel = self.channels.get(channel_id)
@@ -303,6 +348,8 @@ class Resources:
         (`from_webhook`) fires nothing; a bot's API post does fire (Mattermost does not skip it)."""
         with self._lock:
             channel = self.channels[post.channel_id]
+            if channel.type != "O":
+                return []
             team = self.teams[channel.team_id]
             hooks = [
                 (hook, word)
@@ -311,7 +358,7 @@ class Resources:
                 and hook.channel_id in ("", channel.id)
                 and (word := hook.trigger(post.message)) is not None
             ]
-        if channel.type != "O" or post.props.get("from_webhook") == "true":
+        if post.props.get("from_webhook") == "true":
             return []
         answers = []
         for hook, word in hooks:

@@ -116,7 +116,8 @@ class FakeTeam:
 
 @dataclass
 class FakeChannel:
-    """A channel: `type` "O" (public) or "P" (private); archived when `delete_at` is set."""
+    """A channel: `type` "O" (public), "P" (private) or "D" (direct: two users, named by their
+    sorted ids joined by "__", in no team); archived when `delete_at` is set."""
 
     id: str
     team_id: str

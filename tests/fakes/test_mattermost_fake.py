@@ -308,6 +308,49 @@ def test_outgoing_webhooks_on_public_channels_only(fake):
     assert api(fake, "DELETE", f"/hooks/outgoing/{created.json()['id']}").status_code == 404
 
 
+def test_outgoing_webhooks_turned_off_are_501(fake):
+    ops = fake.add_team("ops")
+    fake.outgoing_webhooks = False
+    hook = {
+        "team_id": ops.id,
+        "channel_id": fake.add_channel(ops, "inc").id,
+        "callback_urls": ["http://127.0.0.1:9/"],
+    }
+    refused = api(fake, "POST", "/hooks/outgoing", hook)
+    assert refused.status_code == 501
+    assert refused.json()["id"] == "api.outgoing_webhook.disabled.app_error"
+
+
+def test_a_direct_channel_is_the_pairs_one_channel(fake):
+    bob = fake.add_user("bob", "bob@example.com")
+    made = api(fake, "POST", "/channels/direct", [bob.id, fake.bot.id])
+    assert made.status_code == 201
+    channel = made.json()
+    assert channel["type"] == "D" and channel["team_id"] == ""
+    assert channel["name"] == "__".join(sorted([bob.id, fake.bot.id]))
+    again = api(fake, "POST", "/channels/direct", [fake.bot.id, bob.id])
+    assert (again.status_code, again.json()["id"]) == (201, channel["id"])
+    posted = api(fake, "POST", "/posts", {"channel_id": channel["id"], "message": "only you"})
+    assert posted.status_code == 201
+    assert [p.message for p in fake.direct_messages_to(bob.id)] == ["only you"]
+
+
+def test_a_direct_channel_mattermost_refuses(fake):
+    bob, carol = fake.add_user("bob", "bob@example.com"), fake.add_user("carol", "c@example.com")
+    not_the_bots = api(fake, "POST", "/channels/direct", [bob.id, carol.id])
+    assert not_the_bots.status_code == 403
+    three = api(fake, "POST", "/channels/direct", [bob.id, carol.id, fake.bot.id])
+    assert (
+        three.status_code == 400
+        and three.json()["id"] == "api.context.invalid_body_param.app_error"
+    )
+    unknown = api(fake, "POST", "/channels/direct", [new_id(), fake.bot.id])
+    assert unknown.json()["id"] == "api.channel.create_direct_channel.invalid_user.app_error"
+    assert api(fake, "POST", "/channels/direct", {"user_ids": []}).status_code == 400
+    fake.refuse_direct_channels = True
+    assert api(fake, "POST", "/channels/direct", [bob.id, fake.bot.id]).status_code == 403
+
+
 def test_a_users_post_calls_the_outgoing_webhook(fake, receiver):
     ops = fake.add_team("ops")
     channel = fake.add_channel(ops, "inc")

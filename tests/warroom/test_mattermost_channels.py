@@ -170,22 +170,47 @@ def test_a_command_sent_again_acts_once(client, channel, mm_bob, incident):
     assert incident.timeline.filter(kind=EntryKind.ACKNOWLEDGED).count() == 1
 
 
-def test_an_unmapped_users_command_is_refused_with_the_reason(
+def privately(mattermost, response, user) -> str:
+    """The answer only `user` sees: nothing in the thread, one direct message from the bot."""
+    assert response.status_code == 200, response.content
+    assert response.json() == {}
+    [told] = mattermost.direct_messages_to(user.id)
+    assert told.user_id == mattermost.bot.id
+    return told.message
+
+
+def test_an_unmapped_users_command_is_refused_privately_with_the_reason(
     client, channel, mattermost, incident
 ):
     carol = mattermost.add_user("carol", "carol@elsewhere.example")
-    text = comment(post_event(client, outgoing_webhook(channel, carol, "@muster ack")))
+    response = post_event(client, outgoing_webhook(channel, carol, "@muster ack"))
+    text = privately(mattermost, response, carol)
     assert "No Muster account has the email address" in text and "Nothing was done." in text
+    assert f"~{channel.name}" in text
     unchanged(incident)
     assert chat_messages(incident) == []
+    assert mattermost.posts_in(channel.channel_id) == []  # nothing in the channel
 
 
-def test_an_observers_command_is_refused(client, channel, mattermost, charlie, incident):
+def test_an_observers_command_is_refused_privately(client, channel, mattermost, charlie, incident):
     mm_charlie = mattermost.add_user("charlie", "charlie@example.com")
     payload = outgoing_webhook(channel, mm_charlie, f"ack incident {incident.number}")
-    assert "This needs the responder role; charlie is observer." in comment(
-        post_event(client, payload)
-    )
+    text = privately(mattermost, post_event(client, payload), mm_charlie)
+    assert "This needs the responder role; charlie is observer." in text
+    unchanged(incident)
+
+
+def test_a_refusal_mattermost_takes_no_direct_message_for_is_said_in_the_thread(
+    client, channel, mattermost, charlie, incident
+):
+    """Never no answer: without a direct channel (here the bot cannot say who it is, so it
+    cannot make one), the refusal is the thread reply after all."""
+    mm_charlie = mattermost.add_user("charlie", "charlie@example.com")
+    payload = outgoing_webhook(channel, mm_charlie, f"ack incident {incident.number}")
+    mattermost.refuse_direct_channels = True
+    text = comment(post_event(client, payload))
+    assert "This needs the responder role; charlie is observer." in text
+    assert mattermost.direct_messages_to(mm_charlie.id) == []
     unchanged(incident)
 
 
@@ -199,9 +224,11 @@ def test_mattermost_down_refuses_a_command_and_a_retry_acts(
     assert "Acknowledged" in comment(post_event(client, payload))
 
 
-def test_a_mistake_gets_the_closest_command(client, channel, mm_bob, incident):
-    text = comment(post_event(client, outgoing_webhook(channel, mm_bob, "@muster acknowlege")))
-    assert 'Did you mean "ack"?' in text
+def test_a_mistake_gets_the_closest_command_privately(
+    client, channel, mattermost, mm_bob, incident
+):
+    response = post_event(client, outgoing_webhook(channel, mm_bob, "@muster acknowlege"))
+    assert 'Did you mean "ack"?' in privately(mattermost, response, mm_bob)
     unchanged(incident)
 
 

@@ -221,7 +221,8 @@ def room_note(channel: ChatChannel) -> str:
             ""
             if channel.platform != "mattermost" or channel.hook_id
             else " What is written there is not mirrored here: Mattermost gave it no outgoing "
-            "webhook (enable them, and let the bot account manage them)."
+            "webhook (enable them, and let the bot account manage them). Mattermost's outgoing "
+            "webhooks work in public channels only: a private channel is never mirrored."
         )
         link = f"[{channel.name}]({platform.channel_url(channel)})"
         return f"💬 {platform.label} channel {link} is open.{mirrored}"

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 
+from warroom import links
 from warroom.mattermost import people
 from warroom.mattermost.client import MattermostUnavailable
 from warroom.mattermost.slash import SlashCommand
 from warroom.mattermost.webhook import incident_channel
+from warroom.models import ChatPlatform
 from warroom.surfaces import mattermost as surface
 
 log = logging.getLogger(__name__)
@@ -27,10 +29,20 @@ COULD_NOT_CHECK = (
 )
 
 
+def link_answer(user_id: str) -> str:
+    """The answer to `/muster link`, its one-time link in Markdown. Mattermost's user ids are
+    the server's, so the link names no team."""
+    return links.link_answer(
+        ChatPlatform.MATTERMOST, "", user_id, markup=lambda url, label: f"[{label}]({url})"
+    )
+
+
 def answer(command: SlashCommand) -> dict[str, str]:
     """Return Mattermost's slash-command response to `command`."""
     if len(command.text) > TEXT_MAX:
         return surface.ephemeral(TOO_LONG)
+    if links.is_link(command.text):
+        return surface.ephemeral(link_answer(command.user_id))
     try:
         mapping = people.person_for_user(command.user_id)
     except MattermostUnavailable as exc:

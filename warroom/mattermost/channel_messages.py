@@ -3,10 +3,11 @@ command, run as the person who wrote it, or conversation, copied to the incident
 and timeline. Each post is acted on once (by its post id); Muster's own posts are ignored.
 
 In a channel Muster listens for `/muster …`, `@muster …` (or `@<the bot's username> …`) and
-exactly `<verb> incident <N>`; everything else is conversation. The answer is the webhook's
-HTTP response, which Mattermost posts as a reply in the message's thread: the whole channel
-sees it, refusals and help too. (A private answer would need `POST /api/v4/posts/ephemeral`,
-which only a System Admin may call; `/muster …` answers privately.)
+exactly `<verb> incident <N>`; everything else is conversation. An answer that changed the
+incident is for the channel: the webhook's HTTP response, which Mattermost posts as a reply in
+the message's thread. Everything else (a refusal, help, a list, a mistake) is only for whoever
+wrote it: a direct message from the bot (warroom.mattermost.direct), or, when Mattermost will
+not take one, the thread reply after all: never no answer.
 
 Conversation by someone who is not a Muster person (or whom Mattermost cannot place just now)
 is still copied, as the bot's line naming them: the room should read the whole conversation.
@@ -22,9 +23,10 @@ from django.db import transaction
 from accounts.chat_people import Mapping
 from accounts.models import User
 from incidents.models import Source
-from warroom import replay
+from warroom import links, replay
 from warroom.commands.addressing import addressed_command
-from warroom.mattermost import people
+from warroom.mattermost import direct, people
+from warroom.mattermost.answers import link_answer
 from warroom.mattermost.client import MattermostUnavailable
 from warroom.mattermost.webhook import ChannelPost
 from warroom.models import ChatChannel
@@ -39,6 +41,10 @@ COMMAND_MAX = 4_000
 TOO_LONG = f"That is too long for a command ({COMMAND_MAX} characters at most)."
 COULD_NOT_CHECK = (
     "Muster could not check who you are with Mattermost just now, so nothing was done. Try again."
+)
+LINK_BY_SLASH = (
+    "Muster could not send you a private message, and a link is only for you: type "
+    "`/muster link` instead."
 )
 _SLASH_MUSTER = re.compile(r"/muster(?![\w.-])\s*", re.IGNORECASE)
 _NAME_CHARS = re.compile(r"[^\w.-]")
@@ -71,7 +77,12 @@ def addressed(text: str, bot_name: str = "") -> str | None:
 
 def _command(message: ChannelPost, channel: ChatChannel, text: str) -> dict[str, str]:
     if len(text) > COMMAND_MAX:
-        return surface.comment(TOO_LONG)
+        return _privately(message, channel, TOO_LONG)
+    if links.is_link(text):
+        # A one-time link must not reach the channel: only a direct message carries it.
+        if direct.tell(message.user_id, link_answer(message.user_id)):
+            return {}
+        return surface.comment(LINK_BY_SLASH)
     try:
         mapping = people.person_for_user(message.user_id)
     except MattermostUnavailable as exc:
@@ -81,9 +92,21 @@ def _command(message: ChannelPost, channel: ChatChannel, text: str) -> dict[str,
         if not replay.first_time(replay.mattermost_post_key(message.post_id)):
             return {}
         if mapping.person is None:
-            return surface.comment(f"{mapping.problem} Nothing was done.")
-        reply = surface.reply_to(text, mapping.person, incident=channel.incident)
-        return surface.comment(reply.text)
+            answer, changed = f"{mapping.problem} Nothing was done.", False
+        else:
+            reply = surface.reply_to(text, mapping.person, incident=channel.incident)
+            answer, changed = reply.text, reply.changed
+    if changed:
+        return surface.comment(answer)
+    return _privately(message, channel, answer)
+
+
+def _privately(message: ChannelPost, channel: ChatChannel, answer: str) -> dict[str, str]:
+    """Answer only the writer, in a direct message; in the thread when Mattermost takes none."""
+    where = f"\n\n_About what you wrote in ~{channel.name}; only you see this._"
+    if direct.tell(message.user_id, answer + where):
+        return {}
+    return surface.comment(answer)
 
 
 def _conversation(message: ChannelPost, channel: ChatChannel) -> dict[str, str]:

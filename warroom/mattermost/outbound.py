@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 from django.conf import settings
 from django.core.cache import cache
@@ -126,7 +127,7 @@ def invite(channel_id: str, emails: Sequence[str]) -> list[str]:
     missing = []
     for email in emails:
         try:
-            user = _api("GET", f"/users/email/{email}")
+            user = _api("GET", f"/users/email/{quote(email, safe='@')}")
         except ChatRefused:
             missing.append(email)
             continue

@@ -1,5 +1,6 @@
-"""Which Muster person a Mattermost user is: their profile's email (`GET /api/v4/users/{id}`),
-by the one rule of `accounts.chat_people`.
+"""Which Muster person a Mattermost user is: the one they linked with `/muster link`
+(`ChatAccount`), else their profile's email (`GET /api/v4/users/{id}`), by the one rule of
+`accounts.chat_people`.
 
 What Mattermost says of a user is cached for `PROFILE_SECONDS`; the rule is applied afresh each
 time, so a person deactivated, or whose role or email changed in Muster, counts at once.
@@ -16,6 +17,7 @@ from django.core.cache import cache
 
 from accounts.chat_people import Mapping, person_for_email
 from warroom.mattermost import client
+from warroom.models import ChatAccount, ChatPlatform
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,15 @@ def person_for_user(user_id: str) -> Mapping:
     """
     if not client.is_user_id(user_id):
         return Mapping(None, UNKNOWN_USER)
+    linked = (
+        ChatAccount.objects.filter(
+            platform=ChatPlatform.MATTERMOST, team_id="", user_id=user_id, person__is_active=True
+        )
+        .select_related("person")
+        .first()
+    )
+    if linked is not None:
+        return Mapping(linked.person)
     try:
         profile = _profile(user_id)
     except client.UnknownUser:

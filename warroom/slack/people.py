@@ -21,6 +21,7 @@ PLATFORM_KEY = "slack"  # ChatAccount.platform
 CACHE_SECONDS = 5 * 60
 COULD_NOT_CHECK = "Muster could not check who you are with Slack just now; try again in a minute."
 NOT_A_PERSON = "Slack could not tell Muster who you are ({error})."
+DEACTIVATED = "Your Slack account is deactivated."
 
 
 def _key(team_id: str, user_id: str) -> str:
@@ -58,6 +59,9 @@ def person_for_slack_user(team_id: str, user_id: str) -> Mapping:
         return Mapping(None, COULD_NOT_CHECK)
     except SlackRefused as exc:  # user_not_found, invalid_auth, missing_scope, ...
         return Mapping(None, NOT_A_PERSON.format(error=exc.error))
+    if profile.deleted:
+        cache.set(key, DEACTIVATED, CACHE_SECONDS)
+        return Mapping(None, DEACTIVATED)
     mapping = person_for_email(PLATFORM, profile.email, confirmed=profile.email_confirmed)
     cache.set(key, mapping.person.pk if mapping.person else mapping.problem, CACHE_SECONDS)
     return mapping

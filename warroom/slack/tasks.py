@@ -7,7 +7,7 @@ answered through the click's `response_url`; a message in an incident channel is
 conversation (warroom.slack.channel_messages). Typed in an incident's own channel, a command
 that names no incident means that one, as in a Muster room. A Slack user Muster cannot map gets
 a private answer saying why, and nothing changes. `link` is answered privately with a one-time
-link (warroom.slack.links).
+link (warroom.links).
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from typing import Any
 
 from celery import shared_task
 
-from warroom.slack import answering, client, links
+from warroom import links
+from warroom.models import ChatPlatform
+from warroom.slack import answering, client
 from warroom.slack.channel_messages import heard, incident_in
 
 log = logging.getLogger(__name__)
@@ -39,11 +41,18 @@ def command_text(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
+def link_answer(team_id: str, user_id: str) -> str:
+    """The answer to `/muster link`, its one-time link in mrkdwn."""
+    return links.link_answer(
+        ChatPlatform.SLACK, team_id, user_id, markup=lambda url, label: f"<{url}|{label}>"
+    )
+
+
 @shared_task(name=COMMAND_TASK, ignore_result=True)
 def slash_command(form: dict[str, str]) -> None:
     """Run a `/muster …` command Slack posted (its form fields) and answer its response_url."""
     if links.is_link(form.get("text", "")):
-        answer = links.link_answer(form.get("team_id", ""), form.get("user_id", ""))
+        answer = link_answer(form.get("team_id", ""), form.get("user_id", ""))
         answering.respond(form["response_url"], answer, in_channel=False)
         return
     answering.through_response_url(
@@ -82,7 +91,7 @@ def app_mention(event: dict[str, Any]) -> None:
     team, text = str(event.get("team", "")), command_text(str(event.get("text", "")))
     if links.is_link(text):
         try:
-            client.post_ephemeral(channel, user, links.link_answer(team, user), thread_ts=thread)
+            client.post_ephemeral(channel, user, link_answer(team, user), thread_ts=thread)
         except (client.SlackUnavailable, client.SlackRefused) as exc:
             log.warning("Slack did not take the answer to a mention: %s", exc)
         return

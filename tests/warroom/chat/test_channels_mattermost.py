@@ -12,9 +12,10 @@ from incidents import services
 from incidents.models import ChatChannelMode, Service, Source
 from tests.fakes.mattermost import FakeMattermost
 from warroom.chat import outbox
+from warroom.chat.mirror import CHANNEL_NOTE
 from warroom.chat.tasks import create_channels
 from warroom.mattermost import buttons
-from warroom.models import ChatChannel, ChatChannelState, ChatPost, ChatPostState
+from warroom.models import ChatChannel, ChatChannelState, ChatPost, ChatPostState, Message
 from warroom.services import invite
 
 
@@ -69,6 +70,21 @@ def test_the_channel_gets_a_mirroring_webhook_and_the_story_with_signed_buttons(
         f"resolve {incident.number}",
         f"escalate {incident.number}",
     ]
+
+
+def test_a_channel_mattermost_gives_no_webhook_is_made_and_the_room_says_it_is_not_mirrored(
+    fake_mm, service, opened
+):
+    fake_mm.outgoing_webhooks = False  # or the bot may not manage them, or the channel is private
+    incident = opened(service)
+    channel = made_channel(incident)
+    assert (channel.hook_id, channel.hook_token) == ("", "")
+    assert fake_mm.hooks == {}
+    [note] = Message.objects.filter(room__incident=incident, data__kind=CHANNEL_NOTE)
+    assert f"Mattermost channel [{channel.name}]" in note.body
+    assert "is not mirrored here" in note.body and "private channel is never mirrored" in note.body
+    outbox.deliver("mattermost", channel.channel_id)  # the story still reaches the channel
+    assert len(fake_mm.posts_in(channel.channel_id)) == 1
 
 
 def test_resolve_posts_the_summary_then_archives_channel_and_webhook(

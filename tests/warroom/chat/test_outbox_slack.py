@@ -10,9 +10,12 @@ from django.utils import timezone
 
 from accounts.models import Role, User
 from incidents import services
-from incidents.models import ChatChannelMode, Source
+from incidents.models import ChatChannelMode, EntryKind, Source
+from oncall import escalation
+from oncall.models import Page
 from tests.fakes.slack import Failure
 from tests.helpers.celery_tasks import named, sent_tasks
+from tests.oncall.builders import make_policy, reachable
 from tests.warroom.chat.conftest import SHARED
 from warroom.chat import outbox
 from warroom.models import ChatPost, ChatPostState, Message, MessageKind
@@ -115,6 +118,23 @@ def test_slack_down_never_blocks_the_incident_and_the_post_waits(
     states = set(ChatPost.objects.values_list("state", "attempts"))
     assert states == {(ChatPostState.QUEUED, 1)}  # refused before sending: safe to send again
     assert ChatPost.objects.filter(not_before__gt=timezone.now()).count() == 2
+
+
+def test_slack_down_never_holds_up_paging(fake_slack, shared_service, opened, bob):
+    """The worker's escalation pages the on-call person while Slack is down and the opening
+    post waits in the outbox: nothing in paging waits for a chat platform."""
+    make_policy("checkout primary", {"users": [bob]}, service=shared_service)
+    reachable(bob)
+    fake_slack.stop()
+    incident = opened(shared_service)
+    opened_entry = incident.timeline.get(kind=EntryKind.OPENED)
+
+    outcome = escalation.follow(opened_entry.pk)  # what the worker's task runs
+
+    assert outcome is not None and outcome.paged == ("bob",)
+    assert Page.objects.filter(incident=incident, person=bob).exists()
+    outbox.deliver("slack", SHARED)
+    assert set(ChatPost.objects.values_list("state", flat=True)) == {ChatPostState.QUEUED}
 
 
 def test_a_refused_post_fails_with_slacks_reason_and_the_next_goes_on(

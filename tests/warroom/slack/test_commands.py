@@ -96,6 +96,16 @@ def test_unmapped_users_are_told_why_and_nothing_changes(
     assert incident.status == Status.TRIGGERED
 
 
+def test_a_deactivated_slack_account_is_no_one(slash, fake_slack, bob, incident):
+    fake_slack.add_user(BOB_SLACK, "bob@example.com", deleted=True)
+    _, sent, url = slash(f"ack {incident.number}")
+    sent.run()
+    [answer] = fake_slack.answers(url)
+    assert answer == {"response_type": "ephemeral", "text": "Your Slack account is deactivated."}
+    incident.refresh_from_db()
+    assert incident.status == Status.TRIGGERED
+
+
 def test_unknown_slack_user(slash, fake_slack, bob, incident):
     _, sent, url = slash(f"ack {incident.number}", user_id="U0STRANGER")
     sent.run()

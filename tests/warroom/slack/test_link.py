@@ -25,7 +25,7 @@ def link_path(slash, fake_slack) -> str:
     [answer] = fake_slack.answers(url)
     assert answer["response_type"] == "ephemeral"
     found = re.search(
-        r"<https://muster\.example\.com(/profile/slack/link/[^|>]+/)\|", answer["text"]
+        r"<https://muster\.example\.com(/profile/chat/link/[^|>]+/)\|", answer["text"]
     )
     assert found, answer["text"]
     return found.group(1)
@@ -57,6 +57,18 @@ def test_link_then_act_as_the_linked_person(
     sent.run()
     incident.refresh_from_db()
     assert incident.status == Status.ACKNOWLEDGED
+
+
+def test_the_first_slack_only_paths_still_link_and_unlink(
+    client, slash, fake_slack, bob, bob_elsewhere
+):
+    old_path = link_path(slash, fake_slack).replace("/profile/chat/", "/profile/slack/")
+    client.force_login(bob)
+    assert "Link this Slack account to me" in client.get(old_path).content.decode()
+    assert client.post(old_path).status_code == 302
+    account = ChatAccount.objects.get()
+    assert client.post(f"/profile/slack/{account.pk}/unlink/").status_code == 302
+    assert not ChatAccount.objects.exists()
 
 
 def test_a_link_works_once(client, slash, fake_slack, bob, charlie, bob_elsewhere):
@@ -91,7 +103,7 @@ def test_a_mention_asking_for_a_link_is_answered_privately(event, fake_slack, bo
     sent.run()
     [post] = fake_slack.posts
     assert (post.ephemeral, post.user) == (True, BOB_SLACK)
-    assert "/profile/slack/link/" in post.text
+    assert "/profile/chat/link/" in post.text
 
 
 def test_my_profile_lists_a_linked_account_and_unlinking_maps_it_by_email_again(
@@ -101,7 +113,7 @@ def test_my_profile_lists_a_linked_account_and_unlinking_maps_it_by_email_again(
     client.force_login(bob)
     assert client.post(path).status_code == 302
     account = ChatAccount.objects.get()
-    unlink = f"/profile/slack/{account.pk}/unlink/"
+    unlink = f"/profile/chat/{account.pk}/unlink/"
     assert unlink in client.get("/profile/").content.decode()
 
     client.force_login(charlie)  # not charlie's to unlink
@@ -112,7 +124,7 @@ def test_my_profile_lists_a_linked_account_and_unlinking_maps_it_by_email_again(
     assert client.post(unlink).status_code == 302
     assert not ChatAccount.objects.exists()
     assert AuditEntry.objects.filter(summary__contains=f"unlinked the Slack user {BOB_SLACK}")
-    assert "Linked Slack accounts" not in client.get("/profile/").content.decode()
+    assert "Linked chat accounts" not in client.get("/profile/").content.decode()
 
     incident = open_incident()
     _, sent, url = slash(f"ack {incident.number}")

@@ -20,7 +20,7 @@ from oncall import people
 from oncall.channels.registry import channel_for
 from oncall.ical import ical_url
 from oncall.models import ContactKind, ContactMethod, NotificationRule
-from warroom.slack import links
+from warroom import links
 from web.access import role_required
 from web.views.profile.forms import ContactMethodForm, RuleForm, SettingsForm, TokenForm
 
@@ -65,7 +65,7 @@ def profile_context(request: HttpRequest, **overrides) -> dict:
         "rules": rules,
         "prefs": prefs,
         "tokens": tokens,
-        "slack_accounts": links.linked_accounts(user),
+        "chat_accounts": links.linked_accounts(user),
         "ical_url": ical_url("person", prefs.ical_token),
         "can_manage_methods": user.has_role(Role.RESPONDER),
         "console_outbox": channel_for(ContactKind.SMS) == "console",

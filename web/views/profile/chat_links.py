@@ -1,5 +1,5 @@
-"""Web UI: link the Slack account that asked with `/muster link` to me, or unlink one
-(warroom.slack.links)."""
+"""Web UI: link the chat account (Slack, Mattermost) that asked with `/muster link` to me, or
+unlink one (warroom.links)."""
 
 from __future__ import annotations
 
@@ -12,23 +12,25 @@ from django.urls import path
 from django.views.decorators.http import require_http_methods
 
 from accounts.models import Role, User
-from warroom.slack import links
+from warroom import links
 from web.access import role_required
 
-TEMPLATE = "web/profile/slack_link.html"
+TEMPLATE = "web/profile/chat_link.html"
 
 
 @require_http_methods(["GET", "POST"])
 @role_required(read=Role.OBSERVER, write=Role.OBSERVER)
-def slack_link(request: HttpRequest, token: str) -> HttpResponse:
-    """Show whom the link would make me in Slack (GET); link them once I confirm (POST)."""
+def chat_link(request: HttpRequest, token: str) -> HttpResponse:
+    """Show whom the link would make me in the chat (GET); link them once I confirm (POST)."""
     asked = links.read_link(token)
     if asked is None:
         response = render(request, TEMPLATE, {"problem": links.EXPIRED}, status=400)
     elif request.method == "POST":
         problem = links.link(asked, cast(User, request.user))  # role_required: signed in
         if problem is None:
-            messages.success(request, f"The Slack user {asked.user_id} now acts as you.")
+            messages.success(
+                request, f"The {asked.platform_label} user {asked.user_id} now acts as you."
+            )
             return redirect("web-profile")
         response = render(request, TEMPLATE, {"problem": problem}, status=400)
     else:
@@ -39,15 +41,18 @@ def slack_link(request: HttpRequest, token: str) -> HttpResponse:
 
 @require_http_methods(["POST"])
 @role_required(read=Role.OBSERVER, write=Role.OBSERVER)
-def slack_unlink(request: HttpRequest, pk: int) -> HttpResponse:
-    """Unlink one of my linked Slack accounts."""
+def chat_unlink(request: HttpRequest, pk: int) -> HttpResponse:
+    """Unlink one of my linked chat accounts."""
     if not links.unlink(pk, cast(User, request.user)):
-        raise Http404("You have no such linked Slack account.")
-    messages.success(request, "The Slack account is unlinked.")
+        raise Http404("You have no such linked chat account.")
+    messages.success(request, "The chat account is unlinked.")
     return redirect("web-profile")
 
 
 urlpatterns = [
-    path("profile/slack/link/<str:token>/", slack_link, name="web-profile-slack-link"),
-    path("profile/slack/<int:pk>/unlink/", slack_unlink, name="web-profile-slack-unlink"),
+    path("profile/chat/link/<str:token>/", chat_link, name="web-profile-chat-link"),
+    path("profile/chat/<int:pk>/unlink/", chat_unlink, name="web-profile-chat-unlink"),
+    # The first paths, Slack's only: kept for links and pages people have open.
+    path("profile/slack/link/<str:token>/", chat_link, name="web-profile-slack-link"),
+    path("profile/slack/<int:pk>/unlink/", chat_unlink, name="web-profile-slack-unlink"),
 ]
