@@ -11,7 +11,8 @@ request at a time. For each scenario of bench/ingest.py it prints
 - CPU and wall time per request, and per step of the path: each step is wrapped in a timer
   (two clock reads: no profiler distortion), so the figures add up to the request's own;
 - with --cprofile, the functions with the most own time (cProfile inflates Python-heavy code
-  such as the ORM against C code, so read it for ranking, not for absolute figures);
+  such as the ORM against C code, so read it for ranking, not for absolute figures), of the
+  requests and, with --process too, of processing them;
 - with --process, the same for processing what the scenario stored (alerts.processor's batches,
   as the Celery worker runs them), per request and per step (the wall time includes the
   processor's last look for requests, twice INGEST_KICK_MEMO_SECONDS after the queue drained).
@@ -127,6 +128,7 @@ class Statements:
         self.count: Counter[str] = Counter()
         self.wall: defaultdict[str, float] = defaultdict(float)
         self.texts: list[str] = []
+        self.long: Counter[str] = Counter()
 
     def __call__(self, execute, sql, params, many, context):
         w0 = time.perf_counter()
@@ -137,6 +139,9 @@ class Statements:
             self.count[key] += 1
             self.wall[key] += time.perf_counter() - w0
             self.texts.append(sql)
+            if len(sql) > 4096 or (not many and params is not None and len(params) > 50):
+                # psycopg parses such a statement afresh each time (it caches shorter ones)
+                self.long[key] += 1
 
 
 def _kind(sql: str) -> str:
@@ -251,6 +256,16 @@ def main(argv: list[str]) -> int:
                     for i in range(21 + n, 21 + 2 * n):
                         post(request_body(shape, 0, i))
                 report_cprofile(profiler, n)
+                if opts.process:
+                    profiler = cProfile.Profile()
+                    statements = Statements()
+                    with profiler_on(profiler), connection.execute_wrapper(statements):
+                        done = process_pending()
+                    print("processing them, statements:")
+                    report_statements(statements, opts.sql)
+                    profiler.dump_stats(str(BENCH / "results" / f"profile-ingest-{name}.pstats"))
+                    print("processing them:")
+                    report_cprofile(profiler, done)
     return 0
 
 
@@ -277,7 +292,8 @@ def report_statements(statements: Statements, show_sql: bool) -> None:
     n = sum(statements.count.values())
     print(f"{n} SQL statements in one request, {total * 1000:.2f} ms of round trips")
     for key, count in statements.count.most_common():
-        print(f"  {count:>4} × {key:<52} {statements.wall[key] * 1000:7.2f} ms")
+        long = f"  ({statements.long[key]} too long for psycopg's cache)" if statements.long[key] else ""
+        print(f"  {count:>4} × {key:<52} {statements.wall[key] * 1000:7.2f} ms{long}")
     if show_sql:
         for sql in statements.texts:
             print("     ", re.sub(r"\s+", " ", sql)[:300])
@@ -317,7 +333,7 @@ def report_steps(
 def report_cprofile(profiler: cProfile.Profile, n: int) -> None:
     stats = pstats.Stats(profiler)
     print("  cProfile, top own time (inflated by the profiler; for ranking):")
-    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:15]
+    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:25]
     for (filename, line, func), (_cc, nc, tt, _ct, _callers) in rows:
         short = re.sub(
             r".*site-packages/|.*/lib/python3\.\d+/|" + re.escape(str(ROOT)) + "/", "", filename
