@@ -10,13 +10,8 @@ update_conflicts takes neither the index's WHERE nor an expression). Many rows a
 each back to back: 20–23 ms CPU to upsert a request of 100 new alerts, against 44–51 ms one row
 a statement; processing 0.42–0.49 against 0.77–0.86 ms CPU an alert.
 
-On PostgreSQL the rows travel as one JSON document (an array of rows, `jsonb_array_elements`):
-one short statement whatever the rows, which psycopg parses once and caches, and one parameter,
-made by one `json.dumps`. A VALUES list of 100 rows (1,700 placeholders) was parsed afresh each
-time, each value quoted on its own: a third of the CPU of upserting them. (Arrays per column,
-as Django's bulk_create sends, cost as much again: psycopg escapes every quote of the JSON
-columns' text inside an array literal, one regex substitution each.) SQLite takes the VALUES
-list.
+On PostgreSQL the rows travel as one JSON document (core.json_rows): one short statement,
+which psycopg parses once, and one parameter. SQLite takes a VALUES list.
 """
 
 from __future__ import annotations
@@ -24,7 +19,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from datetime import datetime
 from typing import Any
 
 from django.db import connection
@@ -33,6 +27,7 @@ from django.db.models import Field
 from alerts.context import Context
 from alerts.models import Alert, AlertStatus
 from alerts.sources.base import FIRING, NormalizedAlert
+from core import json_rows
 
 _UPSERT_COLUMNS = (
     "integration_id",
@@ -73,8 +68,6 @@ _CONVERTED = tuple(
     and isinstance(field := Alert._meta.get_field(c), Field)  # a column, not a reverse relation
     and field.get_internal_type() in ("JSONField", "DateTimeField", "BinaryField")
 )
-# JSON columns: their arrays are of JSON text, cast to jsonb row by row.
-_JSON_AT = tuple(i for i, field in _CONVERTED if field.get_internal_type() == "JSONField")
 UPSERT_CHUNK = 100  # rows per statement: well under every database's parameter limit
 
 
@@ -108,21 +101,19 @@ def _json_rows_sql() -> str:
     """The upsert of any number of rows sent as one JSON array of rows (PostgreSQL)."""
     qn = connection.ops.quote_name
     columns = ", ".join(qn(c) for c in _UPSERT_COLUMNS)
-    selected = []
-    for i, column in enumerate(_UPSERT_COLUMNS):
-        field = Alert._meta.get_field(column)
-        assert isinstance(field, Field)
-        if i in _JSON_AT:
-            selected.append(f"r -> {i}")
-        elif field.get_internal_type() == "BinaryField":
-            selected.append(f"convert_to(r ->> {i}, 'UTF8')")
-        else:
-            selected.append(f"(r ->> {i})::{field.db_type(connection)}")
+    selected = ", ".join(
+        json_rows.column_sql(_field(column), i) for i, column in enumerate(_UPSERT_COLUMNS)
+    )
     return (
         f"INSERT INTO {qn(Alert._meta.db_table)} ({columns}) "  # noqa: S608
-        f"SELECT {', '.join(selected)} FROM jsonb_array_elements(%s::jsonb) AS r "
-        f"{_conflict_sql()}"
+        f"SELECT {selected} FROM jsonb_array_elements(%s::jsonb) AS r {_conflict_sql()}"
     )
+
+
+def _field(column: str) -> Field:
+    field = Alert._meta.get_field(column)
+    assert isinstance(field, Field)  # a column, not a reverse relation
+    return field
 
 
 def stored_fingerprint(fingerprint: str) -> str:
@@ -180,21 +171,11 @@ def _upsert_rows(rows: list[list[Any]]) -> list[tuple]:
         for start in range(0, len(rows), UPSERT_CHUNK):
             chunk = rows[start : start + UPSERT_CHUNK]
             if connection.vendor == "postgresql":
-                cursor.execute(_json_rows_sql(), [json.dumps(chunk, default=_json_value)])
+                cursor.execute(_json_rows_sql(), [json_rows.dumps(chunk)])
             else:
                 cursor.execute(_values_sql(len(chunk)), _converted(chunk))
             returned.extend(cursor.fetchall())
     return returned
-
-
-def _json_value(value: Any) -> Any:
-    """What JSON cannot say itself: a time (ISO 8601, which PostgreSQL reads back exactly) and
-    the raw body (its text: it is JSON already, turned back into bytes by the statement)."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    raise TypeError(f"{type(value).__name__} is not a column's value")
 
 
 def _converted(rows: list[list[Any]]) -> list[Any]:

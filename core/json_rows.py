@@ -1,0 +1,98 @@
+"""Many rows in one statement, sent to PostgreSQL as one JSON document.
+
+A statement with a placeholder per value (a VALUES list, as bulk_create writes for SQLite) is
+parsed afresh by psycopg each time once it has more than 50 of them, and each value is quoted
+on its own; Django's bulk_create on PostgreSQL sends one array per column instead, whose every
+value psycopg quotes in Python (the quotes of a JSON column's text one regex substitution
+each). One JSON array of rows, made by one `json.dumps` and read back by
+`jsonb_array_elements`, is one parameter of one short statement, which psycopg parses once.
+`bench/profile_ingest.py --scenarios batch --process`, 2026-12-07: upserting 100 new alerts
+6 ms CPU, against 33 ms as a VALUES list and 26 ms as arrays.
+
+`select_list` says how each column is read back from the row `r`; `dumps` writes the rows.
+`insert` is bulk_create through it, on PostgreSQL (bulk_create itself elsewhere).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from django.db import connection
+from django.db.models import Field, Model
+
+# Text goes in as text: the column's own assignment cast then refuses a value too long for a
+# varchar(n), where an explicit cast to varchar(n) would cut it silently.
+_TEXT = frozenset(
+    {"CharField", "TextField", "SlugField", "EmailField", "URLField", "GenericIPAddressField"}
+)
+
+
+def column_sql(field: Field, index: int, row: str = "r") -> str:
+    """The SQL reading `field`'s value from element `index` of the JSON array `row`."""
+    kind = field.get_internal_type()
+    if kind == "JSONField":
+        return f"nullif({row} -> {index}, 'null'::jsonb)"  # None is SQL NULL, as Django stores it
+    if kind == "BinaryField":
+        return f"decode({row} ->> {index}, 'hex')"
+    if kind in _TEXT:
+        return f"({row} ->> {index})"
+    return f"({row} ->> {index})::{field.db_type(connection)}"
+
+
+def _cell(value: Any) -> Any:
+    """What JSON cannot say itself, as the column's SQL reads it back."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()  # with its offset: PostgreSQL reads the same instant back
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, UUID | Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not a column's value")
+
+
+def dumps(rows: Sequence[Sequence[Any]]) -> str:
+    """The rows as one JSON document for `jsonb_array_elements`."""
+    return json.dumps(rows, default=_cell, separators=(",", ":"))
+
+
+def insert(objs: Sequence[Model]) -> None:
+    """Insert unsaved model instances of one model in one statement; give each its pk."""
+    if not objs:
+        return
+    model = type(objs[0])
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_create(objs)
+        return
+    fields = _fields(model)
+    rows = [[field.get_prep_value(field.pre_save(obj, True)) for field in fields] for obj in objs]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(model), [dumps(rows)])
+        ids = [pk for (pk,) in cursor.fetchall()]
+    for obj, pk in zip(objs, ids, strict=True):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
+def _fields(model: type[Model]) -> list[Field]:
+    return [f for f in model._meta.concrete_fields if not f.primary_key]
+
+
+@functools.cache
+def _insert_sql(model: type[Model]) -> str:
+    qn = connection.ops.quote_name
+    fields = _fields(model)
+    columns = ", ".join(qn(f.column) for f in fields)
+    selected = ", ".join(column_sql(f, i, "r.v") for i, f in enumerate(fields))
+    # In the document's order (WITH ORDINALITY), so RETURNING gives the ids in that order.
+    return (
+        f"INSERT INTO {qn(model._meta.db_table)} ({columns}) "  # noqa: S608
+        f"SELECT {selected} FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS r(v, n) "
+        f"ORDER BY r.n RETURNING {qn(model._meta.pk.column)}"
+    )

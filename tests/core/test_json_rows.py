@@ -1,0 +1,81 @@
+"""core.json_rows: many rows in one statement, as one JSON document, store exactly what
+bulk_create would, and each instance gets its own primary key."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.db import DataError, transaction
+
+from core import json_rows
+from incidents.models import EntryKind, Incident, Service, Source, TimelineEntry
+from incidents.opening import open_incident
+
+TEXTS = [
+    'it\'s "quoted" \\ back\\slashed',
+    "%s %(name)s %% {}",
+    "Ünïcödé — 日本語 — 🚨",
+    "line\nbreak\ttab",
+]
+DATA = [{}, {"a": [1, 2.5, None, True]}, {"nested": {"x": "it's"}}, {"emoji": "🚨", "n": -3}]
+
+
+def entries(incident: Incident, actor) -> list[TimelineEntry]:
+    return [
+        TimelineEntry(
+            incident=incident,
+            at=datetime(2026, 12, 7, 3, 4, 5, 123456 + i, tzinfo=UTC),
+            kind=EntryKind.ALERT_ATTACHED,
+            actor=actor if i % 2 else None,
+            actor_name=f"alertmanager {i}",
+            source=Source.ALERT,
+            message=text,
+            data=DATA[i],
+        )
+        for i, text in enumerate(TEXTS)
+    ]
+
+
+@pytest.fixture
+def incident(db) -> Incident:
+    service = Service.objects.create(name="checkout")
+    return open_incident(service, title="Disk full", severity=2, source=Source.API)
+
+
+def stored(entry: TimelineEntry) -> tuple:
+    return (
+        entry.at,
+        entry.kind,
+        entry.actor_id,
+        entry.actor_name,
+        entry.source,
+        entry.message,
+        entry.data,
+    )
+
+
+def test_rows_are_stored_as_bulk_create_stores_them_and_get_their_ids_in_order(incident, bob):
+    ours, theirs = entries(incident, bob), entries(incident, bob)
+    json_rows.insert(ours)
+    TimelineEntry.objects.bulk_create(theirs)
+
+    assert all(entry.pk and not entry._state.adding for entry in ours)
+    assert [e.pk for e in ours] == sorted(e.pk for e in ours)
+    for mine, reference in zip(ours, theirs, strict=True):
+        assert stored(TimelineEntry.objects.get(pk=mine.pk)) == stored(
+            TimelineEntry.objects.get(pk=reference.pk)
+        )
+        assert TimelineEntry.objects.get(pk=mine.pk).message == mine.message
+
+
+def test_a_value_too_long_for_its_column_is_refused_not_cut(incident):
+    [entry] = entries(incident, None)[:1]
+    entry.kind = "k" * 40  # kind is a varchar(32)
+    with pytest.raises(DataError), transaction.atomic():
+        json_rows.insert([entry])
+
+
+def test_nothing_to_insert_is_no_statement(db, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        json_rows.insert([])
