@@ -20,7 +20,6 @@ import logging
 from dataclasses import dataclass, field
 from importlib import import_module
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
@@ -28,6 +27,7 @@ from django.db import transaction
 from django.utils.crypto import constant_time_compare
 
 from accounts.models import ApiToken, Role, User
+from core import live
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def _send(names: list[str], code: int) -> None:
         return
     for name in names:
         try:
-            async_to_sync(layer.group_send)(name, {"type": DISCONNECT, "code": code})
+            live.group_send(name, {"type": DISCONNECT, "code": code})
         except Exception:
             log.warning("could not close the sockets of %s", name, exc_info=True)
 

@@ -14,7 +14,8 @@ It prints, per new incident: worker CPU (this thread's: processing plus every ta
 each task apart (its own, not the tasks it started), the statements by kind and their count,
 and with --cprofile the functions with the most cumulative and own CPU (the profile is also
 written to bench/results/). The same for a repeat of an open alert (no new incident), which is
-processing alone. Bench/paging.py
+processing alone, and for another alert joining an open incident (a storm's usual alert: the
+room and the chat are told of it). Bench/paging.py
 measures the same cost from outside (a real worker's CPU), with the web tier and the queues.
 """
 
@@ -143,7 +144,8 @@ def main(argv: list[str]) -> int:
     f = run(opts, opts.chat == "on")
     print(
         f"\nchat {opts.chat}: a new incident {f['new']['cpu_ms']} ms CPU"
-        f" ({f['new']['statements']} statements); a repeat {f['repeat']['cpu_ms']} ms"
+        f" ({f['new']['statements']} statements); a repeat {f['repeat']['cpu_ms']} ms;"
+        f" another alert of an open incident {f['attach']['cpu_ms']} ms"
     )
     return 0
 
@@ -244,9 +246,19 @@ def _run(opts, chat: bool, services, twilio_url: str) -> dict:
             post(paths[i], alert_body(i, 0))
 
         label = "chat on (Slack and Mattermost)" if chat else "chat off"
+        def another(i: int) -> None:
+            post(paths[i], alert_body(i, 1))
+
         return {
             "new": measure(f"new incident, {label}", alert, process_pending, opts.incidents, opts),
             "repeat": measure(f"a repeat, {label}", alert, process_pending, opts.incidents, opts),
+            "attach": measure(
+                f"another alert of an open incident, {label}",
+                another,
+                process_pending,
+                opts.incidents,
+                opts,
+            ),
         }
     finally:
         for fake in fakes:

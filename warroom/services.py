@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 
 from accounts.models import User
+from core import live
 from core.text import escape_markdown
 from incidents.models import EntryKind, Incident
 from incidents.timeline import record
@@ -187,6 +187,6 @@ def broadcast(room_id: int, event: dict[str, Any]) -> None:
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(room_group(room_id), {"type": "room.event", "event": event})
+        live.group_send(room_group(room_id), {"type": "room.event", "event": event})
     except Exception:
         log.warning("could not broadcast to room %s", room_id, exc_info=True)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.dispatch import receiver
 
+from core import live
 from incidents.models import EntryKind, Incident, TimelineEntry
 from incidents.signals import incident_changed
 from warroom.bot import STATE_KINDS
@@ -57,7 +57,7 @@ def broadcast_change(sender, entry: TimelineEntry, **kwargs) -> None:
         # Read now, after commit: the state as committed, not as the entry's writer held it.
         event = incident_event(entry.incident_id)
         if event is not None:
-            async_to_sync(layer.group_send)(FEED_GROUP, {"type": EVENT_TYPE, "event": event})
+            live.group_send(FEED_GROUP, {"type": EVENT_TYPE, "event": event})
     except Exception:
         # Lists catch up when they reconnect or reload; the verb that wrote the entry is done.
         log.warning("could not broadcast incident change %s", entry.pk, exc_info=True)
