@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
@@ -205,17 +206,53 @@ def upsert_firing(context: Context, alerts: list[NormalizedAlert]) -> None:
     """Upsert a request's firing alerts ahead, many to a statement, when order cannot matter.
 
     Only fingerprints that appear once in the request: a fingerprint that also resolves, or
-    fires twice, is upserted in its turn, so the request's own order still holds.
+    fires twice, is upserted in its turn, so the request's own order still holds. Those its
+    batch upserted ahead already (`upsert_ahead`) are left alone.
     """
-    context.upserted = {}
     seen: dict[str, int] = {}
     for alert in alerts:
         seen[alert.fingerprint] = seen.get(alert.fingerprint, 0) + 1
-    ahead = [a for a in alerts if a.status == FIRING and seen[a.fingerprint] == 1]
+    ahead = [
+        a
+        for a in alerts
+        if a.status == FIRING
+        and seen[a.fingerprint] == 1
+        and stored_fingerprint(a.fingerprint) not in context.upserted
+    ]
     if len(ahead) < 2:
         return  # one row gains nothing from going ahead
     rows = []
     for alert in ahead:
         service_id, silence = context.place(alert)
         rows.append(_upsert_values(context, alert, service_id, silence.pk if silence else None))
-    context.upserted = {row[5]: row for row in _upsert_rows(rows)}
+    context.upserted.update({row[5]: row for row in _upsert_rows(rows)})
+
+
+def upsert_ahead(received: list[tuple[Context, datetime, list[NormalizedAlert]]]) -> None:
+    """Upsert the firing alerts of several requests (their context, when each was received, its
+    alerts) in one statement per context, ahead of processing them in order.
+
+    Only fingerprints that appear once in all of them, for their integration: any other
+    is upserted in its turn, so arrival order still holds. The requests must then all be
+    processed (each `upsert` takes its row), in this transaction.
+    """
+    seen: dict[tuple[int, str], int] = {}
+    for context, _at, alerts in received:
+        for alert in alerts:
+            key = (context.integration.pk, alert.fingerprint)
+            seen[key] = seen.get(key, 0) + 1
+    rows: dict[int, tuple[Context, list[list[Any]]]] = {}
+    for context, at, alerts in received:
+        context.now = at  # first seen, and the silences it falls under, as in its turn
+        context.placements = {}
+        for alert in alerts:
+            if alert.status != FIRING or seen[(context.integration.pk, alert.fingerprint)] != 1:
+                continue
+            service_id, silence = context.place(alert)
+            values = _upsert_values(context, alert, service_id, silence.pk if silence else None)
+            rows.setdefault(context.integration.pk, (context, []))[1].append(values)
+    for context, values in rows.values():
+        if len(values) < 2:
+            continue  # one row gains nothing from going ahead
+        values.sort(key=lambda row: row[1])  # one lock order for every processor: by fingerprint
+        context.upserted.update({row[5]: row for row in _upsert_rows(values)})

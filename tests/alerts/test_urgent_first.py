@@ -265,8 +265,11 @@ def test_arrival_order_only_when_urgent_first_is_off(client, generic, settings):
     assert processed(repeat, sev1) == [True, True]
 
 
-def test_an_urgent_request_ends_a_batch_of_the_oldest_early(client, generic, settings):
+def test_an_urgent_request_ends_a_batch_of_the_oldest_early(
+    client, generic, settings, monkeypatch
+):
     settings.INGEST_LANES = 1  # every request in lane 0, as _process_batch takes by default
+    monkeypatch.setattr(processor, "SLICE_REQUESTS", 2)  # it looks every 2 requests
     send(client, generic, warning("old"))
     process_pending()
     repeats = [send(client, generic, warning("old")) for _ in range(4)]
@@ -274,13 +277,13 @@ def test_an_urgent_request_ends_a_batch_of_the_oldest_early(client, generic, set
     sev1 = send(client, generic, generic_alert("db down", dedup_key="db", severity="critical"))
     assert cache.get(pending.urgent_key(0))  # the web process's hint to a processor at work
 
-    # A batch of the oldest that was under way when it came: it stops after the request in hand.
-    assert processor._process_batch(urgent_first=False) == (1, False)
-    assert processed(*repeats, sev1) == [True, False, False, False, False]
+    # A batch of the oldest that was under way when it came: it stops after the slice in hand.
+    assert processor._process_batch(urgent_first=False) == (2, False)
+    assert processed(*repeats, sev1) == [True, True, False, False, False]
     # The next is the urgent one, which takes the hint down; then the rest, to their end.
     assert processor._process_batch(urgent_first=True) == (1, True)
     assert cache.get(pending.urgent_key(0)) is None
-    assert processor._process_batch(urgent_first=False) == (3, False)
+    assert processor._process_batch(urgent_first=False) == (2, False)
     assert processed(*repeats, sev1) == [True] * 5
 
 

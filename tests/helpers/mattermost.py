@@ -18,6 +18,23 @@ PUBLIC = "https://muster.example.com"
 
 EVENTS = "/mattermost/events/"
 ACTIONS = "/mattermost/actions/"
+COMMANDS = "/mattermost/commands/"
+
+
+def slash_command(client: Any, user_id: str, text: str, *, channel_id: str | None = None) -> Any:
+    """POST `/muster <text>` typed by `user_id` (in `channel_id`), as Mattermost sends it."""
+    form = {
+        "token": TOKENS[0],
+        "channel_id": channel_id or new_id(),
+        "team_id": new_id(),
+        "user_id": user_id,
+        "user_name": "bobby",
+        "command": "/muster",
+        "text": text,
+        "response_url": "https://mattermost.example.com/hooks/commands/x",
+        "trigger_id": new_id(),
+    }
+    return client.post(COMMANDS, urlencode(form), content_type="application/x-www-form-urlencoded")
 
 
 def outgoing_webhook(

@@ -5,13 +5,12 @@ v4 double who wrote it."""
 from __future__ import annotations
 
 import json
-from urllib.parse import urlencode
 
 import pytest
 
 from incidents.models import EntryKind, Source, Status
 from tests.fakes.mattermost import new_id
-from tests.helpers.mattermost import EVENTS, TOKENS, outgoing_webhook, post_event
+from tests.helpers.mattermost import EVENTS, outgoing_webhook, post_event, slash_command
 from warroom.mattermost.channel_messages import addressed
 from warroom.models import ChatChannel, ChatChannelState, ChatPost, Message, MessageKind
 
@@ -316,20 +315,7 @@ def test_not_configured_is_404(client, settings, channel, mm_bob):
 
 
 def _slash(client, user_id: str, text: str, channel_id: str):
-    form = {
-        "token": TOKENS[0],
-        "channel_id": channel_id,
-        "team_id": new_id(),
-        "user_id": user_id,
-        "user_name": "bobby",
-        "command": "/muster",
-        "text": text,
-        "response_url": "https://mattermost.example.com/hooks/commands/x",
-        "trigger_id": new_id(),
-    }
-    return client.post(
-        "/mattermost/commands/", urlencode(form), content_type="application/x-www-form-urlencoded"
-    )
+    return slash_command(client, user_id, text, channel_id=channel_id)
 
 
 def test_slash_ack_without_a_number_in_an_incident_channel_acks_it(

@@ -5,14 +5,13 @@ one-time link goes only to its author, in a direct message."""
 from __future__ import annotations
 
 import re
-from urllib.parse import urlencode
 
 import pytest
 
 from accounts.models import AuditEntry
 from incidents.models import Status
 from tests.fakes.mattermost import new_id
-from tests.helpers.mattermost import PUBLIC, TOKENS, outgoing_webhook, post_event
+from tests.helpers.mattermost import PUBLIC, outgoing_webhook, post_event, slash_command
 from warroom.models import ChatAccount, ChatChannel, ChatChannelState
 
 LINK = re.compile(
@@ -26,21 +25,8 @@ def mm_elsewhere(mattermost, bob):
     return mattermost.add_user("bobby", "bob@corp.example")
 
 
-def slash(client, user_id: str, text: str):
-    form = {
-        "token": TOKENS[0],
-        "channel_id": new_id(),
-        "team_id": new_id(),
-        "user_id": user_id,
-        "user_name": "bobby",
-        "command": "/muster",
-        "text": text,
-        "response_url": "https://mattermost.example.com/hooks/commands/x",
-        "trigger_id": new_id(),
-    }
-    response = client.post(
-        "/mattermost/commands/", urlencode(form), content_type="application/x-www-form-urlencoded"
-    )
+def slash(client, user_id: str, text: str) -> dict:
+    response = slash_command(client, user_id, text)
     assert response.status_code == 200, response.content
     return response.json()
 

@@ -1,0 +1,89 @@
+"""A batch in slices: a slice's firing alerts are upserted in one statement, and still each
+request is processed as arrival order would have it (alerts.processor, alerts.upsert)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from alerts import processor
+from alerts.models import Alert, AlertStatus, IngestRequest, Kind
+from alerts.processor import process_pending
+from tests.alerts.payloads import generic_alert
+from tests.helpers.ingest import stored as send
+
+
+@pytest.fixture
+def generic(make_integration):
+    return make_integration(Kind.GENERIC, name="scripts")
+
+
+def fire(key: str) -> dict:
+    return generic_alert(f"{key} is down", dedup_key=key, severity="warning")
+
+
+def resolve(key: str) -> dict:
+    return generic_alert(f"{key} is down", dedup_key=key, status="resolved")
+
+
+def actions(*requests: IngestRequest) -> list[str]:
+    return [r["action"] for req in requests for r in IngestRequest.objects.get(pk=req.pk).results]
+
+
+@pytest.fixture
+def no_fallback(caplog):
+    """Fail if a batch fell back to processing its requests one by one."""
+    caplog.set_level(logging.ERROR, logger="alerts.processor")
+    yield
+    failed = [r.getMessage() for r in caplog.get_records("call") if "processing its" in r.msg]
+    assert failed == []
+
+
+def firing_already(client, generic, *keys: str) -> None:
+    """Fire `keys` and process them: sent again, they are repeats, which are not urgent, so
+    they wait for one batch of the oldest together (a new alert would go ahead on its own)."""
+    for key in keys:
+        send(client, generic, fire(key))
+    process_pending()
+
+
+def test_a_resolve_then_a_refire_in_one_slice_keep_their_order(client, generic, no_fallback):
+    firing_already(client, generic, "db", "web-0", "web-1", "web-2")
+    resolved = send(client, generic, resolve("db"))
+    refired = send(client, generic, fire("db"))
+    others = [send(client, generic, fire(f"web-{i}")) for i in range(3)]
+
+    process_pending()
+
+    assert actions(resolved, refired) == ["resolved", "opened"]
+    rows = list(Alert.objects.filter(fingerprint="db").order_by("pk"))
+    assert [(a.status, a.occurrences) for a in rows] == [
+        (AlertStatus.RESOLVED, 1),
+        (AlertStatus.FIRING, 1),
+    ]
+    assert rows[1].incident_id not in (None, rows[0].incident_id)
+    assert actions(*others) == ["deduplicated"] * 3
+
+
+def test_one_fingerprint_twice_in_a_slice_counts_twice(client, generic, no_fallback):
+    firing_already(client, generic, "db", "web-0", "web-1", "web-2")
+    repeats = [send(client, generic, fire("db")) for _ in range(2)]
+    others = [send(client, generic, fire(f"web-{i}")) for i in range(3)]
+
+    process_pending()
+
+    assert actions(*repeats) == ["deduplicated", "deduplicated"]
+    assert Alert.objects.get(fingerprint="db").occurrences == 3
+    assert actions(*others) == ["deduplicated"] * 3
+    assert [Alert.objects.get(fingerprint=f"web-{i}").occurrences for i in range(3)] == [2] * 3
+
+
+def test_slices_are_bounded_by_requests_and_alerts(client, generic, monkeypatch):
+    monkeypatch.setattr(processor, "SLICE_REQUESTS", 3)
+    requests = [send(client, generic, fire(f"s-{i}")) for i in range(7)]
+    slices = list(processor._slices(requests, isolate=False))
+    assert [len(part) for part in slices] == [3, 3, 1]
+    assert [len(part) for part in processor._slices(requests, isolate=True)] == [1] * 7
+    big = [send(client, generic, [fire(f"b-{i}-{k}") for k in range(60)]) for i in range(3)]
+    assert [len(part) for part in processor._slices(big, isolate=False)] == [1, 1, 1]
