@@ -246,6 +246,7 @@ def _run(opts, chat: bool, services, twilio_url: str) -> dict:
             post(paths[i], alert_body(i, 0))
 
         label = "chat on (Slack and Mattermost)" if chat else "chat off"
+
         def another(i: int) -> None:
             post(paths[i], alert_body(i, 1))
 

@@ -292,7 +292,8 @@ def report_statements(statements: Statements, show_sql: bool) -> None:
     n = sum(statements.count.values())
     print(f"{n} SQL statements in one request, {total * 1000:.2f} ms of round trips")
     for key, count in statements.count.most_common():
-        long = f"  ({statements.long[key]} too long for psycopg's cache)" if statements.long[key] else ""
+        long = statements.long[key]
+        long = f"  ({long} too long for psycopg's cache)" if long else ""
         print(f"  {count:>4} × {key:<52} {statements.wall[key] * 1000:7.2f} ms{long}")
     if show_sql:
         for sql in statements.texts:

@@ -265,9 +265,7 @@ def test_arrival_order_only_when_urgent_first_is_off(client, generic, settings):
     assert processed(repeat, sev1) == [True, True]
 
 
-def test_an_urgent_request_ends_a_batch_of_the_oldest_early(
-    client, generic, settings, monkeypatch
-):
+def test_an_urgent_request_ends_a_batch_of_the_oldest_early(client, generic, settings, monkeypatch):
     settings.INGEST_LANES = 1  # every request in lane 0, as _process_batch takes by default
     monkeypatch.setattr(processor, "SLICE_REQUESTS", 2)  # it looks every 2 requests
     send(client, generic, warning("old"))
