@@ -43,10 +43,11 @@ BURST_LIMIT = 5  # single alert entries posted one by one per window and inciden
 BURST_WINDOW = 10  # seconds
 # The bot's task for alert lines starts this long after the entry: one task, and one post, for
 # everything a storm attaches to an incident meanwhile. `python bench/drain.py`, 2026-12-07:
-# without the wait, the bot's tasks took more of the worker's CPU than processing the alerts;
-# 3 s against 1 s, alternating runs: 148-161 against 122-159 alerts/s drained, 4.8-5.3 against
-# 5.1-6.8 ms of worker CPU an alert (the room reads an alert line 2 s later).
-BURST_GATHER_SECONDS = 3.0
+# without the wait, the bot's tasks took more of the worker's CPU than processing the alerts.
+# 3 s drained a little faster (148-161 against 122-159 alerts/s) but its bigger tasks delayed a
+# new SEV1's page behind a storm (`bench/behind_storm.py`, alternating runs: p50 1.42 and 1.56 s,
+# 6 and 5 of 10 within 1.5 s, against 1.17 and 1.04 s, 8 and 10 of 10).
+BURST_GATHER_SECONDS = 1.0
 HELD_TTL = 24 * 3600
 ON_CALL_TTL = 30  # seconds an answer to "who is on call for this service" is reused
 # Page statuses after which the paged person is surely meant to be in the room.
