@@ -28,9 +28,26 @@ from django.db.models import Field, Model
 
 # Text goes in as text: the column's own assignment cast then refuses a value too long for a
 # varchar(n), where an explicit cast to varchar(n) would cut it silently.
-_TEXT = frozenset(
-    {"CharField", "TextField", "SlugField", "EmailField", "URLField", "GenericIPAddressField"}
-)
+_TEXT = frozenset({"CharField", "TextField", "SlugField", "EmailField", "URLField"})
+# What a row's JSON can carry and the select list read back exactly; a model with another
+# kind of field (its own database conversion, say) goes through bulk_create.
+_SUPPORTED = _TEXT | {
+    "JSONField",
+    "BinaryField",
+    "DateTimeField",
+    "DateField",
+    "IntegerField",
+    "BigIntegerField",
+    "SmallIntegerField",
+    "PositiveIntegerField",
+    "PositiveBigIntegerField",
+    "PositiveSmallIntegerField",
+    "BooleanField",
+    "UUIDField",
+    "DecimalField",
+    "ForeignKey",
+    "OneToOneField",
+}
 
 
 def column_sql(field: Field, index: int, row: str = "r") -> str:
@@ -66,10 +83,12 @@ def insert(objs: Sequence[Model]) -> None:
     if not objs:
         return
     model = type(objs[0])
-    if connection.vendor != "postgresql":
+    fields = _fields(model)
+    if connection.vendor != "postgresql" or any(
+        f.get_internal_type() not in _SUPPORTED for f in fields
+    ):
         model._default_manager.bulk_create(objs)
         return
-    fields = _fields(model)
     rows = [[field.get_prep_value(field.pre_save(obj, True)) for field in fields] for obj in objs]
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql(model), [dumps(rows)])

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from django.db import DataError, transaction
+from django.db import DataError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from core import json_rows
 from incidents.models import EntryKind, Incident, Service, Source, TimelineEntry
@@ -79,3 +80,13 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut(incident):
 def test_nothing_to_insert_is_no_statement(db, django_assert_num_queries):
     with django_assert_num_queries(0):
         json_rows.insert([])
+
+
+def test_a_model_with_a_field_it_cannot_carry_goes_through_bulk_create(incident, monkeypatch):
+    monkeypatch.setattr(json_rows, "_SUPPORTED", json_rows._SUPPORTED - {"TextField"})
+    rows = entries(incident, None)
+    with CaptureQueriesContext(connection) as captured:
+        json_rows.insert(rows)
+    assert all(entry.pk for entry in rows)
+    assert not any("jsonb_array_elements" in q["sql"] for q in captured.captured_queries)
+    assert TimelineEntry.objects.get(pk=rows[0].pk).message == TEXTS[0]
