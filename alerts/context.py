@@ -65,6 +65,12 @@ class Context:
         """
         for incident_id, alert_ids in self.links.items():
             Alert.objects.filter(pk__in=alert_ids).update(incident_id=incident_id, silence=None)
+        # Rows upserted ahead were read before these links were written: give them theirs, so
+        # a repeat of an alert attached earlier in the batch is still seen as one.
+        for fingerprint, row in self.upserted.items():
+            linked = self.linked.get(row[0])
+            if linked is not None and row[2] is None:
+                self.upserted[fingerprint] = (row[0], row[1], linked, *row[3:])
         self.links = {}
         self.linked = {}
 

@@ -1,10 +1,14 @@
 """Send to the channel layer (Channels' group_send) from synchronous code: views, tasks.
 
-Through one event loop per process, kept running in a daemon thread. `async_to_sync` runs each
-call in a new event loop, in a new thread, and the Redis channel layer keeps its connections per
-event loop: every send paid for a thread, a Redis connection and its handshake.
-`python bench/channel_layer.py`, 2026-12-07: 3.4 ms CPU a send that way, 0.4 ms on the kept
-loop; a storm's bot posts a message per incident per batch, and each is sent.
+The Redis layers go through one event loop per process, kept running in a daemon thread.
+`async_to_sync` runs each call in a new event loop, in a new thread, and the Redis layers keep
+their connections per event loop: every send paid for a thread, a Redis connection and its
+handshake. `python bench/channel_layer.py`, 2026-12-07: 2.49 ms CPU a send that way, 0.34 ms
+on the kept loop; a storm's bot posts a message per incident per batch, and each is sent.
+
+The in-memory layer (the embedded one-process mode) keeps `async_to_sync`: its queues belong
+to the server's own event loop, which `async_to_sync` uses when it is called under the server,
+and which another loop must not touch.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import threading
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 SEND_SECONDS = 5.0  # a layer that takes longer is in trouble: the caller logs it and goes on
@@ -22,20 +27,27 @@ SEND_SECONDS = 5.0  # a layer that takes longer is in trouble: the caller logs i
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
-_pid = 0
 
 
 def group_send(group: str, message: dict[str, Any]) -> None:
     """Send `message` to channel-layer group `group`; nothing without a channel layer.
 
     Raises what the layer raises, or TimeoutError after SEND_SECONDS (the send is then
-    cancelled).
+    cancelled); RuntimeError when called from async code, which must await the layer.
     """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:  # waiting here for the loop's answer would block this thread's own loop
+        raise RuntimeError("core.live.group_send is for synchronous code; await the layer")
     layer = get_channel_layer()
     if layer is None:
         return
-    loop = _running_loop()
-    future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop)
+    if not type(layer).__module__.startswith("channels_redis."):
+        async_to_sync(layer.group_send)(group, message)
+        return
+    future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), _running_loop())
     try:
         future.result(SEND_SECONDS)
     except FutureTimeout:
@@ -44,23 +56,26 @@ def group_send(group: str, message: dict[str, Any]) -> None:
 
 
 def _running_loop() -> asyncio.AbstractEventLoop:
-    """This process's sending loop, started on first use (again in a forked child)."""
-    global _loop, _thread, _pid
-    if _loop is not None and _pid == os.getpid() and _thread is not None and _thread.is_alive():
-        return _loop
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:  # waiting here for the loop's answer would block this thread's own loop
-        raise RuntimeError("core.live.group_send is for synchronous code; await the layer")
+    """This process's sending loop, started on first use."""
+    global _loop, _thread
+    loop, thread = _loop, _thread
+    if loop is not None and thread is not None and thread.is_alive():
+        return loop
     with _lock:
-        if _loop is None or _pid != os.getpid() or _thread is None or not _thread.is_alive():
-            loop = asyncio.new_event_loop()
-            thread = threading.Thread(
-                target=loop.run_forever, name="muster-channel-layer", daemon=True
+        if _loop is None or _thread is None or not _thread.is_alive():
+            _loop = asyncio.new_event_loop()
+            _thread = threading.Thread(
+                target=_loop.run_forever, name="muster-channel-layer", daemon=True
             )
-            thread.start()
-            _loop, _thread, _pid = loop, thread, os.getpid()
-    assert _loop is not None
-    return _loop
+            _thread.start()
+        return _loop
+
+
+def _forget_in_child() -> None:
+    """A forked child has none of its parent's threads: it starts its own loop, and a lock
+    held by a parent's thread at the fork is not held in the child."""
+    global _lock, _loop, _thread
+    _lock, _loop, _thread = threading.Lock(), None, None
+
+
+os.register_at_fork(after_in_child=_forget_in_child)

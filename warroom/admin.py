@@ -21,8 +21,8 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
 @admin.register(ChatAccount)
 class ChatAccountAdmin(admin.ModelAdmin):
-    """Slack accounts people linked with `/muster link`; deleting one unlinks it (the cached
-    mapping lasts up to 5 more minutes)."""
+    """Slack and Mattermost accounts people linked with `/muster link`; deleting one unlinks it
+    (for Slack, its cached mapping lasts up to 5 more minutes; Mattermost's is not cached)."""
 
     list_display = ("platform", "team_id", "user_id", "person", "created_at")
     list_filter = ("platform",)

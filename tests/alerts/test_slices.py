@@ -79,6 +79,29 @@ def test_one_fingerprint_twice_in_a_slice_counts_twice(client, generic, no_fallb
     assert [Alert.objects.get(fingerprint=f"web-{i}").occurrences for i in range(3)] == [2] * 3
 
 
+def test_a_repeat_after_a_resolve_in_a_later_slice_is_still_a_repeat(
+    client, generic, settings, monkeypatch, no_fallback
+):
+    """The resolve writes the batch's links so far; the repeat's row, upserted ahead of it,
+    must still know the incident its first copy joined earlier in the batch."""
+    settings.INGEST_URGENT_FIRST = False  # arrival order: one batch for all of them
+    monkeypatch.setattr(processor, "SLICE_REQUESTS", 3)
+    firing_already(client, generic, "z", "y")
+    first = send(client, generic, fire("x"))
+    send(client, generic, fire("filler-1"))
+    send(client, generic, fire("filler-2"))
+    send(client, generic, resolve("z"))  # the next slice: a resolve, then two firing rows
+    again = send(client, generic, fire("x"))
+    send(client, generic, fire("y"))
+
+    process_pending()
+
+    assert actions(first, again) == ["opened", "deduplicated"]
+    x = Alert.objects.get(fingerprint="x")
+    assert x.occurrences == 2
+    assert x.incident.timeline.filter(kind="alert_attached", data__fingerprint="x").count() == 1
+
+
 def test_slices_are_bounded_by_requests_and_alerts(client, generic, monkeypatch):
     monkeypatch.setattr(processor, "SLICE_REQUESTS", 3)
     requests = [send(client, generic, fire(f"s-{i}")) for i in range(7)]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 
 import pytest
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from core import live
@@ -37,19 +39,40 @@ def test_every_send_shares_one_loop_and_one_thread():
     assert threading.active_count() == threads_before
 
 
-def test_a_forked_process_starts_its_own_loop(monkeypatch):
+def test_a_forked_child_starts_its_own_loop():
     live.group_send("live-nobody", {"type": "t.event"})
     parents = live._loop
-    monkeypatch.setattr(live, "_pid", -1)  # as a child sees its parent's pid
-    live.group_send("live-nobody", {"type": "t.event"})
-    assert live._loop is not parents and live._pid > 0
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a send works, on a loop of its own
+        try:
+            live.group_send("live-nobody", {"type": "t.event"})
+            ok = live._loop is not parents and live._thread is not None
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"
+    assert live._loop is parents  # the parent's is untouched
 
 
-def test_async_code_is_told_to_await_the_layer_instead(monkeypatch):
-    monkeypatch.setattr(live, "_pid", -1)  # make it look for a loop afresh
+def test_async_code_is_told_to_await_the_layer_instead():
+    live.group_send("live-nobody", {"type": "t.event"})  # the loop exists already
 
     async def inside_a_loop() -> None:
         live.group_send("live-nobody", {"type": "t.event"})
 
     with pytest.raises(RuntimeError, match="synchronous code"):
         asyncio.run(inside_a_loop())
+
+
+def test_the_in_memory_layer_keeps_async_to_sync(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    layer = get_channel_layer()
+    assert type(layer).__name__ == "InMemoryChannelLayer"
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)("live-memory", channel)
+    threads = threading.active_count()
+    live.group_send("live-memory", {"type": "t.event", "n": 2})
+    assert async_to_sync(layer.receive)(channel) == {"type": "t.event", "n": 2}
+    assert threading.active_count() == threads  # no loop thread of its own for it

@@ -115,8 +115,10 @@ def test_asked_in_an_incident_channel_the_link_goes_only_to_its_author(
     client, mattermost, bob, mm_elsewhere, open_incident
 ):
     channel = incident_channel(open_incident())
-    response = post_event(client, outgoing_webhook(channel, mm_elsewhere, "@muster link"))
+    payload = outgoing_webhook(channel, mm_elsewhere, "@muster link")
+    response = post_event(client, payload)
     assert response.status_code == 200 and response.json() == {}
+    assert post_event(client, payload).json() == {}  # sent twice by Mattermost: one link
     [told] = mattermost.direct_messages_to(mm_elsewhere.id)
     path = LINK.search(told.message).group(1)
     client.force_login(bob)

@@ -79,6 +79,9 @@ def _command(message: ChannelPost, channel: ChatChannel, text: str) -> dict[str,
     if len(text) > COMMAND_MAX:
         return _privately(message, channel, TOO_LONG)
     if links.is_link(text):
+        with transaction.atomic():
+            if not replay.first_time(replay.mattermost_post_key(message.post_id)):
+                return {}  # one link a message, even if Mattermost sends it twice
         # A one-time link must not reach the channel: only a direct message carries it.
         if direct.tell(message.user_id, link_answer(message.user_id)):
             return {}
