@@ -111,11 +111,11 @@ def process_alerts(
     context.now = at
     context.openings = {}
     context.placements = {}
+    upsert_firing(context, alerts)  # first: it places the alerts, which planning then reuses
     context.plan_openings(alerts)
     results: list[AlertResult | None] = [None] * len(alerts)
     # Lock alert rows in one order, so concurrent batches with the same alerts cannot deadlock.
     order = sorted(range(len(alerts)), key=lambda i: alerts[i].fingerprint)
-    upsert_firing(context, [alerts[i] for i in order])
     for i in order:
         results[i] = _process(context, alerts[i])
     if link:

@@ -203,29 +203,9 @@ def upsert(
 
 
 def upsert_firing(context: Context, alerts: list[NormalizedAlert]) -> None:
-    """Upsert a request's firing alerts ahead, many to a statement, when order cannot matter.
-
-    Only fingerprints that appear once in the request: a fingerprint that also resolves, or
-    fires twice, is upserted in its turn, so the request's own order still holds. Those its
-    batch upserted ahead already (`upsert_ahead`) are left alone.
-    """
-    seen: dict[str, int] = {}
-    for alert in alerts:
-        seen[alert.fingerprint] = seen.get(alert.fingerprint, 0) + 1
-    ahead = [
-        a
-        for a in alerts
-        if a.status == FIRING
-        and seen[a.fingerprint] == 1
-        and stored_fingerprint(a.fingerprint) not in context.upserted
-    ]
-    if len(ahead) < 2:
-        return  # one row gains nothing from going ahead
-    rows = []
-    for alert in ahead:
-        service_id, silence = context.place(alert)
-        rows.append(_upsert_values(context, alert, service_id, silence.pk if silence else None))
-    context.upserted.update({row[5]: row for row in _upsert_rows(rows)})
+    """Upsert one request's firing alerts ahead (`upsert_ahead` for a request alone): those
+    whose fingerprint appears once in it and that its batch did not upsert ahead already."""
+    upsert_ahead([(context, context.now, alerts)])
 
 
 def upsert_ahead(received: list[tuple[Context, datetime, list[NormalizedAlert]]]) -> None:
@@ -233,8 +213,8 @@ def upsert_ahead(received: list[tuple[Context, datetime, list[NormalizedAlert]]]
     alerts) in one statement per context, ahead of processing them in order.
 
     Only fingerprints that appear once in all of them, for their integration: any other
-    is upserted in its turn, so arrival order still holds. The requests must then all be
-    processed (each `upsert` takes its row), in this transaction.
+    is upserted in its turn, so arrival order still holds; and not one upserted ahead already.
+    The requests must then all be processed (each `upsert` takes its row), in this transaction.
     """
     seen: dict[tuple[int, str], int] = {}
     for context, _at, alerts in received:
@@ -246,7 +226,11 @@ def upsert_ahead(received: list[tuple[Context, datetime, list[NormalizedAlert]]]
         context.now = at  # first seen, and the silences it falls under, as in its turn
         context.placements = {}
         for alert in alerts:
-            if alert.status != FIRING or seen[(context.integration.pk, alert.fingerprint)] != 1:
+            if (
+                alert.status != FIRING
+                or seen[(context.integration.pk, alert.fingerprint)] != 1
+                or stored_fingerprint(alert.fingerprint) in context.upserted
+            ):
                 continue
             service_id, silence = context.place(alert)
             values = _upsert_values(context, alert, service_id, silence.pk if silence else None)
