@@ -66,13 +66,16 @@ def test_async_code_is_told_to_await_the_layer_instead():
         asyncio.run(inside_a_loop())
 
 
-def test_the_in_memory_layer_keeps_async_to_sync(settings):
+def test_the_in_memory_layer_keeps_async_to_sync(settings, monkeypatch):
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     layer = get_channel_layer()
     assert type(layer).__name__ == "InMemoryChannelLayer"
     channel = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)("live-memory", channel)
-    threads = threading.active_count()
+
+    def kept_loop():
+        raise AssertionError("the in-memory layer must not go through the kept loop")
+
+    monkeypatch.setattr(live, "_running_loop", kept_loop)
     live.group_send("live-memory", {"type": "t.event", "n": 2})
     assert async_to_sync(layer.receive)(channel) == {"type": "t.event", "n": 2}
-    assert threading.active_count() == threads  # no loop thread of its own for it
