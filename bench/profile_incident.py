@@ -1,6 +1,6 @@
 """What a new incident costs the workers: every task it causes, in one process, with cProfile.
 
-    python bench/profile_incident.py [--incidents 40] [--chat off|on] [--cprofile] [--fast-db]
+    python bench/profile_incident.py [--incidents 40] [--chat off|on] [--cprofile] [--by-task] [--fast-db]
 
 In-process, against throwaway PostgreSQL and Redis and the Twilio fake (and, with `--chat on`,
 the Slack and Mattermost fakes, both configured, every service in `channel-per-incident`): each
@@ -38,7 +38,7 @@ import project  # first: it re-runs this script under .venv's Python
 project.run_in_venv()
 BENCH, ROOT, VENV_PYTHON = project.BENCH, project.ROOT, project.VENV_PYTHON
 
-from profile_ingest import Statements  # noqa: E402
+from profile_ingest import Statements, _kind  # noqa: E402
 
 from muster_services import running_services  # noqa: E402
 
@@ -81,6 +81,22 @@ class TaskTimes:
         self.cpu.clear()
         self.calls.clear()
 
+    def current(self) -> str:
+        """The task running now (the innermost), or "processor" outside every task."""
+        return self._stack[-1][0] if self._stack else "processor"
+
+
+class StatementsByTask(Statements):
+    """Statements as profile_ingest counts them, and also by the task that ran each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_task: Counter[tuple[str, str]] = Counter()
+
+    def __call__(self, execute, sql, params, many, context):
+        self.by_task[(TASKS.current(), _kind(sql))] += 1
+        return super().__call__(execute, sql, params, many, context)
+
 
 TASKS = TaskTimes()
 
@@ -90,7 +106,7 @@ def measure(label: str, before, run, count: int, opts) -> dict:
     return the figures."""
     from django.db import connection
 
-    statements = Statements()
+    statements = StatementsByTask()
     profile = cProfile.Profile(time.thread_time) if opts.cprofile else None  # CPU, not wall
     cpu = wall = 0.0
     TASKS.clear()
@@ -120,6 +136,10 @@ def measure(label: str, before, run, count: int, opts) -> dict:
             f"  task {name:<40} {TASKS.calls[name] / count:5.2f} × "
             f"{1000 * spent / count:6.1f} ms CPU (its own, not the tasks it ran)"
         )
+    if opts.by_task:
+        print("  statements by task (the innermost running):")
+        for (task, key), n in sorted(statements.by_task.items()):
+            print(f"    {task:<28} {n / count:5.2f} × {key}")
     if profile is not None:
         (BENCH / "results").mkdir(exist_ok=True)
         profile.dump_stats(BENCH / "results" / f"profile-incident-{label.split(',')[0]}.pstats")
@@ -139,6 +159,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--incidents", type=int, default=40)
     p.add_argument("--chat", choices=["off", "on"], default="off", help="the chat platforms' fakes")
     p.add_argument("--cprofile", action="store_true")
+    p.add_argument("--by-task", action="store_true", help="list the statements of each task")
     p.add_argument("--fast-db", action="store_true", help="PostgreSQL without fsync")
     opts = p.parse_args(argv)
     f = run(opts, opts.chat == "on")
