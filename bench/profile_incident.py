@@ -1,6 +1,7 @@
 """What a new incident costs the workers: every task it causes, in one process, with cProfile.
 
-    python bench/profile_incident.py [--incidents 40] [--chat off|on] [--cprofile] [--by-task] [--fast-db]
+    python bench/profile_incident.py [--incidents 40] [--chat off|on] [--cprofile] [--by-task]
+                                      [--fast-db]
 
 In-process, against throwaway PostgreSQL and Redis and the Twilio fake (and, with `--chat on`,
 the Slack and Mattermost fakes, both configured, every service in `channel-per-incident`): each
