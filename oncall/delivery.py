@@ -135,7 +135,12 @@ def deliver(page_id: int) -> str:
     metrics.PAGES.labels(page.channel, "sent").inc()
     metrics.PAGE_LATENCY.observe(max(0.0, (sent_at - incident.triggered_at).total_seconds()))
     carried = f" (with {len(riders)} more incidents bundled)" if riders else ""
-    note_page(page, f"Paged {page.person.get_username()} by {label_of(page)}{carried}", "sent")
+    note_page(
+        page,
+        f"Paged {page.person.get_username()} by {label_of(page)}{carried}",
+        "sent",
+        incident=incident,
+    )
     return "sent"
 
 
@@ -334,9 +339,11 @@ def label_of(page: Page) -> str:
     return CHANNEL_LABEL.get(page.channel, page.channel)
 
 
-def note_page(page: Page, message: str, status: str) -> None:
-    """Say on the incident's timeline what became of a page (`status`: sent, failed, …)."""
-    incident = Incident.objects.get(pk=page.incident_id)
+def note_page(page: Page, message: str, status: str, *, incident: Incident | None = None) -> None:
+    """Say on the incident's timeline what became of a page (`status`: sent, failed, …).
+    `incident`, the page's, read already by the caller (only its key is written)."""
+    if incident is None or incident.pk != page.incident_id:
+        incident = Incident.objects.get(pk=page.incident_id)
     record(
         incident,
         EntryKind.PAGE,

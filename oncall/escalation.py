@@ -89,16 +89,19 @@ def follow(entry_id: int) -> Outcome | None:
     Idempotent: a replayed call finds the run this entry started. An entry older than the
     cause of a run already started, or whose incident is no longer triggered, starts nothing.
     """
-    entry = TimelineEntry.objects.select_related("incident").get(pk=entry_id)
+    entry = TimelineEntry.objects.get(pk=entry_id)
     if entry.kind not in STARTS:
         return None
     now = timezone.now()
     with transaction.atomic():
         incident = _lock(entry.incident_id)
-        runs = Escalation.objects.filter(incident=incident)
-        if incident.status != Status.TRIGGERED or runs.filter(cause_id__gte=entry.pk).exists():
+        if incident.status != Status.TRIGGERED:
             return None
-        outcome = _start(incident, entry, now)
+        previous = _latest_run(incident)
+        later = Escalation.objects.filter(incident=incident, cause_id__gte=entry.pk)
+        if previous is not None and later.exists():
+            return None
+        outcome = _start(incident, entry, now, previous)
     return outcome
 
 
@@ -129,26 +132,21 @@ def escalate_incident(
             check_level(incident, level)
         incident = verbs.escalate_incident(incident, by=by, source=source, level=level)
         entry = incident.timeline.filter(kind=EntryKind.ESCALATED).latest("id")
-        outcome = _start(incident, entry, timezone.now())
+        outcome = _start(incident, entry, timezone.now(), _latest_run(incident))
     return incident, outcome
 
 
-def _start(incident: Incident, entry: TimelineEntry, now: datetime) -> Outcome:
-    """Supersede the incident's running escalation with a new run caused by `entry`."""
-    previous = Escalation.objects.filter(incident=incident).order_by("-id").first()
-    superseded = Escalation.objects.filter(incident=incident).exclude(
-        status=EscalationStatus.STOPPED
-    )
-    superseded.update(status=EscalationStatus.STOPPED, finished_at=now, next_at=None)
-    # What the runs before it still had queued (a later rule's call, a held page) is theirs:
-    # a change of course replaces it. (Delivery also refuses a stopped run's page in flight.)
-    cancelled = Page.objects.filter(
-        incident=incident, manual=False, status=PageStatus.QUEUED
-    ).update(
-        status=PageStatus.CANCELLED, finished_at=now, error=f"superseded: {entry.message}"[:2000]
-    )
-    if cancelled:
-        metrics.PAGES.labels("any", "cancelled").inc(cancelled)
+def _start(
+    incident: Incident, entry: TimelineEntry, now: datetime, previous: Escalation | None
+) -> Outcome:
+    """Supersede the incident's running escalation with a new run caused by `entry`.
+
+    `previous` is the incident's latest run, read under its lock. Without one there is nothing
+    to supersede, and no automatic page to cancel (each belongs to a run): a new incident's
+    escalation skips those statements.
+    """
+    if previous is not None:
+        _supersede(incident, entry, now)
     policy = policy_of(incident.service_id)
     run = Escalation.objects.create(incident=incident, policy=policy, cause=entry, next_at=None)
     assignee = _assignee_for(entry, incident)
@@ -177,6 +175,23 @@ def _start(incident: Incident, entry: TimelineEntry, now: datetime) -> Outcome:
         run.next_at = now + timedelta(minutes=steps[step].delay_minutes)
         run.save(update_fields=["level", "step", "cycle", "next_at"])
     return Outcome(None, usernames(paged))
+
+
+def _supersede(incident: Incident, entry: TimelineEntry, now: datetime) -> None:
+    """Stop the incident's runs, and cancel what they still had queued."""
+    superseded = Escalation.objects.filter(incident=incident).exclude(
+        status=EscalationStatus.STOPPED
+    )
+    superseded.update(status=EscalationStatus.STOPPED, finished_at=now, next_at=None)
+    # What the runs before it still had queued (a later rule's call, a held page) is theirs:
+    # a change of course replaces it. (Delivery also refuses a stopped run's page in flight.)
+    cancelled = Page.objects.filter(
+        incident=incident, manual=False, status=PageStatus.QUEUED
+    ).update(
+        status=PageStatus.CANCELLED, finished_at=now, error=f"superseded: {entry.message}"[:2000]
+    )
+    if cancelled:
+        metrics.PAGES.labels("any", "cancelled").inc(cancelled)
 
 
 def _start_without_steps(
@@ -329,6 +344,10 @@ def fire_escalation(escalation_id: int, *, now: datetime | None = None) -> bool:
 
 
 # --- small helpers ---------------------------------------------------------------------------
+
+
+def _latest_run(incident: Incident) -> Escalation | None:
+    return Escalation.objects.filter(incident=incident).order_by("-id").first()
 
 
 def _lock(incident_id: int) -> Incident:

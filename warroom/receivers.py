@@ -54,6 +54,7 @@ ON_CALL_TTL = 30  # seconds an answer to "who is on call for this service" is re
 INVITING_STATUSES = {"sent", "delivered", "answered", "completed"}
 FOLLOW_TASK = "warroom.follow_entry"  # warroom.tasks.follow_entry_later, on the "bot" queue
 FOLLOWS_TASK = "warroom.follow_entries"  # the same for several entries: one task for a batch
+INCIDENT_RELATED = ("service", "assignee", "room")  # what the bot reads with an incident
 
 
 @receiver(incident_changed, dispatch_uid="warroom.tell_the_room")
@@ -124,29 +125,35 @@ def _task_on_its_way(entry: TimelineEntry, kind: str | None = None) -> bool:
         return False
 
 
-def tell(entry: TimelineEntry) -> None:
-    """Follow one entry; never raise (the verb that wrote it has committed)."""
+def tell(entry: TimelineEntry, incident: Incident | None = None) -> None:
+    """Follow one entry; never raise (the verb that wrote it has committed). `incident`, the
+    entry's, if the caller read it after the commit with INCIDENT_RELATED."""
     try:
         with transaction.atomic():
-            follow_entry(entry)
+            follow_entry(entry, incident)
     except Exception:
         # send_robust would log it too; saying which entry helps more.
         log.exception("the war-room bot failed on timeline entry %s (%s)", entry.pk, entry.kind)
 
 
-def follow_entry(entry: TimelineEntry) -> None:
-    """Post what `entry` says to its incident's room, invite whom it paged, update clients."""
+def follow_entry(entry: TimelineEntry, incident: Incident | None = None) -> None:
+    """Post what `entry` says to its incident's room, invite whom it paged, update clients.
+
+    `incident`: the entry's, read since the entry's commit with INCIDENT_RELATED (a task reads
+    both at once); without it, it is read here.
+    """
     if entry.kind in BURST_KINDS:
         # Before anything else: entries committed from now on must get a task of their own,
         # since the batch looked at below may not see them (_task_on_its_way).
         cache.delete(_key("followed", entry.kind, entry.incident_id))
-    incident = (
-        Incident.objects.select_related("service", "assignee", "room")
-        .filter(pk=entry.incident_id)
-        .first()
-    )
     if incident is None:
-        return
+        incident = (
+            Incident.objects.select_related(*INCIDENT_RELATED)
+            .filter(pk=entry.incident_id)
+            .first()
+        )
+        if incident is None:
+            return
     room = _room_of(incident)
     if entry.kind in bot.STATE_KINDS:
         # First of all: the state change is committed (the verb's transaction), and clients
@@ -163,7 +170,7 @@ def follow_entry(entry: TimelineEntry) -> None:
         )
     # The opening post comes first, whichever entry gets here first (a page may be announced by
     # a worker before the receiver of OPENED is done); OPENED itself has no other post.
-    _ensure_opening(incident, room)
+    _ensure_opening(incident, room, entry if entry.kind == EntryKind.OPENED else None)
     if entry.kind in BURST_KINDS:
         _post_alerts(entry, incident, room)
     elif entry.kind == EntryKind.PAGE:
@@ -177,8 +184,8 @@ def follow_entry(entry: TimelineEntry) -> None:
 def _room_of(incident: Incident) -> Room:
     try:
         return incident.room
-    except Room.DoesNotExist:
-        return incident_room(incident)
+    except Room.DoesNotExist:  # read with the incident, so none was there then
+        return incident_room(incident, absent=True)
 
 
 def _post_about(room: Room, entry: TimelineEntry, body: str, **data: Any) -> Message:
@@ -195,8 +202,9 @@ def _post_about(room: Room, entry: TimelineEntry, body: str, **data: Any) -> Mes
 # --- the opening post ------------------------------------------------------------------------
 
 
-def _ensure_opening(incident: Incident, room: Room) -> None:
-    """Post the room's opening post unless it is there: once, whichever process asks first."""
+def _ensure_opening(incident: Incident, room: Room, opened: TimelineEntry | None) -> None:
+    """Post the room's opening post unless it is there: once, whichever process asks first.
+    `opened`: the incident's OPENED entry, if the caller has it."""
     known = f"warroom:opened:{room.pk}"
     if cache.get(known):
         return
@@ -204,7 +212,8 @@ def _ensure_opening(incident: Incident, room: Room) -> None:
     Room.objects.select_for_update().filter(pk=room.pk).values_list("pk").first()
     posted = Message.objects.filter(room=room, kind=MessageKind.BOT, data__kind=EntryKind.OPENED)
     if not posted.exists():
-        opened = incident.timeline.filter(kind=EntryKind.OPENED).order_by("pk").first()
+        if opened is None:
+            opened = incident.timeline.filter(kind=EntryKind.OPENED).order_by("pk").first()
         if opened is None:
             return
         # Alert entries committed from now on get a task of their own (see tell_the_room).

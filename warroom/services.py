@@ -52,9 +52,10 @@ def room_group(room_id: int) -> str:
     return f"room.{room_id}"
 
 
-def incident_room(incident: Incident) -> Room:
-    """Return the incident's war room, opening it if it has none yet."""
-    room = Room.objects.filter(incident=incident).first()
+def incident_room(incident: Incident, *, absent: bool = False) -> Room:
+    """Return the incident's war room, opening it if it has none yet (`absent`: the caller
+    found none, just now)."""
+    room = None if absent else Room.objects.filter(incident=incident).first()
     if room is not None:
         return room
     try:
