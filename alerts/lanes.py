@@ -28,7 +28,7 @@ from django.db import connection, transaction
 from alerts.models import IngestRequest, Outcome
 from alerts.ordering import lane_of
 
-__all__ = ["busy", "count", "hold", "lane_of", "oldest", "urgent"]
+__all__ = ["busy", "candidates", "count", "hold", "lane_of"]
 
 LOCK_CLASS = 0x6D75  # "mu": a lane's lock is the advisory lock (LOCK_CLASS, lane)
 # Before lanes, one processor ran at a time under this lock. Each lane's holder also holds it
@@ -76,27 +76,30 @@ def hold(lane: int, *, wait: bool) -> Iterator[bool]:
             _local_lock.release()
 
 
-def urgent(lane: int, lanes: int, limit: int) -> list[tuple[int, int]]:
-    """The lane's urgent requests that may go ahead, oldest first: (id, alert count) each.
+Candidates = list[tuple[int, int]]  # (id, alert count) of pending requests, oldest first
+
+
+def candidates(lane: int, lanes: int, *, urgent: int, oldest: int) -> tuple[Candidates, Candidates]:
+    """The lane's next requests, in one statement: up to `urgent` urgent requests that may go
+    ahead, and up to `oldest` of its oldest pending ones, up to the first that must wait for
+    another lane.
 
     A request may go ahead when no older pending request of its integration has its order key,
-    or has none (alerts.ordering); one without a key never goes ahead.
+    or has none (alerts.ordering); one without a key never goes ahead. One statement for both,
+    where a batch asked twice (a storm's batches find no urgent request, then ask again).
     """
-    return _rows(_urgent_sql(lanes), [*_in_lane(lane, lanes), limit])
-
-
-def oldest(lane: int, lanes: int, limit: int) -> list[tuple[int, int]]:
-    """The lane's oldest pending requests, up to the first that must wait for another lane:
-    (id, alert count) each."""
-    if lanes == 1:
-        return _rows(_oldest_sql(1), [limit])
-    rows = _rows(_oldest_sql(lanes), [*_in_lane(lane, lanes) * 3, limit])
-    taken = []
-    for pk, alerts, blocked in rows:
-        if blocked:
-            break
-        taken.append((pk, alerts))
-    return taken
+    params = [*_in_lane(lane, lanes), urgent, *_in_lane(lane, lanes) * 3, oldest]
+    ahead: Candidates = []
+    taken: Candidates = []
+    blocked_seen = False
+    for pk, alerts, is_urgent, blocked in _rows(_candidates_sql(lanes), params):
+        if is_urgent:
+            ahead.append((pk, alerts))
+        elif not blocked_seen and not blocked:
+            taken.append((pk, alerts))
+        else:
+            blocked_seen = True
+    return ahead, taken
 
 
 def busy(lanes: int) -> set[int]:
@@ -152,10 +155,22 @@ def _older(alias: str) -> str:
 
 
 @functools.cache
+def _candidates_sql(lanes: int) -> str:
+    """Urgent requests that may go ahead, then the oldest: (id, alert count, urgent, blocked).
+    Its parameters: the lane (twice, see _in_lane), the urgent limit, the lane three times,
+    the oldest limit (with one lane, no lane parameters)."""
+    return (
+        "SELECT c.* FROM ("  # noqa: S608
+        f"({_urgent_sql(lanes)}) UNION ALL ({_oldest_sql(lanes)})"
+        f") c ORDER BY c.urgent DESC, c.{_qn('id')}"
+    )
+
+
 def _urgent_sql(lanes: int) -> str:
     key = _qn("order_key")
     return (
-        f"SELECT r.{_qn('id')}, r.{_qn('alert_count')} FROM {_table()} r "  # noqa: S608
+        f"SELECT r.{_qn('id')}, r.{_qn('alert_count')}, TRUE AS urgent, FALSE AS blocked "  # noqa: S608
+        f"FROM {_table()} r "
         f"WHERE {_pending('r')} AND r.{_qn('urgent')} AND r.{key} IS NOT NULL "
         f"AND {_lane_test('r', lanes)} "
         # Two probes, not one with OR: each is an index probe on (integration, key, id).
@@ -165,19 +180,18 @@ def _urgent_sql(lanes: int) -> str:
     )
 
 
-@functools.cache
 def _oldest_sql(lanes: int) -> str:
-    columns = f"r.{_qn('id')}, r.{_qn('alert_count')}"
+    columns = f"r.{_qn('id')}, r.{_qn('alert_count')}, FALSE AS urgent"
     order = f"ORDER BY r.{_qn('id')} LIMIT %s"
     if lanes == 1:
-        return f"SELECT {columns} FROM {_table()} r WHERE {_pending('r')} {order}"  # noqa: S608
+        return f"SELECT {columns}, FALSE AS blocked FROM {_table()} r WHERE {_pending('r')} {order}"  # noqa: S608
     key = _qn("order_key")
     elsewhere = _lane_test("o", lanes, inside=False)
     # Blocked: a request without a key while an older one of its integration waits in another
     # lane; or one with a key while an older one without waits in another lane.
     blocked = (
         f"CASE WHEN r.{key} IS NULL THEN EXISTS ({_older('r')} AND {elsewhere}) "
-        f"ELSE EXISTS ({_older('r')} AND o.{key} IS NULL AND {elsewhere}) END"
+        f"ELSE EXISTS ({_older('r')} AND o.{key} IS NULL AND {elsewhere}) END AS blocked"
     )
     return (
         f"SELECT {columns}, {blocked} FROM {_table()} r "  # noqa: S608

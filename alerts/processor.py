@@ -109,12 +109,15 @@ def _claim(lane: int, count: int, *, urgent_first: bool) -> tuple[list[IngestReq
     """Return the lane's next batch and whether it is urgent: the urgent requests that may go
     ahead (with `urgent_first`), else the oldest pending ones, up to BATCH_REQUESTS and about
     BATCH_ALERTS alerts."""
-    if urgent_first and settings.INGEST_URGENT_FIRST:
+    look_urgent = urgent_first and settings.INGEST_URGENT_FIRST
+    if look_urgent:
         _forget_urgent_hint(lane)  # before looking: a request stored after it sets it again
-        heads = _heads(lanes.urgent(lane, count, URGENT_BATCH_REQUESTS))
-        if heads:
-            return _requests(heads), True
-    return _requests(_heads(lanes.oldest(lane, count, BATCH_REQUESTS))), False
+    ahead, oldest = lanes.candidates(
+        lane, count, urgent=URGENT_BATCH_REQUESTS if look_urgent else 0, oldest=BATCH_REQUESTS
+    )
+    if ahead:
+        return _requests(_heads(ahead)), True
+    return _requests(_heads(oldest)), False
 
 
 def _heads(candidates: list[tuple[int, int]]) -> list[int]:

@@ -148,9 +148,7 @@ def follow_entry(entry: TimelineEntry, incident: Incident | None = None) -> None
         cache.delete(_key("followed", entry.kind, entry.incident_id))
     if incident is None:
         incident = (
-            Incident.objects.select_related(*INCIDENT_RELATED)
-            .filter(pk=entry.incident_id)
-            .first()
+            Incident.objects.select_related(*INCIDENT_RELATED).filter(pk=entry.incident_id).first()
         )
         if incident is None:
             return

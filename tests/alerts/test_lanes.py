@@ -88,13 +88,41 @@ def lane_held_elsewhere(n: int) -> Iterator[None]:
         holder.join(10)
 
 
+def oldest(n: int) -> list[tuple[int, int]]:
+    return lanes.candidates(n, LANES, urgent=0, oldest=100)[1]
+
+
+def urgent(n: int) -> list[tuple[int, int]]:
+    return lanes.candidates(n, LANES, urgent=100, oldest=0)[0]
+
+
 def test_a_request_is_in_the_lane_its_key_says_whatever_the_key_s_sign(client, generic):
     requests = [send(client, generic, one(f"fp-{i}")) for i in range(40)]
     assert {r.order_key < 0 for r in requests} == {True, False}  # both signs are covered
 
     for n in range(LANES):
-        ids = [pk for pk, _ in lanes.oldest(n, LANES, 100)]
+        ids = [pk for pk, _ in oldest(n)]
         assert ids == [r.pk for r in requests if lane(r) == n]
+
+
+def test_one_statement_finds_a_lane_s_urgent_and_oldest_requests(
+    client, generic, django_assert_num_queries
+):
+    new = [send(client, generic, one(f"fp-{i}")) for i in range(12)]
+    # Sent again before the first were processed: new as well, but behind their own key.
+    repeats = [send(client, generic, one(f"fp-{i}")) for i in range(12)]
+    busiest = max(range(LANES), key=lambda n: sum(lane(r) == n for r in new))
+
+    with django_assert_num_queries(1):
+        ahead, oldest = lanes.candidates(busiest, LANES, urgent=100, oldest=100)
+
+    in_lane = [r for r in new + repeats if lane(r) == busiest]
+    assert [pk for pk, _ in oldest] == [r.pk for r in in_lane]
+    # The first request of each key is urgent (a new alert) and may go ahead; the second
+    # waits for the first.
+    assert all(r.urgent for r in in_lane)
+    assert [pk for pk, _ in ahead] == [r.pk for r in new if lane(r) == busiest] != []
+    assert lanes.candidates(busiest, LANES, urgent=0, oldest=2) == ([], oldest[:2])
 
 
 def test_a_lane_is_processed_while_another_processor_holds_another(client, generic):
@@ -120,7 +148,7 @@ def test_a_request_without_a_key_waits_for_older_ones_in_other_lanes(client, gen
     assert mixed.order_key is None and lane(mixed) != lane(keyed)
 
     def may_go() -> bool:
-        return mixed.pk in [pk for pk, _ in lanes.oldest(lane(mixed), LANES, 100)]
+        return mixed.pk in [pk for pk, _ in oldest(lane(mixed))]
 
     assert not may_go()  # it waits for `keyed` (and whatever else is older, elsewhere)
     for other in set(range(LANES)) - {lane(mixed)}:
@@ -141,10 +169,10 @@ def test_a_request_without_a_key_holds_back_newer_ones_in_other_lanes(client, ge
     def ids(claimed: list[tuple[int, int]]) -> list[int]:
         return [pk for pk, _ in claimed]
 
-    assert later.pk not in ids(lanes.oldest(lane(later), LANES, 100))
-    assert later.pk not in ids(lanes.urgent(lane(later), LANES, 100))
+    assert later.pk not in ids(oldest(lane(later)))
+    assert later.pk not in ids(urgent(lane(later)))
     processor._process_lane(lane(mixed), LANES, wait=False)
-    assert later.pk in ids(lanes.oldest(lane(later), LANES, 100))
+    assert later.pk in ids(oldest(lane(later)))
 
 
 def test_processors_started_together_process_every_lane_once(transactional_db, generic):
