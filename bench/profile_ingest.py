@@ -144,6 +144,7 @@ class Statements:
                 self.long[key] += 1
 
 
+@functools.lru_cache(maxsize=4096)  # the same texts come again and again; the regexes cost
 def _kind(sql: str) -> str:
     sql = re.sub(r"\s+", " ", sql.strip())
     if sql.startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO")):
