@@ -159,9 +159,11 @@ def _candidates_sql(lanes: int) -> str:
     """Urgent requests that may go ahead, then the oldest: (id, alert count, urgent, blocked).
     Its parameters: the lane (twice, see _in_lane), the urgent limit, the lane three times,
     the oldest limit (with one lane, no lane parameters)."""
+    # Each part a subquery of its own: SQLite takes no parentheses, ORDER BY or LIMIT on the
+    # parts of a UNION themselves.
     return (
-        "SELECT c.* FROM ("  # noqa: S608
-        f"({_urgent_sql(lanes)}) UNION ALL ({_oldest_sql(lanes)})"
+        f"SELECT c.* FROM (SELECT * FROM ({_urgent_sql(lanes)}) urgent_part "  # noqa: S608
+        f"UNION ALL SELECT * FROM ({_oldest_sql(lanes)}) oldest_part"
         f") c ORDER BY c.urgent DESC, c.{_qn('id')}"
     )
 
