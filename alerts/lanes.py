@@ -21,6 +21,7 @@ import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -28,7 +29,7 @@ from django.db import connection, transaction
 from alerts.models import IngestRequest, Outcome
 from alerts.ordering import lane_of
 
-__all__ = ["busy", "candidates", "count", "hold", "lane_of"]
+__all__ = ["Candidates", "busy", "candidates", "count", "hold", "lane_of"]
 
 LOCK_CLASS = 0x6D75  # "mu": a lane's lock is the advisory lock (LOCK_CLASS, lane)
 # Before lanes, one processor ran at a time under this lock. Each lane's holder also holds it
@@ -76,10 +77,16 @@ def hold(lane: int, *, wait: bool) -> Iterator[bool]:
             _local_lock.release()
 
 
-Candidates = list[tuple[int, int]]  # (id, alert count) of pending requests, oldest first
+@dataclass(frozen=True)
+class Candidates:
+    """A lane's next requests, (id, alert count) each, oldest first."""
+
+    ahead: list[tuple[int, int]]  # urgent requests that may go ahead
+    oldest: list[tuple[int, int]]  # the oldest pending, up to the first that must wait
+    blocked: bool  # `oldest` stopped at a request waiting for another lane
 
 
-def candidates(lane: int, lanes: int, *, urgent: int, oldest: int) -> tuple[Candidates, Candidates]:
+def candidates(lane: int, lanes: int, *, urgent: int, oldest: int) -> Candidates:
     """The lane's next requests, in one statement: up to `urgent` urgent requests that may go
     ahead, and up to `oldest` of its oldest pending ones, up to the first that must wait for
     another lane.
@@ -89,8 +96,8 @@ def candidates(lane: int, lanes: int, *, urgent: int, oldest: int) -> tuple[Cand
     where a batch asked twice (a storm's batches find no urgent request, then ask again).
     """
     params = [*_in_lane(lane, lanes), urgent, *_in_lane(lane, lanes) * 3, oldest]
-    ahead: Candidates = []
-    taken: Candidates = []
+    ahead: list[tuple[int, int]] = []
+    taken: list[tuple[int, int]] = []
     blocked_seen = False
     for pk, alerts, is_urgent, blocked in _rows(_candidates_sql(lanes), params):
         if is_urgent:
@@ -99,7 +106,7 @@ def candidates(lane: int, lanes: int, *, urgent: int, oldest: int) -> tuple[Cand
             taken.append((pk, alerts))
         else:
             blocked_seen = True
-    return ahead, taken
+    return Candidates(ahead, taken, blocked_seen)
 
 
 def busy(lanes: int) -> set[int]:

@@ -41,6 +41,7 @@ KICK_TIMEOUT = 30  # seconds; a kick whose task was lost expires, and the tick r
 # look again (in a burst, the look was a sixth of a request's CPU). Safe because a processor,
 # having cleared the key, waits twice that before its last look for requests (alerts.processor).
 STUCK_AFTER = timedelta(seconds=2)
+BLOCKED_RETRY_SECONDS = 0.2  # how soon a lane whose oldest request waits for another is looked at
 
 
 def accept(
@@ -247,9 +248,19 @@ def kick_if_stuck(now: datetime | None = None) -> bool:
     return stuck
 
 
-def _enqueue_processor(lane: int | None) -> None:
+def look_again_later(lane: int) -> None:
+    """Have a processor look at `lane` again in BLOCKED_RETRY_SECONDS: its oldest request waits
+    for older ones of its integration in other lanes, and nothing kicks the lane when those
+    are done (its kick key stays set until then, so its requests kick nothing meanwhile)."""
+    try:
+        _enqueue_processor(lane, countdown=BLOCKED_RETRY_SECONDS)
+    except Exception:  # the key expires and the tick re-kicks: later, not lost
+        log.warning("could not ask for another look at lane %s", lane, exc_info=True)
+
+
+def _enqueue_processor(lane: int | None, countdown: float | None = None) -> None:
     # By the task's name: alerts.tasks imports the processor, which imports this module.
-    current_app.send_task("alerts.process_ingest_requests", args=(lane,))
+    current_app.send_task("alerts.process_ingest_requests", args=(lane,), countdown=countdown)
 
 
 def pending_requests() -> QuerySet[IngestRequest]:

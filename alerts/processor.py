@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
@@ -34,7 +35,7 @@ from alerts import lanes, metrics, pipeline, upsert
 from alerts.context import Context
 from alerts.decoding import Request, parse
 from alerts.models import IngestRequest, Integration
-from alerts.pending import kick_key, urgent_key
+from alerts.pending import kick_key, look_again_later, urgent_key
 from core import faults
 from incidents.timeline import batched_timeline
 
@@ -78,15 +79,20 @@ def _process_lane(lane: int, count: int, *, wait: bool) -> int:
     urgent_first = True
     last_look = False
     while True:
-        taken, urgent = _process_batch(lane, count, urgent_first=urgent_first, wait=wait)
-        if taken is None:
+        batch = _process_batch(lane, count, urgent_first=urgent_first, wait=wait)
+        if batch.taken is None:
             return total  # another processor holds the lane: it drains it
         # After an urgent batch the next takes the oldest requests, whatever comes in.
-        urgent_first = not urgent
-        if taken:
-            total += taken
+        urgent_first = not batch.urgent
+        if batch.taken:
+            total += batch.taken
             last_look = False
             continue
+        if batch.blocked:
+            # The lane's oldest request waits for another lane's processor, which will not
+            # kick this lane when it is done: without this, the tick's re-kick would (seconds).
+            look_again_later(lane)
+            return total
         if last_look:
             return total
         # Let the next request kick again, then look once more: a request stored before this
@@ -105,19 +111,20 @@ def _sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def _claim(lane: int, count: int, *, urgent_first: bool) -> tuple[list[IngestRequest], bool]:
-    """Return the lane's next batch and whether it is urgent: the urgent requests that may go
-    ahead (with `urgent_first`), else the oldest pending ones, up to BATCH_REQUESTS and about
+def _claim(lane: int, count: int, *, urgent_first: bool) -> tuple[list[IngestRequest], bool, bool]:
+    """Return the lane's next batch, whether it is urgent, and whether the lane's oldest
+    requests stop at one that waits for another lane: the urgent requests that may go ahead
+    (with `urgent_first`), else the oldest pending ones, up to BATCH_REQUESTS and about
     BATCH_ALERTS alerts."""
     look_urgent = urgent_first and settings.INGEST_URGENT_FIRST
     if look_urgent:
         _forget_urgent_hint(lane)  # before looking: a request stored after it sets it again
-    ahead, oldest = lanes.candidates(
+    found = lanes.candidates(
         lane, count, urgent=URGENT_BATCH_REQUESTS if look_urgent else 0, oldest=BATCH_REQUESTS
     )
-    if ahead:
-        return _requests(_heads(ahead)), True
-    return _requests(_heads(oldest)), False
+    if found.ahead:
+        return _requests(_heads(found.ahead)), True, False
+    return _requests(_heads(found.oldest)), False, found.blocked
 
 
 def _heads(candidates: list[tuple[int, int]]) -> list[int]:
@@ -143,18 +150,27 @@ def _requests(ids: list[int]) -> list[IngestRequest]:
     )
 
 
+class Batch(NamedTuple):
+    """What a batch did: how many requests it took (None: another processor holds the lane),
+    whether they were urgent ones, and whether it took none because the lane's oldest request
+    waits for another lane."""
+
+    taken: int | None
+    urgent: bool = False
+    blocked: bool = False
+
+
 def _process_batch(
     lane: int = 0, count: int = 1, *, urgent_first: bool, wait: bool = False
-) -> tuple[int | None, bool]:
-    """Process one batch of the lane (of `count`) in one transaction; return how many requests
-    and whether they were urgent ones (None if another processor holds the lane)."""
+) -> Batch:
+    """Process one batch of the lane (of `count`) in one transaction."""
     counted: list[tuple[Integration, list[pipeline.AlertResult]]] = []
     with lanes.hold(lane, wait=wait) as free:
         if not free:
-            return None, False
-        requests, urgent = _claim(lane, count, urgent_first=urgent_first)
+            return Batch(None)
+        requests, urgent, blocked = _claim(lane, count, urgent_first=urgent_first)
         if not requests:
-            return 0, False
+            return Batch(0, blocked=blocked)
         until_urgent = not urgent and settings.INGEST_URGENT_FIRST
         try:
             with transaction.atomic():
@@ -173,7 +189,7 @@ def _process_batch(
             counted, taken = _process(requests, isolate=True)
     for integration, results in counted:
         metrics.count_ingested(integration, results)
-    return taken, urgent
+    return Batch(taken, urgent)
 
 
 def _process(

@@ -13,11 +13,13 @@ import random
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 import pytest
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -89,11 +91,11 @@ def lane_held_elsewhere(n: int) -> Iterator[None]:
 
 
 def oldest(n: int) -> list[tuple[int, int]]:
-    return lanes.candidates(n, LANES, urgent=0, oldest=100)[1]
+    return lanes.candidates(n, LANES, urgent=0, oldest=100).oldest
 
 
 def urgent(n: int) -> list[tuple[int, int]]:
-    return lanes.candidates(n, LANES, urgent=100, oldest=0)[0]
+    return lanes.candidates(n, LANES, urgent=100, oldest=0).ahead
 
 
 def test_a_request_is_in_the_lane_its_key_says_whatever_the_key_s_sign(client, generic):
@@ -114,7 +116,8 @@ def test_one_statement_finds_a_lane_s_urgent_and_oldest_requests(
     busiest = max(range(LANES), key=lambda n: sum(lane(r) == n for r in new))
 
     with django_assert_num_queries(1):
-        ahead, oldest = lanes.candidates(busiest, LANES, urgent=100, oldest=100)
+        found = lanes.candidates(busiest, LANES, urgent=100, oldest=100)
+    ahead, oldest = found.ahead, found.oldest
 
     in_lane = [r for r in new + repeats if lane(r) == busiest]
     assert [pk for pk, _ in oldest] == [r.pk for r in in_lane]
@@ -122,15 +125,18 @@ def test_one_statement_finds_a_lane_s_urgent_and_oldest_requests(
     # waits for the first.
     assert all(r.urgent for r in in_lane)
     assert [pk for pk, _ in ahead] == [r.pk for r in new if lane(r) == busiest] != []
-    assert lanes.candidates(busiest, LANES, urgent=0, oldest=2) == ([], oldest[:2])
+    assert not found.blocked
+    assert lanes.candidates(busiest, LANES, urgent=0, oldest=2) == lanes.Candidates(
+        [], oldest[:2], False
+    )
 
 
 def test_a_lane_is_processed_while_another_processor_holds_another(client, generic):
     by_lane = in_lanes(client, generic, 2)
     held, free = by_lane
     with lane_held_elsewhere(held):
-        assert processor._process_batch(held, LANES, urgent_first=False) == (None, False)
-        assert processor._process_batch(free, LANES, urgent_first=False) == (1, False)
+        assert processor._process_batch(held, LANES, urgent_first=False) == processor.Batch(None)
+        assert processor._process_batch(free, LANES, urgent_first=False) == processor.Batch(1)
     assert IngestRequest.objects.get(pk=by_lane[free].pk).processed_at is not None
     assert IngestRequest.objects.get(pk=by_lane[held].pk).processed_at is None
 
@@ -173,6 +179,37 @@ def test_a_request_without_a_key_holds_back_newer_ones_in_other_lanes(client, ge
     assert later.pk not in ids(urgent(lane(later)))
     processor._process_lane(lane(mixed), LANES, wait=False)
     assert later.pk in ids(oldest(lane(later)))
+
+
+def test_a_lane_whose_oldest_request_waits_for_another_lane_is_looked_at_again_soon(
+    client, generic
+):
+    # A single-alert request in a lane other than the integration's, then a request without
+    # a key (in the integration's lane), which must wait for it.
+    keyed = next(
+        r
+        for r in (send(client, generic, one(f"fp-{i}")) for i in range(40))
+        if lane(r) != generic.pk % LANES
+    )
+    mixed = send(client, generic, [one("x"), one("y")])
+    assert mixed.order_key is None and lane(mixed) != lane(keyed)
+
+    with sent_tasks() as sent:
+        before = timezone.now()
+        process_pending(lane(mixed))  # what its own lane holds before it, then it waits
+    assert IngestRequest.objects.get(pk=mixed.pk).processed_at is None
+    # Nothing kicks its lane when the other lane is done: it asks for a look of its own, soon
+    # (not the tick's re-kick, seconds later).
+    [again] = named(sent, "alerts.process_ingest_requests")
+    assert again.args == (lane(mixed),)
+    assert again.eta is not None
+    assert timedelta(0) < datetime.fromisoformat(again.eta) - before < timedelta(seconds=1)
+
+    process_pending(lane(keyed))
+    with sent_tasks() as sent:
+        assert process_pending(lane(mixed)) >= 1  # the look again
+    assert IngestRequest.objects.get(pk=mixed.pk).processed_at is not None
+    assert named(sent, "alerts.process_ingest_requests") == []
 
 
 def test_processors_started_together_process_every_lane_once(transactional_db, generic):

@@ -120,7 +120,7 @@ def test_a_new_alert_behind_a_backlog_of_repeats_goes_first(client, generic):
     repeats = [send(client, generic, warning("old")) for _ in range(5)]
     sev1 = send(client, generic, generic_alert("db down", dedup_key="db", severity="critical"))
 
-    assert processor._process_batch(urgent_first=True) == (1, True)
+    assert processor._process_batch(urgent_first=True) == processor.Batch(1, True)
 
     assert processed(sev1, *repeats) == [True] + [False] * 5
     assert Alert.objects.get(fingerprint="db").incident is not None
@@ -133,7 +133,8 @@ def test_an_urgent_request_never_overtakes_an_older_one_with_its_key(client, gen
     refire = send(client, generic, generic_alert("disk a", dedup_key="a", severity="critical"))
     assert refire.urgent and not resolve.urgent
 
-    assert processor._process_batch(urgent_first=True) == (2, False)  # in arrival order
+    # In arrival order:
+    assert processor._process_batch(urgent_first=True) == processor.Batch(2, False)
 
     assert processed(resolve, refire) == [True, True]
     assert Alert.objects.get(fingerprint="a", status=AlertStatus.FIRING).occurrences == 1
@@ -145,7 +146,7 @@ def test_a_request_without_a_key_holds_back_what_its_integration_sent_after(clie
     mixed = send(client, generic, [warning("a", status="resolved"), warning("b")])
     refire = send(client, generic, generic_alert("disk a", dedup_key="a", severity="critical"))
 
-    assert processor._process_batch(urgent_first=True) == (2, False)
+    assert processor._process_batch(urgent_first=True) == processor.Batch(2, False)
     assert processed(mixed, refire) == [True, True]
     assert Alert.objects.filter(fingerprint="a", status=AlertStatus.FIRING).count() == 1
 
@@ -156,7 +157,7 @@ def test_another_integrations_backlog_holds_back_nothing(client, generic, am):
     backlog = [send(client, am, am_batch(am_alert("x"))) for _ in range(3)]
     sev1 = send(client, generic, generic_alert("db down", dedup_key="db", severity="critical"))
 
-    assert processor._process_batch(urgent_first=True) == (1, True)
+    assert processor._process_batch(urgent_first=True) == processor.Batch(1, True)
     assert processed(sev1, *backlog) == [True, False, False, False]
 
 
@@ -170,7 +171,7 @@ def test_urgent_and_oldest_batches_take_turns(client, generic, monkeypatch):
     order = []
     urgent_first = True
     while True:
-        done, urgent = processor._process_batch(urgent_first=urgent_first)
+        done, urgent, _ = processor._process_batch(urgent_first=urgent_first)
         if not done:
             break
         urgent_first = not urgent
@@ -261,7 +262,7 @@ def test_arrival_order_only_when_urgent_first_is_off(client, generic, settings):
     sev1 = send(client, generic, generic_alert("db down", dedup_key="db", severity="critical"))
     assert sev1.urgent  # still said; only the order changes
 
-    assert processor._process_batch(urgent_first=True) == (2, False)
+    assert processor._process_batch(urgent_first=True) == processor.Batch(2, False)
     assert processed(repeat, sev1) == [True, True]
 
 
@@ -276,12 +277,12 @@ def test_an_urgent_request_ends_a_batch_of_the_oldest_early(client, generic, set
     assert cache.get(pending.urgent_key(0))  # the web process's hint to a processor at work
 
     # A batch of the oldest that was under way when it came: it stops after the slice in hand.
-    assert processor._process_batch(urgent_first=False) == (2, False)
+    assert processor._process_batch(urgent_first=False) == processor.Batch(2, False)
     assert processed(*repeats, sev1) == [True, True, False, False, False]
     # The next is the urgent one, which takes the hint down; then the rest, to their end.
-    assert processor._process_batch(urgent_first=True) == (1, True)
+    assert processor._process_batch(urgent_first=True) == processor.Batch(1, True)
     assert cache.get(pending.urgent_key(0)) is None
-    assert processor._process_batch(urgent_first=False) == (2, False)
+    assert processor._process_batch(urgent_first=False) == processor.Batch(2, False)
     assert processed(*repeats, sev1) == [True] * 5
 
 
@@ -301,5 +302,5 @@ def test_without_the_cache_an_urgent_request_waits_for_the_batch_in_progress(
     assert sev1.urgent  # stored, and urgent, without the hint
 
     # The batch under way goes to its end, which takes the urgent one along in arrival order.
-    assert processor._process_batch(urgent_first=False) == (4, False)
+    assert processor._process_batch(urgent_first=False) == processor.Batch(4, False)
     assert processed(*repeats, sev1) == [True] * 4

@@ -18,6 +18,7 @@ from celery.signals import before_task_publish
 class SentTask:
     name: str
     args: tuple[Any, ...]
+    eta: str | None = None  # ISO 8601, for a task sent with a countdown or an ETA
 
 
 @contextmanager
@@ -27,7 +28,8 @@ def sent_tasks() -> Iterator[list[SentTask]]:
 
     def note(sender: str | None = None, body: Any = None, **kwargs: Any) -> None:
         args = body[0] if isinstance(body, tuple | list) else ()  # protocol 2: (args, kwargs, …)
-        sent.append(SentTask(str(sender), tuple(args)))
+        eta = (kwargs.get("headers") or {}).get("eta")
+        sent.append(SentTask(str(sender), tuple(args), eta))
 
     before_task_publish.connect(note, weak=False)
     try:
