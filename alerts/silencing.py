@@ -18,12 +18,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from alerts import pipeline
 from alerts.models import Alert, AlertStatus, Integration
 from alerts.sources.base import FIRING, Link, NormalizedAlert
+from core.compiled import Lookup
 
 # At most this many alerts a call; the next tick takes the rest.
 BATCH = 500
@@ -54,6 +55,20 @@ def _normalized(alert: Alert) -> NormalizedAlert:
     )
 
 
+def _held(now: datetime, silence_ids: list[int]) -> QuerySet[Alert]:
+    """Firing alerts held by a silence no longer in force at `now`, or by `silence_ids`."""
+    return Alert.objects.filter(
+        status=AlertStatus.FIRING,
+        incident__isnull=True,
+        silence__isnull=False,
+        integration__enabled=True,
+    ).filter(~Q(silence__starts_at__lte=now, silence__ends_at__gt=now) | Q(silence__in=silence_ids))
+
+
+# The tick's lookup, compiled once (core.compiled): twice a second, and it mostly finds nothing.
+_ANY_UNSILENCED = Lookup(lambda now: _held(now, []).values_list("pk")[:1])
+
+
 def refire_unsilenced(now: datetime | None = None, *, silence_ids: Iterable[int] = ()) -> int:
     """Fire again every firing alert whose silence is no longer in force, and those held by
     `silence_ids` (silences just edited, which may no longer match them); return how many.
@@ -63,16 +78,9 @@ def refire_unsilenced(now: datetime | None = None, *, silence_ids: Iterable[int]
     """
     now = now or timezone.now()
     ids = list(silence_ids)
-    ended = (
-        Alert.objects.filter(
-            status=AlertStatus.FIRING,
-            incident__isnull=True,
-            silence__isnull=False,
-            integration__enabled=True,
-        )
-        .filter(~Q(silence__starts_at__lte=now, silence__ends_at__gt=now) | Q(silence__in=ids))
-        .order_by("id")[:BATCH]
-    )
+    if not ids and not _ANY_UNSILENCED.exists(now):
+        return 0  # the tick, most of the time
+    ended = _held(now, ids).order_by("id")[:BATCH]
     by_integration: dict[int, list[NormalizedAlert]] = defaultdict(list)
     for alert in ended:
         by_integration[alert.integration_id].append(_normalized(alert))
