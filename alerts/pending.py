@@ -252,8 +252,10 @@ def kick_if_stuck(now: datetime | None = None) -> bool:
 def look_again_later(lane: int) -> None:
     """Have a processor look at `lane` again in BLOCKED_RETRY_SECONDS: its oldest request waits
     for older ones of its integration in other lanes, and nothing kicks the lane when those
-    are done (its kick key stays set until then, so its requests kick nothing meanwhile)."""
+    are done. The lane's kick key is renewed meanwhile, so its new requests start no other
+    processor: one chain of looks per lane, however long the wait."""
     try:
+        cache.set(kick_key(lane), 1, timeout=KICK_TIMEOUT)
         _enqueue_processor(lane, countdown=BLOCKED_RETRY_SECONDS)
     except Exception:  # the key expires and the tick re-kicks: later, not lost
         log.warning("could not ask for another look at lane %s", lane, exc_info=True)

@@ -91,7 +91,10 @@ def _process_lane(lane: int, count: int, *, wait: bool) -> int:
         if batch.blocked:
             # The lane's oldest request waits for another lane's processor, which will not
             # kick this lane when it is done: without this, the tick's re-kick would (seconds).
-            look_again_later(lane)
+            # Only a processor started for this lane asks (one chain of looks per lane, which
+            # keeps the lane's kick); the tick's leaves the lane to it.
+            if wait:
+                look_again_later(lane)
             return total
         if last_look:
             return total

@@ -54,8 +54,8 @@ class Lookup:
         engine = connection.vendor
         if engine not in self._compiled:
             stand_ins = _STAND_INS[: self._datetimes]
-            sql, params = self._build(*stand_ins).query.sql_with_params()
-            params = list(params)
+            sql, built = self._build(*stand_ins).query.sql_with_params()
+            params = list(built)
             slots = []
             for stand_in in stand_ins:
                 marker = connection.ops.adapt_datetimefield_value(stand_in)

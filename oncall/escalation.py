@@ -276,14 +276,14 @@ def stop_escalations(incident_id: int, *, reason: str) -> int:
 TICK_RUNS = 500  # due runs fired by one tick at most
 
 
-def run_due_escalations(now: datetime | None = None, limit: int = TICK_RUNS) -> int:
+def run_due_escalations(now: datetime | None = None) -> int:
     """Fire every due next step (the tick); return how many fired.
 
     Each step fires and commits on its own, so its pages are enqueued at once rather than when
     the whole batch commits; SKIP LOCKED lets several ticks or workers share the work.
     """
     now = now or timezone.now()
-    due = [pk for (pk,) in _DUE_RUNS.rows(now)][:limit]
+    due = [pk for (pk,) in _DUE_RUNS.rows(now)]  # TICK_RUNS at most
     fired = sum(1 for pk in due if fire_escalation(pk, now=now))
     # Runs of incidents no longer triggered stop here too, if a receiver missed them.
     if _ANY_RUN_TO_STOP.exists():

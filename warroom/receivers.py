@@ -108,8 +108,7 @@ def _follow_later(entry_ids: list[int], *, burst: bool = True) -> None:
         return
     except Exception:
         log.warning("could not hand entries %s to a worker; posting now", entry_ids[:10])
-    for entry in TimelineEntry.objects.filter(pk__in=entry_ids).order_by("pk"):
-        tell(entry)
+    tell_entries(entry_ids)
 
 
 def _task_on_its_way(entry: TimelineEntry, kind: str | None = None) -> bool:
@@ -126,6 +125,18 @@ def _task_on_its_way(entry: TimelineEntry, kind: str | None = None) -> bool:
     except Exception:  # without the cache, one task per entry, as before
         log.warning("could not coalesce the bot's work for entry %s", entry.pk, exc_info=True)
         return False
+
+
+def tell_entries(entry_ids: list[int]) -> None:
+    """Follow these entries in order, read with their incidents in one statement; entries of
+    one incident share its instance, so a room one of them opens is the others' too."""
+    related = [f"incident__{name}" for name in INCIDENT_RELATED]
+    incidents: dict[int, Incident] = {}
+    for entry in (
+        TimelineEntry.objects.filter(pk__in=entry_ids).select_related(*related).order_by("pk")
+    ):
+        incident = incidents.setdefault(entry.incident_id, entry.incident)
+        tell(entry, incident)
 
 
 def tell(entry: TimelineEntry, incident: Incident | None = None) -> None:

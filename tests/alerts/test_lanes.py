@@ -204,6 +204,11 @@ def test_a_lane_whose_oldest_request_waits_for_another_lane_is_looked_at_again_s
     assert again.args == (lane(mixed),)
     assert again.eta is not None
     assert timedelta(0) < datetime.fromisoformat(again.eta) - before < timedelta(seconds=1)
+    # Its looks keep the lane's kick: a request meanwhile starts no second processor.
+    with sent_tasks() as sent:
+        send(client, generic, [one("z1"), one("z2")])
+        processor._process_lane(lane(mixed), LANES, wait=False)  # the tick's: it asks nothing
+    assert named(sent, "alerts.process_ingest_requests") == []
 
     process_pending(lane(keyed))
     with sent_tasks() as sent:
