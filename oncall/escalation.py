@@ -35,7 +35,7 @@ from django.utils import timezone
 from accounts.models import User
 from core.compiled import Lookup
 from incidents import services as verbs
-from incidents.models import EntryKind, Incident, Status, TimelineEntry
+from incidents.models import STARTING_KINDS, EntryKind, Incident, Status, TimelineEntry
 from oncall import metrics
 from oncall.escalation_plan import (
     ASSIGNEE,
@@ -55,15 +55,7 @@ from oncall.paging import page_assignee, page_last_resort, page_level, usernames
 log = logging.getLogger(__name__)
 
 # Timeline entries that start a run of the policy (a new trigger, or a change of course).
-STARTS = frozenset(
-    {
-        EntryKind.OPENED,
-        EntryKind.TRIGGERED,
-        EntryKind.UNACKNOWLEDGED,
-        EntryKind.REASSIGNED,
-        EntryKind.ESCALATED,
-    }
-)
+STARTS = STARTING_KINDS
 
 
 @dataclass(frozen=True)
@@ -327,7 +319,7 @@ def fire_escalation(escalation_id: int, *, now: datetime | None = None) -> bool:
         if incident_id is None:
             return False
         incident = (
-            Incident.objects.select_for_update(skip_locked=True, of=("self",))
+            Incident.objects.select_for_update(skip_locked=True, of=("self",), no_key=True)
             .select_related("service")
             .filter(pk=incident_id, status=Status.TRIGGERED)
             .first()
@@ -367,7 +359,7 @@ def _latest_run(incident: Incident) -> Escalation | None:
 
 def _lock(incident_id: int) -> Incident:
     return (
-        Incident.objects.select_for_update(of=("self",))
+        Incident.objects.select_for_update(of=("self",), no_key=True)
         .select_related("service")
         .get(pk=incident_id)
     )

@@ -9,11 +9,12 @@ from datetime import time, timedelta
 
 import pytest
 import time_machine
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Role, User
 from incidents import opening, services
-from incidents.models import EntryKind, Incident, Source, Status
+from incidents.models import EntryKind, Incident, Source, Status, TimelineEntry
 from incidents.services import IncidentError
 from oncall import delivery, escalation, paging
 from oncall.escalation_plan import ASSIGNEE, ESCALATE, ESCALATE_TO, RESUME, START, Move, Where, plan
@@ -28,7 +29,7 @@ from oncall.models import (
     PersonSettings,
     ServicePolicy,
 )
-from oncall.sweep import sweep_outbox
+from oncall.sweep import _orphans, sweep_outbox
 from tests.oncall.builders import make_person, make_policy, reachable
 
 
@@ -489,6 +490,31 @@ def test_the_sweep_recovers_a_lost_trigger_behind_a_finished_run(service, bob, t
     assert sweep_outbox()["orphans"] == 1
     assert paged_names(before) == ["bob"]
     assert sweep_outbox()["orphans"] == 0
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the query plan is PostgreSQL's")
+def test_the_sweep_finds_each_latest_starting_entry_in_its_own_index(service):
+    """The sweep looks up the latest starting entry of every triggered incident each tick: it
+    read all of an incident's entries, thousands in a storm of alerts."""
+    incident = open_sev1(service)
+    TimelineEntry.objects.bulk_create(
+        TimelineEntry(
+            incident=incident,
+            at=timezone.now(),
+            kind=EntryKind.ALERT_ATTACHED,
+            actor_name="alertmanager",
+            source=Source.ALERT,
+            message=f"alert {i} attached",
+        )
+        for i in range(500)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE incidents_timelineentry")
+        sql, params = _orphans(timezone.now()).values_list("pk").query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "using timeline_starting on incidents_timelineentry" in plan
+    assert "Seq Scan on incidents_timelineentry" not in plan
 
 
 def test_a_change_of_course_cancels_what_the_run_before_it_still_had_queued(
