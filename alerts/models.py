@@ -194,6 +194,14 @@ class IngestRequest(models.Model):
                 name="ingest_pending_by_key",
                 condition=Q(outcome="accepted", processed_at__isnull=True),
             ),
+            # Whether an older request without a key waits (alerts.lanes): few rows, so the
+            # planner never prefers walking every older pending request (ingest_pending)
+            # over it, as it did with stale statistics in a storm.
+            models.Index(
+                fields=["integration", "id"],
+                name="ingest_pending_keyless",
+                condition=Q(outcome="accepted", processed_at__isnull=True, order_key__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:

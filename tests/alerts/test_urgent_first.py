@@ -161,6 +161,39 @@ def test_another_integrations_backlog_holds_back_nothing(client, generic, am):
     assert processed(sev1, *backlog) == [True, False, False, False]
 
 
+def scan_urgent(monkeypatch, requests: int) -> None:
+    """Let claims consider only the lane's `requests` oldest urgent requests."""
+    monkeypatch.setattr(lanes, "URGENT_SCAN", requests)
+    lanes._candidates_sql.cache_clear()  # built with the bound; built again after the test
+    monkeypatch.setattr(lanes, "_candidates_sql", lanes._candidates_sql)  # cleared again on undo
+
+
+@pytest.fixture(autouse=True)
+def _claims_built_afresh():
+    yield
+    lanes._candidates_sql.cache_clear()
+
+
+def test_a_claim_considers_only_the_oldest_urgent_requests(client, generic, monkeypatch):
+    scan_urgent(monkeypatch, 2)
+    send(client, generic, warning("a"))
+    process_pending()
+    repeat = send(client, generic, warning("a"))  # holds back the two after it
+    held = [send(client, generic, warning("a", severity="critical")) for _ in range(2)]
+    sev1 = send(client, generic, generic_alert("db down", dedup_key="db", severity="critical"))
+
+    # The two oldest urgent requests wait behind the repeat; the SEV1 is beyond the bound.
+    assert processor._process_batch(urgent_first=True) == processor.Batch(4, False)
+    assert processed(repeat, *held, sev1) == [True] * 4
+
+    scan_urgent(monkeypatch, 3)
+    send(client, generic, warning("a"))
+    held = [send(client, generic, warning("a", severity="critical")) for _ in range(2)]
+    sev1 = send(client, generic, generic_alert("web down", dedup_key="web", severity="critical"))
+    assert processor._process_batch(urgent_first=True) == processor.Batch(1, True)
+    assert processed(*held, sev1) == [False, False, True]
+
+
 def test_urgent_and_oldest_batches_take_turns(client, generic, monkeypatch):
     monkeypatch.setattr(processor, "URGENT_BATCH_REQUESTS", 1)
     monkeypatch.setattr(processor, "BATCH_REQUESTS", 1)
@@ -202,12 +235,18 @@ EVENTS = st.lists(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(events=EVENTS, batch=st.integers(1, 3), urgent_batch=st.integers(1, 3))
+@given(
+    events=EVENTS,
+    batch=st.integers(1, 3),
+    urgent_batch=st.integers(1, 3),
+    urgent_scan=st.integers(1, 4),
+)
 def test_any_sequence_ends_as_arrival_order_would(
-    client, make_integration, monkeypatch, events, batch, urgent_batch
+    client, make_integration, monkeypatch, events, batch, urgent_batch, urgent_scan
 ):
     monkeypatch.setattr(processor, "BATCH_REQUESTS", batch)
     monkeypatch.setattr(processor, "URGENT_BATCH_REQUESTS", urgent_batch)
+    scan_urgent(monkeypatch, urgent_scan)
     # A new integration each example: the examples share the test's database.
     integration = make_integration(Kind.GENERIC, name=f"scripts {next(NAMES)}")
     last: dict[str, str] = {}
@@ -234,14 +273,21 @@ def test_any_sequence_ends_as_arrival_order_would(
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the query plan is PostgreSQL's")
 @pytest.mark.parametrize("count", [1, 4])
-def test_finding_what_may_go_ahead_uses_the_indexes(db, count):
+def test_finding_what_may_go_ahead_probes_the_indexes(client, generic, count):
+    # A backlog: new alerts (urgent), a few each of several keys, with statistics that know it.
+    for i in range(60):
+        send(client, generic, warning(f"f{i % 12}"))
     with connection.cursor() as cursor:
-        cursor.execute("SET enable_seqscan = off")  # an empty table's plan would scan it
+        cursor.execute("ANALYZE alerts_ingestrequest")
         sql = lanes._urgent_sql(count)
         cursor.execute(f"EXPLAIN {sql}", [*lanes._in_lane(1 % count, count), 50])
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "ingest_pending_urgent" in plan  # the candidates, by arrival
-    assert "Seq Scan" not in plan  # each look behind a candidate is an index probe
+    # Each look behind a candidate is a probe with the candidate's values, in the indexes made
+    # for it (an anti-join walked every pending request for each candidate instead).
+    assert "Anti Join" not in plan
+    assert "ingest_pending_by_key" in plan
+    assert "ingest_pending_keyless" in plan
+    assert "Index Cond: ((ROW(integration_id, order_key, id) < ROW(r.integration_id" in plan
 
 
 def test_the_api_says_which_requests_were_urgent(client, generic, as_alice):
