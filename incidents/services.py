@@ -34,7 +34,12 @@ class IllegalTransition(IncidentError):
 
 def _lock(incident: Incident | int) -> Incident:
     pk = incident if isinstance(incident, int) else incident.pk
-    return Incident.objects.select_for_update(of=("self",)).select_related("service").get(pk=pk)
+    # FOR NO KEY UPDATE, as every lock of an incident row: lockers still take turns, but a row
+    # that merely points at the incident (a timeline entry, a page, an alert) is written without
+    # waiting for the holder; FOR UPDATE made those foreign-key checks wait, so a page's
+    # delivery waited for the ingest batch holding its incident.
+    locked = Incident.objects.select_for_update(of=("self",), no_key=True)
+    return locked.select_related("service").get(pk=pk)
 
 
 def _require_open(incident: Incident, action: str) -> None:
@@ -293,7 +298,8 @@ def merge_incidents(
 ) -> Incident:
     """Merge `sources` into `target`: they resolve, pointing at it; their alerts move to it."""
     ids = sorted({target.pk, *(s.pk for s in sources)})  # lock in one order: no deadlock
-    locked = {i.pk: i for i in Incident.objects.select_for_update().filter(pk__in=ids)}
+    locking = Incident.objects.select_for_update(no_key=True)
+    locked = {i.pk: i for i in locking.filter(pk__in=ids)}
     target = locked[target.pk]
     _require_open(target, "merged into")
     merged = [locked[pk] for pk in ids if pk != target.pk]

@@ -190,7 +190,7 @@ def request_run(
     body = _body(action, incident, user)
     with transaction.atomic():
         incident = (
-            Incident.objects.select_for_update(of=("self",))
+            Incident.objects.select_for_update(of=("self",), no_key=True)
             .select_related("service")
             .get(pk=incident.pk)
         )
