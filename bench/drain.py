@@ -1,6 +1,6 @@
 """How fast a Celery worker alone turns stored alerts into incidents: the drain after a storm.
 
-    python bench/drain.py [--alerts 3000] [--connections 16]
+    python bench/drain.py [--alerts 3000] [--connections 16] [--worker-processes 1]
 
 bench/ingest.py's end-to-end figure mixes the worker's speed with the web tier's (they share the
 CPU while the storm lasts, and a faster accept leaves a longer backlog). This isolates the
@@ -8,7 +8,8 @@ worker: with no worker running, it accepts `--alerts` single Alertmanager alerts
 Django's test client (the real view and accept, in this process; 4 groups per connection, as
 bench/ingest.py sends them), then starts a real worker (`--pool threads --concurrency 4`, as
 deploy/ runs it) and times until every alert is attached to its incident. It prints the drain
-rate and the worker's CPU per alert. Not a test: nothing here passes or fails CI.
+rate and the worker's CPU per alert (all processes' with `--worker-processes N`, each a worker
+of 4 threads, and MUSTER_INGEST_LANES=N). Not a test: nothing here passes or fails CI.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from muster_services import running_services  # noqa: E402
 
 # As deploy/ runs it: a thread pool (prefork closes psycopg's pool per task).
 WORKER_ARGS = ["-A", "muster", "worker", "-l", "WARNING", "--pool", "threads", "--concurrency", "4"]
-WORKER_ARGS += ["-n", "bench-drain@%h"]
 
 
 def cpu_seconds(pid: int, thread: int | None = None) -> float:
@@ -81,6 +81,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("--connections", type=int, default=16, help="senders the alerts come from")
     p.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
     p.add_argument(
+        "--worker-processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="Celery worker processes (4 threads each), with MUSTER_INGEST_LANES=N",
+    )
+    p.add_argument(
         "--py-spy",
         metavar="SECONDS",
         type=float,
@@ -99,6 +106,7 @@ def main(argv: list[str]) -> int:
             "LOG_LEVEL": "WARNING",
             "MUSTER_DATA_DIR": tempfile.mkdtemp(prefix="muster-drain-"),
             "DJANGO_SETTINGS_MODULE": "muster.settings",
+            "MUSTER_INGEST_LANES": str(opts.worker_processes),
         }
         os.environ.update(env)
         os.environ.pop("MUSTER_TEST_SERVICES", None)
@@ -130,11 +138,15 @@ def main(argv: list[str]) -> int:
             )
             assert r.status_code == 200, (r.status_code, r.content[:300])
         accepted_s = time.perf_counter() - started
-        worker = subprocess.Popen(
-            [str(VENV_PYTHON.parent / "celery"), *WORKER_ARGS],
-            cwd=ROOT,
-            env=dict(os.environ),
-        )
+        workers = [
+            subprocess.Popen(
+                [str(VENV_PYTHON.parent / "celery"), *WORKER_ARGS, "-n", f"bench-drain-{i}@%h"],
+                cwd=ROOT,
+                env=dict(os.environ),
+            )
+            for i in range(opts.worker_processes)
+        ]
+        worker = workers[0]
         spy = None
         try:
             started = time.perf_counter()
@@ -148,12 +160,15 @@ def main(argv: list[str]) -> int:
                     spy = start_py_spy(worker.pid, opts.py_spy)
                 time.sleep(0.1)
             drained_s = time.perf_counter() - started
-            cpu = cpu_seconds(worker.pid)
-            consumer_cpu = cpu_seconds(worker.pid, worker.pid)  # Celery's consumer, not tasks
+            cpu = sum(cpu_seconds(w.pid) for w in workers)
+            # Celery's consumer (each process's main thread), not tasks
+            consumer_cpu = sum(cpu_seconds(w.pid, w.pid) for w in workers)
             incidents = Incident.objects.count()
         finally:
-            worker.terminate()
-            worker.wait(30)
+            for w in workers:
+                w.terminate()
+            for w in workers:
+                w.wait(30)
     if spy is not None:
         spy.wait(opts.py_spy + 30)
         print(top_functions(SPY_OUTPUT.read_text().splitlines()))

@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -756,9 +757,25 @@ class Config:
         return f"{self.server} {self.workers} {kind}"
 
 
+def worker_argv(processes: int, port: int) -> list[str]:
+    """The Celery worker as deploy/ runs it: a thread pool (prefork closes psycopg's pool per
+    task); several processes (one lane each) in one session, so they share one CPU weight as a
+    systemd service's or a pod's processes share theirs."""
+    common = [str(BIN / "celery"), "-A", "muster", "worker", "-l", "WARNING", "--pool", "threads"]
+    argvs = [[*common, "-c", "4", "-n", f"bench-{port}-{i}@%h"] for i in range(processes)]
+    if processes == 1:
+        return argvs[0]
+    return ["sh", "-c", " & ".join(shlex.join(a) for a in argvs) + " & wait"]
+
+
 @contextlib.contextmanager
 def running_stack(
-    config: Config, env: dict[str, str], logdir: Path, celery: bool, worker_priority: str
+    config: Config,
+    env: dict[str, str],
+    logdir: Path,
+    celery: bool,
+    worker_priority: str,
+    worker_processes: int = 1,
 ) -> Iterator[tuple[int, dict[str, int]]]:
     """Start the server (and Celery worker + beat); yield its port and the pids to meter."""
     port = free_port()
@@ -768,11 +785,7 @@ def running_stack(
         procs.append(server)
         roots = {"server": server.popen.pid}
         if celery:
-            worker = [str(BIN / "celery"), "-A", "muster", "worker", "-l", "WARNING"]
-
-            # As deploy/ runs it: a thread pool (prefork closes psycopg's pool per task).
-            worker += ["--pool", "threads", "--concurrency", "4", "-n", f"bench-{port}@%h"]
-            procs.append(start("celery-worker", worker, env, logdir))
+            procs.append(start("celery-worker", worker_argv(worker_processes, port), env, logdir))
             if worker_priority == "low" and not lower_cpu_priority(procs[-1].popen.pid):
                 say("could not lower the worker's CPU weight (no autogroups): measured as equal")
             beat = [str(BIN / "celery"), "-A", "muster", "beat", "-l", "WARNING"]
@@ -884,6 +897,7 @@ def run_scenario(
         if opts.wait_quiet:
             wait_for_quiet(opts.wait_quiet)
         baseline = db.stored(integration_id, [pool]) if sc.dup else {}
+        meter.start()
         half = run_loadgen(
             half_shape,
             path,
@@ -895,6 +909,8 @@ def run_scenario(
         )
         ended = time.monotonic()
         check = check_and_time(db, integration_id, half, baseline, ended)
+        # Metered until the backlog is drained: what each request cost, processing included.
+        meter.stop(half.client_cpu_s)
         entry = {
             "basis": kind,
             "duration_s": round(half.duration_s, 1),
@@ -906,6 +922,7 @@ def run_scenario(
             "socket_errors": half.socket_errors,
             "client_cpu_s": half.client_cpu_s,
             "client_overloaded": half.extra["overloaded"],
+            "cpu_ms_per_request": meter.per_request_ms(half.requests),
             **check,
         }
         row["half"].append(entry)
@@ -923,7 +940,10 @@ def run_config(config: Config, opts, services, base_env: dict, paths: dict, db: 
     env["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
     results = []
     roots_extra = {"postgres": services.processes[0].pid, "redis": services.processes[1].pid}
-    stack = running_stack(config, env, logdir, not opts.no_celery, opts.worker_priority)
+    env.setdefault("MUSTER_INGEST_LANES", str(opts.worker_processes))
+    stack = running_stack(
+        config, env, logdir, not opts.no_celery, opts.worker_priority, opts.worker_processes
+    )
     with stack as (port, roots):
         meter = CpuMeter({**roots, **roots_extra})
         # Warm up: imports, URL resolver, connection pools, PostgreSQL's caches.
@@ -962,6 +982,7 @@ def _brief(r: dict) -> str:
         f"{rate} req/s, p50 {lat['p50']} ms, p99 {lat['p99']} ms, refused {r['refused']},"
         f" socket errors {r['socket_errors']}, lost {r['lost']}, extra {r['extra']},"
         f" e2e {r['e2e_alerts_per_s']} alerts/s (lag {r['visible_lag_s']} s)"
+        + (f", CPU ms/request {r['cpu_ms_per_request']}" if "cpu_ms_per_request" in r else "")
     )
 
 
@@ -1117,6 +1138,13 @@ def parse_args(argv: list[str]):
     p.add_argument("--single-format", choices=("alertmanager", "generic"), default="alertmanager")
     p.add_argument("--half-load", default="measured,target", help="measured,target or either")
     p.add_argument("--no-celery", action="store_true", help="do not run a Celery worker and beat")
+    p.add_argument(
+        "--worker-processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="Celery worker processes (4 threads each), with MUSTER_INGEST_LANES=N",
+    )
     add_deployment_options(p)
     p.add_argument(
         "--wait-quiet",
@@ -1237,6 +1265,7 @@ def main(argv: list[str]) -> int:
         "half_duration_s": opts.half_duration,
         "celery": not opts.no_celery,
         "worker_priority": opts.worker_priority,
+        "worker_processes": opts.worker_processes,
         "durable_postgres": not opts.fast_db,
         "cores": os.cpu_count(),
         "code": _code_state(),
