@@ -221,19 +221,20 @@ def _candidates_sql(lanes: int) -> str:
 def _urgent_sql(lanes: int) -> str:
     key = _qn("order_key")
     columns = ", ".join(f"r.{_qn(c)}" for c in ("id", "alert_count", "integration_id", "order_key"))
-    # The lane's oldest URGENT_SCAN urgent requests, and of those the ones that may go ahead:
+    # The lane's oldest URGENT_SCAN urgent requests with a key (one without never goes ahead),
+    # and of those the ones that may go ahead:
     # each costs two probes, and in a storm of new alerts (all urgent) nearly none may go
     # ahead, so without a bound every claim probed the whole backlog.
     scanned = (
         f"SELECT {columns} FROM {_table()} r "  # noqa: S608
-        f"WHERE {_pending('r')} AND r.{_qn('urgent')} AND {_lane_test('r', lanes)} "
-        f"ORDER BY r.{_qn('id')} LIMIT {int(URGENT_SCAN)}"
+        f"WHERE {_pending('r')} AND r.{_qn('urgent')} AND r.{key} IS NOT NULL "
+        f"AND {_lane_test('r', lanes)} ORDER BY r.{_qn('id')} LIMIT {int(URGENT_SCAN)}"
     )
     return (
         f"SELECT r.{_qn('id')}, r.{_qn('alert_count')}, TRUE AS urgent, FALSE AS blocked "  # noqa: S608
-        f"FROM ({scanned}) r WHERE r.{key} IS NOT NULL "
+        f"FROM ({scanned}) r "
         # Two probes, not one with OR: one on (integration, key, id), one on the keyless.
-        f"AND {_none(_older_with_key('r'))} AND {_none(_older_keyless('r'))} "
+        f"WHERE {_none(_older_with_key('r'))} AND {_none(_older_keyless('r'))} "
         f"ORDER BY r.{_qn('id')} LIMIT %s"
     )
 

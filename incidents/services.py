@@ -35,9 +35,9 @@ class IllegalTransition(IncidentError):
 def _lock(incident: Incident | int) -> Incident:
     pk = incident if isinstance(incident, int) else incident.pk
     # FOR NO KEY UPDATE, as every lock of an incident row: lockers still take turns, but a row
-    # that merely points at the incident (a timeline entry, a page, an alert) is written without
-    # waiting for the holder; FOR UPDATE made those foreign-key checks wait, so a page's
-    # delivery waited for the ingest batch holding its incident.
+    # that merely points at the incident (a timeline entry, an alert's link) is written without
+    # waiting for the holder in its foreign-key check, as it did with FOR UPDATE (a page's
+    # "sent" line waited so for the ingest batch holding its incident).
     locked = Incident.objects.select_for_update(of=("self",), no_key=True)
     return locked.select_related("service").get(pk=pk)
 
@@ -298,7 +298,9 @@ def merge_incidents(
 ) -> Incident:
     """Merge `sources` into `target`: they resolve, pointing at it; their alerts move to it."""
     ids = sorted({target.pk, *(s.pk for s in sources)})  # lock in one order: no deadlock
-    locking = Incident.objects.select_for_update(no_key=True)
+    # By pk, as delivery locks them: the model's default order (by number, descending) was the
+    # opposite, so a merge beside a delivery naming both incidents could deadlock.
+    locking = Incident.objects.select_for_update(no_key=True).order_by("pk")
     locked = {i.pk: i for i in locking.filter(pk__in=ids)}
     target = locked[target.pk]
     _require_open(target, "merged into")
