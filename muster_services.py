@@ -80,12 +80,15 @@ class Services:
 
 
 @contextlib.contextmanager
-def running_services(base_dir: Path | None = None, *, durable: bool = False) -> Iterator[Services]:
+def running_services(
+    base_dir: Path | None = None, *, durable: bool = False, statements: bool = False
+) -> Iterator[Services]:
     """Start PostgreSQL and Redis on free loopback ports, yield them, then stop and delete them.
 
     `base_dir` holds the temporary directory (default: the system's temp dir). When running as
     root, the servers run as the `postgres` user (or `nobody`), which must be able to reach it.
     `durable` keeps PostgreSQL's defaults: fsync, synchronous commit, full-page writes.
+    `statements` loads pg_stat_statements (`CREATE EXTENSION pg_stat_statements` to read it).
     """
     pg_bin = find_postgres_bindir()
     redis_server = find_redis_server()
@@ -100,7 +103,7 @@ def running_services(base_dir: Path | None = None, *, durable: bool = False) -> 
             _check_reachable(prefix, root, user.pw_name)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
 
-        _init_postgres(prefix, pg_bin, root, env, durable)
+        _init_postgres(prefix, pg_bin, root, env, durable, statements)
         postgres_argv = [*prefix, str(pg_bin / "postgres"), "-D", str(root / "pgdata"), "-p"]
         postgres, pg_port = _start(
             "PostgreSQL",
@@ -204,7 +207,12 @@ def _check_reachable(prefix: list[str], root: Path, user: str) -> None:
 
 
 def _init_postgres(
-    prefix: list[str], pg_bin: Path, root: Path, env: dict[str, str], durable: bool
+    prefix: list[str],
+    pg_bin: Path,
+    root: Path,
+    env: dict[str, str],
+    durable: bool,
+    statements: bool = False,
 ) -> None:
     pgdata = root / "pgdata"
     initdb = [*prefix, str(pg_bin / "initdb"), "-D", str(pgdata), "-U", PG_ROLE, "--auth=trust"]
@@ -212,6 +220,8 @@ def _init_postgres(
     _run(initdb, "initdb", root / "initdb.log", env)
     settings = {**PG_SETTINGS, **({} if durable else PG_FAST)}
     settings["unix_socket_directories"] = f"'{root}'"
+    if statements:
+        settings["shared_preload_libraries"] = "'pg_stat_statements'"
     with (pgdata / "postgresql.conf").open("a") as conf:
         conf.write("\n# muster_services: a throwaway server\n")
         conf.writelines(f"{name} = {value}\n" for name, value in settings.items())

@@ -599,6 +599,29 @@ class Db:
         )
         self.conn.execute("VACUUM ANALYZE")
 
+    def reset_statements(self) -> None:
+        self.conn.execute("SELECT pg_stat_statements_reset()")
+
+    def top_statements(self, count: int = 15) -> list[dict]:
+        """The statements that took PostgreSQL the most time since the last reset (time spent
+        waiting for locks included: a lock wait shows as a high mean with few rows)."""
+        rows = self.conn.execute(
+            "SELECT calls, total_exec_time, rows, regexp_replace(query, '\\s+', ' ', 'g')"
+            " FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database"
+            " WHERE datname = current_database()) ORDER BY total_exec_time DESC LIMIT %s",
+            [count],
+        ).fetchall()
+        return [
+            {
+                "calls": calls,
+                "total_ms": round(total, 1),
+                "mean_ms": round(total / max(1, calls), 3),
+                "rows": n,
+                "query": query[:300],
+            }
+            for calls, total, n, query in rows
+        ]
+
     def stat(self) -> dict[str, int]:
         row = self.conn.execute(
             "SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_fetched"
@@ -897,6 +920,8 @@ def run_scenario(
         if opts.wait_quiet:
             wait_for_quiet(opts.wait_quiet)
         baseline = db.stored(integration_id, [pool]) if sc.dup else {}
+        if opts.pg_statements:
+            db.reset_statements()
         meter.start()
         half = run_loadgen(
             half_shape,
@@ -925,6 +950,13 @@ def run_scenario(
             "cpu_ms_per_request": meter.per_request_ms(half.requests),
             **check,
         }
+        if opts.pg_statements:
+            entry["pg_statements"] = db.top_statements()
+            for st in entry["pg_statements"]:
+                say(
+                    f"{name}: pg {st['calls']:>6} calls {st['total_ms']:>9.1f} ms"
+                    f" (mean {st['mean_ms']:.3f}) {st['query'][:110]}"
+                )
         row["half"].append(entry)
         say(f"{name}: {_brief(entry)}")
     return row
@@ -1147,6 +1179,12 @@ def parse_args(argv: list[str]):
     )
     add_deployment_options(p)
     p.add_argument(
+        "--pg-statements",
+        action="store_true",
+        help="load pg_stat_statements; after each open-loop run (drain included), print the"
+        " statements that took PostgreSQL the most time and add them to the JSON",
+    )
+    p.add_argument(
         "--wait-quiet",
         type=float,
         default=0,
@@ -1219,7 +1257,7 @@ def main(argv: list[str]) -> int:
     opts = parse_args(argv)
     started = time.monotonic()
     say("starting throwaway PostgreSQL and Redis")
-    with running_services(durable=not opts.fast_db) as services:
+    with running_services(durable=not opts.fast_db, statements=opts.pg_statements) as services:
         base_env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PG"))},
             **services.env(),
@@ -1249,6 +1287,8 @@ def main(argv: list[str]) -> int:
         )
         paths = json.loads(fixtures.stdout.splitlines()[-1])["paths"]
         db = Db(services.database_url)
+        if opts.pg_statements:
+            db.conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         report = [run_config(c, opts, services, base_env, paths, db) for c in opts.configs]
         shutil.rmtree(base_env["MUSTER_DATA_DIR"], ignore_errors=True)
     print()
