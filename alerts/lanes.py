@@ -221,10 +221,9 @@ def _candidates_sql(lanes: int) -> str:
 def _urgent_sql(lanes: int) -> str:
     key = _qn("order_key")
     columns = ", ".join(f"r.{_qn(c)}" for c in ("id", "alert_count", "integration_id", "order_key"))
-    # The lane's oldest URGENT_SCAN urgent requests with a key (one without never goes ahead),
-    # and of those the ones that may go ahead:
-    # each costs two probes, and in a storm of new alerts (all urgent) nearly none may go
-    # ahead, so without a bound every claim probed the whole backlog.
+    # Of the lane's oldest URGENT_SCAN urgent requests with a key (one without never goes
+    # ahead), those that may go ahead. Each costs two probes, and in a storm of new alerts (all
+    # urgent) nearly none may go ahead: without the bound, every claim probed the whole backlog.
     scanned = (
         f"SELECT {columns} FROM {_table()} r "  # noqa: S608
         f"WHERE {_pending('r')} AND r.{_qn('urgent')} AND r.{key} IS NOT NULL "
