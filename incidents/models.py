@@ -117,6 +117,14 @@ class IncidentQuerySet(models.QuerySet):
     def open(self):
         return self.filter(status__in=OPEN_STATUSES)
 
+    def locked(self, *, skip_locked: bool = False):
+        """The incident rows locked for this transaction, as every locker of an incident takes
+        them: FOR NO KEY UPDATE, so lockers take turns while a row that merely points at the
+        incident (a timeline entry, an alert's link) is written without waiting for the holder
+        in its foreign-key check (with FOR UPDATE, a page's "sent" line waited for the ingest
+        batch holding its incident). Only the incident's rows, whatever is joined."""
+        return self.select_for_update(skip_locked=skip_locked, of=("self",), no_key=True)
+
 
 class Incident(models.Model):
     number = models.BigIntegerField(unique=True)

@@ -118,7 +118,7 @@ def find_or_open_incident(
 def _locked_open_incident(service: Service, group_key: str) -> Incident | None:
     return (
         Incident.objects.open()
-        .select_for_update(no_key=True)
+        .locked()
         .filter(service=service, group_key=group_key)
         .order_by()
         .first()

@@ -34,12 +34,7 @@ class IllegalTransition(IncidentError):
 
 def _lock(incident: Incident | int) -> Incident:
     pk = incident if isinstance(incident, int) else incident.pk
-    # FOR NO KEY UPDATE, as every lock of an incident row: lockers still take turns, but a row
-    # that merely points at the incident (a timeline entry, an alert's link) is written without
-    # waiting for the holder in its foreign-key check, as it did with FOR UPDATE (a page's
-    # "sent" line waited so for the ingest batch holding its incident).
-    locked = Incident.objects.select_for_update(of=("self",), no_key=True)
-    return locked.select_related("service").get(pk=pk)
+    return Incident.objects.locked().select_related("service").get(pk=pk)
 
 
 def _require_open(incident: Incident, action: str) -> None:
@@ -300,8 +295,7 @@ def merge_incidents(
     ids = sorted({target.pk, *(s.pk for s in sources)})  # lock in one order: no deadlock
     # By pk, as delivery locks them: the model's default order (by number, descending) was the
     # opposite, so a merge beside a delivery naming both incidents could deadlock.
-    locking = Incident.objects.select_for_update(no_key=True).order_by("pk")
-    locked = {i.pk: i for i in locking.filter(pk__in=ids)}
+    locked = {i.pk: i for i in Incident.objects.locked().filter(pk__in=ids).order_by("pk")}
     target = locked[target.pk]
     _require_open(target, "merged into")
     merged = [locked[pk] for pk in ids if pk != target.pk]

@@ -76,7 +76,7 @@ def deliver(page_id: int) -> str:
         # Every incident this message may name, locked in one order (as merge does).
         locked = {
             i.pk: i
-            for i in Incident.objects.select_for_update(of=("self",), no_key=True)
+            for i in Incident.objects.locked()
             .select_related("service")
             .filter(pk__in={page.incident_id, *(p.incident_id for p in candidates)})
             .order_by("pk")

@@ -54,9 +54,6 @@ from oncall.paging import page_assignee, page_last_resort, page_level, usernames
 
 log = logging.getLogger(__name__)
 
-# Timeline entries that start a run of the policy (a new trigger, or a change of course).
-STARTS = STARTING_KINDS
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -78,13 +75,13 @@ class Outcome:
 
 
 def follow(entry_id: int) -> Outcome | None:
-    """Start the run a timeline entry asks for (see `STARTS`), and page whom it pages now.
+    """Start the run a timeline entry asks for (see `STARTING_KINDS`), and page whom it pages now.
 
     Idempotent: a replayed call finds the run this entry started. An entry older than the
     cause of a run already started, or whose incident is no longer triggered, starts nothing.
     """
     entry = TimelineEntry.objects.get(pk=entry_id)
-    if entry.kind not in STARTS:
+    if entry.kind not in STARTING_KINDS:
         return None
     now = timezone.now()
     with transaction.atomic():
@@ -103,7 +100,7 @@ def recover(incident_id: int) -> Outcome | None:
     """Start the run that the incident's latest starting entry should have started (its task
     was lost: the process died first). Crash recovery only; no normal flow depends on it."""
     latest = (
-        TimelineEntry.objects.filter(incident_id=incident_id, kind__in=STARTS)
+        TimelineEntry.objects.filter(incident_id=incident_id, kind__in=STARTING_KINDS)
         .order_by("-id")
         .values_list("pk", flat=True)
         .first()
@@ -319,7 +316,7 @@ def fire_escalation(escalation_id: int, *, now: datetime | None = None) -> bool:
         if incident_id is None:
             return False
         incident = (
-            Incident.objects.select_for_update(skip_locked=True, of=("self",), no_key=True)
+            Incident.objects.locked(skip_locked=True)
             .select_related("service")
             .filter(pk=incident_id, status=Status.TRIGGERED)
             .first()
@@ -358,11 +355,7 @@ def _latest_run(incident: Incident) -> Escalation | None:
 
 
 def _lock(incident_id: int) -> Incident:
-    return (
-        Incident.objects.select_for_update(of=("self",), no_key=True)
-        .select_related("service")
-        .get(pk=incident_id)
-    )
+    return Incident.objects.locked().select_related("service").get(pk=incident_id)
 
 
 def _finish(run: Escalation, now: datetime) -> None:

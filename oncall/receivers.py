@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from django.dispatch import receiver
 
-from incidents.models import EntryKind, TimelineEntry
+from incidents.models import STARTING_KINDS, EntryKind, TimelineEntry
 from incidents.signals import incident_changed
 from oncall import tasks
-from oncall.escalation import STARTS
 
 STOPS = {EntryKind.ACKNOWLEDGED, EntryKind.RESOLVED, EntryKind.SNOOZED}
 
@@ -16,7 +15,7 @@ STOPS = {EntryKind.ACKNOWLEDGED, EntryKind.RESOLVED, EntryKind.SNOOZED}
 @receiver(incident_changed, dispatch_uid="oncall.follow_incident")
 def follow_incident(sender, entry: TimelineEntry, **kwargs) -> None:
     # Stopping is also guaranteed without this: delivery re-checks the incident under lock.
-    if entry.kind in STARTS:
+    if entry.kind in STARTING_KINDS:
         tasks.follow_entry.delay(entry.pk)
     elif entry.kind in STOPS or (entry.kind == EntryKind.MERGED and "into" in entry.data):
         # Only the incidents merged away stop: the one they merged into pages on.

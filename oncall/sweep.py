@@ -19,7 +19,7 @@ from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from core.compiled import Lookup
-from incidents.models import Incident, Status, TimelineEntry
+from incidents.models import STARTING_KINDS, Incident, Status, TimelineEntry
 from oncall import delivery, escalation, metrics
 from oncall.models import Escalation, EscalationStatus, Page, PageStatus
 
@@ -35,7 +35,7 @@ def _orphans(cutoff: datetime):
     # The latest by id, not by time: a clock that jumped back must not make an older entry
     # look newer.
     latest_start = TimelineEntry.objects.filter(
-        incident=OuterRef("pk"), kind__in=escalation.STARTS
+        incident=OuterRef("pk"), kind__in=STARTING_KINDS
     ).order_by("-id")
     return (
         Incident.objects.filter(status=Status.TRIGGERED)

@@ -189,11 +189,7 @@ def request_run(
     check_may_run(action, user, incident)
     body = _body(action, incident, user)
     with transaction.atomic():
-        incident = (
-            Incident.objects.select_for_update(of=("self",), no_key=True)
-            .select_related("service")
-            .get(pk=incident.pk)
-        )
+        incident = Incident.objects.locked().select_related("service").get(pk=incident.pk)
         busy = (
             ActionRun.objects.filter(action=action, incident=incident, status__in=UNFINISHED)
             .select_related("requested_by")

@@ -440,7 +440,7 @@ def incident_locked(incident: Incident) -> Iterator[None]:
     def hold() -> None:
         try:
             with transaction.atomic():
-                Incident.objects.select_for_update(no_key=True).get(pk=incident.pk)
+                Incident.objects.locked().get(pk=incident.pk)
                 locked.set()
                 release.wait(OUTCOME_TIMEOUT)
         except BaseException as exc:  # reported in the test's thread

@@ -43,7 +43,7 @@ def test_the_tick_never_deadlocks_with_a_verb_holding_the_incident(service):
         # What an acknowledgement's stop does: the incident, then its run.
         try:
             with transaction.atomic():
-                Incident.objects.select_for_update(no_key=True).get(pk=incident.pk)
+                Incident.objects.locked().get(pk=incident.pk)
                 holding.set()
                 done.wait(10)
                 Escalation.objects.filter(pk=run.pk).update(
