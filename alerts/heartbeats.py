@@ -60,7 +60,7 @@ def _watched() -> QuerySet[Integration]:
 
 
 # The tick's lookup, compiled once (core.compiled): most installations watch no heartbeat.
-_ANY_WATCHED = Lookup(lambda: _watched().values_list("pk")[:1], datetimes=0)
+_ANY_WATCHED = Lookup(lambda: _watched().values_list("pk")[:1], takes=())
 
 
 def check_heartbeats(now: datetime | None = None) -> int:

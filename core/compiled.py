@@ -1,67 +1,151 @@
-"""ORM lookups compiled to SQL once, then run with fresh datetimes.
+"""ORM queries compiled to SQL once, then run with fresh values.
 
 Django compiles a queryset to SQL each time it runs it. For the tick's lookups, twice a second
 whatever happens, the compilation was the cost: the outbox sweep's query for lost escalation
 runs took 5.2 ms of CPU through the ORM against 0.25 ms for the same SQL run directly, and the
-whole tick 25 ms on an empty database (2026-12-07). `Lookup` builds its queryset once per
-database engine, with stand-in datetimes, keeps the SQL, and runs it with the datetimes given,
-returning the rows as the database sends them: use it for ids and existence (no converters run),
-and let the ORM do the work when there is some.
+whole tick 25 ms on an empty database (2026-12-07). So was it for ingest's lookup of a group's
+open incident, once per group a batch: 13% of the worker's CPU in a storm of single alerts, in
+compiling alone (`py-spy --gil`, 2026-12-07, ninth session).
+
+`Lookup` builds its queryset once per database engine, with stand-ins for the values it takes
+(datetimes, ints, strings: `takes`), keeps the SQL, and runs it with the values given. `rows()`
+returns the rows as the database sends them: use it for ids and existence (no converters run).
+`instances()` returns model instances, as the ORM would, for a queryset of one model's rows
+(no select_related, values() or annotations).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
-# Stand-ins no real value takes (the first seconds of 1901), one per datetime a lookup uses.
-_STAND_INS = tuple(datetime(1901, 1, 1, 0, 0, second, tzinfo=UTC) for second in range(8))
+MAX_VALUES = 8
+# Stand-ins no real value takes, one per value a lookup uses: the first seconds of 1901, ints
+# below any id, and strings no sender sends (a control character no form or API accepts).
+_STAND_INS: dict[type, tuple[Any, ...]] = {
+    datetime: tuple(datetime(1901, 1, 1, 0, 0, i, tzinfo=UTC) for i in range(MAX_VALUES)),
+    int: tuple(-1_901_000_000 - i for i in range(MAX_VALUES)),
+    str: tuple(f"\x01stand-in {i}\x01" for i in range(MAX_VALUES)),
+}
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    params: list[Any]
+    slots: list[list[int]]  # where each value goes in params
+    model: type[Model] | None  # for instances(): the model of the rows, and their columns
+    attnames: list[str]
+    converters: list[tuple[int, tuple[list[Callable], Any]]]
 
 
 class Lookup:
-    """A read-only query built by `build(*datetimes)`, compiled once per database engine."""
+    """A query built by `build(*values)`, compiled once per database engine.
 
-    def __init__(self, build: Callable[..., QuerySet], datetimes: int = 1) -> None:
-        if not 0 <= datetimes <= len(_STAND_INS):
-            raise ValueError(f"a lookup takes 0 to {len(_STAND_INS)} datetimes")
+    `takes` gives the type of each value, in the order `build` takes them (by default one
+    datetime).
+    """
+
+    def __init__(self, build: Callable[..., QuerySet], takes: tuple[type, ...] = (datetime,)):
+        if len(takes) > MAX_VALUES:
+            raise ValueError(f"a lookup takes 0 to {MAX_VALUES} values")
+        for kind in takes:
+            if kind not in _STAND_INS:
+                raise ValueError(f"a lookup takes datetimes, ints and strings, not {kind}")
         self._build = build
-        self._datetimes = datetimes
-        self._compiled: dict[str, tuple[str, list[Any], list[list[int]]]] = {}
+        self._takes = takes
+        self._compiled: dict[str, _Compiled] = {}
 
-    def rows(self, *at: datetime) -> list[tuple]:
-        """Run the query with these datetimes, in the order `build` takes them."""
-        if len(at) != self._datetimes:
-            raise TypeError(f"this lookup takes {self._datetimes} datetimes, not {len(at)}")
-        sql, params, slots = self._compile()
-        bound = list(params)
-        for value, places in zip(at, slots, strict=True):
-            prepared = connection.ops.adapt_datetimefield_value(value)
-            for place in places:
-                bound[place] = prepared
+    def rows(self, *values: Any) -> list[tuple]:
+        """Run the query with these values, in the order `build` takes them."""
+        compiled = self._compile()
         with connection.cursor() as cursor:
-            cursor.execute(sql, bound)
+            cursor.execute(compiled.sql, self._bind(compiled, values))
             return cursor.fetchall()
 
-    def exists(self, *at: datetime) -> bool:
+    def exists(self, *values: Any) -> bool:
         """Whether the query finds a row (build it with a limit of one)."""
-        return bool(self.rows(*at))
+        return bool(self.rows(*values))
 
-    def _compile(self) -> tuple[str, list[Any], list[list[int]]]:
+    def instances(self, *values: Any) -> list[Any]:
+        """The model instances the queryset finds with these values, as the ORM makes them."""
+        compiled = self._compile()
+        if compiled.model is None:
+            raise TypeError("instances() needs a queryset of one model's rows")
+        found = []
+        for row in self.rows(*values):
+            columns = list(row)
+            for pos, (converters, expression) in compiled.converters:
+                value = columns[pos]
+                for converter in converters:
+                    value = converter(value, expression, connection)
+                columns[pos] = value
+            found.append(compiled.model.from_db(connection.alias, compiled.attnames, columns))
+        return found
+
+    def _bind(self, compiled: _Compiled, values: tuple[Any, ...]) -> list[Any]:
+        if len(values) != len(self._takes):
+            raise TypeError(f"this lookup takes {len(self._takes)} values, not {len(values)}")
+        bound = list(compiled.params)
+        for value, kind, places in zip(values, self._takes, compiled.slots, strict=True):
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise TypeError(f"this lookup takes a {kind.__name__}, not {value!r}")
+            prepared = (
+                connection.ops.adapt_datetimefield_value(value)
+                if isinstance(value, datetime)
+                else value
+            )
+            for place in places:
+                # As the ORM wrapped it: psycopg's Int8 for a bigint column, say.
+                wrapper = type(compiled.params[place])
+                bound[place] = prepared if kind is not int else wrapper(prepared)
+        return bound
+
+    def _compile(self) -> _Compiled:
         engine = connection.vendor
         if engine not in self._compiled:
-            stand_ins = _STAND_INS[: self._datetimes]
-            sql, built = self._build(*stand_ins).query.sql_with_params()
+            counts: dict[type, int] = {}
+            stand_ins = []
+            for kind in self._takes:
+                stand_ins.append(_STAND_INS[kind][counts.get(kind, 0)])
+                counts[kind] = counts.get(kind, 0) + 1
+            compiler = self._build(*stand_ins).query.get_compiler(connection=connection)
+            sql, built = compiler.as_sql()
             params = list(built)
             slots = []
             for stand_in in stand_ins:
-                marker = connection.ops.adapt_datetimefield_value(stand_in)
-                places = [i for i, param in enumerate(params) if param == marker]
+                marker = (
+                    connection.ops.adapt_datetimefield_value(stand_in)
+                    if isinstance(stand_in, datetime)
+                    else stand_in
+                )
+                places = [
+                    i
+                    for i, param in enumerate(params)
+                    if isinstance(param, type(marker))
+                    and not isinstance(param, bool)
+                    and param == marker
+                ]
                 if not places:
-                    raise ValueError("the query does not use every datetime it is given")
+                    raise ValueError("the query does not use every value it is given")
                 slots.append(places)
-            self._compiled[engine] = (sql, params, slots)
+            self._compiled[engine] = _Compiled(sql, params, slots, *_model_rows(compiler))
         return self._compiled[engine]
+
+
+def _model_rows(compiler) -> tuple[type[Model] | None, list[str], list]:
+    """The model whose rows the compiled query selects, their columns' attribute names and the
+    converters of its columns; no model for anything else (values(), select_related, ...)."""
+    info = compiler.klass_info
+    if not info or info.get("related_klass_infos") or compiler.annotation_col_map:
+        return None, [], []
+    columns = [expression for expression, _, _ in compiler.select]
+    if list(info["select_fields"]) != list(range(len(columns))):
+        return None, [], []
+    attnames = [column.target.attname for column in columns]
+    return info["model"], attnames, list(compiler.get_converters(columns).items())

@@ -296,7 +296,7 @@ _DUE_RUNS = Lookup(
         .values_list("pk")[:TICK_RUNS]
     )
 )
-_ANY_RUN_TO_STOP = Lookup(lambda: _runs_to_stop().values_list("pk")[:1], datetimes=0)
+_ANY_RUN_TO_STOP = Lookup(lambda: _runs_to_stop().values_list("pk")[:1], takes=())
 
 
 def fire_escalation(escalation_id: int, *, now: datetime | None = None) -> bool:

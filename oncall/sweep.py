@@ -83,7 +83,9 @@ def _due(now: datetime, cutoff: datetime) -> QuerySet[Page]:
 # The tick's lookups, compiled once (core.compiled): twice a second, and most find nothing.
 _ANY_RECLAIMABLE = Lookup(lambda cutoff: _reclaimable(cutoff).values_list("pk")[:1])
 _ANY_UNANSWERED = Lookup(lambda deadline: _unanswered(deadline).values_list("pk")[:1])
-_DUE = Lookup(lambda now, cutoff: _due(now, cutoff).values_list("pk")[:1000], datetimes=2)
+_DUE = Lookup(
+    lambda now, cutoff: _due(now, cutoff).values_list("pk")[:1000], takes=(datetime, datetime)
+)
 _ORPHANS = Lookup(lambda cutoff: _orphans(cutoff).values_list("pk")[:100])
 
 
