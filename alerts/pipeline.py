@@ -100,6 +100,24 @@ def ingest(
     return results
 
 
+def lock_incidents_ahead(received: list[tuple[Context, datetime, list[NormalizedAlert]]]) -> None:
+    """After `upsert_ahead`: lock the open incidents the new alerts upserted ahead will join,
+    one statement per context and service, where each alert's turn would ask for its own."""
+    keys: dict[int, tuple[Context, set[tuple[int, str]]]] = {}
+    for context, _at, alerts in received:
+        wanted = keys.setdefault(id(context), (context, set()))[1]
+        for alert in alerts:
+            row = context.upserted.get(stored_fingerprint(alert.fingerprint))
+            if row is None:
+                continue
+            _pk, occurrences, incident_id, service_id, silence_id = row[:5]
+            if occurrences == 1 and incident_id is None and silence_id is None:
+                service = context.service(service_id)
+                wanted.add((service_id, group_key(context.integration, service, alert)))
+    for context, wanted in keys.values():
+        context.lock_group_incidents(wanted)
+
+
 def process_alerts(
     context: Context, alerts: list[NormalizedAlert], *, at: datetime, link: bool = True
 ) -> list[AlertResult]:

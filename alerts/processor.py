@@ -229,6 +229,7 @@ def _process(
             parsed = [] if isolate else [_parse(r, contexts, requests[0]) for r in part]
             if parsed:
                 upsert.upsert_ahead(parsed)
+                pipeline.lock_incidents_ahead(parsed)
             for i, request in enumerate(part):
                 integration = request.integration
                 try:

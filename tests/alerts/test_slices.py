@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from alerts import processor
 from alerts.models import Alert, AlertStatus, IngestRequest, Kind
@@ -110,3 +112,39 @@ def test_slices_are_bounded_by_requests_and_alerts(client, generic, monkeypatch)
     assert [len(part) for part in processor._slices(requests, isolate=True)] == [1] * 7
     big = [send(client, generic, [fire(f"b-{i}-{k}") for k in range(60)]) for i in range(3)]
     assert [len(part) for part in processor._slices(big, isolate=False)] == [1, 1, 1]
+
+
+def test_a_slices_new_alerts_find_their_groups_incidents_in_one_statement(
+    client, generic, no_fallback
+):
+    """The open incidents of a slice's new alerts are locked together (in id order), not once
+    per group; each alert still joins its own group's incident."""
+    for group in range(6):
+        send(
+            client,
+            generic,
+            generic_alert(f"g{group} first", dedup_key=f"g{group}-0", group_key=f"g{group}"),
+        )
+    process_pending()
+    opened = {
+        a.fingerprint.split("-")[0]: a.incident_id
+        for a in Alert.objects.filter(fingerprint__endswith="-0")
+    }
+    assert len(set(opened.values())) == 6
+    later = [
+        send(
+            client, generic, generic_alert(f"g{g} again", dedup_key=f"g{g}-{n}", group_key=f"g{g}")
+        )
+        for n in (1, 2)
+        for g in range(6)
+    ]
+
+    with CaptureQueriesContext(connection) as queries:
+        process_pending()
+
+    locks = [q["sql"] for q in queries if "FOR NO KEY UPDATE" in q["sql"]]
+    assert len(locks) == 1, locks
+    assert "ORDER BY" in locks[0]
+    assert actions(*later) == ["attached"] * 12
+    for alert in Alert.objects.exclude(fingerprint__endswith="-0"):
+        assert alert.incident_id == opened[alert.fingerprint.split("-")[0]], alert.fingerprint
