@@ -6,7 +6,9 @@ and tells connected clients when the incident's state changed. Composition is in
 this module gathers what it needs in a few queries per entry.
 
 No flood: alert entries that arrive together (one ingest batch, or the batches of the
-BURST_GATHER_SECONDS after the first, while its task waits) become one post; beyond
+BURST_GATHER_SECONDS after the first, while its task waits) become one post; while alerts keep
+coming (a post of several within STORM_SECONDS), an incident's next post gathers
+STORM_GATHER_SECONDS; beyond
 BURST_LIMIT single alerts in BURST_WINDOW seconds for one incident, further ones are held,
 counted in the cache (shared by every process), and posted as "+N more alerts" with the room's
 next post. Nothing here may fail the verb that wrote the entry: errors are logged, not raised.
@@ -14,6 +16,7 @@ next post. Nothing here may fail the verb that wrote the entry: errors are logge
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -48,6 +51,13 @@ BURST_WINDOW = 10  # seconds
 # new SEV1's page behind a storm (`bench/behind_storm.py`, alternating runs: p50 1.42 and 1.56 s,
 # 6 and 5 of 10 within 1.5 s, against 1.17 and 1.04 s, 8 and 10 of 10).
 BURST_GATHER_SECONDS = 1.0
+# While a storm goes on (a post of several alerts in the last STORM_SECONDS), an incident's next
+# post gathers longer: a room (and its Slack channel, which takes about a message a second)
+# reads one line every few seconds, not one a second. `bench/ingest.py`, single alerts at half
+# the accept, 32 incidents (py-spy --gil, 2026-12-07): these posts were a fifth of the worker's
+# CPU, one an incident a second.
+STORM_GATHER_SECONDS = 5.0
+STORM_SECONDS = 10
 HELD_TTL = 24 * 3600
 ON_CALL_TTL = 30  # seconds an answer to "who is on call for this service" is reused
 # Page statuses after which the paged person is surely meant to be in the room.
@@ -84,23 +94,37 @@ def tell_the_room(sender, entry: TimelineEntry, together=None, **kwargs) -> None
                 return
             if _task_on_its_way(entry):
                 return
+            delay = _gather_seconds(entry)
             if together is not None:
-                # One task for the batch's incidents, handed over once all are announced: a
-                # storm's batch touching 64 incidents was 64 tasks (bench/drain.py).
-                together.gather(FOLLOWS_TASK, entry.pk, _follow_later)
+                # One task for the batch's incidents (of each delay), handed over once all are
+                # announced: a storm's batch touching 64 incidents was 64 tasks (bench/drain.py).
+                together.gather(
+                    (FOLLOWS_TASK, delay), entry.pk, functools.partial(_follow_later, delay=delay)
+                )
                 return
-        _follow_later([entry.pk], burst=entry.kind in BURST_KINDS)
+            _follow_later([entry.pk], delay=delay)
+            return
+        _follow_later([entry.pk])
         return
     tell(entry)
 
 
-def _follow_later(entry_ids: list[int], *, burst: bool = True) -> None:
-    """Hand entries to a worker; tell them here if the broker cannot take them."""
+def _gather_seconds(entry: TimelineEntry) -> float:
+    """How long the task for this alert entry waits for more: longer in a storm."""
+    try:
+        storming = cache.get(_key("storming", entry.kind, entry.incident_id))
+    except Exception:  # the cache is a hint here
+        storming = None
+    return STORM_GATHER_SECONDS if storming else BURST_GATHER_SECONDS
+
+
+def _follow_later(entry_ids: list[int], *, delay: float | None = None) -> None:
+    """Hand entries to a worker, to run after `delay` seconds (else at once); tell them here
+    if the broker cannot take them."""
     try:
         # By name: warroom.tasks calls into this module (the task is `tell`). Alert lines wait
         # a moment, so that the batches of a storm committed meanwhile ride on this task (they
         # find its mark) instead of each costing one.
-        delay = BURST_GATHER_SECONDS if burst else None
         if len(entry_ids) == 1:
             signature(FOLLOW_TASK, args=(entry_ids[0],)).apply_async(countdown=delay)
         else:
@@ -373,6 +397,7 @@ def _post_alerts(entry: TimelineEntry, incident: Incident, room: Room) -> None:
         _post_about(room, entry, bot.alerts_line(kind, summary, entry.actor_name, entry.data))
         return
     _cover(kind, incident.pk, last)
+    cache.set(_key("storming", kind, incident.pk), True, STORM_SECONDS)
     summaries = [
         bot.alert_summary(kind, e.message, e.actor_name, e.data)
         for e in batch.order_by("pk")[: bot.LISTED_ALERTS]

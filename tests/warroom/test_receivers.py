@@ -531,6 +531,39 @@ def test_an_alert_committed_after_the_task_looked_gets_a_task_of_its_own(
     assert [m.data["count"] for m in bursts] == [3, 3]
 
 
+def test_while_alerts_keep_coming_an_incidents_next_post_gathers_longer(
+    alert_in, post_json, url, django_capture_on_commit_callbacks, monkeypatch
+):
+    """A post of several alerts marks a storm: the incident's next task waits
+    STORM_GATHER_SECONDS, not BURST_GATHER_SECONDS, so a long storm is a line every few
+    seconds; nothing is lost, the longer task posts everything since."""
+    alert_in(am_batch(am_alert("fp-0")))
+    incident = Incident.objects.get()
+    monkeypatch.undo()  # from here the bot's tasks are sent to the broker
+
+    def waits(task: SentTask) -> float:
+        assert task.eta is not None
+        return (datetime.fromisoformat(task.eta) - datetime.now(UTC)).total_seconds()
+
+    with sent_tasks() as sent:
+        with django_capture_on_commit_callbacks(execute=True):
+            post_json(url, am_batch(*(am_alert(f"fp-{i}") for i in range(1, 4))))
+        [calm] = [t for t in sent if t.name.startswith("warroom.follow")]
+        assert waits(calm) <= receivers.BURST_GATHER_SECONDS
+        follow_entry_later(followed(sent)[0])  # a post of three alerts: a storm
+        for batch in range(2):
+            with django_capture_on_commit_callbacks(execute=True):
+                post_json(url, am_batch(*(am_alert(f"fp-{batch}-{i}") for i in range(3))))
+    # The second batch found the first one's task on its way.
+    [_, storm] = [t for t in sent if t.name.startswith("warroom.follow")]
+    assert receivers.BURST_GATHER_SECONDS < waits(storm) <= receivers.STORM_GATHER_SECONDS
+    assert storm.name == "warroom.follow_entry"
+    follow_entry_later(storm.args[0])
+
+    bursts = [m for m in bot_posts(incident.room) if m.data.get("count")]
+    assert [m.data["count"] for m in bursts] == [3, 6]
+
+
 def test_one_batch_adding_alerts_to_several_incidents_is_one_task_for_the_bot(
     client, alert_in, url, django_capture_on_commit_callbacks, monkeypatch, settings
 ):
