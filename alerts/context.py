@@ -165,22 +165,23 @@ LINKS_A_STATEMENT = 500
 
 
 def _write_links(links: dict[int, list[int]]) -> None:
-    """Attach alerts to their incidents ({incident id: alert ids}), in one statement for up to
-    LINKS_A_STATEMENT alerts, whatever their incidents (one UPDATE per incident, through the
-    ORM, was 5.6% of the worker's CPU in a storm of single alerts; `py-spy --gil`, 2026-12-07).
-    UPDATE ... FROM (VALUES ...) is understood by PostgreSQL and SQLite (3.33 on) alike."""
-    rows = [(alert_id, incident_id) for incident_id, ids in links.items() for alert_id in ids]
+    """Attach alerts to their incidents ({incident id: alert ids}): one UPDATE per incident (up
+    to LINKS_A_STATEMENT alerts), in plain SQL. Through the ORM, its compiling was 5.6% of the
+    worker's CPU in a storm of single alerts (`py-spy --gil`, 2026-12-07). One statement for all
+    incidents, joining a VALUES list, was planned as a hash join over the whole alerts table:
+    12 ms a statement with a few hundred thousand alerts (`bench/ingest.py --scenarios batch
+    --pg-statements`); an id list is an index lookup whatever the table's size."""
     qn = connection.ops.quote_name
     table = qn(Alert._meta.db_table)
     with connection.cursor() as cursor:
-        for start in range(0, len(rows), LINKS_A_STATEMENT):
-            chunk = rows[start : start + LINKS_A_STATEMENT]
-            values = ", ".join(["(%s, %s)"] * len(chunk))
-            cursor.execute(
-                f"UPDATE {table} SET {qn('incident_id')} = v.column2, {qn('silence_id')} = NULL"  # noqa: S608
-                f" FROM (VALUES {values}) AS v WHERE {table}.{qn('id')} = v.column1",
-                [value for row in chunk for value in row],
-            )
+        for incident_id, alert_ids in links.items():
+            for start in range(0, len(alert_ids), LINKS_A_STATEMENT):
+                chunk = alert_ids[start : start + LINKS_A_STATEMENT]
+                cursor.execute(
+                    f"UPDATE {table} SET {qn('incident_id')} = %s, {qn('silence_id')} = NULL"  # noqa: S608
+                    f" WHERE {qn('id')} IN ({', '.join(['%s'] * len(chunk))})",
+                    [incident_id, *chunk],
+                )
 
 
 def follow_merges(incident: Incident) -> Incident:
