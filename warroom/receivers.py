@@ -5,13 +5,8 @@ one concise Markdown line to the incident's room (opening it if need be), invite
 and tells connected clients when the incident's state changed. Composition is in `warroom.bot`;
 this module gathers what it needs in a few queries per entry.
 
-No flood: alert entries that arrive together (one ingest batch, or the batches of the
-BURST_GATHER_SECONDS after the first, while its task waits) become one post; while alerts keep
-coming (a post of several within STORM_SECONDS), an incident's next post gathers
-STORM_GATHER_SECONDS; beyond
-BURST_LIMIT single alerts in BURST_WINDOW seconds for one incident, further ones are held,
-counted in the cache (shared by every process), and posted as "+N more alerts" with the room's
-next post. Nothing here may fail the verb that wrote the entry: errors are logged, not raised.
+No flood: alert lines are gathered, or held back, in warroom.alert_posts. Nothing here may fail
+the verb that wrote the entry: errors are logged, not raised.
 """
 
 from __future__ import annotations
@@ -35,30 +30,12 @@ from oncall.models import Page
 from oncall.schedules import on_call_for_service
 from runbooks.graphs import template_links, templates_for
 from runbooks.services import matching_runbook
-from warroom import bot
+from warroom import alert_posts, bot
 from warroom.models import Message, MessageKind, Room
-from warroom.services import broadcast, incident_room, invite, post
+from warroom.services import broadcast, incident_room, invite
 
 log = logging.getLogger(__name__)
 
-BURST_KINDS = (EntryKind.ALERT_ATTACHED, EntryKind.ALERT_RESOLVED, EntryKind.ALERT_REPEATED)
-BURST_LIMIT = 5  # single alert entries posted one by one per window and incident
-BURST_WINDOW = 10  # seconds
-# The bot's task for alert lines starts this long after the entry: one task, and one post, for
-# everything a storm attaches to an incident meanwhile. `python bench/drain.py`, 2026-12-07:
-# without the wait, the bot's tasks took more of the worker's CPU than processing the alerts.
-# 3 s drained a little faster (148-161 against 122-159 alerts/s) but its bigger tasks delayed a
-# new SEV1's page behind a storm (`bench/behind_storm.py`, alternating runs: p50 1.42 and 1.56 s,
-# 6 and 5 of 10 within 1.5 s, against 1.17 and 1.04 s, 8 and 10 of 10).
-BURST_GATHER_SECONDS = 1.0
-# While a storm goes on (a post of several alerts in the last STORM_SECONDS), an incident's next
-# post gathers longer: a room (and its Slack channel, which takes about a message a second)
-# reads one line every few seconds, not one a second. `bench/ingest.py`, single alerts at half
-# the accept, 32 incidents (py-spy --gil, 2026-12-07): these posts were a fifth of the worker's
-# CPU, one an incident a second.
-STORM_GATHER_SECONDS = 5.0
-STORM_SECONDS = 10
-HELD_TTL = 24 * 3600
 ON_CALL_TTL = 30  # seconds an answer to "who is on call for this service" is reused
 # Page statuses after which the paged person is surely meant to be in the room.
 INVITING_STATUSES = {"sent", "delivered", "answered", "completed"}
@@ -84,17 +61,17 @@ def tell_the_room(sender, entry: TimelineEntry, together=None, **kwargs) -> None
         if entry.kind == EntryKind.OPENED:
             # The opening post shows the alerts committed with the incident: their lines need
             # no task of their own (_ensure_opening takes this mark down before it reads them).
-            _task_on_its_way(entry, EntryKind.ALERT_ATTACHED)
-        if entry.kind in BURST_KINDS:
+            alert_posts.task_on_its_way(entry, EntryKind.ALERT_ATTACHED)
+        if entry.kind in alert_posts.BURST_KINDS:
             # Entries committed together: the first of its kind and incident gets (or finds)
             # the task, which sees the others too (committed before it looks).
             if together is not None and not together.first(
                 ("follow", entry.kind, entry.incident_id)
             ):
                 return
-            if _task_on_its_way(entry):
+            if alert_posts.task_on_its_way(entry):
                 return
-            delay = _gather_seconds(entry)
+            delay = alert_posts.gather_seconds(entry)
             if together is not None:
                 # One task for the batch's incidents (of each delay), handed over once all are
                 # announced: a storm's batch touching 64 incidents was 64 tasks (bench/drain.py).
@@ -107,15 +84,6 @@ def tell_the_room(sender, entry: TimelineEntry, together=None, **kwargs) -> None
         _follow_later([entry.pk])
         return
     tell(entry)
-
-
-def _gather_seconds(entry: TimelineEntry) -> float:
-    """How long the task for this alert entry waits for more: longer in a storm."""
-    try:
-        storming = cache.get(_key("storming", entry.kind, entry.incident_id))
-    except Exception:  # the cache is a hint here
-        storming = None
-    return STORM_GATHER_SECONDS if storming else BURST_GATHER_SECONDS
 
 
 def _follow_later(entry_ids: list[int], *, delay: float | None = None) -> None:
@@ -133,22 +101,6 @@ def _follow_later(entry_ids: list[int], *, delay: float | None = None) -> None:
     except Exception:
         log.warning("could not hand entries %s to a worker; posting now", entry_ids[:10])
     tell_entries(entry_ids)
-
-
-def _task_on_its_way(entry: TimelineEntry, kind: str | None = None) -> bool:
-    """Return whether a task for the incident's alert entries of this kind (or `kind`) is on
-    its way, and mark one so if none was.
-
-    A batch of 100 alerts writes 100 entries; one task posts them all (`_post_alerts` takes
-    every committed entry of the kind from its own on). The task clears the mark before it
-    looks, so an entry committed after that look finds no mark and gets a task of its own.
-    """
-    try:
-        mark = _key("followed", kind or entry.kind, entry.incident_id)
-        return not cache.add(mark, entry.pk, 30)
-    except Exception:  # without the cache, one task per entry, as before
-        log.warning("could not coalesce the bot's work for entry %s", entry.pk, exc_info=True)
-        return False
 
 
 def tell_entries(entry_ids: list[int]) -> None:
@@ -180,10 +132,10 @@ def follow_entry(entry: TimelineEntry, incident: Incident | None = None) -> None
     `incident`: the entry's, read since the entry's commit with INCIDENT_RELATED (a task reads
     both at once); without it, it is read here.
     """
-    if entry.kind in BURST_KINDS:
+    if entry.kind in alert_posts.BURST_KINDS:
         # Before anything else: entries committed from now on must get a task of their own,
         # since the batch looked at below may not see them (_task_on_its_way).
-        cache.delete(_key("followed", entry.kind, entry.incident_id))
+        cache.delete(alert_posts.cache_key("followed", entry.kind, entry.incident_id))
     if incident is None:
         incident = (
             Incident.objects.select_related(*INCIDENT_RELATED).filter(pk=entry.incident_id).first()
@@ -207,14 +159,14 @@ def follow_entry(entry: TimelineEntry, incident: Incident | None = None) -> None
     # The opening post comes first, whichever entry gets here first (a page may be announced by
     # a worker before the receiver of OPENED is done); OPENED itself has no other post.
     _ensure_opening(incident, room, entry if entry.kind == EntryKind.OPENED else None)
-    if entry.kind in BURST_KINDS:
-        _post_alerts(entry, incident, room)
+    if entry.kind in alert_posts.BURST_KINDS:
+        alert_posts.post_alerts(entry, incident, room)
     elif entry.kind == EntryKind.PAGE:
         _post_page(entry, incident, room)
     else:
         line = bot.entry_line(entry.kind, entry.message, entry.actor_name, entry.data)
         if line is not None:
-            _post_about(room, entry, line)
+            alert_posts.post_about(room, entry, line)
 
 
 def _room_of(incident: Incident) -> Room:
@@ -222,17 +174,6 @@ def _room_of(incident: Incident) -> Room:
         return incident.room
     except Room.DoesNotExist:  # read with the incident, so none was there then
         return incident_room(incident, absent=True)
-
-
-def _post_about(room: Room, entry: TimelineEntry, body: str, **data: Any) -> Message:
-    """Post the bot's `body` about `entry`, after any alerts held back for this room."""
-    _post_held(room, entry.incident_id)
-    return post(
-        room,
-        body,
-        kind=MessageKind.BOT,
-        data={"entry": entry.pk, "kind": entry.kind, **data},
-    )
 
 
 # --- the opening post ------------------------------------------------------------------------
@@ -253,9 +194,9 @@ def _ensure_opening(incident: Incident, room: Room, opened: TimelineEntry | None
         if opened is None:
             return
         # Alert entries committed from now on get a task of their own (see tell_the_room).
-        cache.delete(_key("followed", EntryKind.ALERT_ATTACHED, incident.pk))
+        cache.delete(alert_posts.cache_key("followed", EntryKind.ALERT_ATTACHED, incident.pk))
         _post_opening(opened, incident, room)
-    transaction.on_commit(lambda: cache.set(known, True, HELD_TTL))
+    transaction.on_commit(lambda: cache.set(known, True, alert_posts.HELD_TTL))
 
 
 def _post_opening(entry: TimelineEntry, incident: Incident, room: Room) -> None:
@@ -282,7 +223,7 @@ def _post_opening(entry: TimelineEntry, incident: Incident, room: Room) -> None:
         runbook=_matching_runbook(incident),
         on_call=_on_call(incident),
     )
-    _post_about(
+    alert_posts.post_about(
         room,
         entry,
         bot.opening_message(opening),
@@ -290,7 +231,7 @@ def _post_opening(entry: TimelineEntry, incident: Incident, room: Room) -> None:
     )
     if seen["last"]:
         # The alerts this post shows are not posted again as they are announced.
-        _cover(EntryKind.ALERT_ATTACHED, incident.pk, seen["last"])
+        alert_posts.cover(EntryKind.ALERT_ATTACHED, incident.pk, seen["last"])
 
 
 def _alert_view(incident: Incident, alert: Alert) -> bot.AlertView:
@@ -353,82 +294,6 @@ def _graph_links(incident: Incident, labels: dict[str, Any]) -> list[dict[str, s
     return links
 
 
-# --- alerts: one by one, or together ---------------------------------------------------------
-
-
-def _key(name: str, kind: str, incident_id: int) -> str:
-    return f"warroom:{name}:{kind}:{incident_id}"
-
-
-def _cover(kind: str, incident_id: int, last_pk: int) -> None:
-    """Note that entries of `kind` up to `last_pk` are posted already."""
-    key = _key("covered", kind, incident_id)
-    if (cache.get(key) or 0) < last_pk:
-        cache.set(key, last_pk, HELD_TTL)
-
-
-def _add(key: str, delta: int, timeout: int) -> int:
-    """Add `delta` to a shared counter and return its new value."""
-    cache.add(key, 0, timeout)
-    try:
-        return cache.incr(key, delta)
-    except ValueError:  # expired between the two calls
-        cache.set(key, delta, timeout)
-        return delta
-
-
-def _post_alerts(entry: TimelineEntry, incident: Incident, room: Room) -> None:
-    kind = entry.kind
-    if entry.pk <= (cache.get(_key("covered", kind, incident.pk)) or 0):
-        return  # posted with the opening or with its batch
-    # Its batch: it and the later entries of its kind already committed (announced next).
-    batch = incident.timeline.filter(kind=kind, pk__gte=entry.pk)
-    seen = batch.aggregate(count=Count("pk"), last=Max("pk"))
-    size, last = max(seen["count"], 1), seen["last"] or entry.pk
-    window = int(entry.at.timestamp() // BURST_WINDOW)
-    posted = _add(_key(f"burst:{window}", kind, incident.pk), size, BURST_WINDOW * 3)
-    if size == 1 and posted > BURST_LIMIT:
-        _add(_key("held", kind, incident.pk), 1, HELD_TTL)
-        summary = bot.alert_summary(kind, entry.message, entry.actor_name, entry.data)
-        cache.set(_key("held-last", kind, incident.pk), (entry.pk, summary), HELD_TTL)
-        return
-    if size == 1:
-        summary = bot.alert_summary(kind, entry.message, entry.actor_name, entry.data)
-        _post_about(room, entry, bot.alerts_line(kind, summary, entry.actor_name, entry.data))
-        return
-    _cover(kind, incident.pk, last)
-    cache.set(_key("storming", kind, incident.pk), True, STORM_SECONDS)
-    summaries = [
-        bot.alert_summary(kind, e.message, e.actor_name, e.data)
-        for e in batch.order_by("pk")[: bot.LISTED_ALERTS]
-    ]
-    _post_about(room, entry, bot.alerts_burst(kind, size, summaries), count=size, last=last)
-
-
-def _post_held(room: Room, incident_id: int) -> None:
-    """Post the alerts held back for this incident, once, whichever process gets there."""
-    keys = {kind: _key("held", kind, incident_id) for kind in BURST_KINDS}
-    counts = cache.get_many(list(keys.values()))
-    for kind, key in keys.items():
-        count = counts.get(key) or 0
-        if count <= 0:
-            continue
-        try:
-            left = cache.decr(key, count)
-        except ValueError:
-            continue
-        if left < 0:  # another process posted them first
-            cache.incr(key, count)
-            continue
-        entry_pk, latest = cache.get(_key("held-last", kind, incident_id)) or (None, "")
-        post(
-            room,
-            bot.held_alerts(kind, count, latest),
-            kind=MessageKind.BOT,
-            data={"entry": entry_pk, "kind": kind, "count": count},
-        )
-
-
 # --- pages and invitations -------------------------------------------------------------------
 
 
@@ -450,7 +315,7 @@ def _post_page(entry: TimelineEntry, incident: Incident, room: Room) -> None:
         people = list(User.objects.filter(pk__in=paged).order_by("username"))
     elif data.get("person") and data.get("pages"):  # someone paged by hand (and reachable)
         people = list(User.objects.filter(pk=data["person"]))
-    _post_about(room, entry, bot.page_line(entry.message, data, step=step))
+    alert_posts.post_about(room, entry, bot.page_line(entry.message, data, step=step))
     if people:
         # Each invitation in a transaction of its own, after this one: two bot tasks inviting
         # the same people to one room while holding their posts' locks deadlocked (seen in

@@ -26,7 +26,7 @@ from tests.alerts.payloads import am_alert, am_batch
 from tests.helpers.celery_tasks import SentTask, sent_tasks
 from tests.helpers.ingest import load_fixture
 from tests.oncall.builders import make_person, make_policy, verified_phone
-from warroom import receivers
+from warroom import alert_posts, receivers
 from warroom.models import Message, MessageKind, Participant, Room
 from warroom.receivers import follow_entry
 from warroom.services import room_group
@@ -549,14 +549,14 @@ def test_while_alerts_keep_coming_an_incidents_next_post_gathers_longer(
         with django_capture_on_commit_callbacks(execute=True):
             post_json(url, am_batch(*(am_alert(f"fp-{i}") for i in range(1, 4))))
         [calm] = [t for t in sent if t.name.startswith("warroom.follow")]
-        assert waits(calm) <= receivers.BURST_GATHER_SECONDS
+        assert waits(calm) <= alert_posts.BURST_GATHER_SECONDS
         follow_entry_later(followed(sent)[0])  # a post of three alerts: a storm
         for batch in range(2):
             with django_capture_on_commit_callbacks(execute=True):
                 post_json(url, am_batch(*(am_alert(f"fp-{batch}-{i}") for i in range(3))))
     # The second batch found the first one's task on its way.
     [_, storm] = [t for t in sent if t.name.startswith("warroom.follow")]
-    assert receivers.BURST_GATHER_SECONDS < waits(storm) <= receivers.STORM_GATHER_SECONDS
+    assert alert_posts.BURST_GATHER_SECONDS < waits(storm) <= alert_posts.STORM_GATHER_SECONDS
     assert storm.name == "warroom.follow_entry"
     follow_entry_later(storm.args[0])
 
