@@ -102,8 +102,15 @@ class Alert(models.Model):
     fingerprint = models.CharField(max_length=255)
     status = models.CharField(max_length=16, choices=AlertStatus.choices)
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="alerts")
+    # No index of its own: (incident, status) below leads with it. Every alert row is written
+    # twice (stored, then linked to its incident), each write into every index of the table.
     incident = models.ForeignKey(
-        Incident, null=True, blank=True, on_delete=models.PROTECT, related_name="alerts"
+        Incident,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="alerts",
+        db_index=False,
     )
     silence = models.ForeignKey(
         "Silence", null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"

@@ -248,7 +248,11 @@ STARTING_KINDS = frozenset(
 class TimelineEntry(models.Model):
     """One thing that happened to an incident. Never updated, never deleted."""
 
-    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="timeline")
+    # No index of its own: (incident, at, id) below leads with it, and one index fewer is one
+    # write fewer for each of a storm's alert lines.
+    incident = models.ForeignKey(
+        Incident, on_delete=models.PROTECT, related_name="timeline", db_index=False
+    )
     at = models.DateTimeField(db_index=True)
     kind = models.CharField(max_length=32, choices=EntryKind.choices)
     # PROTECT: the timeline cannot be rewritten, so people who acted are deactivated, not deleted.
