@@ -19,6 +19,7 @@ from django.utils import timezone
 from alerts.matchers import MatcherError, all_match, matchers_from_json
 from alerts.models import Alert, Integration, RoutingRule, Silence
 from alerts.sources.base import FIRING, NormalizedAlert
+from core.compiled import Lookup
 from incidents.models import Incident, Service
 
 log = logging.getLogger(__name__)
@@ -34,12 +35,10 @@ class Context:
     def __init__(self, integration: Integration, *, since: datetime):
         self.integration = integration
         self.now = since  # when the alert being processed was received
-        rules = RoutingRule.objects.filter(Q(integration=integration) | Q(integration__isnull=True))
+        rules = _RULES.instances(integration.pk)
         self.rules = sorted(rules, key=lambda r: (r.integration_id is None, r.position, r.pk))
         # Every silence active at some moment from the batch's first request until now.
-        self.silences = list(
-            Silence.objects.filter(starts_at__lte=timezone.now(), ends_at__gt=since)
-        )
+        self.silences: list[Silence] = _SILENCES.instances(timezone.now(), since)
         self.services: dict[int, Service] = {integration.service_id: integration.service}
         # (service id, group key) -> (title, severity) for an incident this request may open
         self.openings: dict[tuple[int, str], tuple[str, int]] = {}
@@ -161,6 +160,17 @@ class Context:
         return None
 
 
+# Read by every batch, for each integration: compiled once (core.compiled).
+_RULES = Lookup(
+    lambda integration: RoutingRule.objects.filter(
+        Q(integration_id=integration) | Q(integration__isnull=True)
+    ),
+    takes=(int,),
+)
+_SILENCES = Lookup(
+    lambda now, since: Silence.objects.filter(starts_at__lte=now, ends_at__gt=since),
+    takes=(datetime, datetime),
+)
 LINKS_A_STATEMENT = 500
 
 
