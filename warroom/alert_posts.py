@@ -101,25 +101,33 @@ def _add(key: str, delta: int, timeout: int) -> int:
 
 
 def post_alerts(entry: TimelineEntry, incident: Incident, room: Room) -> None:
+    """Post the incident's alert entries of `entry`'s kind from `entry` on that no post has
+    covered yet: one line for one (held back past BURST_LIMIT a window), one post for several."""
     kind = entry.kind
-    if entry.pk <= (cache.get(cache_key("covered", kind, incident.pk)) or 0):
-        return  # posted with the opening or with its batch
-    # Its batch: it and the later entries of its kind already committed (announced next).
-    batch = incident.timeline.filter(kind=kind, pk__gte=entry.pk)
+    covered = cache.get(cache_key("covered", kind, incident.pk)) or 0
+    # Its batch: it and the later entries of its kind already committed. Those an earlier post
+    # covered are left out, not the rest: entries that rode on this task (they found its mark)
+    # may come after what another task's look covered (its entry committed while that task
+    # looked; `task_on_its_way`).
+    batch = incident.timeline.filter(kind=kind, pk__gte=max(entry.pk, covered + 1))
     seen = batch.aggregate(count=Count("pk"), last=Max("pk"))
-    size, last = max(seen["count"], 1), seen["last"] or entry.pk
-    window = int(entry.at.timestamp() // BURST_WINDOW)
-    posted = _add(cache_key(f"burst:{window}", kind, incident.pk), size, BURST_WINDOW * 3)
-    if size == 1 and posted > BURST_LIMIT:
-        _add(cache_key("held", kind, incident.pk), 1, HELD_TTL)
-        summary = bot.alert_summary(kind, entry.message, entry.actor_name, entry.data)
-        cache.set(cache_key("held-last", kind, incident.pk), (entry.pk, summary), HELD_TTL)
-        return
-    if size == 1:
-        summary = bot.alert_summary(kind, entry.message, entry.actor_name, entry.data)
-        post_about(room, entry, bot.alerts_line(kind, summary, entry.actor_name, entry.data))
-        return
+    size, last = seen["count"], seen["last"]
+    if not size:
+        return  # posted with the opening or with another batch
     cover(kind, incident.pk, last)
+    if size == 1:
+        only = entry if entry.pk > covered else batch.get()
+        summary = bot.alert_summary(kind, only.message, only.actor_name, only.data)
+        window = int(only.at.timestamp() // BURST_WINDOW)
+        posted = _add(cache_key(f"burst:{window}", kind, incident.pk), 1, BURST_WINDOW * 3)
+        if posted > BURST_LIMIT:
+            _add(cache_key("held", kind, incident.pk), 1, HELD_TTL)
+            cache.set(cache_key("held-last", kind, incident.pk), (only.pk, summary), HELD_TTL)
+            return
+        post_about(room, only, bot.alerts_line(kind, summary, only.actor_name, only.data))
+        return
+    window = int(entry.at.timestamp() // BURST_WINDOW)
+    _add(cache_key(f"burst:{window}", kind, incident.pk), size, BURST_WINDOW * 3)
     cache.set(cache_key("storming", kind, incident.pk), True, STORM_SECONDS)
     summaries = [
         bot.alert_summary(kind, e.message, e.actor_name, e.data)

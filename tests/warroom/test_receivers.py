@@ -13,6 +13,7 @@ import pytest
 import time_machine
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
+from django.core.cache import cache
 
 from accounts.models import Role
 from alerts.models import Kind
@@ -529,6 +530,37 @@ def test_an_alert_committed_after_the_task_looked_gets_a_task_of_its_own(
 
     bursts = [m for m in bot_posts(incident.room) if m.data.get("count")]
     assert [m.data["count"] for m in bursts] == [3, 3]
+
+
+def test_alerts_riding_on_a_task_whose_entry_another_task_posted_are_still_posted(
+    alert_in, post_json, url, django_capture_on_commit_callbacks, monkeypatch
+):
+    """A batch committed while a task looks gets a task of its own, and that task's entry is
+    covered by the look; what rides on the second task afterwards is still posted by it."""
+    alert_in(am_batch(am_alert("fp-0")))
+    incident = Incident.objects.get()
+    monkeypatch.undo()  # from here the bot's tasks are sent to the broker
+
+    def batch(tag: str) -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            post_json(url, am_batch(*(am_alert(f"{tag}-{i}") for i in range(3))))
+
+    with sent_tasks() as sent:
+        batch("b1")
+        [first] = followed(sent)
+        # The first task starts: it clears its mark, then (before it looks) b2 is committed,
+        # finds no mark and gets a task of its own.
+        cache.delete(alert_posts.cache_key("followed", EntryKind.ALERT_ATTACHED, incident.pk))
+        batch("b2")
+        [_, second] = followed(sent)
+        # The first task looks: b1 and b2, one post.
+        alert_posts.post_alerts(TimelineEntry.objects.get(pk=first), incident, incident.room)
+        batch("b3")  # rides on the second task's mark
+        assert followed(sent) == [first, second]
+    follow_entry_later(second)
+
+    bursts = [m for m in bot_posts(incident.room) if m.data.get("count")]
+    assert [m.data["count"] for m in bursts] == [6, 3]
 
 
 def test_while_alerts_keep_coming_an_incidents_next_post_gathers_longer(
