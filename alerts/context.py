@@ -73,23 +73,6 @@ class Context:
         self.links = {}
         self.linked = {}
 
-    def lock_group_incidents(self, keys: set[tuple[int, str]]) -> None:
-        """Lock the open incidents of these (service id, group key) groups, one statement per
-        service, and keep them for the batch: a storm's batch touching 26 groups asked 26
-        times, 9% of the worker's CPU (`py-spy --gil`, 2026-12-07). In id order, the one lock
-        order of every processor. A group with no open incident is left to its alert."""
-        groups: dict[int, list[str]] = {}
-        for service_id, group in keys - self.group_incidents.keys():
-            groups.setdefault(service_id, []).append(group)
-        for service_id, keys_of_service in groups.items():
-            for incident in (
-                Incident.objects.open()
-                .locked()
-                .filter(service_id=service_id, group_key__in=keys_of_service)
-                .order_by("pk")
-            ):
-                self.group_incidents[(service_id, incident.group_key)] = incident
-
     def forget(self, incident_pk: int) -> None:
         """Drop a cached incident whose state this request just changed."""
         self.incidents.pop(incident_pk, None)

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from alerts import processor
 from alerts.models import Alert, AlertStatus, IngestRequest, Kind
 from alerts.processor import process_pending
+from incidents.models import Service
 from tests.alerts.payloads import generic_alert
 from tests.helpers.ingest import stored as send
 
@@ -148,3 +149,46 @@ def test_a_slices_new_alerts_find_their_groups_incidents_in_one_statement(
     assert actions(*later) == ["attached"] * 12
     for alert in Alert.objects.exclude(fingerprint__endswith="-0"):
         assert alert.incident_id == opened[alert.fingerprint.split("-")[0]], alert.fingerprint
+
+
+def test_two_integrations_and_services_lock_their_groups_incidents_in_one_statement(
+    client, generic, make_integration, settings, no_fallback
+):
+    """Across the contexts (integrations) and services of a slice: still one statement, in id
+    order, so that two processors lock the incidents they share in one order."""
+    settings.INGEST_LANES = 1  # one batch for both integrations
+    other = make_integration(Kind.GENERIC, name="other", service=Service.objects.create(name="b"))
+    senders = {"a": generic, "b": other}
+
+    def alert(name: str, group: int, n: int) -> dict:
+        return generic_alert(
+            f"{name}{group}", dedup_key=f"{name}{group}-{n}", group_key=f"g{group}"
+        )
+
+    for name, integration in senders.items():
+        for group in range(3):
+            send(client, integration, alert(name, group, 0))
+    process_pending()
+    opened = {a.fingerprint[:2]: a.incident_id for a in Alert.objects.all()}
+    assert len(set(opened.values())) == 6
+    later = [
+        send(client, integration, alert(name, group, 1))
+        for group in range(3)
+        for name, integration in senders.items()
+    ]
+
+    with CaptureQueriesContext(connection) as queries:
+        process_pending()
+
+    locks = [q["sql"] for q in queries if "FOR NO KEY UPDATE" in q["sql"]]
+    assert len(locks) == 1, locks
+    assert (
+        locks[0]
+        .rstrip()
+        .endswith(
+            'ORDER BY "incidents_incident"."id" ASC FOR NO KEY UPDATE OF "incidents_incident"'
+        )
+    )
+    assert actions(*later) == ["attached"] * 6
+    for alert_row in Alert.objects.filter(fingerprint__endswith="-1"):
+        assert alert_row.incident_id == opened[alert_row.fingerprint[:2]]
