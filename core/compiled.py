@@ -21,17 +21,30 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.db import connection
 from django.db.models import Model, QuerySet
 
 MAX_VALUES = 8
-# Stand-ins no real value takes, one per value a lookup uses: the first seconds of 1901, ints
-# below any id, and strings no sender sends (a control character no form or API accepts).
-_STAND_INS: dict[type, tuple[Any, ...]] = {
-    datetime: tuple(datetime(1901, 1, 1, 0, 0, i, tzinfo=UTC) for i in range(MAX_VALUES)),
-    int: tuple(-1_901_000_000 - i for i in range(MAX_VALUES)),
-    str: tuple(f"\x01stand-in {i}\x01" for i in range(MAX_VALUES)),
-}
+# Two sets of stand-ins, one per value a lookup uses. A lookup is compiled with each, and taken
+# only if both give the same SQL with the values in the same places: the ORM may rewrite a value
+# it is given (a range check that drops a condition for an int out of a small column's range,
+# LIKE escaping for a string with % or _), and then it does so for one set and not the other;
+# a constant of the query equal to a stand-in shows as a difference too. First set: the first
+# seconds of 1901, ints below any id, strings with a control character no form or API accepts;
+# second: 1902, small positive ints, strings with the characters LIKE escapes.
+_STAND_INS: tuple[dict[type, tuple[Any, ...]], ...] = (
+    {
+        datetime: tuple(datetime(1901, 1, 1, 0, 0, i, tzinfo=UTC) for i in range(MAX_VALUES)),
+        int: tuple(-1_901_000_000 - i for i in range(MAX_VALUES)),
+        str: tuple(f"\x01stand-in {i}\x01" for i in range(MAX_VALUES)),
+    },
+    {
+        datetime: tuple(datetime(1902, 2, 2, 0, 0, i, tzinfo=UTC) for i in range(MAX_VALUES)),
+        int: tuple(19_021 + i for i in range(MAX_VALUES)),
+        str: tuple(f"\x02stand_in%{i}\\\x02" for i in range(MAX_VALUES)),
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +68,7 @@ class Lookup:
         if len(takes) > MAX_VALUES:
             raise ValueError(f"a lookup takes 0 to {MAX_VALUES} values")
         for kind in takes:
-            if kind not in _STAND_INS:
+            if kind not in _STAND_INS[0]:
                 raise ValueError(f"a lookup takes datetimes, ints and strings, not {kind}")
         self._build = build
         self._takes = takes
@@ -109,33 +122,43 @@ class Lookup:
     def _compile(self) -> _Compiled:
         engine = connection.vendor
         if engine not in self._compiled:
-            counts: dict[type, int] = {}
-            stand_ins = []
-            for kind in self._takes:
-                stand_ins.append(_STAND_INS[kind][counts.get(kind, 0)])
-                counts[kind] = counts.get(kind, 0) + 1
-            compiler = self._build(*stand_ins).query.get_compiler(connection=connection)
-            sql, built = compiler.as_sql()
-            params = list(built)
-            slots = []
-            for stand_in in stand_ins:
-                marker = (
-                    connection.ops.adapt_datetimefield_value(stand_in)
-                    if isinstance(stand_in, datetime)
-                    else stand_in
-                )
-                places = [
-                    i
-                    for i, param in enumerate(params)
-                    if isinstance(param, type(marker))
-                    and not isinstance(param, bool)
-                    and param == marker
-                ]
-                if not places:
-                    raise ValueError("the query does not use every value it is given")
-                slots.append(places)
-            self._compiled[engine] = _Compiled(sql, params, slots, *_model_rows(compiler))
+            compiled = [self._compile_with(stand_ins) for stand_ins in _STAND_INS]
+            first = compiled[0]
+            if any(c.sql != first.sql or c.slots != first.slots for c in compiled[1:]):
+                raise ValueError("the query rewrites a value it is given; use the ORM")
+            self._compiled[engine] = first
         return self._compiled[engine]
+
+    def _compile_with(self, stand_ins_of: dict[type, tuple[Any, ...]]) -> _Compiled:
+        counts: dict[type, int] = {}
+        stand_ins = []
+        for kind in self._takes:
+            stand_ins.append(stand_ins_of[kind][counts.get(kind, 0)])
+            counts[kind] = counts.get(kind, 0) + 1
+        compiler = self._build(*stand_ins).query.get_compiler(connection=connection)
+        try:
+            sql, built = compiler.as_sql()
+        except (EmptyResultSet, FullResultSet) as exc:
+            raise ValueError("the query drops a condition on a value it is given") from exc
+        params = list(built)
+        slots = []
+        for stand_in in stand_ins:
+            marker = (
+                connection.ops.adapt_datetimefield_value(stand_in)
+                if isinstance(stand_in, datetime)
+                else stand_in
+            )
+            places = [
+                i
+                for i, param in enumerate(params)
+                if isinstance(param, type(marker))
+                and not isinstance(param, bool)
+                and param == marker
+            ]
+            if not places:
+                raise ValueError("the query does not use every value it is given")
+            slots.append(places)
+        return _Compiled(sql, params, slots, *_model_rows(compiler))
 
 
 def _model_rows(compiler) -> tuple[type[Model] | None, list[str], list]:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection, transaction
+from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -57,7 +58,7 @@ def test_it_is_built_once_and_run_as_one_statement(beats):
     with CaptureQueriesContext(connection) as queries:
         assert lookup.exists(START + timedelta(minutes=1))
         assert lookup.rows(START + timedelta(hours=2)) == [("beat-00",)]
-    assert len(built) == 1
+    assert len(built) == 2  # once with each set of stand-ins, then never again
     assert len(queries) == 2
 
 
@@ -79,6 +80,25 @@ def test_a_query_that_leaves_a_value_out_is_refused(db):
     contains = Lookup(lambda name: Heartbeat.objects.filter(name__contains=name), takes=(str,))
     with pytest.raises(ValueError, match="does not use every value"):
         contains.rows("beat")
+
+
+REFUSED = r"does not use every value|drops a condition|rewrites a value"
+
+
+def test_a_value_the_orm_rewrites_is_refused_not_run_wrong(incidents):
+    """An int out of a small column's range makes the ORM drop or empty its condition (for one
+    set of stand-ins, not the other): refused, where the SQL would silently differ."""
+    for build in (
+        lambda v: Incident.objects.filter(severity=v).values_list("number"),
+        lambda v: Incident.objects.filter(severity__gt=v).values_list("number"),
+        lambda v: Incident.objects.filter(Q(number=v) | Q(severity=v)).values_list("number"),
+    ):
+        with pytest.raises(ValueError, match=REFUSED):
+            Lookup(build, takes=(int,)).rows(3)
+    # A string the ORM escapes for LIKE is refused too.
+    escaped = Lookup(lambda g: Incident.objects.filter(group_key__startswith=g), takes=(str,))
+    with pytest.raises(ValueError, match=REFUSED):
+        escaped.rows("g0")
 
 
 def test_the_number_of_datetimes_is_checked(db):
