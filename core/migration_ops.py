@@ -43,3 +43,30 @@ def _drop_if_invalid(schema_editor, name: str) -> None:
         if cursor.fetchone() is None:
             return
     schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(name)}")
+
+
+def drop_single_column_index(app_label: str, model_name: str, column: str) -> migrations.RunPython:
+    """Drop the index of `column` alone (Django's index of a foreign key), whatever its name,
+    with DROP INDEX (CONCURRENTLY on PostgreSQL: writes go on; the migration needs
+    `atomic = False`), where AlterField(db_index=False) would copy the whole table on SQLite.
+    For SeparateDatabaseAndState, beside that AlterField as its state operation. Backwards it
+    leaves the index out (a composite index leading with the column serves its lookups)."""
+
+    def forwards(apps, schema_editor) -> None:
+        table = apps.get_model(app_label, model_name)._meta.db_table
+        connection = schema_editor.connection
+        with connection.cursor() as cursor:
+            constraints = connection.introspection.get_constraints(cursor, table)
+        for name, found in constraints.items():
+            if (
+                found["index"]
+                and not found["unique"]
+                and not found["primary_key"]
+                and found["columns"] == [column]
+            ):
+                concurrently = " CONCURRENTLY" if connection.vendor == "postgresql" else ""
+                schema_editor.execute(
+                    f"DROP INDEX{concurrently} IF EXISTS {schema_editor.quote_name(name)}"
+                )
+
+    return migrations.RunPython(forwards, migrations.RunPython.noop, atomic=False)

@@ -48,3 +48,18 @@ def test_an_invalid_index_left_by_a_failed_build_is_dropped_and_a_valid_one_kept
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE muster_index_probe")
+
+
+@pytest.mark.django_db
+def test_the_foreign_keys_covered_by_a_composite_index_have_no_index_of_their_own():
+    """alerts/0005 and incidents/0009 drop them by name (drop_single_column_index); the
+    composite indexes leading with the column stay."""
+    for table, composite in (
+        ("alerts_alert", ["incident_id", "status"]),
+        ("incidents_timelineentry", ["incident_id", "at", "id"]),
+    ):
+        with connection.cursor() as cursor:
+            found = connection.introspection.get_constraints(cursor, table)
+        indexed = [c["columns"] for c in found.values() if c["index"] and not c["primary_key"]]
+        assert ["incident_id"] not in indexed, table
+        assert composite in indexed, table
