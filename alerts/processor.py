@@ -157,6 +157,8 @@ def _requests(ids: list[int]) -> list[IngestRequest]:
     integrations = Integration.objects.select_related("service").in_bulk(
         {request.integration_id for request in requests}
     )
+    # An integration deleted since the requests were read took its requests with it (CASCADE).
+    requests = [r for r in requests if r.integration_id in integrations]
     for request in requests:
         request.integration = integrations[request.integration_id]
     return requests
