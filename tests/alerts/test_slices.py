@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from alerts import processor
+from alerts import context, processor
 from alerts.models import Alert, AlertStatus, IngestRequest, Kind
 from alerts.processor import process_pending
 from incidents.models import Service
@@ -192,3 +192,19 @@ def test_two_integrations_and_services_lock_their_groups_incidents_in_one_statem
     assert actions(*later) == ["attached"] * 6
     for alert_row in Alert.objects.filter(fingerprint__endswith="-1"):
         assert alert_row.incident_id == opened[alert_row.fingerprint[:2]]
+
+
+def test_links_beyond_one_statements_worth_are_all_written(client, generic, monkeypatch):
+    """An incident's new alerts are linked LINKS_A_STATEMENT a statement: every one of them."""
+    monkeypatch.setattr(context, "LINKS_A_STATEMENT", 2)
+    sent = [
+        send(client, generic, generic_alert(f"n{i}", dedup_key=f"n{i}", group_key="one"))
+        for i in range(5)
+    ]
+
+    process_pending()
+
+    assert sorted(actions(*sent)) == ["attached"] * 4 + ["opened"]
+    [incident_id] = {a.incident_id for a in Alert.objects.filter(fingerprint__startswith="n")}
+    assert incident_id is not None
+    assert Alert.objects.filter(incident_id=incident_id).count() == 5
