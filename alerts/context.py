@@ -32,7 +32,9 @@ class Context:
     transaction, so rules, silences and open incidents are read once, not once per alert.
     """
 
-    def __init__(self, integration: Integration, *, since: datetime):
+    def __init__(
+        self, integration: Integration, *, since: datetime, sharing_with: Context | None = None
+    ):
         self.integration = integration
         self.now = since  # when the alert being processed was received
         rules = _RULES.instances(integration.pk)
@@ -45,8 +47,12 @@ class Context:
         self.placements: dict[int, tuple[int, Silence | None]] = {}  # see place()
         # Incidents this batch already read or locked, so it asks the database once per
         # incident, not once per alert. Locked ones stay ours until the transaction commits.
-        self.incidents: dict[int, Incident] = {}
-        self.group_incidents: dict[tuple[int, str], Incident] = {}
+        # Shared by the batch's contexts (`sharing_with`): an incident one integration's alert
+        # resolves (merged incidents mix integrations' alerts) is forgotten for every other.
+        self.incidents: dict[int, Incident] = sharing_with.incidents if sharing_with else {}
+        self.group_incidents: dict[tuple[int, str], Incident] = (
+            sharing_with.group_incidents if sharing_with else {}
+        )
         # Upserted ahead, many rows a statement: stored fingerprint -> the upsert's row.
         self.upserted: dict[str, tuple] = {}
         # New alerts to attach to their incident, one UPDATE per incident (link_alerts).
@@ -72,6 +78,11 @@ class Context:
                 self.upserted[fingerprint] = (row[0], row[1], linked, *row[3:])
         self.links = {}
         self.linked = {}
+
+    def forget_incidents(self) -> None:
+        """Drop every incident the batch's contexts cached (a savepoint rolled some back)."""
+        self.incidents.clear()
+        self.group_incidents.clear()
 
     def forget(self, incident_pk: int) -> None:
         """Drop a cached incident whose state this request just changed."""

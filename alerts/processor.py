@@ -245,7 +245,9 @@ def _process(
                 except Exception as exc:
                     if not isolate:
                         raise
-                    contexts.pop(integration.pk, None)  # its caches may hold what was rolled back
+                    dropped = contexts.pop(integration.pk, None)
+                    if dropped is not None:  # its caches may hold what was rolled back
+                        dropped.forget_incidents()
                     failed = _fail(request, exc)
                     if failed is None:
                         continue
@@ -293,7 +295,11 @@ def _parse(
     )
     context = contexts.get(integration.pk)
     if context is None:
-        context = contexts[integration.pk] = Context(integration, since=first.received_at)
+        context = contexts[integration.pk] = Context(
+            integration,
+            since=first.received_at,
+            sharing_with=next(iter(contexts.values()), None),
+        )
     return context, request.received_at, alerts
 
 

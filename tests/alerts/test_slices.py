@@ -12,7 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from alerts import context, processor
 from alerts.models import Alert, AlertStatus, IngestRequest, Kind
 from alerts.processor import process_pending
-from incidents.models import Service
+from incidents import services
+from incidents.models import Service, Source
 from tests.alerts.payloads import generic_alert
 from tests.helpers.ingest import stored as send
 
@@ -208,3 +209,39 @@ def test_links_beyond_one_statements_worth_are_all_written(client, generic, monk
     [incident_id] = {a.incident_id for a in Alert.objects.filter(fingerprint__startswith="n")}
     assert incident_id is not None
     assert Alert.objects.filter(incident_id=incident_id).count() == 5
+
+
+def test_an_incident_resolved_through_another_integrations_alert_is_not_joined_after(
+    client, generic, make_integration, settings, no_fallback, django_capture_on_commit_callbacks
+):
+    """A merged incident holds two integrations' alerts. In one slice, the other integration's
+    resolve closes it, then a new alert of its own group arrives: it opens a new incident, not
+    join the closed one that was locked ahead for it."""
+    settings.INGEST_LANES = 1
+    settings.INGEST_URGENT_FIRST = False  # arrival order: the resolve first
+    other = make_integration(Kind.GENERIC, name="other")
+
+    def alert(key: str, group: str, **fields) -> dict:
+        return generic_alert(key, dedup_key=key, group_key=group, **fields)
+
+    send(client, generic, alert("a1", "ga"))
+    send(client, other, alert("b1", "gb"))
+    process_pending()
+    kept = Alert.objects.get(fingerprint="a1").incident
+    merged = Alert.objects.get(fingerprint="b1").incident
+    with django_capture_on_commit_callbacks(execute=True):  # b1 moves to the kept incident
+        services.merge_incidents(kept, [merged], by=None, source=Source.API)
+    send(client, generic, alert("a1", "ga", status="resolved"))
+    process_pending()
+    kept.refresh_from_db()
+    assert kept.is_open  # b1 fires in it still
+
+    send(client, other, alert("b1", "gb", status="resolved"))  # closes it
+    new = [send(client, generic, alert(f"a{i}", "ga")) for i in (2, 3)]
+    process_pending()
+
+    kept.refresh_from_db()
+    assert not kept.is_open
+    assert actions(*new) == ["opened", "attached"]
+    [joined] = {Alert.objects.get(fingerprint=f"a{i}").incident for i in (2, 3)}
+    assert joined.pk != kept.pk and joined.is_open
