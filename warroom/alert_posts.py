@@ -115,24 +115,22 @@ def post_alerts(entry: TimelineEntry, incident: Incident, room: Room) -> None:
     if not size:
         return  # posted with the opening or with another batch
     cover(kind, incident.pk, last)
+    # What this look saw, and no more: an entry committed since has a task of its own (this
+    # task cleared the mark before looking), which posts it.
+    listed = list(batch.filter(pk__lte=last).order_by("pk")[: bot.LISTED_ALERTS])
+    first = listed[0]
+    window = int(first.at.timestamp() // BURST_WINDOW)
+    posted = _add(cache_key(f"burst:{window}", kind, incident.pk), size, BURST_WINDOW * 3)
     if size == 1:
-        only = entry if entry.pk > covered else batch.get()
-        summary = bot.alert_summary(kind, only.message, only.actor_name, only.data)
-        window = int(only.at.timestamp() // BURST_WINDOW)
-        posted = _add(cache_key(f"burst:{window}", kind, incident.pk), 1, BURST_WINDOW * 3)
+        summary = bot.alert_summary(kind, first.message, first.actor_name, first.data)
         if posted > BURST_LIMIT:
             _add(cache_key("held", kind, incident.pk), 1, HELD_TTL)
-            cache.set(cache_key("held-last", kind, incident.pk), (only.pk, summary), HELD_TTL)
+            cache.set(cache_key("held-last", kind, incident.pk), (first.pk, summary), HELD_TTL)
             return
-        post_about(room, only, bot.alerts_line(kind, summary, only.actor_name, only.data))
+        post_about(room, first, bot.alerts_line(kind, summary, first.actor_name, first.data))
         return
-    window = int(entry.at.timestamp() // BURST_WINDOW)
-    _add(cache_key(f"burst:{window}", kind, incident.pk), size, BURST_WINDOW * 3)
     cache.set(cache_key("storming", kind, incident.pk), True, STORM_SECONDS)
-    summaries = [
-        bot.alert_summary(kind, e.message, e.actor_name, e.data)
-        for e in batch.order_by("pk")[: bot.LISTED_ALERTS]
-    ]
+    summaries = [bot.alert_summary(kind, e.message, e.actor_name, e.data) for e in listed]
     post_about(room, entry, bot.alerts_burst(kind, size, summaries), count=size, last=last)
 
 

@@ -563,6 +563,40 @@ def test_alerts_riding_on_a_task_whose_entry_another_task_posted_are_still_poste
     assert [m.data["count"] for m in bursts] == [6, 3]
 
 
+def test_an_alert_line_committed_while_a_task_posts_is_left_to_its_own_task(alert_in, monkeypatch):
+    """A task whose entry an earlier post covered posts what came after it, as its look saw
+    it: an entry committed meanwhile (it got a task of its own) is neither counted nor listed."""
+    alert_in(am_batch(am_alert("fp-0")))
+    incident = Incident.objects.get()
+    room = incident.room
+
+    def line(name: str) -> TimelineEntry:
+        return timeline.record(
+            incident,
+            EntryKind.ALERT_ATTACHED,
+            message=f"Alert from prom: {name}",
+            source=Source.ALERT,
+            actor_name="prom",
+            data={"fingerprint": name},
+        )
+
+    covered, after = line("covered"), line("after")
+    alert_posts.cover(EntryKind.ALERT_ATTACHED, incident.pk, covered.pk)
+    real_cover = alert_posts.cover
+    late: list[TimelineEntry] = []
+
+    def cover_then_commit_another(kind: str, incident_id: int, last_pk: int) -> None:
+        real_cover(kind, incident_id, last_pk)
+        late.append(line("late"))  # between the task's count and its listing
+
+    monkeypatch.setattr(alert_posts, "cover", cover_then_commit_another)
+    alert_posts.post_alerts(covered, incident, room)
+
+    [posted] = [m for m in bot_posts(room) if m.data.get("entry") in (after.pk, late[0].pk)]
+    assert posted.data["entry"] == after.pk
+    assert "late" not in posted.body
+
+
 def test_while_alerts_keep_coming_an_incidents_next_post_gathers_longer(
     alert_in, post_json, url, django_capture_on_commit_callbacks, monkeypatch
 ):
