@@ -53,6 +53,9 @@ class Context:
         self.group_incidents: dict[tuple[int, str], Incident] = (
             sharing_with.group_incidents if sharing_with else {}
         )
+        # Every context of the batch, this one included (see link_batch).
+        self.batch: list[Context] = sharing_with.batch if sharing_with else []
+        self.batch.append(self)
         # Upserted ahead, many rows a statement: stored fingerprint -> the upsert's row.
         self.upserted: dict[str, tuple] = {}
         # New alerts to attach to their incident, one UPDATE per incident (link_alerts).
@@ -79,17 +82,29 @@ class Context:
         self.links = {}
         self.linked = {}
 
-    def forget_incidents(self) -> None:
-        """Drop every incident the batch's contexts cached (a savepoint rolled some back)."""
+    def link_batch(self) -> None:
+        """Write the pending links of every context of the batch: before a resolve counts the
+        incident's firing alerts, which may include another integration's new alert (merged
+        incidents hold several integrations' alerts)."""
+        for context in self.batch:
+            context.link_alerts()
+
+    def leave_batch(self) -> None:
+        """Take this context out of its batch, and drop every incident the batch's contexts
+        cached: a savepoint rolled back what it held (its links, incidents it opened)."""
+        self.batch.remove(self)
         self.incidents.clear()
         self.group_incidents.clear()
 
     def forget(self, incident_pk: int) -> None:
-        """Drop a cached incident whose state this request just changed."""
-        self.incidents.pop(incident_pk, None)
-        for key, cached in list(self.group_incidents.items()):
+        """Drop a cached incident whose state this request just changed (under every key: an
+        incident merged away is cached under its own id as the one it was merged into)."""
+        for pk, cached in list(self.incidents.items()):
             if cached.pk == incident_pk:
-                del self.group_incidents[key]
+                del self.incidents[pk]
+        for group, cached in list(self.group_incidents.items()):
+            if cached.pk == incident_pk:
+                del self.group_incidents[group]
 
     def incident(self, pk: int) -> Incident:
         if pk not in self.incidents:

@@ -280,7 +280,7 @@ def _open_alert(context: Context, fingerprint: str) -> Alert | None:
 
 
 def _resolve(context: Context, alert: NormalizedAlert) -> AlertResult:
-    context.link_alerts()
+    context.link_batch()
     stored = _open_alert(context, alert.fingerprint)
     if stored is None:
         return AlertResult(alert.fingerprint, IGNORED)
@@ -318,7 +318,7 @@ def _resolve(context: Context, alert: NormalizedAlert) -> AlertResult:
 
 
 def _acknowledge(context: Context, alert: NormalizedAlert) -> AlertResult:
-    context.link_alerts()
+    context.link_batch()
     stored = _open_alert(context, alert.fingerprint)
     if stored is None or stored.incident_id is None:
         return AlertResult(alert.fingerprint, IGNORED)

@@ -247,7 +247,7 @@ def _process(
                         raise
                     dropped = contexts.pop(integration.pk, None)
                     if dropped is not None:  # its caches may hold what was rolled back
-                        dropped.forget_incidents()
+                        dropped.leave_batch()
                     failed = _fail(request, exc)
                     if failed is None:
                         continue

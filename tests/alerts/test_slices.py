@@ -245,3 +245,38 @@ def test_an_incident_resolved_through_another_integrations_alert_is_not_joined_a
     assert actions(*new) == ["opened", "attached"]
     [joined] = {Alert.objects.get(fingerprint=f"a{i}").incident for i in (2, 3)}
     assert joined.pk != kept.pk and joined.is_open
+
+
+def test_a_resolve_counts_another_integrations_alert_that_joined_earlier_in_the_batch(
+    client, generic, make_integration, settings, no_fallback, django_capture_on_commit_callbacks
+):
+    """A merged incident holds two integrations' alerts. In one batch, one integration's new
+    alert joins it (its link is written at the batch's end), then the other's last alert
+    resolves: the incident still has a firing alert, and stays open."""
+    settings.INGEST_LANES = 1
+    settings.INGEST_URGENT_FIRST = False  # arrival order: the new alert first
+    other = make_integration(Kind.GENERIC, name="other")
+
+    def alert(key: str, group: str, **fields) -> dict:
+        return generic_alert(key, dedup_key=key, group_key=group, **fields)
+
+    send(client, generic, alert("a1", "ga"))
+    send(client, other, alert("b1", "gb"))
+    process_pending()
+    kept = Alert.objects.get(fingerprint="a1").incident
+    merged = Alert.objects.get(fingerprint="b1").incident
+    with django_capture_on_commit_callbacks(execute=True):  # b1 moves to the kept incident
+        services.merge_incidents(kept, [merged], by=None, source=Source.API)
+    send(client, generic, alert("a1", "ga", status="resolved"))
+    process_pending()
+
+    joined = send(client, generic, alert("a2", "ga"))
+    send(client, other, alert("b1", "gb", status="resolved"))
+    with django_capture_on_commit_callbacks(execute=True):
+        process_pending()
+
+    kept.refresh_from_db()
+    assert actions(joined) == ["attached"]
+    assert kept.is_open
+    a2 = Alert.objects.get(fingerprint="a2")
+    assert (a2.incident_id, a2.status) == (kept.pk, "firing")
