@@ -10,16 +10,13 @@ alerts.upsert.
 from __future__ import annotations
 
 import logging
-import operator
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from functools import reduce
 from typing import Any
 
 from django.conf import settings
 from django.db import OperationalError, transaction
-from django.db.models import Q
 
 from alerts import metrics
 from alerts.context import Context, follow_merges, group_key
@@ -27,7 +24,7 @@ from alerts.models import Alert, AlertStatus, IngestRequest, Integration
 from alerts.sources.base import ACKNOWLEDGED, FIRING, RESOLVED, NormalizedAlert
 from alerts.upsert import stored_fingerprint, upsert, upsert_firing
 from incidents.models import EntryKind, Incident, Source, Status
-from incidents.opening import find_or_open_incident
+from incidents.opening import find_or_open_incident, lock_open_incidents
 from incidents.services import (
     IllegalTransition,
     acknowledge_incident,
@@ -109,7 +106,8 @@ def lock_incidents_ahead(received: list[tuple[Context, datetime, list[Normalized
     alert's turn asked for its group's on its own (a storm's batch over 26 groups asked 26
     times: 9% of the worker's CPU, `py-spy --gil`, 2026-12-07). A group without an open
     incident is left to its alert, which opens one."""
-    wanted: dict[tuple[int, str], list[Context]] = {}
+    # Each group's key names its integration, so each belongs to one context's cache.
+    wanted: dict[tuple[int, str], dict[tuple[int, str], Incident]] = {}
     for context, _at, alerts in received:
         for alert in alerts:
             row = context.upserted.get(stored_fingerprint(alert.fingerprint))
@@ -119,23 +117,11 @@ def lock_incidents_ahead(received: list[tuple[Context, datetime, list[Normalized
             if occurrences != 1 or incident_id is not None or silence_id is not None:
                 continue
             key = (service_id, group_key(context.integration, context.service(service_id), alert))
-            if key in context.group_incidents:
-                continue
-            asking = wanted.setdefault(key, [])
-            if context not in asking:
-                asking.append(context)
-    if not wanted:
-        return
-    groups: dict[int, list[str]] = {}
-    for service_id, group in wanted:
-        groups.setdefault(service_id, []).append(group)
-    of_groups = reduce(
-        operator.or_, (Q(service_id=s, group_key__in=keys) for s, keys in groups.items())
-    )
-    for incident in Incident.objects.open().locked().filter(of_groups).order_by("pk"):
+            if key not in context.group_incidents:
+                wanted[key] = context.group_incidents
+    for incident in lock_open_incidents(wanted):
         key = (incident.service_id, incident.group_key)
-        for context in wanted.get(key, ()):
-            context.group_incidents[key] = incident
+        wanted[key][key] = incident
 
 
 def process_alerts(

@@ -6,10 +6,14 @@ two transactions opening the same group meet at the partial unique index of open
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Iterable
+from functools import reduce
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -114,6 +118,21 @@ def find_or_open_incident(
         if found is None:
             raise
         return found, False
+
+
+def lock_open_incidents(groups: Iterable[tuple[int, str]]) -> list[Incident]:
+    """Lock the open incidents of these (service id, group key) groups in one statement, in id
+    order (one order for every caller, so two that share incidents cannot deadlock on them);
+    a group without one is left out. Must run inside a transaction."""
+    keys: dict[int, list[str]] = {}
+    for service_id, group_key in groups:
+        keys.setdefault(service_id, []).append(group_key)
+    if not keys:
+        return []
+    of_groups = reduce(
+        operator.or_, (Q(service_id=s, group_key__in=group_keys) for s, group_keys in keys.items())
+    )
+    return list(Incident.objects.open().locked().filter(of_groups).order_by("pk"))
 
 
 def _locked_open_incident(service: Service, group_key: str) -> Incident | None:
