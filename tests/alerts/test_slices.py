@@ -211,33 +211,41 @@ def test_links_beyond_one_statements_worth_are_all_written(client, generic, monk
     assert Alert.objects.filter(incident_id=incident_id).count() == 5
 
 
-def test_an_incident_resolved_through_another_integrations_alert_is_not_joined_after(
-    client, generic, make_integration, settings, no_fallback, django_capture_on_commit_callbacks
-):
-    """A merged incident holds two integrations' alerts. In one slice, the other integration's
-    resolve closes it, then a new alert of its own group arrives: it opens a new incident, not
-    join the closed one that was locked ahead for it."""
+def keyed(key: str, group: str, **fields) -> dict:
+    return generic_alert(key, dedup_key=key, group_key=group, **fields)
+
+
+@pytest.fixture
+def merged_across(client, generic, make_integration, settings, django_capture_on_commit_callbacks):
+    """(incident, other integration): the incident of `generic`'s group "ga", whose own alert
+    a1 has resolved, holding the other integration's firing alert b1 (merged in). Its batches
+    in arrival order, one lane."""
     settings.INGEST_LANES = 1
-    settings.INGEST_URGENT_FIRST = False  # arrival order: the resolve first
+    settings.INGEST_URGENT_FIRST = False
     other = make_integration(Kind.GENERIC, name="other")
-
-    def alert(key: str, group: str, **fields) -> dict:
-        return generic_alert(key, dedup_key=key, group_key=group, **fields)
-
-    send(client, generic, alert("a1", "ga"))
-    send(client, other, alert("b1", "gb"))
+    send(client, generic, keyed("a1", "ga"))
+    send(client, other, keyed("b1", "gb"))
     process_pending()
     kept = Alert.objects.get(fingerprint="a1").incident
     merged = Alert.objects.get(fingerprint="b1").incident
     with django_capture_on_commit_callbacks(execute=True):  # b1 moves to the kept incident
         services.merge_incidents(kept, [merged], by=None, source=Source.API)
-    send(client, generic, alert("a1", "ga", status="resolved"))
+    send(client, generic, keyed("a1", "ga", status="resolved"))
     process_pending()
     kept.refresh_from_db()
     assert kept.is_open  # b1 fires in it still
+    return kept, other
 
-    send(client, other, alert("b1", "gb", status="resolved"))  # closes it
-    new = [send(client, generic, alert(f"a{i}", "ga")) for i in (2, 3)]
+
+def test_an_incident_resolved_through_another_integrations_alert_is_not_joined_after(
+    client, generic, merged_across, no_fallback
+):
+    """In one slice, the other integration's resolve closes the merged incident, then a new
+    alert of its own group arrives: it opens a new incident, not join the closed one that was
+    locked ahead for it."""
+    kept, other = merged_across
+    send(client, other, keyed("b1", "gb", status="resolved"))  # closes it
+    new = [send(client, generic, keyed(f"a{i}", "ga")) for i in (2, 3)]
     process_pending()
 
     kept.refresh_from_db()
@@ -248,30 +256,14 @@ def test_an_incident_resolved_through_another_integrations_alert_is_not_joined_a
 
 
 def test_a_resolve_counts_another_integrations_alert_that_joined_earlier_in_the_batch(
-    client, generic, make_integration, settings, no_fallback, django_capture_on_commit_callbacks
+    client, generic, merged_across, no_fallback, django_capture_on_commit_callbacks
 ):
-    """A merged incident holds two integrations' alerts. In one batch, one integration's new
-    alert joins it (its link is written at the batch's end), then the other's last alert
-    resolves: the incident still has a firing alert, and stays open."""
-    settings.INGEST_LANES = 1
-    settings.INGEST_URGENT_FIRST = False  # arrival order: the new alert first
-    other = make_integration(Kind.GENERIC, name="other")
-
-    def alert(key: str, group: str, **fields) -> dict:
-        return generic_alert(key, dedup_key=key, group_key=group, **fields)
-
-    send(client, generic, alert("a1", "ga"))
-    send(client, other, alert("b1", "gb"))
-    process_pending()
-    kept = Alert.objects.get(fingerprint="a1").incident
-    merged = Alert.objects.get(fingerprint="b1").incident
-    with django_capture_on_commit_callbacks(execute=True):  # b1 moves to the kept incident
-        services.merge_incidents(kept, [merged], by=None, source=Source.API)
-    send(client, generic, alert("a1", "ga", status="resolved"))
-    process_pending()
-
-    joined = send(client, generic, alert("a2", "ga"))
-    send(client, other, alert("b1", "gb", status="resolved"))
+    """In one batch, one integration's new alert joins the merged incident (its link is written
+    at the batch's end), then the other's last alert resolves: the incident still has a firing
+    alert, and stays open."""
+    kept, other = merged_across
+    joined = send(client, generic, keyed("a2", "ga"))
+    send(client, other, keyed("b1", "gb", status="resolved"))
     with django_capture_on_commit_callbacks(execute=True):
         process_pending()
 
