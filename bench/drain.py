@@ -27,6 +27,7 @@ import project  # first: it re-runs this script under .venv's Python
 project.run_in_venv()
 BENCH, ROOT, VENV_PYTHON = project.BENCH, project.ROOT, project.VENV_PYTHON
 
+from ingest import add_worker_processes_option  # noqa: E402
 from payloads import Shape, request_body  # noqa: E402
 
 from muster_services import running_services  # noqa: E402
@@ -80,13 +81,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--alerts", type=int, default=3000)
     p.add_argument("--connections", type=int, default=16, help="senders the alerts come from")
     p.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
-    p.add_argument(
-        "--worker-processes",
-        type=int,
-        default=1,
-        metavar="N",
-        help="Celery worker processes (4 threads each), with MUSTER_INGEST_LANES=N",
-    )
+    add_worker_processes_option(p)
     p.add_argument(
         "--py-spy",
         metavar="SECONDS",

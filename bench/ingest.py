@@ -279,6 +279,17 @@ def server_argv(server: str, workers: int, port: int) -> list[str]:
 WORKER_AUTOGROUP_NICE = 10
 
 
+def add_worker_processes_option(p: argparse.ArgumentParser) -> None:
+    """--worker-processes (shared with bench/drain.py)."""
+    p.add_argument(
+        "--worker-processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="Celery worker processes (4 threads each), with MUSTER_INGEST_LANES=N",
+    )
+
+
 def add_deployment_options(p: argparse.ArgumentParser) -> None:
     """Options that change the measured deployment (shared with bench/paging.py)."""
     p.add_argument(
@@ -1186,13 +1197,7 @@ def parse_args(argv: list[str]):
     p.add_argument("--single-format", choices=("alertmanager", "generic"), default="alertmanager")
     p.add_argument("--half-load", default="measured,target", help="measured,target or either")
     p.add_argument("--no-celery", action="store_true", help="do not run a Celery worker and beat")
-    p.add_argument(
-        "--worker-processes",
-        type=int,
-        default=1,
-        metavar="N",
-        help="Celery worker processes (4 threads each), with MUSTER_INGEST_LANES=N",
-    )
+    add_worker_processes_option(p)
     add_deployment_options(p)
     p.add_argument(
         "--pg-statements",
