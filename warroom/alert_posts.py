@@ -48,7 +48,7 @@ def task_on_its_way(entry: TimelineEntry, kind: str | None = None) -> bool:
     its way, and mark one so if none was.
 
     A batch of 100 alerts writes 100 entries; one task posts them all (`post_alerts` takes
-    every committed entry of the kind from its own on). The task clears the mark before it
+    every committed entry of the kind past the room's mark). The task clears the mark before it
     looks, so an entry committed after that look finds no mark and gets a task of its own.
     """
     try:
@@ -83,11 +83,21 @@ def cache_key(name: str, kind: str, incident_id: int) -> str:
     return f"warroom:{name}:{kind}:{incident_id}"
 
 
-def cover(kind: str, incident_id: int, last_pk: int) -> None:
-    """Note that entries of `kind` up to `last_pk` are posted already."""
-    key = cache_key("covered", kind, incident_id)
-    if (cache.get(key) or 0) < last_pk:
-        cache.set(key, last_pk, HELD_TTL)
+def posted_marks(room: Room) -> dict[str, int]:
+    """Lock the room's row and return the last alert entry of each kind posted in it.
+
+    The lock makes the bot's tasks of one incident take turns: two tasks looking at once would
+    both post the entries past the mark (or move it back).
+    """
+    return Room.objects.select_for_update().values_list("alerts_posted", flat=True).get(pk=room.pk)
+
+
+def cover(room: Room, marks: dict[str, int], kind: str, last_pk: int) -> None:
+    """Note that the room's entries of `kind` up to `last_pk` are posted. `marks`: as read
+    under the room's lock (posted_marks), in this transaction."""
+    if marks.get(kind, 0) < last_pk:
+        marks[kind] = last_pk
+        Room.objects.filter(pk=room.pk).update(alerts_posted=marks)
 
 
 def _add(key: str, delta: int, timeout: int) -> int:
@@ -101,22 +111,19 @@ def _add(key: str, delta: int, timeout: int) -> int:
 
 
 def post_alerts(entry: TimelineEntry, incident: Incident, room: Room) -> None:
-    """Post the incident's alert entries of `entry`'s kind from `entry` on that no post has
-    covered yet: one line for one (held back past BURST_LIMIT a window), one post for several."""
+    """Post the incident's alert entries of `entry`'s kind that no post has shown yet: one line
+    for one (held back past BURST_LIMIT a window), one post for several."""
     kind = entry.kind
-    covered = cache.get(cache_key("covered", kind, incident.pk)) or 0
-    # Its batch: it and the later entries of its kind already committed. Those an earlier post
-    # covered are left out, not the rest: entries that rode on this task (they found its mark)
-    # may come after what another task's look covered (its entry committed while that task
-    # looked; `task_on_its_way`).
-    batch = incident.timeline.filter(kind=kind, pk__gte=max(entry.pk, covered + 1))
+    marks = posted_marks(room)
+    # Every committed entry past the mark, not only from `entry` on: entries that rode on this
+    # task (they found its mark, task_on_its_way) may be older than `entry` when two
+    # transactions wrote them (a merged incident's alerts in two lanes).
+    batch = incident.timeline.filter(kind=kind, pk__gt=marks.get(kind, 0))
     seen = batch.aggregate(count=Count("pk"), last=Max("pk"))
     size, last = seen["count"], seen["last"]
     if not size:
         return  # posted with the opening or with another batch
-    cover(kind, incident.pk, last)
-    # What this look saw, and no more: an entry committed since has a task of its own (this
-    # task cleared the mark before looking), which posts it.
+    cover(room, marks, kind, last)
     listed = list(batch.filter(pk__lte=last).order_by("pk")[: bot.LISTED_ALERTS])
     first = listed[0]
     window = int(first.at.timestamp() // BURST_WINDOW)
@@ -131,7 +138,7 @@ def post_alerts(entry: TimelineEntry, incident: Incident, room: Room) -> None:
         return
     cache.set(cache_key("storming", kind, incident.pk), True, STORM_SECONDS)
     summaries = [bot.alert_summary(kind, e.message, e.actor_name, e.data) for e in listed]
-    post_about(room, entry, bot.alerts_burst(kind, size, summaries), count=size, last=last)
+    post_about(room, first, bot.alerts_burst(kind, size, summaries), count=size, last=last)
 
 
 def post_held(room: Room, incident_id: int) -> None:

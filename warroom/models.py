@@ -19,6 +19,9 @@ class Room(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # The last alert entry of each kind (alert_attached, ...) the bot has posted or shown in the
+    # opening post, read and written under the room's row lock (warroom.alert_posts).
+    alerts_posted = models.JSONField(blank=True, default=dict)
 
     class Meta:
         ordering = ["-id"]

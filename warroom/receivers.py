@@ -186,7 +186,7 @@ def _ensure_opening(incident: Incident, room: Room, opened: TimelineEntry | None
     if cache.get(known):
         return
     # The room's row lock makes concurrent receivers of one incident take turns here.
-    Room.objects.select_for_update().filter(pk=room.pk).values_list("pk").first()
+    marks = alert_posts.posted_marks(room)
     posted = Message.objects.filter(room=room, kind=MessageKind.BOT, data__kind=EntryKind.OPENED)
     if not posted.exists():
         if opened is None:
@@ -195,11 +195,13 @@ def _ensure_opening(incident: Incident, room: Room, opened: TimelineEntry | None
             return
         # Alert entries committed from now on get a task of their own (see tell_the_room).
         cache.delete(alert_posts.cache_key("followed", EntryKind.ALERT_ATTACHED, incident.pk))
-        _post_opening(opened, incident, room)
+        _post_opening(opened, incident, room, marks)
     transaction.on_commit(lambda: cache.set(known, True, alert_posts.HELD_TTL))
 
 
-def _post_opening(entry: TimelineEntry, incident: Incident, room: Room) -> None:
+def _post_opening(
+    entry: TimelineEntry, incident: Incident, room: Room, marks: dict[str, int]
+) -> None:
     attached = incident.timeline.filter(kind=EntryKind.ALERT_ATTACHED)
     seen = attached.aggregate(count=Count("pk"), last=Max("pk"))
     alerts = list(
@@ -231,7 +233,7 @@ def _post_opening(entry: TimelineEntry, incident: Incident, room: Room) -> None:
     )
     if seen["last"]:
         # The alerts this post shows are not posted again as they are announced.
-        alert_posts.cover(EntryKind.ALERT_ATTACHED, incident.pk, seen["last"])
+        alert_posts.cover(room, marks, EntryKind.ALERT_ATTACHED, seen["last"])
 
 
 def _alert_view(incident: Incident, alert: Alert) -> bot.AlertView:

@@ -581,12 +581,12 @@ def test_an_alert_line_committed_while_a_task_posts_is_left_to_its_own_task(aler
         )
 
     covered, after = line("covered"), line("after")
-    alert_posts.cover(EntryKind.ALERT_ATTACHED, incident.pk, covered.pk)
+    alert_posts.cover(room, alert_posts.posted_marks(room), EntryKind.ALERT_ATTACHED, covered.pk)
     real_cover = alert_posts.cover
     late: list[TimelineEntry] = []
 
-    def cover_then_commit_another(kind: str, incident_id: int, last_pk: int) -> None:
-        real_cover(kind, incident_id, last_pk)
+    def cover_then_commit_another(room: Room, marks: dict, kind: str, last_pk: int) -> None:
+        real_cover(room, marks, kind, last_pk)
         late.append(line("late"))  # between the task's count and its listing
 
     monkeypatch.setattr(alert_posts, "cover", cover_then_commit_another)
