@@ -21,6 +21,7 @@ from alerts.models import Alert, Integration, RoutingRule, Silence
 from alerts.sources.base import FIRING, NormalizedAlert
 from core.compiled import Lookup
 from incidents.models import Incident, Service
+from incidents.opening import lock_open_incidents
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,36 @@ class Context:
         # New alerts to attach to their incident, one UPDATE per incident (link_alerts).
         self.links: dict[int, list[int]] = {}
         self.linked: dict[int, int] = {}  # alert id -> incident id, until written
+        # New alerts upserted ahead into their group's incident, until their turn: alert id ->
+        # incident id (alerts.upsert.upsert_ahead).
+        self.prelinked: dict[int, int] = {}
+
+    @staticmethod
+    def lock_groups(groups: list[tuple[Context, tuple[int, str]]]) -> None:
+        """Lock the open incidents of these (service id, group key) groups, each for its
+        context, in one statement, and keep them in the contexts' caches; groups cached already
+        are not asked again, a group without an open incident is left to its alert."""
+        wanted: dict[tuple[int, str], dict[tuple[int, str], Incident]] = {}
+        for context, group in groups:
+            if group not in context.group_incidents:
+                wanted[group] = context.group_incidents
+        for incident in lock_open_incidents(wanted):
+            group = (incident.service_id, incident.group_key)
+            wanted[group][group] = incident
+
+    def group_of(self, service_id: int, alert: NormalizedAlert) -> tuple[int, str]:
+        """The (service id, group key) of a firing alert routed to `service_id`."""
+        return (service_id, group_key(self.integration, self.service(service_id), alert))
+
+    def pending_prelinked(self, incident_pk: int) -> list[int]:
+        """The batch's new alerts stored in this incident ahead of their turn: a resolve does not
+        count them (in arrival order they come after it)."""
+        return [
+            alert_id
+            for context in self.batch
+            for alert_id, incident_id in context.prelinked.items()
+            if incident_id == incident_pk
+        ]
 
     def link(self, alert_id: int, incident: Incident) -> None:
         self.links.setdefault(incident.pk, []).append(alert_id)

@@ -24,7 +24,7 @@ from alerts.models import Alert, AlertStatus, IngestRequest, Integration
 from alerts.sources.base import ACKNOWLEDGED, FIRING, RESOLVED, NormalizedAlert
 from alerts.upsert import stored_fingerprint, upsert, upsert_firing
 from incidents.models import EntryKind, Incident, Source, Status
-from incidents.opening import find_or_open_incident, lock_open_incidents
+from incidents.opening import find_or_open_incident
 from incidents.services import (
     IllegalTransition,
     acknowledge_incident,
@@ -100,30 +100,6 @@ def ingest(
     return results
 
 
-def lock_incidents_ahead(received: list[tuple[Context, datetime, list[NormalizedAlert]]]) -> None:
-    """After `upsert_ahead`: lock the open incidents that the new alerts upserted ahead join,
-    in one statement for the slice, in id order, and keep them in their contexts, where each
-    alert's turn asked for its group's on its own (a storm's batch over 26 groups asked 26
-    times: 9% of the worker's CPU, `py-spy --gil`, 2026-12-07). A group without an open
-    incident is left to its alert, which opens one."""
-    # Each group's key names its integration, so each belongs to one context's cache.
-    wanted: dict[tuple[int, str], dict[tuple[int, str], Incident]] = {}
-    for context, _at, alerts in received:
-        for alert in alerts:
-            row = context.upserted.get(stored_fingerprint(alert.fingerprint))
-            if row is None:
-                continue
-            _pk, occurrences, incident_id, service_id, silence_id = row[:5]
-            if occurrences != 1 or incident_id is not None or silence_id is not None:
-                continue
-            key = (service_id, group_key(context.integration, context.service(service_id), alert))
-            if key not in context.group_incidents:
-                wanted[key] = context.group_incidents
-    for incident in lock_open_incidents(wanted):
-        key = (incident.service_id, incident.group_key)
-        wanted[key][key] = incident
-
-
 def process_alerts(
     context: Context, alerts: list[NormalizedAlert], *, at: datetime, link: bool = True
 ) -> list[AlertResult]:
@@ -165,6 +141,7 @@ def _fire(context: Context, alert: NormalizedAlert) -> AlertResult:
         context, alert, service_id, silence.pk if silence else None
     )
     result = AlertResult(alert.fingerprint, DEDUPLICATED, alert_id)
+    stored_in = context.prelinked.pop(alert_id, None)  # new, stored in its group's incident
     incident_id = incident_id or context.linked.get(alert_id)
     if occurrences > 1 and incident_id is not None:
         incident = context.incident(incident_id)
@@ -201,7 +178,8 @@ def _fire(context: Context, alert: NormalizedAlert) -> AlertResult:
             actor_name=context.integration.name,
         )
         context.group_incidents[(service.pk, group)] = incident
-    context.link(alert_id, incident)
+    if stored_in != incident.pk:  # not stored in it ahead (or that one closed since)
+        context.link(alert_id, incident)
     result.action = OPENED if opened else ATTACHED
     result.incident_number = incident.number
     record(
@@ -290,7 +268,11 @@ def _resolve(context: Context, alert: NormalizedAlert) -> AlertResult:
         actor_name=context.integration.name,
         data={"alert": stored.pk, "fingerprint": stored.fingerprint},
     )
-    still_firing = Alert.objects.filter(incident=incident, status=AlertStatus.FIRING).exists()
+    still_firing = (
+        Alert.objects.filter(incident=incident, status=AlertStatus.FIRING)
+        .exclude(pk__in=context.pending_prelinked(incident.pk))
+        .exists()
+    )
     if incident.service.auto_resolve and not still_firing:
         resolve_incident(
             incident,

@@ -13,8 +13,8 @@ rest are in arrival order and take turns with urgent ones, so a storm of new ale
 resolve. A new SEV1 behind a storm of repeats waits for the batch in progress, not the storm.
 
 A batch goes in slices of a few requests (SLICE_REQUESTS, SLICE_ALERTS): each slice's firing
-alerts are upserted together, one statement per integration (alerts.upsert.upsert_ahead), then
-its requests are processed one by one; between slices, the batch looks for an urgent request.
+alerts are upserted together, one statement per integration, new ones straight into their
+groups' open incidents (alerts.upsert.upsert_ahead), then its requests are processed one by one; between slices, the batch looks for an urgent request.
 """
 
 from __future__ import annotations
@@ -231,7 +231,6 @@ def _process(
             parsed = [] if isolate else [_parse(r, contexts, requests[0]) for r in part]
             if parsed:
                 upsert.upsert_ahead(parsed)
-                pipeline.lock_incidents_ahead(parsed)
             for i, request in enumerate(part):
                 integration = request.integration
                 try:

@@ -106,6 +106,28 @@ def test_a_repeat_after_a_resolve_in_a_later_slice_is_still_a_repeat(
     assert x.incident.timeline.filter(kind="alert_attached", data__fingerprint="x").count() == 1
 
 
+def test_new_alerts_stored_ahead_in_an_incident_a_resolve_closes_first_open_a_new_one(
+    client, generic, settings, no_fallback
+):
+    """A slice's new alerts go in stored in their group's open incident; the resolve arriving
+    before them in the slice closes it (they are not counted: in arrival order they come
+    after), and they open a new incident in their turn."""
+    settings.INGEST_URGENT_FIRST = False  # arrival order: one batch for all of them
+    send(client, generic, keyed("x", "g"))
+    process_pending()
+    first = Alert.objects.get(fingerprint="x").incident
+    resolved = send(client, generic, keyed("x", "g", status="resolved"))
+    new = [send(client, generic, keyed(key, "g")) for key in ("y1", "y2")]
+
+    process_pending()
+
+    first.refresh_from_db()
+    assert not first.is_open
+    assert actions(resolved, *new) == ["resolved", "opened", "attached"]
+    [joined] = {Alert.objects.get(fingerprint=key).incident for key in ("y1", "y2")}
+    assert joined.pk != first.pk and joined.is_open
+
+
 def test_slices_are_bounded_by_requests_and_alerts(client, generic, monkeypatch):
     monkeypatch.setattr(processor, "SLICE_REQUESTS", 3)
     requests = [send(client, generic, fire(f"s-{i}")) for i in range(7)]
@@ -120,7 +142,8 @@ def test_a_slices_new_alerts_find_their_groups_incidents_in_one_statement(
     client, generic, no_fallback
 ):
     """The open incidents of a slice's new alerts are locked together (in id order), not once
-    per group; each alert still joins its own group's incident."""
+    per group; each alert still joins its own group's incident, stored in it as it is inserted
+    (no UPDATE links it afterwards)."""
     for group in range(6):
         send(
             client,
@@ -147,6 +170,7 @@ def test_a_slices_new_alerts_find_their_groups_incidents_in_one_statement(
     locks = [q["sql"] for q in queries if "FOR NO KEY UPDATE" in q["sql"]]
     assert len(locks) == 1, locks
     assert "ORDER BY" in locks[0]
+    assert [q["sql"] for q in queries if 'SET "incident_id"' in q["sql"]] == []
     assert actions(*later) == ["attached"] * 12
     for alert in Alert.objects.exclude(fingerprint__endswith="-0"):
         assert alert.incident_id == opened[alert.fingerprint.split("-")[0]], alert.fingerprint
