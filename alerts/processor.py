@@ -14,7 +14,8 @@ resolve. A new SEV1 behind a storm of repeats waits for the batch in progress, n
 
 A batch goes in slices of a few requests (SLICE_REQUESTS, SLICE_ALERTS): each slice's firing
 alerts are upserted together, one statement per integration, new ones straight into their
-groups' open incidents (alerts.upsert.upsert_ahead), then its requests are processed one by one; between slices, the batch looks for an urgent request.
+groups' open incidents (alerts.upsert.upsert_ahead), then its requests are processed one by one;
+between slices, the batch looks for an urgent request.
 """
 
 from __future__ import annotations
