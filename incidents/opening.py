@@ -6,21 +6,18 @@ two transactions opening the same group meet at the partial unique index of open
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable
-from functools import reduce
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
 from core.compiled import Lookup
 from core.text import one_line
 from incidents.metrics import INCIDENTS_OPENED
-from incidents.models import Counter, EntryKind, Incident, Service, Status
+from incidents.models import OPEN_STATUSES, Counter, EntryKind, Incident, Service, Status
 from incidents.timeline import by_phrase, record
 
 
@@ -123,16 +120,34 @@ def find_or_open_incident(
 def lock_open_incidents(groups: Iterable[tuple[int, str]]) -> list[Incident]:
     """Lock the open incidents of these (service id, group key) groups in one statement, in id
     order (one order for every caller, so two that share incidents cannot deadlock on them);
-    a group without one is left out. Must run inside a transaction."""
+    a group without one is left out. Must run inside a transaction.
+
+    In SQL written here, as the ORM would write it (`status IN (…) AND ((service_id = … AND
+    group_key IN (…)) OR …)`, index lookups whatever the table's size): compiling it through the
+    ORM, a new query for every slice of a batch, was 7% of the worker's CPU in a storm of
+    batches (`py-spy --gil` over `bench/ingest.py --scenarios batch`, 2026-12-07).
+    """
     keys: dict[int, list[str]] = {}
     for service_id, group_key in groups:
         keys.setdefault(service_id, []).append(group_key)
     if not keys:
         return []
-    of_groups = reduce(
-        operator.or_, (Q(service_id=s, group_key__in=group_keys) for s, group_keys in keys.items())
+    qn = connection.ops.quote_name
+    of_groups = " OR ".join(
+        f"({qn('service_id')} = %s AND {qn('group_key')} IN ({', '.join(['%s'] * len(k))}))"
+        for k in keys.values()
     )
-    return list(Incident.objects.open().locked().filter(of_groups).order_by("pk"))
+    params: list[Any] = [status.value for status in OPEN_STATUSES]
+    for service_id, group_keys in keys.items():
+        params += [service_id, *group_keys]
+    sql = (
+        f"SELECT * FROM {qn(Incident._meta.db_table)} "  # noqa: S608
+        f"WHERE {qn('status')} IN ({', '.join(['%s'] * len(OPEN_STATUSES))}) AND ({of_groups}) "
+        f"ORDER BY {qn('id')}"
+    )
+    if connection.features.has_select_for_update:
+        sql += " " + connection.ops.for_update_sql(no_key=True)
+    return list(Incident.objects.raw(sql, params))
 
 
 def _locked_open_incident(service: Service, group_key: str) -> Incident | None:

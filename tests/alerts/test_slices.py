@@ -207,13 +207,7 @@ def test_two_integrations_and_services_lock_their_groups_incidents_in_one_statem
 
     locks = [q["sql"] for q in queries if "FOR NO KEY UPDATE" in q["sql"]]
     assert len(locks) == 1, locks
-    assert (
-        locks[0]
-        .rstrip()
-        .endswith(
-            'ORDER BY "incidents_incident"."id" ASC FOR NO KEY UPDATE OF "incidents_incident"'
-        )
-    )
+    assert locks[0].rstrip().endswith('ORDER BY "id" FOR NO KEY UPDATE')
     assert actions(*later) == ["attached"] * 6
     for alert_row in Alert.objects.filter(fingerprint__endswith="-1"):
         assert alert_row.incident_id == opened[alert_row.fingerprint[:2]]

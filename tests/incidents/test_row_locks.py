@@ -90,3 +90,30 @@ def test_every_lock_that_reads_related_rows_names_the_rows_it_locks():
             if lock and "select_related" in names and not any(k.arg == "of" for k in lock.keywords):
                 unnamed.add(f"{path.relative_to(ROOT)}:{lock.lineno}")
     assert sorted(unnamed) == []
+
+
+@pytest.mark.django_db
+def test_a_slices_groups_open_incidents_are_found_in_id_order_and_closed_ones_left_out():
+    """`lock_open_incidents` (its SQL written by hand): each group's open incident, across
+    services, in id order; a resolved incident and a group without one are left out."""
+    checkout, search = Service.objects.create(name="Checkout"), Service.objects.create(name="S")
+
+    def opened(service: Service, group: str) -> Incident:
+        return opening.open_incident(service, title=group, group_key=group, source=Source.API)
+
+    a, b, c = opened(search, "a"), opened(checkout, "b"), opened(checkout, "c")
+    closed = opened(checkout, "closed")
+    services.resolve_incident(closed, by=None, source=Source.API)
+    wanted = [(checkout.pk, "c"), (search.pk, "a"), (checkout.pk, "closed"), (checkout.pk, "b")]
+    wanted += [(search.pk, "b"), (checkout.pk, "none"), (checkout.pk, "it's; -- odd")]
+
+    with transaction.atomic():
+        found = opening.lock_open_incidents(wanted)
+
+    assert [i.pk for i in found] == [a.pk, b.pk, c.pk]
+    assert [(i.service_id, i.group_key, i.status) for i in found] == [
+        (search.pk, "a", "triggered"),
+        (checkout.pk, "b", "triggered"),
+        (checkout.pk, "c", "triggered"),
+    ]
+    assert found[0].triggered_at == a.triggered_at  # read back as the ORM reads it
