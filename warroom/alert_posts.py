@@ -87,9 +87,11 @@ def posted_marks(room: Room) -> dict[str, int]:
     """Lock the room's row and return the last alert entry of each kind posted in it.
 
     The lock makes the bot's tasks of one incident take turns: two tasks looking at once would
-    both post the entries past the mark (or move it back).
+    both post the entries past the mark (or move it back). FOR NO KEY UPDATE: a message posted
+    meanwhile (its foreign key to the room) does not wait for it.
     """
-    return Room.objects.select_for_update().values_list("alerts_posted", flat=True).get(pk=room.pk)
+    locked = Room.objects.select_for_update(no_key=True)
+    return locked.values_list("alerts_posted", flat=True).get(pk=room.pk)
 
 
 def cover(room: Room, marks: dict[str, int], kind: str, last_pk: int) -> None:

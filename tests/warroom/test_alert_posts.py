@@ -9,14 +9,14 @@ import time
 import pytest
 from django.apps import apps
 from django.core.cache import cache
-from django.db import connections
+from django.db import connection, connections, transaction
 
 from incidents.models import EntryKind, Incident, Source, TimelineEntry
 from incidents.opening import open_incident
 from warroom import alert_posts
 from warroom.models import Message, MessageKind, Room
 from warroom.receivers import tell
-from warroom.services import incident_room
+from warroom.services import incident_room, post
 
 
 def alert_line(incident: Incident, name: str) -> TimelineEntry:
@@ -135,3 +135,27 @@ def test_rooms_opened_before_the_mark_count_their_history_as_posted(service):
     next_one = alert_line(incident, "next")
     alert_posts.post_alerts(next_one, incident, room)
     assert lines_posted(room) == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite has no row locks")
+@pytest.mark.django_db(transaction=True)
+def test_a_message_posted_while_the_bot_holds_the_rooms_mark_does_not_wait(service, alice):
+    """The mark's lock is FOR NO KEY UPDATE: someone's message (its foreign key to the room)
+    goes in while a bot task holds it."""
+    incident = open_incident(service, title="Checkout down", source=Source.API)
+    room = Room.objects.get(incident=incident)
+    posted = threading.Event()
+
+    def say_something() -> None:
+        try:
+            post(room, "looking at it", author=alice)
+            posted.set()
+        finally:
+            connections.close_all()
+
+    with transaction.atomic():
+        alert_posts.posted_marks(room)
+        speaker = threading.Thread(target=say_something)
+        speaker.start()
+        speaker.join(5)
+        assert posted.is_set(), "the message waited for the bot's lock on the room"
