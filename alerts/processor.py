@@ -231,7 +231,7 @@ def _process(
             # together (alone, a request is parsed in its savepoint, where a failure is its own).
             parsed = [] if isolate else [_parse(r, contexts, requests[0]) for r in part]
             if parsed:
-                upsert.upsert_ahead(parsed)
+                upsert.upsert_ahead(parsed, may_be_new=[r.urgent for r in part])
             for i, request in enumerate(part):
                 integration = request.integration
                 try:

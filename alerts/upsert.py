@@ -214,7 +214,11 @@ def upsert_firing(context: Context, alerts: list[NormalizedAlert]) -> None:
     upsert_ahead([(context, context.now, alerts)])
 
 
-def upsert_ahead(received: list[tuple[Context, datetime, list[NormalizedAlert]]]) -> None:
+def upsert_ahead(
+    received: list[tuple[Context, datetime, list[NormalizedAlert]]],
+    *,
+    may_be_new: list[bool] | None = None,
+) -> None:
     """Upsert the firing alerts of several requests (their context, when each was received, its
     alerts) in one statement per context, ahead of processing them in order.
 
@@ -225,7 +229,10 @@ def upsert_ahead(received: list[tuple[Context, datetime, list[NormalizedAlert]]]
     A new row goes in linked to its group's open incident, locked first for all of them in one
     statement (Context.lock_groups): written once, where linking it afterwards wrote each row
     twice (its UPDATE was two fifths of PostgreSQL's time on a batch of new alerts). Until its
-    turn, such an alert is `prelinked` (see Context.pending_prelinked).
+    turn, such an alert is `prelinked` (see Context.pending_prelinked). `may_be_new`: for each
+    request, whether it may hold a new alert (its `urgent`, worked out at accept); a request of
+    repeats locks no incident ahead, so a storm of repeats holds its incidents no longer than
+    before (a new alert in it all the same is linked in its turn).
     """
     seen: dict[tuple[int, str], int] = {}
     for context, _at, alerts in received:
@@ -233,9 +240,10 @@ def upsert_ahead(received: list[tuple[Context, datetime, list[NormalizedAlert]]]
             key = (context.integration.pk, alert.fingerprint)
             seen[key] = seen.get(key, 0) + 1
     rows: dict[int, tuple[Context, list[tuple[list[Any], tuple[int, str] | None]]]] = {}
-    for context, at, alerts in received:
+    for n, (context, at, alerts) in enumerate(received):
         context.now = at  # first seen, and the silences it falls under, as in its turn
         context.placements = {}
+        new_possible = may_be_new is None or may_be_new[n]
         for alert in alerts:
             if (
                 alert.status != FIRING
@@ -245,7 +253,7 @@ def upsert_ahead(received: list[tuple[Context, datetime, list[NormalizedAlert]]]
                 continue
             service_id, silence = context.place(alert)
             values = _upsert_values(context, alert, service_id, silence.pk if silence else None)
-            group = None if silence else context.group_of(service_id, alert)
+            group = context.group_of(service_id, alert) if new_possible and not silence else None
             rows.setdefault(context.integration.pk, (context, []))[1].append((values, group))
     ahead = [(context, values) for context, values in rows.values() if len(values) > 1]
     # One row gains nothing from going ahead.

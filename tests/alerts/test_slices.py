@@ -128,6 +128,21 @@ def test_new_alerts_stored_ahead_in_an_incident_a_resolve_closes_first_open_a_ne
     assert joined.pk != first.pk and joined.is_open
 
 
+def test_a_slice_of_repeats_locks_no_incident(client, generic, settings, no_fallback):
+    """Requests of repeats only (not urgent at accept) lock no incident ahead: a storm of
+    repeats holds its incidents no longer than processing each alert does."""
+    settings.INGEST_URGENT_FIRST = False
+    firing_already(client, generic, "db", "web-0", "web-1")
+    repeats = [send(client, generic, fire(key)) for key in ("db", "web-0", "web-1")]
+    assert not any(IngestRequest.objects.get(pk=r.pk).urgent for r in repeats)
+
+    with CaptureQueriesContext(connection) as queries:
+        process_pending()
+
+    assert actions(*repeats) == ["deduplicated"] * 3
+    assert [q["sql"] for q in queries if "FOR NO KEY UPDATE" in q["sql"]] == []
+
+
 def test_slices_are_bounded_by_requests_and_alerts(client, generic, monkeypatch):
     monkeypatch.setattr(processor, "SLICE_REQUESTS", 3)
     requests = [send(client, generic, fire(f"s-{i}")) for i in range(7)]
