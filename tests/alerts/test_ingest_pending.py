@@ -160,15 +160,21 @@ def test_one_alert_that_cannot_be_processed_fails_on_its_own(client, url, am):
 
     # A poisoned alert: the database refuses to store it, every time.
     with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE FUNCTION muster_test_poison() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN IF NEW.fingerprint = 'poison' THEN "
-            "RAISE EXCEPTION 'poisoned alert'; END IF; RETURN NEW; END $$"
-        )
-        cursor.execute(
-            "CREATE TRIGGER muster_test_poison BEFORE INSERT ON alerts_alert "
-            "FOR EACH ROW EXECUTE FUNCTION muster_test_poison()"
-        )
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "CREATE FUNCTION muster_test_poison() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN IF NEW.fingerprint = 'poison' THEN "
+                "RAISE EXCEPTION 'poisoned alert'; END IF; RETURN NEW; END $$"
+            )
+            cursor.execute(
+                "CREATE TRIGGER muster_test_poison BEFORE INSERT ON alerts_alert "
+                "FOR EACH ROW EXECUTE FUNCTION muster_test_poison()"
+            )
+        else:  # SQLite, as the embedded mode runs
+            cursor.execute(
+                "CREATE TRIGGER muster_test_poison BEFORE INSERT ON alerts_alert "
+                "WHEN NEW.fingerprint = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned alert'); END"
+            )
     batch = am_batch(am_alert("fp-1"), am_alert("poison"), am_alert("fp-2"), group_key="g")
     request = post(client, url, batch)["request"]
 
