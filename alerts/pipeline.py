@@ -142,7 +142,9 @@ def _fire(context: Context, alert: NormalizedAlert) -> AlertResult:
     )
     result = AlertResult(alert.fingerprint, DEDUPLICATED, alert_id)
     stored_in = context.prelinked.pop(alert_id, None)  # new, stored in its group's incident
-    incident_id = incident_id or context.linked.get(alert_id)
+    # A link waiting to be written is newer than the row: an alert stored ahead in an incident
+    # that closed before its turn is linked to the new one, and its row says the old one.
+    incident_id = context.linked.get(alert_id) or incident_id
     if occurrences > 1 and incident_id is not None:
         incident = context.incident(incident_id)
         if incident.is_open:

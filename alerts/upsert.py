@@ -210,8 +210,9 @@ def upsert(
 
 def upsert_firing(context: Context, alerts: list[NormalizedAlert]) -> None:
     """Upsert one request's firing alerts ahead (`upsert_ahead` for a request alone): those
-    whose fingerprint appears once in it and that its batch did not upsert ahead already."""
-    upsert_ahead([(context, context.now, alerts)])
+    whose fingerprint appears once in it and that its batch did not upsert ahead already.
+    None goes in an incident ahead: only a batch's slices, for their urgent requests, do."""
+    upsert_ahead([(context, context.now, alerts)], may_be_new=[False])
 
 
 def upsert_ahead(

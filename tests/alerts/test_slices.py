@@ -143,6 +143,34 @@ def test_a_slice_of_repeats_locks_no_incident(client, generic, settings, no_fall
     assert [q["sql"] for q in queries if "FOR NO KEY UPDATE" in q["sql"]] == []
 
 
+def test_a_repeat_of_an_alert_stored_ahead_in_an_incident_closed_before_its_turn(
+    client, generic, settings, monkeypatch, no_fallback
+):
+    """Slice one: F1 and F2 are stored ahead in X; the resolve before them closes X, and they
+    open Y in their turn (their rows still say X until the batch's links are written). Slice
+    two repeats them: repeats of the alerts in Y, not new alerts."""
+    settings.INGEST_URGENT_FIRST = False  # arrival order: one batch for all of them
+    monkeypatch.setattr(processor, "SLICE_REQUESTS", 3)
+    send(client, generic, keyed("a-g", "grp"))
+    process_pending()
+    closed = Alert.objects.get(fingerprint="a-g").incident
+    first = [
+        send(client, generic, keyed("a-g", "grp", status="resolved")),
+        send(client, generic, keyed("f1", "grp")),
+        send(client, generic, keyed("f2", "grp")),
+    ]
+    again = [send(client, generic, keyed(key, "grp")) for key in ("f1", "f2")]
+
+    process_pending()
+
+    assert actions(*first) == ["resolved", "opened", "attached"]
+    assert actions(*again) == ["deduplicated", "deduplicated"]
+    rows = list(Alert.objects.filter(fingerprint__in=["f1", "f2"]))
+    assert [(a.status, a.occurrences) for a in rows] == [("firing", 2), ("firing", 2)]
+    [joined] = {a.incident_id for a in rows}
+    assert joined != closed.pk
+
+
 def test_slices_are_bounded_by_requests_and_alerts(client, generic, monkeypatch):
     monkeypatch.setattr(processor, "SLICE_REQUESTS", 3)
     requests = [send(client, generic, fire(f"s-{i}")) for i in range(7)]
