@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import orjson
 from django.db import connection
 from django.db.models import Field, Model
 
@@ -75,8 +76,19 @@ def _cell(value: Any) -> Any:
 
 
 def dumps(rows: Sequence[Sequence[Any]]) -> str:
-    """The rows as one JSON document for `jsonb_array_elements`."""
-    return json.dumps(rows, default=_cell, separators=(",", ":"))
+    """The rows as one JSON document for `jsonb_array_elements`.
+
+    Written by orjson, several times faster than the standard library (which was a fifth of
+    the processor's CPU in an Alertmanager storm), to the same JSON values: the document's
+    text differs (UTF-8 where the standard library escapes), never what PostgreSQL reads.
+    What orjson refuses (an integer beyond 64 bits, a lone surrogate) goes the standard
+    library's way. orjson writes NaN and infinities as null where the standard library's
+    NaN would fail the statement (ingest stores a label's or annotation's number as text).
+    """
+    try:
+        return orjson.dumps(rows, default=_cell, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(rows, default=_cell, separators=(",", ":"))
 
 
 def insert(objs: Sequence[Model]) -> None:

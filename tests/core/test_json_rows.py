@@ -3,15 +3,20 @@ bulk_create would, and each instance gets its own primary key."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
 from django.db import DataError, connection, transaction
 from django.test.utils import CaptureQueriesContext
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core import json_rows
 from incidents.models import EntryKind, Incident, Service, Source, TimelineEntry
 from incidents.opening import open_incident
+from tests.helpers.fuzz import fuzz_settings
+from tests.helpers.fuzz_payloads import JSON_VALUES
 
 TEXTS = [
     'it\'s "quoted" \\ back\\slashed',
@@ -19,7 +24,12 @@ TEXTS = [
     "Ünïcödé — 日本語 — 🚨",
     "line\nbreak\ttab",
 ]
-DATA = [{}, {"a": [1, 2.5, None, True]}, {"nested": {"x": "it's"}}, {"emoji": "🚨", "n": -3}]
+DATA = [
+    {},
+    {"a": [1, 2.5, None, True]},
+    {"nested": {"x": "it's"}, "big": 2**70, "small": -(2**63) - 1},  # beyond orjson's 64 bits
+    {"emoji": "🚨", "n": -3},
+]
 
 
 def entries(incident: Incident, actor) -> list[TimelineEntry]:
@@ -90,3 +100,30 @@ def test_a_model_with_a_field_it_cannot_carry_goes_through_bulk_create(incident,
     assert all(entry.pk for entry in rows)
     assert not any("jsonb_array_elements" in q["sql"] for q in captured.captured_queries)
     assert TimelineEntry.objects.get(pk=rows[0].pk).message == TEXTS[0]
+
+
+@given(
+    rows=st.lists(
+        st.lists(
+            st.one_of(
+                JSON_VALUES,
+                st.integers(min_value=-(2**70), max_value=2**70),
+                st.datetimes(timezones=st.just(UTC)),
+                st.binary(max_size=8),
+            ),
+            max_size=4,
+        ),
+        max_size=4,
+    )
+)
+@fuzz_settings(ci_examples=200)
+def test_the_document_says_what_the_standard_librarys_would(rows) -> None:
+    ours = json.loads(json_rows.dumps(rows))
+    theirs = json.loads(json.dumps(rows, default=json_rows._cell))
+
+    assert repr(ours) == repr(theirs)  # repr tells 1 from 1.0
+
+
+def test_a_value_neither_can_write_is_refused() -> None:
+    with pytest.raises(TypeError, match="object is not a column's value"):
+        json_rows.dumps([[object()]])
