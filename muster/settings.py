@@ -144,6 +144,9 @@ if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     # Workers take from the queues in CELERY_TASK_QUEUES' order: paging and ingest first.
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, str | float] = {"queue_order_strategy": "priority"}
+    if REDIS_URL.partition("://")[0] in ("redis", "rediss"):
+        # kombu's Redis transport, whose workers reconnect after a Redis restart (muster.broker).
+        CELERY_BROKER_TRANSPORT = "muster.broker:Transport"
     # "pubsub": Redis pub/sub (channels_redis.pubsub), what bench/warroom.py measured faster
     # for fan-out to many clients; "core": the list-based layer.
     _LAYERS = {
