@@ -16,6 +16,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from core import live  # noqa: E402
 from muster.body_limit import BodyLimit, install_daphne_cap  # noqa: E402
 from muster.routing import websocket_urlpatterns  # noqa: E402
 from muster.startup import check_secret_key  # noqa: E402
@@ -36,11 +37,25 @@ class BrowserOriginValidator(OriginValidator):
         return parsed_origin is None or super().valid_origin(parsed_origin)
 
 
-application = ProtocolTypeRouter(
-    {
-        "http": BodyLimit(django_asgi_app, settings.MAX_BODY_BYTES),
-        "websocket": BrowserOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns)), settings.ALLOWED_HOSTS
-        ),
-    }
+class NoteServerLoop:
+    """Tell core.live which loop serves: the in-memory channel layer (embedded mode) lives on
+    it, and the embedded worker's threads send to it there."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        live.note_server_loop()
+        return await self.app(scope, receive, send)
+
+
+application = NoteServerLoop(
+    ProtocolTypeRouter(
+        {
+            "http": BodyLimit(django_asgi_app, settings.MAX_BODY_BYTES),
+            "websocket": BrowserOriginValidator(
+                AuthMiddlewareStack(URLRouter(websocket_urlpatterns)), settings.ALLOWED_HOSTS
+            ),
+        }
+    )
 )
