@@ -34,7 +34,3 @@ class Channel(redis.Channel):
 
 class Transport(redis.Transport):
     Channel = Channel
-
-
-# For redis:// and rediss:// broker URLs (settings.CELERY_BROKER_TRANSPORT).
-TRANSPORT = f"{__name__}:Transport"

@@ -142,13 +142,10 @@ REDIS_URL = env.str("REDIS_URL", default="")
 EMBEDDED = not REDIS_URL
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT = "muster.broker:Transport"  # reconnects after a Redis restart
     # Workers take from the queues in CELERY_TASK_QUEUES' order: paging and ingest first.
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, str | float] = {"queue_order_strategy": "priority"}
-    if REDIS_URL.partition("://")[0] in ("redis", "rediss"):
-        # kombu's Redis transport, whose workers reconnect after a Redis restart (muster.broker).
-        CELERY_BROKER_TRANSPORT = "muster.broker:Transport"
-    # "pubsub": Redis pub/sub (channels_redis.pubsub), what bench/warroom.py measured faster
-    # for fan-out to many clients; "core": the list-based layer.
+    # "pubsub": faster fan-out to many clients (bench/warroom.py); "core": the list-based layer.
     _LAYERS = {
         "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "core": "channels_redis.core.RedisChannelLayer",
