@@ -42,7 +42,9 @@ KICK_TIMEOUT = 30  # seconds; a kick whose task was lost expires, and the tick r
 # look again (in a burst, the look was a sixth of a request's CPU). Safe because a processor,
 # having cleared the key, waits twice that before its last look for requests (alerts.processor).
 STUCK_AFTER = timedelta(seconds=2)
-BLOCKED_RETRY_SECONDS = 0.2  # how soon a lane whose oldest request waits for another is looked at
+# How soon a lane is looked at again when its oldest request waits for another lane, or when
+# the processor kicked for it found another holding it.
+BLOCKED_RETRY_SECONDS = 0.2
 
 
 def accept(
@@ -276,8 +278,9 @@ def kick_if_stuck(now: datetime | None = None) -> bool:
 def look_again_later(lane: int) -> None:
     """Have a processor look at `lane` again in BLOCKED_RETRY_SECONDS: its oldest request waits
     for older ones of its integration in other lanes, and nothing kicks the lane when those
-    are done. The lane's kick key is renewed meanwhile, so its new requests start no other
-    processor: one chain of looks per lane, however long the wait."""
+    are done; or another processor held the lane, maybe on its last look already. The lane's
+    kick key is renewed meanwhile, so its new requests start no other processor: one chain of
+    looks per lane, however long the wait."""
     try:
         cache.set(kick_key(lane), 1, timeout=KICK_TIMEOUT)
         _enqueue_processor(lane, countdown=BLOCKED_RETRY_SECONDS)

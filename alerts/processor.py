@@ -57,32 +57,38 @@ def process_pending(lane: int | None = None) -> int:
     """Process accepted requests until none is left in `lane` (or, without one, in any lane
     free of another processor); return how many.
 
-    A processor kicked for its lane (alerts.pending.kick) waits for the lane's lock: another
-    holder there may be on its last look, begun before this processor's requests were
-    committed. One started by the tick, or without a lane, takes free lanes only, and leaves
-    a busy one to its processor.
+    A processor kicked for its lane (alerts.pending.kick) that finds another holding it asks
+    for another look shortly (`look_again_later`): that holder may be on its last look, begun
+    before the requests that kicked this processor were committed. It does not wait for the
+    lock: waiting, kicked processors held three of a worker's four threads under a steady load
+    of repeats, and the pages of new incidents waited seconds for a thread (`python
+    bench/paging.py`, alert to first page under load p50 8.8 s). One started by the tick, or
+    without a lane, takes free lanes only, and leaves a busy one to its processor.
     """
     count = lanes.count()
     if lane is not None:
-        return _process_lane(lane % count, count, wait=True)
+        return _process_lane(lane % count, count, kicked=True)
     total = 0
     while True:
         # Again while it gets anywhere: a request without a key may have waited for one in a
         # lane processed after its own.
-        done = sum(_process_lane(busy, count, wait=False) for busy in sorted(lanes.busy(count)))
+        done = sum(_process_lane(busy, count, kicked=False) for busy in sorted(lanes.busy(count)))
         if not done:
             return total
         total += done
 
 
-def _process_lane(lane: int, count: int, *, wait: bool) -> int:
+def _process_lane(lane: int, count: int, *, kicked: bool) -> int:
     total = 0
     urgent_first = True
     last_look = False
     while True:
-        batch = _process_batch(lane, count, urgent_first=urgent_first, wait=wait)
+        batch = _process_batch(lane, count, urgent_first=urgent_first)
         if batch.taken is None:
-            return total  # another processor holds the lane: it drains it
+            # Another processor holds the lane and drains it; kicked, look again after it.
+            if kicked and not total:
+                look_again_later(lane)
+            return total
         # After an urgent batch the next takes the oldest requests, whatever comes in.
         urgent_first = not batch.urgent
         if batch.taken:
@@ -94,7 +100,7 @@ def _process_lane(lane: int, count: int, *, wait: bool) -> int:
             # kick this lane when it is done: without this, the tick's re-kick would (seconds).
             # Only a processor started for this lane asks (one chain of looks per lane, which
             # keeps the lane's kick); the tick's leaves the lane to it.
-            if wait:
+            if kicked:
                 look_again_later(lane)
             return total
         if last_look:
@@ -175,12 +181,11 @@ class Batch(NamedTuple):
     blocked: bool = False
 
 
-def _process_batch(
-    lane: int = 0, count: int = 1, *, urgent_first: bool, wait: bool = False
-) -> Batch:
-    """Process one batch of the lane (of `count`) in one transaction."""
+def _process_batch(lane: int = 0, count: int = 1, *, urgent_first: bool) -> Batch:
+    """Process one batch of the lane (of `count`) in one transaction, unless another
+    processor holds the lane."""
     counted: list[tuple[Integration, list[pipeline.AlertResult]]] = []
-    with lanes.hold(lane, wait=wait) as free:
+    with lanes.hold(lane, wait=False) as free:
         if not free:
             return Batch(None)
         requests, urgent, blocked = _claim(lane, count, urgent_first=urgent_first)

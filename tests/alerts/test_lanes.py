@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import random
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -25,7 +26,7 @@ from hypothesis import strategies as st
 
 from alerts import lanes, processor
 from alerts.models import Alert, AlertStatus, IngestRequest, Integration, Kind
-from alerts.pending import urgent_key
+from alerts.pending import kick_key, urgent_key
 from alerts.processor import process_pending
 from alerts.sources.base import FIRING, RESOLVED
 from tests.alerts.payloads import generic_alert
@@ -158,7 +159,7 @@ def test_a_request_without_a_key_waits_for_older_ones_in_other_lanes(client, gen
 
     assert not may_go()  # it waits for `keyed` (and whatever else is older, elsewhere)
     for other in set(range(LANES)) - {lane(mixed)}:
-        processor._process_lane(other, LANES, wait=False)
+        processor._process_lane(other, LANES, kicked=False)
     assert may_go()
     assert Alert.objects.get(fingerprint=fingerprint).status == AlertStatus.FIRING  # not yet
 
@@ -177,7 +178,7 @@ def test_a_request_without_a_key_holds_back_newer_ones_in_other_lanes(client, ge
 
     assert later.pk not in ids(oldest(lane(later)))
     assert later.pk not in ids(urgent(lane(later)))
-    processor._process_lane(lane(mixed), LANES, wait=False)
+    processor._process_lane(lane(mixed), LANES, kicked=False)
     assert later.pk in ids(oldest(lane(later)))
 
 
@@ -207,7 +208,7 @@ def test_a_lane_whose_oldest_request_waits_for_another_lane_is_looked_at_again_s
     # Its looks keep the lane's kick: a request meanwhile starts no second processor.
     with sent_tasks() as sent:
         send(client, generic, [one("z1"), one("z2")])
-        processor._process_lane(lane(mixed), LANES, wait=False)  # the tick's: it asks nothing
+        processor._process_lane(lane(mixed), LANES, kicked=False)  # the tick's: it asks nothing
     assert named(sent, "alerts.process_ingest_requests") == []
 
     process_pending(lane(keyed))
@@ -254,6 +255,28 @@ def test_the_tick_s_processor_leaves_a_busy_lane_to_its_holder(client, generic):
         # The free lanes' requests; it does not wait for the busy one.
         assert process_pending() == len(waiting) - in_held
     assert process_pending(held) == in_held  # a processor kicked for the lane takes it
+
+
+def test_a_processor_kicked_for_a_held_lane_asks_for_a_look_soon_instead_of_waiting(
+    client, generic
+):
+    # Waiting for the lock held a worker's thread: under a steady load of repeats, three of
+    # four threads waited so, and pages waited seconds for one (bench/paging.py).
+    request = send(client, generic, one("a"))
+    held = lane(request)
+    with lane_held_elsewhere(held), sent_tasks() as sent:
+        started = time.monotonic()
+        before = timezone.now()
+        assert process_pending(held) == 0
+        assert time.monotonic() - started < 1  # it did not wait for the holder
+    [again] = named(sent, "alerts.process_ingest_requests")
+    assert again.args == (held,)
+    assert timedelta(0) < datetime.fromisoformat(again.eta) - before < timedelta(seconds=1)
+    assert cache.get(kick_key(held))  # its look keeps the lane's kick: no second processor
+    assert IngestRequest.objects.get(pk=request.pk).processed_at is None
+
+    assert process_pending(held) == 1  # the look, once the holder is done
+    assert IngestRequest.objects.get(pk=request.pk).processed_at is not None
 
 
 def test_the_web_tells_the_processor_of_the_urgent_request_s_lane(client, generic):
