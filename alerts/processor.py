@@ -85,8 +85,10 @@ def _process_lane(lane: int, count: int, *, kicked: bool) -> int:
     while True:
         batch = _process_batch(lane, count, urgent_first=urgent_first)
         if batch.taken is None:
-            # Another processor holds the lane and drains it; kicked, look again after it.
-            if kicked and not total:
+            # Another processor holds the lane: it drains it, but may be on its last look,
+            # begun before a request that found this processor's kick set was committed (so
+            # kicked no other). Kicked, look again after it, whatever this one did before.
+            if kicked:
                 look_again_later(lane)
             return total
         # After an urgent batch the next takes the oldest requests, whatever comes in.

@@ -81,12 +81,15 @@ def dumps(rows: Sequence[Sequence[Any]]) -> str:
     Written by orjson, six times faster than the standard library (the upsert's rows of 100
     Alertmanager alerts: 1.16 → 0.19 ms), to the same JSON values: the document's text
     differs (UTF-8 where the standard library escapes), never what PostgreSQL reads.
-    What orjson refuses (an integer beyond 64 bits, a lone surrogate) goes the standard
-    library's way. orjson writes NaN and infinities as null where the standard library's
-    NaN would fail the statement (ingest stores a label's or annotation's number as text).
+    What orjson refuses (an integer beyond 64 bits, a lone surrogate, a key that is not a
+    string) goes the standard library's way. Where they differ: orjson writes NaN and
+    infinities as null, where the standard library's NaN would fail the statement (ingest
+    stores a label's or annotation's number as text), and a UTC offset to the minute (RFC
+    3339), where a zone's offset of seconds (local mean time, before 1900) kept them; the rows'
+    datetimes are UTC.
     """
     try:
-        return orjson.dumps(rows, default=_cell, option=orjson.OPT_NON_STR_KEYS).decode()
+        return orjson.dumps(rows, default=_cell).decode()
     except orjson.JSONEncodeError:
         return json.dumps(rows, default=_cell, separators=(",", ":"))
 

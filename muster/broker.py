@@ -13,8 +13,13 @@ restarts, where supervisors then took 10.5 s to bring both workers back.
 
 Here a detached transport says so with the connection error it is, which the close ignores as
 it ignores Redis being down: the worker reconnects. The held messages are not put back by the
-close (Redis is down at that moment either way): as when Redis is flushed, the work that must
-happen is in PostgreSQL, where the tick finds it and queues it again (docs/deploying/health.md).
+close. When Redis restarted empty they are gone, and as when Redis is flushed the work that
+must happen is in PostgreSQL, where the tick finds it and queues it again
+(docs/deploying/health.md); when Redis kept them (a dropped connection, a restart with
+persistence), kombu redelivers them after its visibility timeout (an hour), as it did after the
+worker exited: late duplicates, which the tasks' own checks make harmless.
+
+muster.celery names this transport for redis:// and rediss:// broker URLs.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 class Channel(redis.Channel):
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
-        if self.connection.client is None:
+        if getattr(self.connection, "client", None) is None:
             raise RedisConnectionError("the broker connection is closed")
         return super()._connparams(asynchronous=asynchronous)
 

@@ -9,8 +9,13 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "muster.settings")
+# Broker URLs redis:// and rediss:// name kombu's Redis transport mended so that workers
+# outlive a Redis restart (muster.broker). By name, not as CELERY_BROKER_TRANSPORT: a transport
+# given outright overrides the URL's scheme, and a rediss:// URL lost its TLS.
+TRANSPORT_ALIASES.update(redis="muster.broker:Transport", rediss="muster.broker:Transport")
 
 app = Celery("muster")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -141,8 +141,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env.str("REDIS_URL", default="")
 EMBEDDED = not REDIS_URL
 if REDIS_URL:
-    CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT = "muster.broker:Transport"  # reconnects after a Redis restart
+    CELERY_BROKER_URL = REDIS_URL  # redis:// and rediss:// by muster.broker's transport
     # Workers take from the queues in CELERY_TASK_QUEUES' order: paging and ingest first.
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, str | float] = {"queue_order_strategy": "priority"}
     # "pubsub": faster fan-out to many clients (bench/warroom.py); "core": the list-based layer.

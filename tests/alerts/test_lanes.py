@@ -279,6 +279,20 @@ def test_a_processor_kicked_for_a_held_lane_asks_for_a_look_soon_instead_of_wait
     assert IngestRequest.objects.get(pk=request.pk).processed_at is not None
 
 
+def test_a_kicked_processor_that_finds_its_lane_taken_midway_asks_for_a_look_too(db, monkeypatch):
+    # It took a batch, then another processor took the lane, maybe on that one's last look,
+    # begun before a request that found this processor's kick set (and kicked nothing) was
+    # committed: without a look of its own, that request would wait for the tick's re-kick.
+    batches = iter([processor.Batch(1), processor.Batch(None)])
+    monkeypatch.setattr(processor, "_process_batch", lambda *a, **k: next(batches))
+    with sent_tasks() as sent:
+        before = timezone.now()
+        assert process_pending(2) == 1
+    [again] = named(sent, "alerts.process_ingest_requests")
+    assert again.args == (2,)
+    assert timedelta(0) < datetime.fromisoformat(again.eta) - before < timedelta(seconds=1)
+
+
 def test_the_web_tells_the_processor_of_the_urgent_request_s_lane(client, generic):
     sev1 = send(client, generic, one("db", severity="critical"))
     assert cache.get(urgent_key(lane(sev1)))

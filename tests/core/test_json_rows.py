@@ -127,3 +127,9 @@ def test_the_document_says_what_the_standard_librarys_would(rows) -> None:
 def test_a_value_neither_can_write_is_refused() -> None:
     with pytest.raises(TypeError, match="object is not a column's value"):
         json_rows.dumps([[object()]])
+
+
+def test_a_key_that_is_not_a_string_is_written_as_the_standard_library_writes_it() -> None:
+    rows = [[{1: "a", None: "b", 2.5: "c"}]]
+
+    assert json.loads(json_rows.dumps(rows)) == json.loads(json.dumps(rows))

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
+from muster.broker import Transport
 from muster.celery import app as celery_app
 from muster_services import find_redis_server, free_port
 from tests.helpers.system import database_url_of_tests, require_postgresql, wait_for
@@ -28,6 +28,15 @@ from tests.helpers.system import database_url_of_tests, require_postgresql, wait
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 60.0
 RECONNECT_TIMEOUT = 30.0
+
+
+def test_redis_and_rediss_urls_name_the_mended_transport_and_rediss_keeps_tls():
+    for scheme in ("redis", "rediss"):
+        with celery_app.connection_for_write(f"{scheme}://127.0.0.1:9/0") as conn:
+            assert conn.transport_cls == scheme  # the URL's scheme still decides
+            assert isinstance(conn.transport, Transport)
+    with celery_app.connection_for_write("rediss://127.0.0.1:9/0") as conn:
+        assert conn.ssl  # kombu's TLS for rediss://, as without muster.broker
 
 
 class Redis:
@@ -78,7 +87,6 @@ def test_a_worker_holding_countdown_tasks_reconnects_after_redis_restarts(
     transactional_db, redis, tmp_path
 ):
     require_postgresql()
-    assert settings.CELERY_BROKER_TRANSPORT == "muster.broker:Transport"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "MUSTER_"))}
     env.update(
         DJANGO_SETTINGS_MODULE="muster.settings",
