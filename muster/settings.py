@@ -235,17 +235,17 @@ OUTBOX_KEEP = env.int("MUSTER_OUTBOX_KEEP", default=10_000)
 # The beat tick must have run within this many seconds for `/readyz?role=worker` to answer 200.
 READY_TICK_MAX_AGE_SECONDS = env.int("MUSTER_READY_TICK_MAX_AGE_SECONDS", default=10)
 # Where runbook actions may connect (core.networks): CIDR lists. Loopback, link-local and cloud
-# metadata addresses are denied by default, private ranges allowed; the most specific network
-# decides. A bad entry stops the start.
+# metadata denied by default, private ranges allowed; the most specific wins. Bad: no start.
 ACTION_ALLOWED_NETWORKS = env.list("MUSTER_ACTION_ALLOWED_NETWORKS", default=[])
 ACTION_DENIED_NETWORKS = env.list("MUSTER_ACTION_DENIED_NETWORKS", default=[])
 try:
     parse_networks([*ACTION_ALLOWED_NETWORKS, *ACTION_DENIED_NETWORKS])
 except NetworkError as exc:
     raise ImproperlyConfigured(f"MUSTER_ACTION_ALLOWED/DENIED_NETWORKS: {exc}") from None
+# A worker's threads that may wait on runbook actions' endpoints at once (core.slots).
+ACTION_THREADS = env.int("MUSTER_ACTION_THREADS", default=1)
 # Timeline milestones for repeated duplicates: 10th, 100th, 1000th, ... occurrence.
 DEDUP_MILESTONE_BASE = 10
-
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(INGEST_MAX_BODY_BYTES, 2_621_440)
 
 # --- Paging ---------------------------------------------------------------------------------
@@ -315,8 +315,7 @@ MATTERMOST_URL = env.str("MATTERMOST_URL", default="").rstrip("/")
 MATTERMOST_BOT_TOKEN = env.str("MATTERMOST_BOT_TOKEN", default="")
 # The tokens Mattermost shows for each slash command that posts to /mattermost/commands/.
 MATTERMOST_COMMAND_TOKENS = [t for t in env.list("MATTERMOST_COMMAND_TOKENS", default=[]) if t]
-# The team (its name, as in its URL) where incident channels are made; without it, posts go only
-# to services' shared channels.
+# The team (its URL name) where incident channels are made; else posts go to shared channels only.
 MATTERMOST_TEAM = env.str("MATTERMOST_TEAM", default="")
 MATTERMOST_CHANNEL_PREFIX = env.str("MATTERMOST_CHANNEL_PREFIX", default="inc-")
 # --- Chat channels and their outbox (warroom.chat) ----------------------------------------------
@@ -324,6 +323,8 @@ MATTERMOST_CHANNEL_PREFIX = env.str("MATTERMOST_CHANNEL_PREFIX", default="inc-")
 CHAT_SENDING_DEADLINE_SECONDS = env.int("MUSTER_CHAT_SENDING_DEADLINE_SECONDS", default=30)
 # Tries of a post (or a channel) Slack or Mattermost refused while it may pass (down, 5xx).
 CHAT_MAX_ATTEMPTS = env.int("MUSTER_CHAT_MAX_ATTEMPTS", default=8)
+# A worker's threads that may wait on Slack and Mattermost at once (core.slots).
+CHAT_THREADS = env.int("MUSTER_CHAT_THREADS", default=2)
 
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -36,6 +36,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Role, User
+from core import slots
 from incidents.models import EntryKind, Incident, Source
 from incidents.timeline import record
 from runbooks import destinations, templating
@@ -223,9 +224,9 @@ def request_run(
     return run
 
 
-def _enqueue_run(run_id: int) -> None:
+def _enqueue_run(run_id: int, *, countdown: float | None = None) -> None:
     # By the task's name: runbooks.tasks imports this module to perform the run.
-    current_app.send_task("runbooks.run_action", args=[run_id])
+    current_app.send_task("runbooks.run_action", args=[run_id], countdown=countdown)
 
 
 # --- running -------------------------------------------------------------------------------------
@@ -241,7 +242,20 @@ class CallResult:
 
 def perform(run_id: int) -> ActionRun | None:
     """Claim run `run_id`, make its HTTP call, and record the result. Returns None when the run
-    was already claimed (a task delivered twice) or does not exist."""
+    was already claimed (a task delivered twice) or does not exist, or when this worker's
+    threads for actions are all waiting on endpoints: then it is asked for again shortly
+    (core.slots), still pending."""
+    with slots.slot("ACTION_THREADS") as free:
+        if not free:
+            slots.ask_again_later(
+                f"runbooks.run_action:{run_id}",
+                lambda countdown: _enqueue_run(run_id, countdown=countdown),
+            )
+            return None
+        return _perform(run_id)
+
+
+def _perform(run_id: int) -> ActionRun | None:
     claimed = ActionRun.objects.filter(pk=run_id, status=RunStatus.PENDING).update(
         status=RunStatus.RUNNING, started_at=timezone.now()
     )

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import socket
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
 
+from core import slots
 from incidents.models import EntryKind, Service
 from runbooks import actions
 from runbooks.actions import ActionBusy, ActionError, ActionRefused, request_run
 from runbooks.models import ActionRun, RunStatus
 from runbooks.tasks import run_action
 from tests.helpers.celery_tasks import SentTask, named, sent_tasks
+from tests.helpers.slots import all_slots_taken, asked_again_in
 
 LABELS = {"alertname": "DiskFull", "instance": "db-1:9100", "team": "db"}
 
@@ -229,6 +231,24 @@ def test_a_task_delivered_twice_calls_once(endpoint, make_action, make_incident,
     assert run_action(run.pk) == RunStatus.SUCCEEDED
     assert run_action(run.pk) is None
     assert run_action(999_999) is None
+    assert len(endpoint.received) == 1
+
+
+def test_a_run_waits_while_the_workers_action_threads_wait_on_endpoints(
+    endpoint, make_action, make_incident, bob, settings
+):
+    settings.ACTION_THREADS = 1
+    run = request_run(make_action(endpoint.url("/ok")), make_incident(LABELS), bob)
+    before = datetime.now().astimezone()
+    with all_slots_taken("ACTION_THREADS", 1), sent_tasks() as sent:
+        assert run_action(run.pk) is None
+    run.refresh_from_db()
+    assert (run.status, endpoint.received) == (RunStatus.PENDING, [])
+    [again] = named(sent, "runbooks.run_action")
+    assert again.args == (run.pk,)
+    assert 0 < asked_again_in(again, before) <= slots.RETRY_SECONDS + 1
+
+    assert run_action(run.pk) == RunStatus.SUCCEEDED  # asked again, with a thread free
     assert len(endpoint.received) == 1
 
 

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core import slots
 from incidents.models import EntryKind, Status
 from warroom.chat import outbox
 from warroom.chat.asking import ask, backoff_seconds, started
@@ -59,7 +60,19 @@ def _pause_key(platform: str) -> str:
 
 def make_waiting(platform_name: str) -> list[ChatChannel]:
     """Make the platform's waiting channels, oldest first, until it says to wait; return the
-    channels it settled (ready or failed)."""
+    channels it settled (ready or failed). If this worker's chat threads are all taken, ask for
+    it again shortly (core.slots)."""
+    with slots.slot("CHAT_THREADS") as free:
+        if not free:
+            slots.ask_again_later(
+                f"{CREATE_TASK}:{platform_name}",
+                lambda countdown: kick(platform_name, countdown=countdown),
+            )
+            return []
+        return _make_waiting(platform_name)
+
+
+def _make_waiting(platform_name: str) -> list[ChatChannel]:
     started(CREATE_TASK, (platform_name,))
     platform = PLATFORMS[platform_name]
     settled: list[ChatChannel] = []

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from accounts.audit import CREATED, record_change, snapshot
 from accounts.models import User
+from core import slots
 from incidents.chat_settings import channel_id_error
 from warroom.chat.asking import ask, backoff_seconds, started
 from warroom.chat.platform import ChatRefused, ChatUnavailable, NewChannel, Outgoing
@@ -96,13 +97,21 @@ def kick(platform: str, target: str, *, countdown: float = 0, again: bool = Fals
 
 
 def deliver(platform_name: str, target: str) -> None:
-    """Deliver `target`'s queued posts, batch by batch, until none is due."""
-    started(DELIVER_TASK, (platform_name, target))
-    platform = PLATFORMS[platform_name]
-    for _ in range(ROUNDS):
-        batch = _claim(platform, target)
-        if not batch or not _send(platform, target, batch):
+    """Deliver `target`'s queued posts, batch by batch, until none is due; if this worker's
+    chat threads are all taken, ask for it again shortly (core.slots)."""
+    with slots.slot("CHAT_THREADS") as free:
+        if not free:
+            slots.ask_again_later(
+                f"{DELIVER_TASK}:{platform_name}:{target}",
+                lambda countdown: kick(platform_name, target, countdown=countdown),
+            )
             return
+        started(DELIVER_TASK, (platform_name, target))
+        platform = PLATFORMS[platform_name]
+        for _ in range(ROUNDS):
+            batch = _claim(platform, target)
+            if not batch or not _send(platform, target, batch):
+                return
     kick(platform_name, target)
 
 
