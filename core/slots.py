@@ -4,9 +4,11 @@ A Slack that answers slowly holds the thread that called it for the client's who
 batch after batch; a runbook action's endpoint may take its whole timeout (up to 60 s). A worker
 has four threads (the threads pool, as deployed): in a storm, with a channel each for several
 services, every one of them waited on Slack, and a page waited for a thread
-(tests/system/test_chat_hangs_paging.py: the SMS went out 5.2 s late). So each kind of call has a
-number of slots per worker process (a setting); a task that finds its kind's slots all taken
-asks for itself again a moment later and lets its thread go to pages and alerts.
+(tests/system/test_chat_hangs_paging.py: the SMS went out 5.2 s late). So each third party has a
+number of slots per worker process (a setting: one for each chat platform, one for runbook
+actions by default, three of four threads together); a task that finds its party's slots all
+taken asks for itself again a moment later and lets its thread go to pages and alerts. Only the
+threads pool shares one count among its tasks (as deployed; a prefork child counts alone).
 """
 
 from __future__ import annotations
@@ -29,23 +31,25 @@ RETRY_SECONDS = 2  # a task that found no slot asks for itself again this much l
 _ONE_ASK_SECONDS = 1
 
 _lock = threading.Lock()
-_taken: Counter[str] = Counter()
+_taken: Counter[tuple[str, str]] = Counter()
 
 
 @contextmanager
-def slot(setting: str) -> Iterator[bool]:
-    """Take one of this process's slots named by `setting` (how many, at least one) for the
-    block; yield whether one was free. If not, the caller asks for its task again later."""
+def slot(setting: str, party: str = "") -> Iterator[bool]:
+    """Take one of this process's slots for calls to `party` (e.g. a chat platform), as many as
+    `setting` says (at least one), for the block; yield whether one was free. If not, the
+    caller asks for its task again later."""
+    key = (setting, party)
     with _lock:
-        free = _taken[setting] < max(getattr(settings, setting), 1)
+        free = _taken[key] < max(getattr(settings, setting), 1)
         if free:
-            _taken[setting] += 1
+            _taken[key] += 1
     try:
         yield free
     finally:
         if free:
             with _lock:
-                _taken[setting] -= 1
+                _taken[key] -= 1
 
 
 def ask_again_later(key: str, ask: Callable[[float], None]) -> None:

@@ -323,8 +323,8 @@ MATTERMOST_CHANNEL_PREFIX = env.str("MATTERMOST_CHANNEL_PREFIX", default="inc-")
 CHAT_SENDING_DEADLINE_SECONDS = env.int("MUSTER_CHAT_SENDING_DEADLINE_SECONDS", default=30)
 # Tries of a post (or a channel) Slack or Mattermost refused while it may pass (down, 5xx).
 CHAT_MAX_ATTEMPTS = env.int("MUSTER_CHAT_MAX_ATTEMPTS", default=8)
-# A worker's threads that may wait on Slack and Mattermost at once (core.slots).
-CHAT_THREADS = env.int("MUSTER_CHAT_THREADS", default=2)
+# A worker's threads that may wait on each chat platform (Slack, Mattermost) at once (core.slots).
+CHAT_THREADS = env.int("MUSTER_CHAT_THREADS", default=1)
 
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -247,10 +247,11 @@ def perform(run_id: int) -> ActionRun | None:
     (core.slots), still pending."""
     with slots.slot("ACTION_THREADS") as free:
         if not free:
-            slots.ask_again_later(
-                f"runbooks.run_action:{run_id}",
-                lambda countdown: _enqueue_run(run_id, countdown=countdown),
-            )
+            if ActionRun.objects.filter(pk=run_id, status=RunStatus.PENDING).exists():
+                slots.ask_again_later(
+                    f"runbooks.run_action:{run_id}",
+                    lambda countdown: _enqueue_run(run_id, countdown=countdown),
+                )
             return None
         return _perform(run_id)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 import pytest
@@ -9,14 +10,17 @@ import pytest
 from core import slots
 
 
-def test_slots_are_counted_and_given_back(settings):
+def test_slots_are_counted_per_party_and_given_back(settings):
     settings.CHAT_THREADS = 2
-    with slots.slot("CHAT_THREADS") as first, slots.slot("CHAT_THREADS") as second:
-        with slots.slot("CHAT_THREADS") as third:
+    slack = functools.partial(slots.slot, "CHAT_THREADS", "slack")
+    with slack() as first, slack() as second:
+        with slack() as third:
             assert (first, second, third) == (True, True, False)
+        with slots.slot("CHAT_THREADS", "mattermost") as other_platform:
+            assert other_platform  # a hung Slack holds up no Mattermost post
         with slots.slot("ACTION_THREADS") as other_kind:
-            assert other_kind  # each kind has its own
-    with slots.slot("CHAT_THREADS") as again:
+            assert other_kind
+    with slack() as again:
         assert again  # given back; the refused one took nothing
 
 

@@ -12,15 +12,15 @@ from tests.helpers.celery_tasks import SentTask
 
 
 @contextmanager
-def all_slots_taken(setting: str, count: int) -> Iterator[None]:
-    """Hold all `count` slots named by `setting` (which the caller set to `count`) in threads of
-    their own for the block."""
+def all_slots_taken(setting: str, count: int, party: str = "") -> Iterator[None]:
+    """Hold all `count` slots named by `setting` (which the caller set to `count`) for `party`,
+    in threads of their own, for the block."""
     release = threading.Event()
     holding = threading.Barrier(count + 1)
     taken: list[bool] = []
 
     def hold() -> None:
-        with slots.slot(setting) as free:
+        with slots.slot(setting, party) as free:
             taken.append(free)
             holding.wait()
             release.wait()

@@ -251,6 +251,10 @@ def test_a_run_waits_while_the_workers_action_threads_wait_on_endpoints(
     assert run_action(run.pk) == RunStatus.SUCCEEDED  # asked again, with a thread free
     assert len(endpoint.received) == 1
 
+    with all_slots_taken("ACTION_THREADS", 1), sent_tasks() as sent:
+        assert run_action(run.pk) is None  # a late retry of a finished run: nothing to ask
+    assert sent == []
+
 
 def test_a_deleted_action_fails_its_pending_run(make_action, make_incident, bob):
     action = make_action("http://127.0.0.1:9/x")

@@ -62,12 +62,16 @@ def make_waiting(platform_name: str) -> list[ChatChannel]:
     """Make the platform's waiting channels, oldest first, until it says to wait; return the
     channels it settled (ready or failed). If this worker's chat threads are all taken, ask for
     it again shortly (core.slots)."""
-    with slots.slot("CHAT_THREADS") as free:
+    with slots.slot("CHAT_THREADS", platform_name) as free:
         if not free:
-            slots.ask_again_later(
-                f"{CREATE_TASK}:{platform_name}",
-                lambda countdown: kick(platform_name, countdown=countdown),
+            waiting = ChatChannel.objects.filter(
+                platform=platform_name, state=ChatChannelState.WAITING
             )
+            if waiting.exists():
+                slots.ask_again_later(
+                    f"{CREATE_TASK}:{platform_name}",
+                    lambda countdown: kick(platform_name, countdown=countdown),
+                )
             return []
         return _make_waiting(platform_name)
 

@@ -13,6 +13,7 @@ broker), and settles posts that never got an answer.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +38,9 @@ DELIVER_TASK = "warroom.chat_deliver"
 MERGEABLE = frozenset({"opening", "line", "chat", "summary", "test"})
 BATCH_MOST = 20  # posts in one message
 ROUNDS = 50  # batches one task sends before it hands over to a fresh task
+# ... or after this long: a platform that answers slowly (5 s a call) lets other channels have
+# its worker slot (core.slots) in turn, rather than one channel keeping it for ROUNDS calls.
+TURN_SECONDS = 10
 SWEEP_AFTER = timedelta(seconds=2)  # a queued post this old was surely announced
 
 
@@ -99,19 +103,26 @@ def kick(platform: str, target: str, *, countdown: float = 0, again: bool = Fals
 def deliver(platform_name: str, target: str) -> None:
     """Deliver `target`'s queued posts, batch by batch, until none is due; if this worker's
     chat threads are all taken, ask for it again shortly (core.slots)."""
-    with slots.slot("CHAT_THREADS") as free:
+    with slots.slot("CHAT_THREADS", platform_name) as free:
         if not free:
-            slots.ask_again_later(
-                f"{DELIVER_TASK}:{platform_name}:{target}",
-                lambda countdown: kick(platform_name, target, countdown=countdown),
+            waiting = ChatPost.objects.filter(
+                platform=platform_name, target=target, state=ChatPostState.QUEUED
             )
+            if waiting.exists():
+                slots.ask_again_later(
+                    f"{DELIVER_TASK}:{platform_name}:{target}",
+                    lambda countdown: kick(platform_name, target, countdown=countdown),
+                )
             return
         started(DELIVER_TASK, (platform_name, target))
         platform = PLATFORMS[platform_name]
+        turn_ends = time.monotonic() + TURN_SECONDS
         for _ in range(ROUNDS):
             batch = _claim(platform, target)
             if not batch or not _send(platform, target, batch):
                 return
+            if time.monotonic() > turn_ends:
+                break
     kick(platform_name, target)
 
 

@@ -8,8 +8,10 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from accounts.models import Role, User
 from core import slots
-from incidents.models import Service
+from incidents import services
+from incidents.models import Service, Source
 from tests.helpers.celery_tasks import named, sent_tasks
 from tests.helpers.slots import all_slots_taken, asked_again_in
 from tests.warroom.chat.conftest import SHARED
@@ -24,8 +26,9 @@ def per_incident(db) -> Service:
 
 @pytest.fixture
 def chat_taken(settings):
+    """Slack's slots (two here) held by other threads, their calls hanging."""
     settings.CHAT_THREADS = 2
-    with all_slots_taken("CHAT_THREADS", 2):
+    with all_slots_taken("CHAT_THREADS", 2, "slack"):
         yield
 
 
@@ -53,10 +56,11 @@ def test_a_delivery_without_a_slot_calls_nobody_and_asks_again(
 
 
 def test_the_delivery_goes_out_once_a_slot_is_free(fake_slack, shared_service, opened, settings):
-    settings.CHAT_THREADS = 2
+    settings.CHAT_THREADS = 1
     opened(shared_service)
-    with all_slots_taken("CHAT_THREADS", 2):
+    with all_slots_taken("CHAT_THREADS", 1, "slack"):
         outbox.deliver("slack", SHARED)
+    assert fake_slack.calls_of("chat.postMessage") == []
     outbox.deliver("slack", SHARED)  # the task asked for again
     assert ChatPost.objects.get().state == ChatPostState.SENT
     assert len(fake_slack.calls_of("chat.postMessage")) == 1
@@ -75,3 +79,47 @@ def test_making_channels_without_a_slot_calls_nobody_and_asks_again(
     [again] = named(sent, channels.CREATE_TASK)
     assert again.args == ("slack",)
     assert 0 < asked_again_in(again, before) <= slots.RETRY_SECONDS + 1
+
+
+def test_another_platforms_calls_hold_up_no_slack_post(
+    fake_slack, shared_service, opened, settings
+):
+    settings.CHAT_THREADS = 1
+    opened(shared_service)
+    with all_slots_taken("CHAT_THREADS", 1, "mattermost"):
+        outbox.deliver("slack", SHARED)
+    assert ChatPost.objects.get().state == ChatPostState.SENT
+
+
+def test_a_task_without_a_slot_and_nothing_to_do_asks_for_nothing(
+    fake_slack, shared_service, opened, chat_taken
+):
+    with sent_tasks() as sent:
+        outbox.deliver("slack", SHARED)  # nothing queued for the channel
+        assert channels.make_waiting("slack") == []  # no channel waits
+    assert sent == []
+
+
+def test_a_delivery_hands_the_slot_over_after_its_turn(
+    fake_slack, shared_service, opened, monkeypatch, django_capture_on_commit_callbacks
+):
+    # Against a Slack answering every call at its timeout, one channel's queue would keep the
+    # platform's slot for ROUNDS calls; after TURN_SECONDS the task asks for a fresh one,
+    # which waits for the slot in turn with the other channels'.
+    fake_slack.limits["chat.postMessage"] = (100, 1.0, 100)
+    monkeypatch.setattr(outbox, "BATCH_MOST", 1)  # one post a call
+    monkeypatch.setattr(outbox, "TURN_SECONDS", -1)  # every turn is over after one call
+    incident = opened(shared_service)
+    bob = User.objects.create_user("bob", "bob@example.com", "pw", role=Role.RESPONDER)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.acknowledge_incident(incident, by=bob, source=Source.WEB)
+
+    with sent_tasks() as sent:
+        outbox.deliver("slack", SHARED)
+    assert len(fake_slack.calls_of("chat.postMessage")) == 1
+    [fresh] = named(sent, outbox.DELIVER_TASK)
+    assert (fresh.args, fresh.eta) == (("slack", SHARED), None)
+
+    outbox.deliver("slack", SHARED)  # the fresh task
+    assert len(fake_slack.calls_of("chat.postMessage")) == 2
+    assert set(ChatPost.objects.values_list("state", flat=True)) == {ChatPostState.SENT}
