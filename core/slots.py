@@ -1,14 +1,14 @@
-"""How many of a worker's threads may wait on one third party at once.
+"""How many of a worker's threads may wait on one kind of third party at once.
 
-A provider that answers slowly holds the thread that called it for the client's whole timeout:
-Twilio 10 s, Slack 5 s, a runbook action's endpoint up to 60 s. A worker has four threads (the
-threads pool, as deployed): with a hanging Slack and a channel each for several services, all
-four waited on Slack and a page waited 5.2 s for a thread; with a hanging Twilio, all four
-waited on SMS and an email page waited 10.2 s (tests/system/test_provider_hangs.py). So each
-third party has a number of slots per worker process (settings: PAGE_THREADS for each paging
-provider, CHAT_THREADS for each chat platform, ACTION_THREADS), and a task that finds its
-party's slots all taken asks for itself again a moment later and lets its thread go to the
-rest. Only the threads pool shares one count among its tasks (a prefork child counts alone).
+A Slack that answers slowly holds the thread that called it for the client's whole timeout (5 s),
+batch after batch; a runbook action's endpoint may take its whole timeout (up to 60 s). A worker
+has four threads (the threads pool, as deployed): in a storm, with a channel each for several
+services, every one of them waited on Slack, and a page waited for a thread
+(tests/system/test_chat_hangs_paging.py: the SMS went out 5.2 s late). So each third party has a
+number of slots per worker process (a setting: one for each chat platform, one for runbook
+actions by default, three of four threads together); a task that finds its party's slots all
+taken asks for itself again a moment later and lets its thread go to pages and alerts. Only the
+threads pool shares one count among its tasks (as deployed; a prefork child counts alone).
 """
 
 from __future__ import annotations

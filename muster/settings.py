@@ -194,7 +194,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Every beat (`celery beat`, `celery worker -B`, the embedded mode's thread) publishes only while
 # it holds the "beat" lease, a database row (muster/beat.py): run two or more, safely.
 CELERY_BEAT_SCHEDULER = "muster.beat:LeasedScheduler"
-# Renewed every RENEW s; its holder dead, another takes over after TTL: the tick pauses ≤ 7 s.
+# The holder renews every RENEW seconds; when it dies, another takes over once TTL has passed
+# since its last renewal: the tick pauses for at most TTL + RENEW seconds (7 by default).
 BEAT_LEASE_TTL_SECONDS = env.float("MUSTER_BEAT_LEASE_TTL_SECONDS", default=6.0)
 BEAT_LEASE_RENEW_SECONDS = env.float("MUSTER_BEAT_LEASE_RENEW_SECONDS", default=1.0)
 CELERY_BEAT_SCHEDULE = {
@@ -295,12 +296,11 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="muster@localhost")
 # Outside the embedded mode, web and worker refuse to start while SMS, calls or email would
 # only reach the console, unless this says that is meant (a staging box, CI).
 ALLOW_CONSOLE_DELIVERY = env.bool("MUSTER_ALLOW_CONSOLE_DELIVERY", default=False)
-# A page handed to the provider without an answer this many seconds becomes `unknown`.
+# A page handed to the provider with no answer within this many seconds becomes `unknown`.
 PAGE_SENDING_DEADLINE_SECONDS = env.int("MUSTER_PAGE_SENDING_DEADLINE_SECONDS", default=60)
 # A queued page not picked up by a worker within this many seconds is enqueued again.
 PAGE_REQUEUE_AFTER_SECONDS = env.int("MUSTER_PAGE_REQUEUE_AFTER_SECONDS", default=5)
 PAGE_MAX_ATTEMPTS = env.int("MUSTER_PAGE_MAX_ATTEMPTS", default=3)
-PAGE_THREADS = env.int("MUSTER_PAGE_THREADS", default=3)  # a worker's, per provider (core.slots)
 # At most this many calls (and SMS) to one person per window, one per page; above it, pages
 # are bundled: high urgency within a minute, low urgency when the window allows.
 PAGE_RATE_LIMIT_COUNT = env.int("MUSTER_PAGE_RATE_LIMIT_COUNT", default=3)

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from core import faults, slots
+from core import faults
 from incidents.models import EntryKind, Incident, Source, Status
 from incidents.services import flag_unpaged
 from incidents.timeline import record
@@ -41,10 +41,6 @@ log = logging.getLogger(__name__)
 DELIVER_TASK = "oncall.deliver_page"
 RETRY_BACKOFF_SECONDS = (30, 120, 300)
 CHANNEL_LABEL = {"sms": "SMS", "voice": "voice call", "email": "email", "console": "console"}
-PROVIDER_OF = {"sms": "twilio", "voice": "twilio"}  # whose slots a page's channel takes
-# How soon a page that found its provider's slots taken asks again: short, since in a storm with
-# the provider well, a slot frees within a call's time (a tenth of a second or so).
-SLOT_RETRY_SECONDS = 0.5
 
 
 def enqueue(page_ids: list[int]) -> None:
@@ -63,38 +59,7 @@ def enqueue(page_ids: list[int]) -> None:
 
 
 def deliver(page_id: int) -> str:
-    """Send one page, at most once; return what happened (for logs and tests).
-
-    At most PAGE_THREADS of a worker's threads wait on one provider at once (core.slots): a
-    Twilio that answers nothing (10 s a call) held every thread, and an email page, the next
-    escalation and the alerts' processing waited for one (tests/system/test_provider_hangs.py).
-    A page that finds its provider's slots taken stays queued and asks again shortly.
-    """
-    channel = Page.objects.filter(pk=page_id).values_list("channel", flat=True).first()
-    if channel is None:
-        return "not due or taken"
-    with slots.slot("PAGE_THREADS", PROVIDER_OF.get(channel, channel)) as free:
-        if not free:
-            _ask_again_soon(page_id)
-            return "waiting for a thread"
-        return _deliver(page_id)
-
-
-def _ask_again_soon(page_id: int) -> None:
-    """Send the page's task again in SLOT_RETRY_SECONDS, noting when: the sweep re-enqueues
-    only a page not asked for in PAGE_REQUEUE_AFTER_SECONDS, so no second chain of tasks
-    starts while this one goes on (and one lost is started again)."""
-    now = timezone.now()
-    # A held page (send_after ahead) is enqueued again when its hold ends: left to that.
-    if Page.objects.filter(pk=page_id, status=PageStatus.QUEUED, send_after__lte=now).update(
-        enqueued_at=now
-    ):
-        current_app.signature(DELIVER_TASK).clone(args=(page_id,)).apply_async(
-            countdown=SLOT_RETRY_SECONDS
-        )
-
-
-def _deliver(page_id: int) -> str:
+    """Send one page, at most once; return what happened (for logs and tests)."""
     now = timezone.now()
     claimed = Page.objects.filter(pk=page_id, status=PageStatus.QUEUED, send_after__lte=now).update(
         status=PageStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import time_machine
@@ -15,8 +15,6 @@ from oncall.channels.base import DeliveryError
 from oncall.channels.registry import CHANNELS
 from oncall.models import ContactKind, ContactMethod, Escalation, NotificationRule, Page, PageStatus
 from oncall.sweep import sweep_outbox
-from tests.helpers.celery_tasks import named, sent_tasks
-from tests.helpers.slots import all_slots_taken, asked_again_in
 from tests.oncall.builders import make_policy, reachable
 from tests.oncall.test_escalation import pages_to
 
@@ -266,42 +264,3 @@ def test_a_second_phone_gets_its_own_message_never_a_ride(bob_first, service, bo
         assert page.address == page.carried_by.address
     numbers = {p.address for p in messages_to(bob)[-2:]}
     assert numbers == {bob.contact_methods.exclude(pk=spare.pk).get().address, spare.address}
-
-
-def test_a_page_whose_provider_threads_are_taken_stays_queued_and_asks_again_soon(
-    bob_first, service, bob, settings, fake_twilio
-):
-    # The worker's threads for Twilio all wait on it (core.slots): this page is not claimed,
-    # and its task comes back shortly, noted as asked for so the sweep starts no second one.
-    settings.PAGE_THREADS = 2
-    reachable(bob)
-    opened(service)
-    [page] = pages_to(bob)
-    assert page.channel == "sms"  # by Twilio
-    before = datetime.now().astimezone()
-    with all_slots_taken("PAGE_THREADS", 2, "twilio"), sent_tasks() as sent:
-        assert delivery.deliver(page.pk) == "waiting for a thread"
-    page.refresh_from_db()
-    assert (page.status, page.attempts, page.handed_at) == (PageStatus.QUEUED, 0, None)
-    assert page.enqueued_at is not None
-    [again] = named(sent, delivery.DELIVER_TASK)
-    assert again.args == (page.pk,)
-    assert 0 < asked_again_in(again, before) <= delivery.SLOT_RETRY_SECONDS + 1
-    assert sweep_outbox()["enqueued"] == 0  # asked for just now
-
-    assert delivery.deliver(page.pk) == "sent"  # the task again, a thread free
-    assert len(fake_twilio.messages) == 1
-
-
-def test_a_page_by_another_provider_goes_while_twilios_threads_are_taken(
-    bob_first, service, bob, settings, fake_twilio
-):
-    settings.PAGE_THREADS = 1
-    settings.TWILIO_ACCOUNT_SID = ""  # SMS to the console outbox now: another provider
-    reachable(bob)
-    opened(service)
-    [page] = pages_to(bob)
-    assert page.channel == "console"
-    with all_slots_taken("PAGE_THREADS", 1, "twilio"):
-        assert delivery.deliver(page.pk) == "sent"
-    assert delivery.deliver(99_999_999) == "not due or taken"  # no such page: nothing to take
