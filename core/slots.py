@@ -32,24 +32,35 @@ _ONE_ASK_SECONDS = 1
 
 _lock = threading.Lock()
 _taken: Counter[tuple[str, str]] = Counter()
+# The slots this thread holds: a call nested in one (a task run eagerly inside another, as
+# bench/profile_incident.py runs them) is the same thread, so it takes no second slot.
+_mine = threading.local()
 
 
 @contextmanager
 def slot(setting: str, party: str = "") -> Iterator[bool]:
     """Take one of this process's slots for calls to `party` (e.g. a chat platform), as many as
     `setting` says (at least one), for the block; yield whether one was free. If not, the
-    caller asks for its task again later."""
+    caller asks for its task again later. A thread that holds one already has it again."""
     key = (setting, party)
-    with _lock:
-        free = _taken[key] < max(getattr(settings, setting), 1)
-        if free:
-            _taken[key] += 1
+    held: Counter[tuple[str, str]] = _mine.__dict__.setdefault("held", Counter())
+    if held[key]:
+        free = True
+    else:
+        with _lock:
+            free = _taken[key] < max(getattr(settings, setting), 1)
+            if free:
+                _taken[key] += 1
+    if free:
+        held[key] += 1
     try:
         yield free
     finally:
         if free:
-            with _lock:
-                _taken[key] -= 1
+            held[key] -= 1
+            if not held[key]:
+                with _lock:
+                    _taken[key] -= 1
 
 
 def ask_again_later(key: str, ask: Callable[[float], None]) -> None:

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import functools
+import threading
 import time
 
 import pytest
 
 from core import slots
+from tests.helpers.slots import all_slots_taken
 
 
 def test_slots_are_counted_per_party_and_given_back(settings):
     settings.CHAT_THREADS = 2
-    slack = functools.partial(slots.slot, "CHAT_THREADS", "slack")
-    with slack() as first, slack() as second:
-        with slack() as third:
-            assert (first, second, third) == (True, True, False)
+    with all_slots_taken("CHAT_THREADS", 2, "slack"):  # two other threads hold Slack's
+        with slots.slot("CHAT_THREADS", "slack") as third:
+            assert not third
         with slots.slot("CHAT_THREADS", "mattermost") as other_platform:
             assert other_platform  # a hung Slack holds up no Mattermost post
         with slots.slot("ACTION_THREADS") as other_kind:
             assert other_kind
-    with slack() as again:
+    with slots.slot("CHAT_THREADS", "slack") as again:
         assert again  # given back; the refused one took nothing
 
 
@@ -49,3 +49,26 @@ def test_tasks_of_one_key_finding_no_slot_ask_again_once_a_second():
     assert slots._ONE_ASK_SECONDS < slots.RETRY_SECONDS
     slots.ask_again_later("chat:C0SHARED", lambda countdown: asked.append(("a", countdown)))
     assert asked[-1] == ("a", slots.RETRY_SECONDS) and len(asked) == 3
+
+
+def test_a_thread_holding_a_slot_has_it_again_nested_and_gives_it_back_once(settings):
+    # A task run eagerly inside another (bench/profile_incident.py) is the same thread: it
+    # takes no second slot, and is not refused the one it holds.
+    settings.CHAT_THREADS = 1
+    other: list[bool] = []
+
+    def another_thread() -> None:
+        with slots.slot("CHAT_THREADS", "slack") as free:
+            other.append(free)
+
+    with slots.slot("CHAT_THREADS", "slack") as outer:
+        with slots.slot("CHAT_THREADS", "slack") as nested:
+            assert (outer, nested) == (True, True)
+        thread = threading.Thread(target=another_thread)
+        thread.start()
+        thread.join()
+    assert other == [False]  # still held by the outer block after the nested one ended
+    thread = threading.Thread(target=another_thread)
+    thread.start()
+    thread.join()
+    assert other == [False, True]
