@@ -24,6 +24,30 @@ from alerts.pending import pending_requests
 from alerts.processor import process_pending
 from muster_services import free_port
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_logged(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """Start `argv` in the repository with `env`, its output to `log_path`, in a process group
+    of its own (so `kill_group` ends all of it, as a machine dying would)."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def kill_group(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGKILL `process`'s group (no cleanup, no handlers) and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout)
+
 
 def require_postgresql() -> None:
     """Fail (never skip) unless the tests run on PostgreSQL, as `./musterctl test` arranges."""
@@ -94,7 +118,6 @@ def fire_at_once(
 
 # --- `./musterctl up`, the embedded default, as a subprocess ---------------------------------
 
-ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 90.0  # migrating a fresh SQLite database included
 LISTEN_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0

@@ -9,9 +9,7 @@ import contextlib
 import json
 import os
 import re
-import signal
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -19,7 +17,7 @@ import pytest
 
 from muster.body_limit import BodyLimit
 from muster_services import free_port
-from tests.helpers.system import ROOT, wait_for
+from tests.helpers.system import ROOT, kill_group, start_logged, wait_for
 
 DAPHNE = str(ROOT / ".venv" / "bin" / "daphne")
 CAP = 64 * 1024
@@ -42,16 +40,9 @@ def daphne_port(tmp_path_factory) -> Iterator[int]:
     )
     port = free_port()
     log_path = data / "daphne.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "muster.asgi:application"],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = start_logged(
+        [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "muster.asgi:application"], env, log_path
+    )
     try:
         wait_for(
             lambda: _listening(port) or process.poll() is not None,
@@ -61,9 +52,7 @@ def daphne_port(tmp_path_factory) -> Iterator[int]:
         assert process.poll() is None, log_path.read_text()[-3000:]
         yield port
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
+        kill_group(process)
 
 
 def _listening(port: int) -> bool:

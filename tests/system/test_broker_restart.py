@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,9 +22,14 @@ import pytest
 from muster.broker import Transport
 from muster.celery import app as celery_app
 from muster_services import find_redis_server, free_port
-from tests.helpers.system import database_url_of_tests, require_postgresql, wait_for
+from tests.helpers.system import (
+    database_url_of_tests,
+    kill_group,
+    require_postgresql,
+    start_logged,
+    wait_for,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 60.0
 RECONNECT_TIMEOUT = 30.0
 
@@ -96,19 +100,14 @@ def test_a_worker_holding_countdown_tasks_reconnects_after_redis_restarts(
         PYTHONUNBUFFERED="1",
     )
     log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        worker = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "celery", "-A", "muster", "worker", "--pool", "threads"),
-                *("--concurrency", "2", "--loglevel", "INFO"),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    worker = start_logged(
+        [
+            *(sys.executable, "-m", "celery", "-A", "muster", "worker", "--pool", "threads"),
+            *("--concurrency", "2", "--loglevel", "INFO"),
+        ],
+        env,
+        log_path,
+    )
 
     def output() -> str:
         return log_path.read_text(errors="replace")
@@ -155,7 +154,4 @@ def test_a_worker_holding_countdown_tasks_reconnects_after_redis_restarts(
         assert worker.poll() is None, f"the worker exited:\n{output()[-3000:]}"
         assert "Unrecoverable error" not in output()
     finally:
-        if worker.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait(10)
+        kill_group(worker)

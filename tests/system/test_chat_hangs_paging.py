@@ -15,10 +15,7 @@ Ordering and counts, not a wall-clock figure.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,10 +38,15 @@ from oncall.models import (
 )
 from tests.fakes.slack import DEFAULT_TOKEN, FakeSlack
 from tests.fakes.twilio import FakeTwilio
-from tests.helpers.system import database_url_of_tests, require_postgresql, wait_for
+from tests.helpers.system import (
+    database_url_of_tests,
+    kill_group,
+    require_postgresql,
+    start_logged,
+    wait_for,
+)
 from warroom.slack.client import TIMEOUT_SECONDS
 
-ROOT = Path(__file__).resolve().parents[2]
 TWILIO_SID = "AC" + "c1" * 16
 TWILIO_TOKEN = "chat-hangs-auth-token"
 OUR_NUMBER = "+15005550006"
@@ -80,21 +82,16 @@ def worker(transactional_db, fakes, tmp_path) -> Iterator[Path]:
         PYTHONUNBUFFERED="1",
     )
     log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "celery", "-A", "muster", "worker"),
-                *("--pool", "threads", "--concurrency", "4"),
-                *("--hostname", f"chathang-{os.getpid()}@%h", "--loglevel", "INFO"),
-                *("--without-heartbeat", "--without-mingle", "--without-gossip"),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = start_logged(
+        [
+            *(sys.executable, "-m", "celery", "-A", "muster", "worker"),
+            *("--pool", "threads", "--concurrency", "4"),
+            *("--hostname", f"chathang-{os.getpid()}@%h", "--loglevel", "INFO"),
+            *("--without-heartbeat", "--without-mingle", "--without-gossip"),
+        ],
+        env,
+        log_path,
+    )
     try:
         wait_for(
             lambda: " ready." in log_path.read_text(errors="replace") or process.poll() is not None,
@@ -105,9 +102,7 @@ def worker(transactional_db, fakes, tmp_path) -> Iterator[Path]:
         assert process.poll() is None, log_path.read_text(errors="replace")[-4000:]
         yield log_path
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
+        kill_group(process)
 
 
 def _paging_service(bob: User) -> Service:

@@ -51,9 +51,14 @@ from oncall.models import (
     ServicePolicy,
 )
 from tests.fakes.twilio import FakeTwilio
-from tests.helpers.system import database_url_of_tests, require_postgresql, wait_for
+from tests.helpers.system import (
+    database_url_of_tests,
+    kill_group,
+    require_postgresql,
+    start_logged,
+    wait_for,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 TWILIO_SID = "AC" + "c0" * 16
 TWILIO_TOKEN = "crash-test-auth-token"
 OUR_NUMBER = "+15005550006"
@@ -153,36 +158,16 @@ def start_worker(transactional_db, fake, tmp_path) -> Iterator[Callable[[str], W
 
     def start(fault: str = "") -> Worker:
         log_path = tmp_path / f"worker-{len(started)}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "muster",
-                    "worker",
-                    "--pool",
-                    "solo",
-                    "--concurrency",
-                    "1",
-                    "-Q",
-                    "celery",
-                    "--hostname",
-                    f"crash{len(started)}-{os.getpid()}@%h",
-                    "--loglevel",
-                    "INFO",
-                    "--without-heartbeat",
-                    "--without-mingle",
-                    "--without-gossip",
-                ],
-                cwd=ROOT,
-                env=_worker_env(fake, fault),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own group: the finalizer kills all of it
-            )
+        process = start_logged(
+            [
+                *(sys.executable, "-m", "celery", "-A", "muster", "worker"),
+                *("--pool", "solo", "--concurrency", "1", "-Q", "celery"),
+                *("--hostname", f"crash{len(started)}-{os.getpid()}@%h", "--loglevel", "INFO"),
+                *("--without-heartbeat", "--without-mingle", "--without-gossip"),
+            ],
+            _worker_env(fake, fault),
+            log_path,
+        )
         worker = Worker(process, log_path, fault)
         started.append(worker)
         worker.wait_ready()
@@ -191,9 +176,7 @@ def start_worker(transactional_db, fake, tmp_path) -> Iterator[Callable[[str], W
     yield start
     for worker in started:
         if worker.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(worker.process.pid, signal.SIGKILL)
-            worker.process.wait(KILL_TIMEOUT)
+            kill_group(worker.process, KILL_TIMEOUT)
 
 
 # --- the scenario ----------------------------------------------------------------------------

@@ -32,9 +32,8 @@ from muster.celery import app as celery_app
 from muster.leases import HeldLease, hold_lease, lease_holder, release_lease
 from muster.models import Lease
 from tests.helpers.fuzz import fuzz_settings
-from tests.helpers.system import database_url_of_tests, require_postgresql, wait_for
+from tests.helpers.system import database_url_of_tests, require_postgresql, start_logged, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 TTL = 6.0
 HOLDERS = ("a", "b", "c")
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -153,16 +152,11 @@ def _start_beat(log_path: Path) -> subprocess.Popen:
         DATABASE_POOL_MAX="2",
         PYTHONUNBUFFERED="1",
     )
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "muster", "beat", "--loglevel", "INFO"],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    return start_logged(
+        [sys.executable, "-m", "celery", "-A", "muster", "beat", "--loglevel", "INFO"],
+        env,
+        log_path,
+    )
 
 
 def _sent(log_path: Path) -> list[datetime]:
