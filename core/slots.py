@@ -4,7 +4,7 @@ A Slack that answers slowly holds the thread that called it for the client's who
 batch after batch; a runbook action's endpoint may take its whole timeout (up to 60 s). A worker
 has four threads (the threads pool, as deployed): in a storm, with a channel each for several
 services, every one of them waited on Slack, and a page waited for a thread
-(tests/system/test_provider_hangs.py: the SMS went out 5.2 s late). So each third party has a
+(tests/system/test_chat_hangs_paging.py: the SMS went out 5.2 s late). So each third party has a
 number of slots per worker process (a setting: one for each chat platform, one for runbook
 actions by default, three of four threads together); a task that finds its party's slots all
 taken asks for itself again a moment later and lets its thread go to pages and alerts. Only the

@@ -221,7 +221,8 @@ INCIDENT_NUMBER_START = env.int("MUSTER_INCIDENT_NUMBER_START", default=1000)
 INGEST_MAX_BODY_BYTES = env.int("MUSTER_INGEST_MAX_BODY_BYTES", default=1024 * 1024)
 # PagerDuty-compatible rate limit per integration (events per minute), answered with 429.
 INGEST_RATE_LIMIT_PER_MINUTE = env.int("MUSTER_INGEST_RATE_LIMIT_PER_MINUTE", default=120_000)
-# A web process that saw a processor on its way this recently does not ask again (0: always).
+# A web process that saw a processor on its way less than this long ago does not ask again
+# (alerts/pending.py, kick); 0 asks on every request.
 INGEST_KICK_MEMO_SECONDS = env.float("MUSTER_INGEST_KICK_MEMO_SECONDS", default=0.02)
 # New and severe alerts are processed ahead of a backlog (alerts.processor); off: arrival order.
 INGEST_URGENT_FIRST = env.bool("MUSTER_INGEST_URGENT_FIRST", default=True)
@@ -297,10 +298,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="muster@localhost")
 ALLOW_CONSOLE_DELIVERY = env.bool("MUSTER_ALLOW_CONSOLE_DELIVERY", default=False)
 # A page handed to the provider with no answer within this many seconds becomes `unknown`.
 PAGE_SENDING_DEADLINE_SECONDS = env.int("MUSTER_PAGE_SENDING_DEADLINE_SECONDS", default=60)
-# A queued page no worker picked up within this many seconds is enqueued again.
+# A queued page not picked up by a worker within this many seconds is enqueued again.
 PAGE_REQUEUE_AFTER_SECONDS = env.int("MUSTER_PAGE_REQUEUE_AFTER_SECONDS", default=5)
 PAGE_MAX_ATTEMPTS = env.int("MUSTER_PAGE_MAX_ATTEMPTS", default=3)
-PAGE_THREADS = env.int("MUSTER_PAGE_THREADS", default=3)  # a worker's, per provider (oncall.turns)
 # At most this many calls (and SMS) to one person per window, one per page; above it, pages
 # are bundled: high urgency within a minute, low urgency when the window allows.
 PAGE_RATE_LIMIT_COUNT = env.int("MUSTER_PAGE_RATE_LIMIT_COUNT", default=3)

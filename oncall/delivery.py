@@ -24,7 +24,7 @@ from core import faults
 from incidents.models import EntryKind, Incident, Source, Status
 from incidents.services import flag_unpaged
 from incidents.timeline import record
-from oncall import messages, metrics, pacing, turns
+from oncall import messages, metrics, pacing
 from oncall.channels.base import Delivery, DeliveryError, Message
 from oncall.channels.registry import CHANNELS, channel_for
 from oncall.models import (
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 DELIVER_TASK = "oncall.deliver_page"
 RETRY_BACKOFF_SECONDS = (30, 120, 300)
 CHANNEL_LABEL = {"sms": "SMS", "voice": "voice call", "email": "email", "console": "console"}
-PROVIDER_OF = {"sms": "twilio", "voice": "twilio"}  # whose turns a page's channel takes
 
 
 def enqueue(page_ids: list[int]) -> None:
@@ -60,20 +59,7 @@ def enqueue(page_ids: list[int]) -> None:
 
 
 def deliver(page_id: int) -> str:
-    """Send one page, at most once, in its turn on its provider (oncall.turns); return what
-    happened (for logs and tests)."""
-    channel = Page.objects.filter(pk=page_id).values_list("channel", flat=True).first()
-    if channel is None:
-        return "not due or taken"
-    return turns.take_turn(page_id, PROVIDER_OF.get(channel, channel), _deliver, _hand_over)
-
-
-def _hand_over(page_id: int) -> None:
-    """Ask a fresh task for a page lined up for its provider (oncall.turns)."""
-    current_app.signature(DELIVER_TASK).clone(args=(page_id,)).delay()
-
-
-def _deliver(page_id: int) -> str:
+    """Send one page, at most once; return what happened (for logs and tests)."""
     now = timezone.now()
     claimed = Page.objects.filter(pk=page_id, status=PageStatus.QUEUED, send_after__lte=now).update(
         status=PageStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1
