@@ -235,7 +235,8 @@ OUTBOX_KEEP = env.int("MUSTER_OUTBOX_KEEP", default=10_000)
 # The beat tick must have run within this many seconds for `/readyz?role=worker` to answer 200.
 READY_TICK_MAX_AGE_SECONDS = env.int("MUSTER_READY_TICK_MAX_AGE_SECONDS", default=10)
 # Where runbook actions may connect (core.networks): CIDR lists. Loopback, link-local and cloud
-# metadata denied by default, private ranges allowed; the most specific wins. Bad: no start.
+# metadata addresses are denied by default, private ranges allowed; the most specific network
+# decides. A bad entry stops the start.
 ACTION_ALLOWED_NETWORKS = env.list("MUSTER_ACTION_ALLOWED_NETWORKS", default=[])
 ACTION_DENIED_NETWORKS = env.list("MUSTER_ACTION_DENIED_NETWORKS", default=[])
 try:
@@ -249,8 +250,7 @@ DEDUP_MILESTONE_BASE = 10
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(INGEST_MAX_BODY_BYTES, 2_621_440)
 
 # --- Paging ---------------------------------------------------------------------------------
-# Twilio switches on when its credentials are present; without them SMS and calls go to the
-# console outbox (printed, and listed at /api/v1/outbox/).
+# Twilio is on with its credentials; else SMS and calls go to the console outbox (/api/v1/outbox/).
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")

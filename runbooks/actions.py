@@ -429,7 +429,10 @@ def sweep_runs(now: datetime | None = None) -> int:
     ).values_list("pk", flat=True):
         _enqueue_run(pk)  # claiming makes a second delivery harmless
     closed = 0
-    never = CallResult(RunStatus.FAILED, error="it was never picked up by a worker")
+    never = CallResult(
+        RunStatus.FAILED,
+        error="it was never picked up by a worker (none ran it, or none had an action thread free)",
+    )
     for run in pending.filter(created_at__lte=now - STALE):
         finish(run, never)
         closed += 1

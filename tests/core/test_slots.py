@@ -32,10 +32,12 @@ def test_a_slot_is_given_back_when_the_call_raises(settings):
         assert free
 
 
-def test_a_setting_below_one_still_lets_one_call_through(settings):
+def test_a_setting_below_one_lets_one_call_through_at_a_time(settings):
     settings.CHAT_THREADS = 0
     with slots.slot("CHAT_THREADS") as free:
         assert free
+    with all_slots_taken("CHAT_THREADS", 1), slots.slot("CHAT_THREADS") as second:
+        assert not second
 
 
 def test_tasks_of_one_key_finding_no_slot_ask_again_once_a_second():

@@ -16,7 +16,7 @@ def all_slots_taken(setting: str, count: int, party: str = "") -> Iterator[None]
     """Hold all `count` slots named by `setting` (which the caller set to `count`) for `party`,
     in threads of their own, for the block."""
     release = threading.Event()
-    holding = threading.Barrier(count + 1)
+    holding = threading.Barrier(count + 1, timeout=10)
     taken: list[bool] = []
 
     def hold() -> None:

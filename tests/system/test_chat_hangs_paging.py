@@ -103,6 +103,7 @@ def worker(transactional_db, fakes, tmp_path) -> Iterator[Path]:
         yield log_path
     finally:
         kill_group(process)
+        celery_app.control.purge()  # its retries with a countdown: no later test's worker runs them
 
 
 def _paging_service(bob: User) -> Service:

@@ -62,12 +62,16 @@ def make_waiting(platform_name: str) -> list[ChatChannel]:
     """Make the platform's waiting channels, oldest first, until it says to wait; return the
     channels it settled (ready or failed). If this worker's chat threads are all taken, ask for
     it again shortly (core.slots)."""
+    # Started, whatever comes next: a channel waiting from now on gets a task of its own.
+    started(CREATE_TASK, (platform_name,))
     with slots.slot("CHAT_THREADS", platform_name) as free:
         if not free:
-            waiting = ChatChannel.objects.filter(
-                platform=platform_name, state=ChatChannelState.WAITING
+            due = ChatChannel.objects.filter(
+                Q(not_before__isnull=True) | Q(not_before__lte=timezone.now()),
+                platform=platform_name,
+                state=ChatChannelState.WAITING,
             )
-            if waiting.exists():
+            if due.exists():
                 slots.ask_again_later(
                     f"{CREATE_TASK}:{platform_name}",
                     lambda countdown: kick(platform_name, countdown=countdown),
@@ -77,7 +81,6 @@ def make_waiting(platform_name: str) -> list[ChatChannel]:
 
 
 def _make_waiting(platform_name: str) -> list[ChatChannel]:
-    started(CREATE_TASK, (platform_name,))
     platform = PLATFORMS[platform_name]
     settled: list[ChatChannel] = []
     if not platform.can_make_channels():  # configured once, not now: say so, do not wait

@@ -37,9 +37,9 @@ log = logging.getLogger(__name__)
 DELIVER_TASK = "warroom.chat_deliver"
 MERGEABLE = frozenset({"opening", "line", "chat", "summary", "test"})
 BATCH_MOST = 20  # posts in one message
-ROUNDS = 50  # batches one task sends before it hands over to a fresh task
-# ... or after this long: a platform that answers slowly (5 s a call) lets other channels have
-# its worker slot (core.slots) in turn, rather than one channel keeping it for ROUNDS calls.
+ROUNDS = 50  # batches one task sends before it hands over to a later task
+# ... or after this long: against a platform that answers slowly (5 s a call) one channel does
+# not keep the worker's slot (core.slots) for ROUNDS calls while the others wait.
 TURN_SECONDS = 10
 SWEEP_AFTER = timedelta(seconds=2)  # a queued post this old was surely announced
 
@@ -103,18 +103,24 @@ def kick(platform: str, target: str, *, countdown: float = 0, again: bool = Fals
 def deliver(platform_name: str, target: str) -> None:
     """Deliver `target`'s queued posts, batch by batch, until none is due; if this worker's
     chat threads are all taken, ask for it again shortly (core.slots)."""
+    # Started, whatever comes next: a post queued from now on must get a task of its own (the
+    # task sent for it may be this one, about to find nothing to do).
+    started(DELIVER_TASK, (platform_name, target))
     with slots.slot("CHAT_THREADS", platform_name) as free:
         if not free:
-            waiting = ChatPost.objects.filter(
-                platform=platform_name, target=target, state=ChatPostState.QUEUED
+            now = timezone.now()
+            due = ChatPost.objects.filter(
+                Q(not_before__isnull=True) | Q(not_before__lte=now),
+                platform=platform_name,
+                target=target,
+                state=ChatPostState.QUEUED,
             )
-            if waiting.exists():
+            if due.exists():  # what waits until later has its own kick (a backoff's)
                 slots.ask_again_later(
                     f"{DELIVER_TASK}:{platform_name}:{target}",
                     lambda countdown: kick(platform_name, target, countdown=countdown),
                 )
             return
-        started(DELIVER_TASK, (platform_name, target))
         platform = PLATFORMS[platform_name]
         turn_ends = time.monotonic() + TURN_SECONDS
         for _ in range(ROUNDS):
@@ -123,7 +129,9 @@ def deliver(platform_name: str, target: str) -> None:
                 return
             if time.monotonic() > turn_ends:
                 break
-    kick(platform_name, target)
+    # Its turn is over: the channel goes on in a while, so that the other channels' tasks,
+    # asking every RETRY_SECONDS, may take the platform's slot meanwhile.
+    kick(platform_name, target, countdown=slots.RETRY_SECONDS)
 
 
 def _claim(platform: Any, target: str) -> list[ChatPost]:
