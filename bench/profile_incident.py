@@ -1,7 +1,7 @@
 """What a new incident costs the workers: every task it causes, in one process, with cProfile.
 
     python bench/profile_incident.py [--incidents 40] [--chat off|on] [--cprofile] [--by-task]
-                                      [--fast-db]
+                                      [--sql] [--fast-db]
 
 In-process, against throwaway PostgreSQL and Redis and the Twilio fake (and, with `--chat on`,
 the Slack and Mattermost fakes, both configured, every service in `channel-per-incident`): each
@@ -32,7 +32,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections import Counter
+from pathlib import Path
 
 import project  # first: it re-runs this script under .venv's Python
 
@@ -93,10 +95,23 @@ class StatementsByTask(Statements):
     def __init__(self) -> None:
         super().__init__()
         self.by_task: Counter[tuple[str, str]] = Counter()
+        self.trail: list[str] | None = None  # with --sql: each statement, its task and caller
 
     def __call__(self, execute, sql, params, many, context):
         self.by_task[(TASKS.current(), _kind(sql))] += 1  # _kind is cached: cheap the 2nd time
+        if self.trail is not None:
+            self.trail.append(f"{TASKS.current():<22} {_caller():<44} {sql[:150]}")
         return super().__call__(execute, sql, params, many, context)
+
+
+def _caller() -> str:
+    """The innermost frame of Muster's own code (not Django's, Celery's or this bench's)."""
+    for frame in traceback.extract_stack()[::-1]:
+        path = Path(frame.filename)
+        if path.is_relative_to(ROOT) and not path.is_relative_to(ROOT / ".venv"):
+            if not path.is_relative_to(BENCH):
+                return f"{path.relative_to(ROOT)}:{frame.lineno}"
+    return "?"
 
 
 TASKS = TaskTimes()
@@ -113,6 +128,8 @@ def measure(label: str, before, run, count: int, opts) -> dict:
     TASKS.clear()
     for i in range(count):
         before(i)
+        if opts.sql and i == count - 1:
+            statements.trail = []
         with connection.execute_wrapper(statements):
             c0, w0 = time.thread_time(), time.perf_counter()
             if profile is not None:
@@ -141,6 +158,10 @@ def measure(label: str, before, run, count: int, opts) -> dict:
         print("  statements by task (the innermost running):")
         for (task, key), n in sorted(statements.by_task.items()):
             print(f"    {task:<28} {n / count:5.2f} × {key}")
+    if statements.trail is not None:
+        print("  the last time's statements, in order (task, Muster's line that ran it, SQL):")
+        for line in statements.trail:
+            print(f"    {line}")
     if profile is not None:
         (BENCH / "results").mkdir(exist_ok=True)
         profile.dump_stats(BENCH / "results" / f"profile-incident-{label.split(',')[0]}.pstats")
@@ -161,6 +182,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--chat", choices=["off", "on"], default="off", help="the chat platforms' fakes")
     p.add_argument("--cprofile", action="store_true")
     p.add_argument("--by-task", action="store_true", help="list the statements of each task")
+    p.add_argument(
+        "--sql", action="store_true", help="list the last time's statements, with their callers"
+    )
     p.add_argument("--fast-db", action="store_true", help="PostgreSQL without fsync")
     opts = p.parse_args(argv)
     f = run(opts, opts.chat == "on")

@@ -50,6 +50,11 @@ def enqueue(page_ids: list[int]) -> None:
     Page.objects.filter(pk__in=page_ids, status=PageStatus.QUEUED).update(
         enqueued_at=timezone.now()
     )
+    publish(page_ids)
+
+
+def publish(page_ids: list[int]) -> None:
+    """Hand due pages to Celery whose `enqueued_at` is set already (as they were written)."""
     deliver_page = current_app.signature(DELIVER_TASK)
     for page_id in page_ids:
         deliver_page.clone(args=(page_id,)).delay()
@@ -349,7 +354,14 @@ def note_page(page: Page, message: str, status: str, *, incident: Incident | Non
         EntryKind.PAGE,
         message=message,
         source=Source.SYSTEM,
-        data={"page": page.pk, "person": page.person_id, "channel": page.channel, "status": status},
+        data={
+            "page": page.pk,
+            "person": page.person_id,
+            "channel": page.channel,
+            "status": status,
+            # The level that paged (none for a page sent by hand): the war room's line says it.
+            **({"level": page.step + 1} if page.escalation_id is not None else {}),
+        },
     )
 
 

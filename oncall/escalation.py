@@ -148,7 +148,7 @@ def _start(
     move = plan(what, where_of(previous), steps=len(steps), repeat=policy.repeat, level=level)
     if move.fire is not None:
         step, cycle = move.fire
-        paged = page_level(run, incident, steps, step, cycle, now, note=move.note)
+        paged = page_level(run, incident, steps, step, cycle, now, note=move.note, new_run=True)
         if move.also_assignee and assignee is not None and assignee not in paged:
             paged += page_assignee(run, incident, assignee, step, cycle, now, level=step + 1)
         return Outcome(step + 1, usernames(paged), move.note)

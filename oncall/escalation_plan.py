@@ -146,5 +146,8 @@ def policy_of(service_id: int) -> EscalationPolicy | None:
 
 
 def policy_steps(policy: EscalationPolicy) -> list[EscalationStep]:
-    """Return the policy's steps in order, with whom each targets."""
-    return list(policy.steps.prefetch_related("users", "schedules", "teams"))
+    """Return the policy's steps in order (by position, then id, as `on_call_for_service`
+    takes the first), with whom each targets."""
+    return list(
+        policy.steps.order_by("position", "id").prefetch_related("users", "schedules", "teams")
+    )

@@ -19,7 +19,7 @@ from incidents.services import flag_unpaged
 from incidents.timeline import record
 from oncall import metrics
 from oncall.channels.registry import channel_for
-from oncall.delivery import enqueue
+from oncall.delivery import enqueue, publish
 from oncall.escalation_plan import after
 from oncall.models import (
     Escalation,
@@ -31,7 +31,7 @@ from oncall.models import (
     PageStatus,
 )
 from oncall.people import quiet_hours_end
-from oncall.schedules import step_targets
+from oncall.schedules import note_first_on_call, step_targets
 
 
 def page_level(
@@ -43,12 +43,20 @@ def page_level(
     now: datetime,
     *,
     note: str = "",
+    new_run: bool = False,
 ) -> list[User]:
     """Page level `step + 1` (of `cycle`) now and set the run to fire the next one after this
-    level's delay, or to be done when the policy has run out; return whom it paged."""
+    level's delay, or to be done when the policy has run out; return whom it paged.
+
+    `new_run`: the run was created in this transaction, with `steps` its service's policy's as
+    read just now. It has no pages yet, and level 1's targets are whom the service pages first
+    (noted for the war room's opening post).
+    """
     target = steps[step]
     people = step_targets(target, now)
-    pages = _create_pages(run, incident, people, now, step=step, cycle=cycle)
+    if new_run and step == 0:
+        note_first_on_call(incident.service_id, people)
+    pages = _create_pages(run, incident, people, now, step=step, cycle=cycle, first=new_run)
     paged = _people(pages)
     record(
         incident,
@@ -191,7 +199,10 @@ def _create_pages(
     *,
     step: int,
     cycle: int,
+    first: bool = False,
 ) -> list[Page]:
+    """Create the pages the people's notification rules ask for; enqueue those due now after
+    commit. `first`: the run's first pages, in the transaction that created it."""
     rows = [
         Page(
             incident=incident,
@@ -206,13 +217,17 @@ def _create_pages(
             address=send.rule.contact_method.address,
             send_after=send.send_after,
             manual=run is None,
+            # Noted as enqueued as they are written: no other transaction sees them before the
+            # commit after which they are (else the sweep could enqueue them a second time).
+            enqueued_at=now if send.send_after <= now else None,
         )
         for person in people
         for send in _sends(person, incident, now)
     ]
     if not rows:
         return []
-    if run is None:
+    if run is None or first:
+        # None of these can be there already: the rows come back with their ids.
         created = Page.objects.bulk_create(rows)
     else:
         # A replayed step finds its pages already there and creates none.
@@ -223,7 +238,10 @@ def _create_pages(
             ).select_related("person")
         )
     due = [p.pk for p in created if p.send_after <= now and p.status == PageStatus.QUEUED]
-    transaction.on_commit(lambda: enqueue(due))
+    if run is None or first:
+        transaction.on_commit(lambda: publish(due))
+    else:  # pages found there may have been enqueued long ago, or never
+        transaction.on_commit(lambda: enqueue(due))
     return created
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 
 # How far ahead `next_on_call` looks for the next handoff, in growing windows.
 NEXT_WINDOWS_DAYS = (7, 35, 180)
+# Seconds an answer to "whom does this service's policy page first" is reused (see
+# `first_on_call_names`).
+FIRST_ON_CALL_TTL = 30
 
 
 @dataclass
@@ -302,6 +306,32 @@ def on_call_for_service(service: Service, at: datetime | None = None) -> list[Us
         .first()
     )
     return step_targets(step, at) if step is not None else []
+
+
+def first_on_call_names(service: Service) -> list[str]:
+    """Return the usernames `on_call_for_service` gives now, as found within the last
+    FIRST_ON_CALL_TTL seconds: a storm opening many incidents of one service asks once, and a
+    new incident's escalation, which works this out anyway, answers it for the war room's
+    opening post (`note_first_on_call`): five statements fewer a new incident."""
+    names = cache.get(_first_on_call_key(service.pk))
+    if names is None:
+        names = note_first_on_call(service.pk, on_call_for_service(service))
+    return names
+
+
+def note_first_on_call(service_id: int, people: list[User]) -> list[str]:
+    """Remember whom the service's policy pages first now (its first level's targets, in
+    order); return their usernames. The cache is a hint: an error here is logged, not raised."""
+    names = [p.get_username() for p in people]
+    try:
+        cache.set(_first_on_call_key(service_id), names, FIRST_ON_CALL_TTL)
+    except Exception:
+        log.warning("could not note who is on call first for service %s", service_id, exc_info=True)
+    return names
+
+
+def _first_on_call_key(service_id: int) -> str:
+    return f"oncall:first:{service_id}"
 
 
 # --- a person's view --------------------------------------------------------------------------

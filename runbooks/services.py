@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from django.db.models import Q
 
@@ -39,9 +40,14 @@ def label_sets(incident: Incident) -> list[dict[str, str]]:
         .order_by("first_seen", "id")
         .values_list("labels", flat=True)[:MAX_LABEL_SETS]
     )
+    return distinct_label_sets(rows)
+
+
+def distinct_label_sets(labels_of_alerts: Iterable[Any]) -> list[dict[str, str]]:
+    """Return the distinct label sets among alerts' labels, in order, as strings."""
     seen: set[str] = set()
     sets = []
-    for labels in rows:
+    for labels in labels_of_alerts:
         if not isinstance(labels, dict):
             continue
         key = json.dumps(labels, sort_keys=True)
@@ -89,11 +95,14 @@ def candidate_runbooks(service_id: int | None):
     return Runbook.objects.filter(Q(service_id=service_id) | Q(service__isnull=True))
 
 
-def matching_runbook(incident: Incident) -> Runbook | None:
-    """Return the runbook shown for `incident`, or None when none fits."""
-    return select_runbook(
-        candidate_runbooks(incident.service_id), incident.service_id, label_sets(incident)
-    )
+def matching_runbook(
+    incident: Incident, labels: list[dict[str, str]] | None = None
+) -> Runbook | None:
+    """Return the runbook shown for `incident`, or None when none fits. `labels`: the label
+    sets of all its alerts (`distinct_label_sets`), if the caller has read them already."""
+    if labels is None:
+        labels = label_sets(incident)
+    return select_runbook(candidate_runbooks(incident.service_id), incident.service_id, labels)
 
 
 def payload_context(incident: Incident, user: User | None = None) -> Context:

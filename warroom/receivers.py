@@ -22,21 +22,19 @@ from django.db import transaction
 from django.db.models import Count, Max
 from django.dispatch import receiver
 
-from accounts.models import User
 from alerts.models import Alert
 from incidents.models import EntryKind, Incident, Source, TimelineEntry, source_label
 from incidents.signals import incident_changed
 from oncall.models import Page
-from oncall.schedules import on_call_for_service
+from oncall.schedules import first_on_call_names
 from runbooks.graphs import template_links, templates_for
-from runbooks.services import matching_runbook
+from runbooks.services import distinct_label_sets, matching_runbook
 from warroom import alert_posts, bot
 from warroom.models import Message, MessageKind, Room
 from warroom.services import broadcast, incident_room, invite
 
 log = logging.getLogger(__name__)
 
-ON_CALL_TTL = 30  # seconds an answer to "who is on call for this service" is reused
 # Page statuses after which the paged person is surely meant to be in the room.
 INVITING_STATUSES = {"sent", "delivered", "answered", "completed"}
 FOLLOW_TASK = "warroom.follow_entry"  # warroom.tasks.follow_entry_later, on the "bot" queue
@@ -222,7 +220,13 @@ def _post_opening(
         alert=_alert_view(incident, first) if first is not None else None,
         other_alerts=[a.summary for a in alerts[1:]],
         other_alert_count=others,
-        runbook=_matching_runbook(incident),
+        runbook=_matching_runbook(
+            incident,
+            # Every alert is in hand unless there are more than the post lists.
+            distinct_label_sets(a.labels for a in alerts)
+            if len(alerts) <= bot.LISTED_ALERTS
+            else None,
+        ),
         on_call=_on_call(incident),
     )
     alert_posts.post_about(
@@ -250,25 +254,22 @@ def _alert_view(incident: Incident, alert: Alert) -> bot.AlertView:
 
 
 def _on_call(incident: Incident) -> list[str] | None:
-    """Return who the service's escalation policy pages first (cached briefly: an alert storm
-    opening many incidents of one service asks once)."""
-    key = f"warroom:oncall:{incident.service_id}"
-    names = cache.get(key)
-    if names is None:
-        try:
-            names = [p.get_username() for p in on_call_for_service(incident.service)]
-        except Exception:
-            log.warning("could not tell who is on call for %s", incident.service, exc_info=True)
-            return None
-        cache.set(key, names, ON_CALL_TTL)
-    return names
-
-
-def _matching_runbook(incident: Incident) -> bot.RunbookView | None:
-    """Return the runbook matched to the incident, if any (a room opens even if matching
-    fails)."""
+    """Return who the service's escalation policy pages first (None if that fails: the room
+    opens all the same)."""
     try:
-        runbook = matching_runbook(incident)
+        return first_on_call_names(incident.service)
+    except Exception:
+        log.warning("could not tell who is on call for %s", incident.service, exc_info=True)
+        return None
+
+
+def _matching_runbook(
+    incident: Incident, labels: list[dict[str, str]] | None
+) -> bot.RunbookView | None:
+    """Return the runbook matched to the incident, if any (a room opens even if matching
+    fails). `labels`: the label sets of all its alerts, if read already."""
+    try:
+        runbook = matching_runbook(incident, labels)
     except Exception:
         log.warning("runbook matching failed for incident %s", incident.number, exc_info=True)
         return None
@@ -302,21 +303,25 @@ def _graph_links(incident: Incident, labels: dict[str, Any]) -> list[dict[str, s
 def _post_page(entry: TimelineEntry, incident: Incident, room: Room) -> None:
     data = entry.data if isinstance(entry.data, dict) else {}
     step = None
-    people: list[User] = []
+    people: list[int] = []  # whom to invite, by id
     if "page" in data:  # one page's fate: sent, delivered, failed, retried, held, …
-        if data.get("status") == "sent":  # say which step it was
-            page = Page.objects.filter(pk=data["page"]).values("step", "escalation_id").first()
-            if page is not None and page["escalation_id"] is not None:
-                step = page["step"]
+        level = _level_of(data) if data.get("status") == "sent" else None
+        step = level - 1 if level is not None else None  # say which level it was
         if data.get("status") in INVITING_STATUSES and data.get("person"):
-            people = list(User.objects.filter(pk=data["person"]))
+            people = [data["person"]]
     elif "escalation" in data:  # a step fired: everyone it paged
-        paged = Page.objects.filter(
-            escalation_id=data["escalation"], step=data.get("step", 0), cycle=data.get("cycle", 0)
-        ).values("person_id")
-        people = list(User.objects.filter(pk__in=paged).order_by("username"))
+        people = list(
+            Page.objects.filter(
+                escalation_id=data["escalation"],
+                step=data.get("step", 0),
+                cycle=data.get("cycle", 0),
+            )
+            .order_by("person_id")
+            .values_list("person_id", flat=True)
+            .distinct()
+        )
     elif data.get("person") and data.get("pages"):  # someone paged by hand (and reachable)
-        people = list(User.objects.filter(pk=data["person"]))
+        people = [data["person"]]
     alert_posts.post_about(room, entry, bot.page_line(entry.message, data, step=step))
     if people:
         # Each invitation in a transaction of its own, after this one: two bot tasks inviting
@@ -325,6 +330,17 @@ def _post_page(entry: TimelineEntry, incident: Incident, room: Room) -> None:
         transaction.on_commit(lambda: _invite_all(room, people), robust=True)
 
 
-def _invite_all(room: Room, people: list[User]) -> None:
+def _level_of(data: dict[str, Any]) -> int | None:
+    """The escalation level a sent page's entry names (None for a page sent by hand). Entries
+    written before the level was in their data name only the page."""
+    if "level" in data:
+        return data["level"]
+    page = Page.objects.filter(pk=data["page"]).values("step", "escalation_id").first()
+    if page is None or page["escalation_id"] is None:
+        return None
+    return page["step"] + 1
+
+
+def _invite_all(room: Room, people: list[int]) -> None:
     for person in people:
         invite(room, person, "paged")

@@ -70,17 +70,18 @@ def incident_room(incident: Incident, *, absent: bool = False) -> Room:
 def open_room(name: str, *, by: User) -> Room:
     """Open an ad hoc room (no incident), with its opener in it."""
     room = Room.objects.create(name=name[:200], created_by=by)
-    invite(room, by, "opened the room")
+    invite(room, by.pk, "opened the room")
     return room
 
 
-def invite(room: Room, user: User, reason: str) -> bool:
-    """Make `user` a participant of `room`; return whether they were not one already."""
+def invite(room: Room, user_id: int, reason: str) -> bool:
+    """Make the user `user_id` a participant of `room`; return whether they were not one
+    already. By id: the bot invites whom a page names, without reading them."""
     _, created = Participant.objects.get_or_create(
-        room=room, user=user, defaults={"reason": reason}
+        room=room, user_id=user_id, defaults={"reason": reason}
     )
     if created:
-        mirror.person_joined(room, user)
+        mirror.person_joined(room, user_id)
     return created
 
 

@@ -9,6 +9,7 @@ from datetime import time, timedelta
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -16,7 +17,7 @@ from accounts.models import Role, User
 from incidents import opening, services
 from incidents.models import EntryKind, Incident, Source, Status, TimelineEntry
 from incidents.services import IncidentError
-from oncall import delivery, escalation, paging
+from oncall import delivery, escalation, paging, schedules
 from oncall.escalation_plan import ASSIGNEE, ESCALATE, ESCALATE_TO, RESUME, START, Move, Where, plan
 from oncall.models import (
     Escalation,
@@ -29,6 +30,7 @@ from oncall.models import (
     PersonSettings,
     ServicePolicy,
 )
+from oncall.schedules import first_on_call_names
 from oncall.sweep import _orphans, sweep_outbox
 from tests.oncall.builders import make_person, make_policy, reachable
 
@@ -205,6 +207,56 @@ def test_resolve_stops_escalation(policy, service, bob, alice, committed, travel
     tick(traveller, 6)
     assert pages_to(alice) == []
     assert Escalation.objects.get(incident=incident).status == EscalationStatus.STOPPED
+
+
+def test_a_new_runs_pages_are_noted_as_enqueued_as_they_are_written(
+    policy, service, bob, traveller, django_capture_on_commit_callbacks
+):
+    reachable(bob)
+    with django_capture_on_commit_callbacks():  # not announced: the run is started below
+        incident = open_sev1(service)
+    opened = incident.timeline.get(kind=EntryKind.OPENED)
+
+    with django_capture_on_commit_callbacks() as after_commit:
+        escalation.follow(opened.pk)
+
+    [page] = pages_to(bob)
+    assert page.status == PageStatus.QUEUED and page.enqueued_at == timezone.now()
+    # A tick between the run's commit and its publishing the page enqueues it no second time.
+    assert sweep_outbox()["enqueued"] == 0
+    assert after_commit  # the publishing, after commit
+    # Unpublished after all (the process died): the sweep enqueues it once the requeue passes.
+    traveller.shift(timedelta(seconds=settings.PAGE_REQUEUE_AFTER_SECONDS + 1))
+    assert sweep_outbox()["enqueued"] == 1
+
+
+def test_a_new_run_tells_whom_the_service_pages_first_so_nobody_asks_again(
+    policy, service, bob, committed, traveller, django_assert_num_queries
+):
+    reachable(bob)
+    committed(open_sev1, service)
+
+    with django_assert_num_queries(0):  # the war room's opening post asks this
+        assert first_on_call_names(service) == ["bob"]
+
+
+def test_a_cache_that_fails_never_fails_the_escalation(
+    policy, service, bob, committed, traveller, monkeypatch
+):
+    reachable(bob)
+
+    kept = schedules.cache.set
+
+    def refuse(key, *args, **kwargs):
+        if key.startswith("oncall:first:"):
+            raise ConnectionError("redis is down")
+        return kept(key, *args, **kwargs)
+
+    monkeypatch.setattr(schedules.cache, "set", refuse)
+    incident = committed(open_sev1, service)
+
+    assert len(pages_to(bob)) == 1
+    assert Escalation.objects.get(incident=incident).level == 1
 
 
 def test_a_replayed_step_or_task_pages_nobody_twice(policy, service, bob, committed, traveller):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from incidents.models import Service
 from runbooks.models import Runbook
-from runbooks.services import matching_runbook, select_runbook
+from runbooks.services import distinct_label_sets, matching_runbook, select_runbook
 
 DB = [{"label": "team", "op": "=", "value": "db"}]
 
@@ -80,3 +80,17 @@ def test_select_runbook_is_a_function_of_plain_values():
     assert select_runbook([a, b, c], 7, [{"team": "web"}]) == a
     assert select_runbook([b, c], 7, []) is None
     assert select_runbook([c], 8, []) == c
+
+
+def test_label_sets_in_hand_match_as_the_incidents_alerts_do(
+    make_runbook, make_incident, service, django_assert_num_queries
+):
+    book = make_runbook(service=service, matchers=DB)
+    incident = make_incident({"team": "web"}, {"team": "db"}, {"team": "web"})
+    labels = distinct_label_sets(a.labels for a in incident.alerts.order_by("first_seen", "id"))
+    assert labels == [{"team": "web"}, {"team": "db"}]
+
+    with django_assert_num_queries(1):  # the candidates; the alerts are not read again
+        assert matching_runbook(incident, labels) == book
+    assert matching_runbook(incident) == book
+    assert matching_runbook(incident, [{"team": "web"}]) is None

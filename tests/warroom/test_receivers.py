@@ -332,6 +332,45 @@ def test_paged_responders_are_invited_and_each_page_is_a_line(
     assert Participant.objects.filter(room=room, user=bob).count() == 1
 
 
+def test_a_sent_pages_line_reads_neither_the_page_nor_the_person(
+    alert_in, committed, service, bob, django_assert_max_num_queries
+):
+    make_policy("checkout primary", {"users": [bob]}, service=service)
+    reachable(bob)
+    alert_in(am_batch(am_alert("fp-1", severity="critical")))
+    incident = Incident.objects.get()
+    committed(escalation.recover, incident.pk)
+    [page] = Page.objects.filter(incident=incident)
+    assert delivery.deliver(page.pk) == "sent"  # not announced: followed below
+    sent = incident.timeline.filter(kind=EntryKind.PAGE).latest("id")
+    assert sent.data["level"] == 1
+
+    # The entry with its incident, the post, the invitation's look (bob is in already).
+    with django_assert_max_num_queries(4):
+        committed(follow_entry, sent)
+
+    assert bot_posts(incident.room)[-1].body.endswith("(level 1)")
+    assert Participant.objects.filter(room=incident.room, user=bob).count() == 1
+
+
+def test_a_sent_pages_entry_written_before_entries_named_the_level_still_says_it(
+    alert_in, committed, service, bob
+):
+    make_policy("checkout primary", {"users": [bob]}, service=service)
+    reachable(bob)
+    alert_in(am_batch(am_alert("fp-1", severity="critical")))
+    incident = Incident.objects.get()
+    committed(escalation.recover, incident.pk)
+    [page] = Page.objects.filter(incident=incident)
+    assert delivery.deliver(page.pk) == "sent"  # not announced: followed below
+    sent = incident.timeline.filter(kind=EntryKind.PAGE).latest("id")
+    sent.data = {k: v for k, v in sent.data.items() if k != "level"}  # as older releases wrote
+
+    committed(follow_entry, sent)
+
+    assert bot_posts(incident.room)[-1].body.endswith("(level 1)")
+
+
 def test_a_person_paged_by_hand_is_invited(alert_in, committed, alice):
     carol = make_person("carol", Role.RESPONDER)
     reachable(carol)

@@ -17,7 +17,6 @@ from typing import Any
 
 from django.utils import timezone
 
-from accounts.models import User
 from alerts.models import Alert
 from incidents.models import ChatChannelMode, EntryKind, Incident, TimelineEntry
 from warroom.chat import channels, outbox
@@ -112,7 +111,7 @@ def _closing(platform: Any, incident: Incident, target: str, channel: ChatChanne
         outbox.queue(platform.name, target, "archive", incident_id=incident.pk)
 
 
-def person_joined(room: Room, person: User) -> None:
+def person_joined(room: Room, person_id: int) -> None:
     """Invite someone who joined an incident's room (paged, invited) to its ready channels."""
     if room.incident_id is None or not configured():
         return
@@ -123,5 +122,5 @@ def person_joined(room: Room, person: User) -> None:
             channel.channel_id,
             "invite",
             incident_id=room.incident_id,
-            data={"people": [person.pk]},
+            data={"people": [person_id]},
         )

@@ -54,7 +54,7 @@ def subscribe(command: Command, user: User, source: str, context: Incident | Non
         )
     _, created = Subscription.objects.get_or_create(user=user, incident=incident, channel=channel)
     if channel == Subscription.CHAT:
-        services.invite(services.incident_room(incident), user, "subscribed")
+        services.invite(services.incident_room(incident), user.pk, "subscribed")
     updates = f"{incident_link(number, source)}'s status updates {how}"
     if not created:
         return Reply(f"You already get {updates}.", False, number)

@@ -108,7 +108,7 @@ def test_resolve_posts_the_summary_then_archives_channel_and_webhook(
 def test_people_in_the_room_are_invited_by_email(fake_mm, service, opened, bob):
     on_mattermost = fake_mm.add_user("bob", "BOB@example.com")
     incident = opened(service)
-    invite(incident.room, bob, "paged")
+    invite(incident.room, bob.pk, "paged")
     channel = made_channel(incident)
     outbox.deliver("mattermost", channel.channel_id)
     assert on_mattermost.id in fake_mm.channels[channel.channel_id].members

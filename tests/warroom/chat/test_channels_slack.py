@@ -52,7 +52,7 @@ def test_an_incident_gets_its_own_channel_with_the_story_and_its_people(
 ):
     incident = opened(per_incident)
     with django_capture_on_commit_callbacks(execute=True):
-        invite(incident.room, bob, "paged")
+        invite(incident.room, bob.pk, "paged")
     channel = ChatChannel.objects.get(incident=incident)
     assert channel.state == ChatChannelState.WAITING
     assert channel.name == f"inc-{incident.number}-disk-full-on-db-1"
