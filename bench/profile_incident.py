@@ -108,9 +108,9 @@ def _caller() -> str:
     """The innermost frame of Muster's own code (not Django's, Celery's or this bench's)."""
     for frame in traceback.extract_stack()[::-1]:
         path = Path(frame.filename)
-        if path.is_relative_to(ROOT) and not path.is_relative_to(ROOT / ".venv"):
-            if not path.is_relative_to(BENCH):
-                return f"{path.relative_to(ROOT)}:{frame.lineno}"
+        ours = path.is_relative_to(ROOT) and not path.is_relative_to(ROOT / ".venv")
+        if ours and not path.is_relative_to(BENCH):
+            return f"{path.relative_to(ROOT)}:{frame.lineno}"
     return "?"
 
 
