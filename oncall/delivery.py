@@ -89,15 +89,22 @@ def deliver(page_id: int) -> str:
         incident = locked[page.incident_id]
         # Still our claim? One that stalled past PAGE_REQUEUE_AFTER_SECONDS (a lock wait, a
         # paused process) was taken back by the sweep and may be sent by another delivery.
-        # Locked until the hand-over commits, so the sweep cannot take it back meanwhile.
-        ours = Page.objects.select_for_update().filter(
-            pk=page_id, status=PageStatus.SENDING, claimed_at=now, handed_at__isnull=True
+        # Locked until the hand-over commits, so the sweep cannot take it back meanwhile. Read
+        # with it: its run's status as it is now that the incident is locked (a change of
+        # course stops a run under its incident's lock); the run's row is not locked.
+        # (An instance query: Django names the table to lock, OF, only for one.)
+        ours = (
+            Page.objects.select_for_update(of=("self",))
+            .filter(pk=page_id, status=PageStatus.SENDING, claimed_at=now, handed_at__isnull=True)
+            .annotate(run_status=F("escalation__status"))
+            .only("pk")
+            .first()
         )
-        if not ours.values_list("pk", flat=True):
+        if ours is None:
             return "not due or taken"
-        # The runs as they are now that their incidents are locked (a change of course stops
-        # a run under its incident's lock).
-        _fresh_runs([page, *candidates])
+        if page.escalation is not None:
+            page.escalation.status = ours.run_status
+        _fresh_runs(candidates)
         if not _still_wanted(page, incident):
             Page.objects.filter(pk=page_id).update(
                 status=PageStatus.CANCELLED, finished_at=now, error=f"incident {incident.status}"
