@@ -10,8 +10,8 @@ compiling alone (`py-spy --gil`, 2026-12-07, ninth session).
 `Lookup` builds its queryset once per database engine, with stand-ins for the values it takes
 (datetimes, ints, strings: `takes`), keeps the SQL, and runs it with the values given. `rows()`
 returns the rows as the database sends them: use it for ids and existence (no converters run).
-`instances()` returns model instances, as the ORM would, for a queryset of one model's rows
-(no select_related, values() or annotations).
+`instances()` returns model instances, as the ORM would, for a queryset of one model's rows,
+with the rows select_related joins in (no values() or annotations).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.db import connection
 from django.db.models import Model, QuerySet
+from django.db.models.query import RelatedPopulator, get_related_populators
 
 MAX_VALUES = 8
 # Two sets of stand-ins, one per value a lookup uses. A lookup is compiled with each, and taken
@@ -55,6 +56,7 @@ class _Compiled:
     model: type[Model] | None  # for instances(): the model of the rows, and their columns
     attnames: list[str]
     converters: list[tuple[int, tuple[list[Callable], Any]]]
+    related: list[RelatedPopulator]  # the select_related models' instances, from the same rows
 
 
 class Lookup:
@@ -98,8 +100,22 @@ class Lookup:
                 for converter in converters:
                     value = converter(value, expression, connection)
                 columns[pos] = value
-            found.append(compiled.model.from_db(connection.alias, compiled.attnames, columns))
+            instance = compiled.model.from_db(
+                connection.alias, compiled.attnames, columns[: len(compiled.attnames)]
+            )
+            for populator in compiled.related:
+                populator.populate(columns, instance)
+            found.append(instance)
         return found
+
+    def get(self, *values: Any) -> Any:
+        """The instance the queryset finds with these values (build it to find one at most);
+        the model's DoesNotExist if none, as the ORM's get() raises."""
+        found = self.instances(*values)
+        if not found:
+            model: Any = self._compile().model  # a concrete model: instances() checked
+            raise model.DoesNotExist(f"{model.__name__} matching {values!r} does not exist")
+        return found[0]
 
     def _bind(self, compiled: _Compiled, values: tuple[Any, ...]) -> list[Any]:
         if len(values) != len(self._takes):
@@ -161,14 +177,18 @@ class Lookup:
         return _Compiled(sql, params, slots, *_model_rows(compiler))
 
 
-def _model_rows(compiler) -> tuple[type[Model] | None, list[str], list]:
-    """The model whose rows the compiled query selects, their columns' attribute names and the
-    converters of its columns; no model for anything else (values(), select_related, ...)."""
+def _model_rows(compiler) -> tuple[type[Model] | None, list[str], list, list]:
+    """The model whose rows the compiled query selects, its columns' attribute names (they come
+    first), the converters of every column, and the populators of the select_related models
+    (as Django's ModelIterable makes them); no model for anything else (values(), ...)."""
     info = compiler.klass_info
-    if not info or info.get("related_klass_infos") or compiler.annotation_col_map:
-        return None, [], []
+    if not info or compiler.annotation_col_map:
+        return None, [], [], []
     columns = [expression for expression, _, _ in compiler.select]
-    if list(info["select_fields"]) != list(range(len(columns))):
-        return None, [], []
-    attnames = [column.target.attname for column in columns]
-    return info["model"], attnames, list(compiler.get_converters(columns).items())
+    own = list(info["select_fields"])
+    if own != list(range(len(own))):
+        return None, [], [], []
+    attnames = [column.target.attname for column in columns[: len(own)]]
+    # django-stubs describe Django 6's signature (a fetch mode); this is Django 5.2's.
+    related = get_related_populators(info, compiler.select, connection.alias)  # type: ignore[call-arg]
+    return info["model"], attnames, list(compiler.get_converters(columns).items()), related

@@ -21,6 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core import faults
+from core.compiled import Lookup
 from incidents.models import EntryKind, Incident, Source, Status
 from incidents.services import flag_unpaged
 from incidents.timeline import record
@@ -39,6 +40,11 @@ from oncall.models import (
 log = logging.getLogger(__name__)
 
 DELIVER_TASK = "oncall.deliver_page"
+# A delivery's page, with what it needs, compiled once (core.compiled): every page reads it.
+_PAGE = Lookup(
+    lambda pk: Page.objects.select_related("person", "contact_method", "escalation").filter(pk=pk),
+    takes=(int,),
+)
 RETRY_BACKOFF_SECONDS = (30, 120, 300)
 CHANNEL_LABEL = {"sms": "SMS", "voice": "voice call", "email": "email", "console": "console"}
 
@@ -73,7 +79,7 @@ def deliver(page_id: int) -> str:
         return "not due or taken"
     faults.point("after_claim")
     with transaction.atomic():
-        page = Page.objects.select_related("person", "contact_method", "escalation").get(pk=page_id)
+        page = _PAGE.get(page_id)
         paced = page.channel in pacing.PACED
         if paced:
             pacing.serialize_person(page.person_id)

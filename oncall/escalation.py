@@ -80,7 +80,7 @@ def follow(entry_id: int) -> Outcome | None:
     Idempotent: a replayed call finds the run this entry started. An entry older than the
     cause of a run already started, or whose incident is no longer triggered, starts nothing.
     """
-    entry = TimelineEntry.objects.get(pk=entry_id)
+    entry = _ENTRY.get(entry_id)
     if entry.kind not in STARTING_KINDS:
         return None
     now = timezone.now()
@@ -350,12 +350,25 @@ def fire_escalation(escalation_id: int, *, now: datetime | None = None) -> bool:
 # --- small helpers ---------------------------------------------------------------------------
 
 
+# Read by every escalation task, compiled once (core.compiled): the ORM's compilation was most
+# of their cost (bench/profile_incident.py).
+_ENTRY = Lookup(lambda pk: TimelineEntry.objects.filter(pk=pk), takes=(int,))
+_LATEST_RUN = Lookup(
+    lambda incident: Escalation.objects.filter(incident_id=incident).order_by("-id")[:1],
+    takes=(int,),
+)
+_LOCKED = Lookup(
+    lambda pk: Incident.objects.locked().select_related("service").filter(pk=pk), takes=(int,)
+)
+
+
 def _latest_run(incident: Incident) -> Escalation | None:
-    return Escalation.objects.filter(incident=incident).order_by("-id").first()
+    found = _LATEST_RUN.instances(incident.pk)
+    return found[0] if found else None
 
 
 def _lock(incident_id: int) -> Incident:
-    return Incident.objects.locked().select_related("service").get(pk=incident_id)
+    return _LOCKED.get(incident_id)
 
 
 def _finish(run: Escalation, now: datetime) -> None:

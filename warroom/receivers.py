@@ -19,10 +19,11 @@ from celery import current_task, signature
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, QuerySet
 from django.dispatch import receiver
 
 from alerts.models import Alert
+from core.compiled import Lookup
 from incidents.models import EntryKind, Incident, Source, TimelineEntry, source_label
 from incidents.signals import incident_changed
 from oncall.models import Page
@@ -101,14 +102,24 @@ def _follow_later(entry_ids: list[int], *, delay: float | None = None) -> None:
     tell_entries(entry_ids)
 
 
+def _with_incident(entries: QuerySet[TimelineEntry]) -> QuerySet[TimelineEntry]:
+    return entries.select_related(*(f"incident__{name}" for name in INCIDENT_RELATED))
+
+
+# Most tasks follow one entry: its read compiled once (core.compiled).
+_ONE_ENTRY = Lookup(lambda pk: _with_incident(TimelineEntry.objects.filter(pk=pk)), takes=(int,))
+
+
 def tell_entries(entry_ids: list[int]) -> None:
     """Follow these entries in order, read with their incidents in one statement; entries of
     one incident share its instance, so a room one of them opens is the others' too."""
-    related = [f"incident__{name}" for name in INCIDENT_RELATED]
     incidents: dict[int, Incident] = {}
-    for entry in (
-        TimelineEntry.objects.filter(pk__in=entry_ids).select_related(*related).order_by("pk")
-    ):
+    if len(entry_ids) == 1:
+        entries = _ONE_ENTRY.instances(entry_ids[0])
+    else:
+        batch = TimelineEntry.objects.filter(pk__in=entry_ids).order_by("pk")
+        entries = list(_with_incident(batch))
+    for entry in entries:
         incident = incidents.setdefault(entry.incident_id, entry.incident)
         tell(entry, incident)
 

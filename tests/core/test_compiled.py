@@ -16,6 +16,7 @@ from core.compiled import Lookup
 from incidents.models import Incident, Service
 from muster.models import Heartbeat
 from tests.helpers.api import add_alert, open_incident
+from warroom.models import Room
 
 START = datetime(2026, 12, 7, tzinfo=UTC)
 MINUTES = st.integers(min_value=-5, max_value=65)
@@ -184,3 +185,53 @@ def test_instances_need_a_query_of_model_rows(db):
     lookup = Lookup(lambda: Heartbeat.objects.values_list("name"), takes=())
     with pytest.raises(TypeError, match="one model's rows"):
         lookup.instances()
+
+
+def same_fields(mine, theirs) -> None:
+    assert type(mine) is type(theirs) and not mine._state.adding
+    for field in type(theirs)._meta.concrete_fields:
+        assert getattr(mine, field.attname) == getattr(theirs, field.attname), field.name
+
+
+def test_instances_bring_their_select_related_models_as_the_orm_does(db, django_assert_num_queries):
+    """Forward and reverse one-to-one joins, nested, and a nullable one left empty."""
+    service = Service.objects.create(name="related", description="joined in")
+    integration = Integration.objects.create(name="related", kind="generic", service=service)
+    incident = open_incident(service)
+    Room.objects.create(incident=incident, name="#1")
+    with_incident = add_alert(integration, incident)
+    without = add_alert(integration)
+    lookup = Lookup(
+        lambda pk: (
+            Alert.objects.filter(pk__gte=pk)
+            .select_related("integration__service", "incident__room")
+            .order_by("pk")
+        ),
+        takes=(int,),
+    )
+
+    found = lookup.instances(with_incident.pk)
+    expected = list(
+        Alert.objects.filter(pk__gte=with_incident.pk)
+        .select_related("integration__service", "incident__room")
+        .order_by("pk")
+    )
+
+    assert [a.pk for a in found] == [with_incident.pk, without.pk]
+    with django_assert_num_queries(0):  # every related model came with the rows
+        for mine, theirs in zip(found, expected, strict=True):
+            same_fields(mine, theirs)
+            same_fields(mine.integration, theirs.integration)
+            same_fields(mine.integration.service, theirs.integration.service)
+        same_fields(found[0].incident, expected[0].incident)
+        same_fields(found[0].incident.room, expected[0].incident.room)
+        assert found[1].incident is None
+
+
+def test_get_is_the_one_instance_or_the_models_does_not_exist(db):
+    service = Service.objects.create(name="get")
+    lookup = Lookup(lambda pk: Service.objects.filter(pk=pk), takes=(int,))
+
+    assert lookup.get(service.pk) == service
+    with pytest.raises(Service.DoesNotExist):
+        lookup.get(service.pk + 1000)
