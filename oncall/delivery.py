@@ -83,7 +83,7 @@ def deliver(page_id: int) -> str:
         paced = page.channel in pacing.PACED
         if paced:
             pacing.serialize_person(page.person_id)
-        candidates = list(pacing.waiting(page, now)) if paced else []
+        candidates = pacing.waiting_pages(page, now) if paced else []
         # Every incident this message may name, locked in one order (as merge does).
         locked = {
             i.pk: i

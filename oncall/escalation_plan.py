@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.compiled import Lookup
 from incidents.models import Incident
 from incidents.services import IncidentError
 from oncall.models import Escalation, EscalationPolicy, EscalationStep, ServicePolicy
@@ -141,8 +142,17 @@ def check_level(incident: Incident, level: int) -> None:
 
 def policy_of(service_id: int) -> EscalationPolicy | None:
     """Return the escalation policy the service's incidents follow, if any."""
-    binding = ServicePolicy.objects.filter(service_id=service_id).select_related("policy").first()
-    return binding.policy if binding is not None else None
+    found = _BINDING.instances(service_id)
+    return found[0].policy if found else None
+
+
+# Every new incident's escalation asks: compiled once (core.compiled).
+_BINDING = Lookup(
+    lambda service: (
+        ServicePolicy.objects.filter(service_id=service).select_related("policy").order_by("pk")[:1]
+    ),
+    takes=(int,),
+)
 
 
 def policy_steps(policy: EscalationPolicy) -> list[EscalationStep]:

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Q
 
+from core.compiled import Lookup
 from incidents.models import Incident, Urgency
 from oncall.models import Page, PageStatus
 
@@ -54,12 +55,8 @@ def pace(page: Page, incident: Incident, now: datetime) -> Pace:
     """Return whether `page` may go now, as one message or above the limit as a bundle."""
     window = timedelta(minutes=settings.PAGE_RATE_LIMIT_WINDOW_MINUTES)
     limit = settings.PAGE_RATE_LIMIT_COUNT
-    recent = list(
-        _messages_to(page)
-        .filter(handed_at__gte=now - window)
-        .order_by("handed_at")
-        .values_list("handed_at", flat=True)
-    )
+    since = now - window
+    recent = [p.handed_at for p in _RECENT.instances(page.person_id, page.channel, page.pk, since)]
     if len(recent) < limit:
         return Pace()
     if incident.urgency != Urgency.HIGH and not page.manual:
@@ -81,29 +78,55 @@ def pace(page: Page, incident: Incident, now: datetime) -> Pace:
 
 def _messages_to(page: Page):
     """Messages handed to the page's person on its channel (a bundle counts once)."""
-    return Page.objects.filter(
-        person_id=page.person_id, channel=page.channel, carried_by__isnull=True
-    ).exclude(pk=page.pk)
+    return _messages(page.person_id, page.channel, page.pk)
+
+
+def _messages(person: int, channel: str, page: int):
+    return Page.objects.filter(person_id=person, channel=channel, carried_by__isnull=True).exclude(
+        pk=page
+    )
 
 
 def waiting(page: Page, now: datetime):
     """The other pages for the same person, channel and address that a message may carry:
     held back by the rate limit, or due now; queued, or claimed by a delivery that waits for
     this one's pacing lock (it then finds them taken, and sends nothing)."""
+    return _waiting(page.person_id, page.channel, page.address, page.pk, now)
+
+
+def waiting_pages(page: Page, now: datetime) -> list[Page]:
+    """`waiting(page, now)`'s pages, with their runs (every paced delivery asks: compiled once)."""
+    return _WAITING.instances(page.person_id, page.channel, page.address, page.pk, now)
+
+
+def _waiting(person: int, channel: str, address: str, pk: int, now: datetime):
     return (
         Page.objects.filter(
-            person_id=page.person_id,
-            channel=page.channel,
+            person_id=person,
+            channel=channel,
             # The same number or address: a second phone of the person gets its own message.
-            address=page.address,
+            address=address,
             status__in=[PageStatus.QUEUED, PageStatus.SENDING],
             handed_at__isnull=True,
         )
         .filter(Q(held_at__isnull=False) | Q(send_after__lte=now))
-        .exclude(pk=page.pk)
+        .exclude(pk=pk)
         .select_related("escalation")
         .order_by("send_after", "id")
     )
+
+
+# Every paced delivery runs these two: compiled once (core.compiled).
+_WAITING = Lookup(_waiting, takes=(int, str, str, int, datetime))
+_RECENT = Lookup(
+    lambda person, channel, page, since: (
+        _messages(person, channel, page)
+        .filter(handed_at__gte=since)
+        .order_by("handed_at")
+        .only("handed_at")
+    ),
+    takes=(int, str, int, datetime),
+)
 
 
 def riders_of(page: Page, pace: Pace, candidates: list[Page]) -> list[Page]:

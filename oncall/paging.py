@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Role, User
+from core.compiled import Lookup
 from incidents.models import EntryKind, Incident, Source
 from incidents.services import flag_unpaged
 from incidents.timeline import record
@@ -174,11 +175,7 @@ class _Send:
 
 def _sends(person: User, incident: Incident, now: datetime) -> list[_Send]:
     """Return the sends a person's notification rules ask for, for the incident's urgency."""
-    rules = (
-        NotificationRule.objects.filter(user=person, urgency=incident.urgency)
-        .select_related("contact_method")
-        .order_by("delay_minutes", "id")
-    )
+    rules = _RULES.instances(person.pk, incident.urgency)
     wait_until = quiet_hours_end(person, now) if incident.urgency == "low" else None
     sends = []
     for rule in rules:
@@ -189,6 +186,17 @@ def _sends(person: User, incident: Incident, now: datetime) -> list[_Send]:
             send_after = max(send_after, wait_until + timedelta(minutes=rule.delay_minutes))
         sends.append(_Send(rule, channel_for(rule.contact_method.kind), send_after))
     return sends
+
+
+# Every person paged: compiled once (core.compiled).
+_RULES = Lookup(
+    lambda person, urgency: (
+        NotificationRule.objects.filter(user_id=person, urgency=urgency)
+        .select_related("contact_method")
+        .order_by("delay_minutes", "id")
+    ),
+    takes=(int, str),
+)
 
 
 def _create_pages(

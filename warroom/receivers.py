@@ -211,13 +211,10 @@ def _ensure_opening(incident: Incident, room: Room, opened: TimelineEntry | None
 def _post_opening(
     entry: TimelineEntry, incident: Incident, room: Room, marks: dict[str, int]
 ) -> None:
-    attached = incident.timeline.filter(kind=EntryKind.ALERT_ATTACHED)
-    seen = attached.aggregate(count=Count("pk"), last=Max("pk"))
-    alerts = list(
-        Alert.objects.filter(incident=incident)
-        .select_related("integration")
-        .order_by("first_seen", "id")[: bot.LISTED_ALERTS + 1]
+    seen = incident.timeline.filter(kind=EntryKind.ALERT_ATTACHED).aggregate(
+        count=Count("pk"), last=Max("pk")
     )
+    alerts = _FIRST_ALERTS.instances(incident.pk)
     first = alerts[0] if alerts else None
     others = max(seen["count"] - 1, len(alerts) - 1, 0)
     opening = bot.Opening(
@@ -249,6 +246,18 @@ def _post_opening(
     if seen["last"]:
         # The alerts this post shows are not posted again as they are announced.
         alert_posts.cover(room, marks, EntryKind.ALERT_ATTACHED, seen["last"])
+
+
+# The alerts an opening post lists (and one more, to tell whether there are others): every new
+# incident's, compiled once (core.compiled).
+_FIRST_ALERTS = Lookup(
+    lambda incident: (
+        Alert.objects.filter(incident_id=incident)
+        .select_related("integration")
+        .order_by("first_seen", "id")[: bot.LISTED_ALERTS + 1]
+    ),
+    takes=(int,),
+)
 
 
 def _alert_view(incident: Incident, alert: Alert) -> bot.AlertView:
