@@ -814,10 +814,8 @@ STAGES_STEP1 = [
     ("  follow_entry: received -> started", "start_received", "start_started"),
     ("  started -> escalation row", "start_started", "esc_created"),
     ("escalation row -> page rows (fire step 1)", "esc_created", "page_created"),
-    # A new run's first pages are noted as enqueued as they are written (oncall.paging): the
-    # commit and the publishing fall in the next stage.
-    ("page rows -> enqueued (stamped as written)", "page_created", "enqueued_at"),
-    ("enqueued -> deliver_page received (commit, publish)", "enqueued_at", "deliver_received"),
+    ("page rows -> enqueued (commit, on_commit)", "page_created", "enqueued_at"),
+    ("enqueued -> deliver_page received", "enqueued_at", "deliver_received"),
     ("  deliver_page: received -> started", "deliver_received", "deliver_started"),
     ("  started -> claimed", "deliver_started", "claimed_at"),
     ("claimed -> at the fake (checks, commit, HTTP)", "claimed_at", "received_at"),

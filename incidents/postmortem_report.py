@@ -218,7 +218,8 @@ def _entry(entry: TimelineEntry, curation: TimelineCuration | None) -> ReportEnt
 
 def _pages(raw: list[TimelineEntry], entries: tuple[ReportEntry, ...]) -> tuple[PageReport, ...]:
     """Follow each page through its timeline entries (oncall records them as kind `page`, with
-    data {"page", "person", "channel", "status"}); one query for the names of those paged."""
+    data {"page", "person", "channel", "status"}, and "level" for an escalation's); one query
+    for the names of those paged."""
     seen: dict[int, dict[str, Any]] = {}
     for entry in entries:
         data = entry.data

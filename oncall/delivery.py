@@ -56,11 +56,6 @@ def enqueue(page_ids: list[int]) -> None:
     Page.objects.filter(pk__in=page_ids, status=PageStatus.QUEUED).update(
         enqueued_at=timezone.now()
     )
-    publish(page_ids)
-
-
-def publish(page_ids: list[int]) -> None:
-    """Hand due pages to Celery whose `enqueued_at` is set already (as they were written)."""
     deliver_page = current_app.signature(DELIVER_TASK)
     for page_id in page_ids:
         deliver_page.clone(args=(page_id,)).delay()

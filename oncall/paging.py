@@ -20,7 +20,7 @@ from incidents.services import flag_unpaged
 from incidents.timeline import record
 from oncall import metrics
 from oncall.channels.registry import channel_for
-from oncall.delivery import enqueue, publish
+from oncall.delivery import enqueue
 from oncall.escalation_plan import after
 from oncall.models import (
     Escalation,
@@ -55,9 +55,11 @@ def page_level(
     """
     target = steps[step]
     people = step_targets(target, now)
-    if new_run and step == 0:
-        note_first_on_call(incident.service_id, people)
     pages = _create_pages(run, incident, people, now, step=step, cycle=cycle, first=new_run)
+    if new_run and step == 0:
+        # After commit, and after the pages are enqueued: a cache that hangs must neither hold
+        # the incident's lock nor delay a page.
+        transaction.on_commit(lambda: note_first_on_call(incident.service_id, people))
     paged = _people(pages)
     record(
         incident,
@@ -210,7 +212,8 @@ def _create_pages(
     first: bool = False,
 ) -> list[Page]:
     """Create the pages the people's notification rules ask for; enqueue those due now after
-    commit. `first`: the run's first pages, in the transaction that created it."""
+    commit. `first`: the run's first pages, in the transaction that created it (none can be
+    there yet)."""
     rows = [
         Page(
             incident=incident,
@@ -225,9 +228,6 @@ def _create_pages(
             address=send.rule.contact_method.address,
             send_after=send.send_after,
             manual=run is None,
-            # Noted as enqueued as they are written: no other transaction sees them before the
-            # commit after which they are (else the sweep could enqueue them a second time).
-            enqueued_at=now if send.send_after <= now else None,
         )
         for person in people
         for send in _sends(person, incident, now)
@@ -246,10 +246,7 @@ def _create_pages(
             ).select_related("person")
         )
     due = [p.pk for p in created if p.send_after <= now and p.status == PageStatus.QUEUED]
-    if run is None or first:
-        transaction.on_commit(lambda: publish(due))
-    else:  # pages found there may have been enqueued long ago, or never
-        transaction.on_commit(lambda: enqueue(due))
+    transaction.on_commit(lambda: enqueue(due))
     return created
 
 

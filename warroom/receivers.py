@@ -18,7 +18,7 @@ from typing import Any
 from celery import current_task, signature
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, QuerySet
 from django.dispatch import receiver
 
@@ -363,4 +363,7 @@ def _level_of(data: dict[str, Any]) -> int | None:
 
 def _invite_all(room: Room, people: list[int]) -> None:
     for person in people:
-        invite(room, person, "paged")
+        try:
+            invite(room, person, "paged")
+        except IntegrityError:  # gone since they were paged: the others are still invited
+            log.warning("could not invite person %s to room %s", person, room.pk)

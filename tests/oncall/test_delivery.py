@@ -10,10 +10,18 @@ from django.utils import timezone
 
 from incidents import opening, services
 from incidents.models import EntryKind, Incident, Source
-from oncall import delivery, escalation, messages
+from oncall import delivery, escalation, messages, pacing
 from oncall.channels.base import DeliveryError
 from oncall.channels.registry import CHANNELS
-from oncall.models import ContactKind, ContactMethod, Escalation, NotificationRule, Page, PageStatus
+from oncall.models import (
+    ContactKind,
+    ContactMethod,
+    Escalation,
+    EscalationStatus,
+    NotificationRule,
+    Page,
+    PageStatus,
+)
 from oncall.sweep import sweep_outbox
 from tests.oncall.builders import make_policy, reachable
 from tests.oncall.test_escalation import pages_to
@@ -42,6 +50,26 @@ def test_a_page_is_claimed_by_one_delivery_only(bob_first, service, bob, travell
     [page] = pages_to(bob)
     assert delivery.deliver(page.pk) == "sent"
     assert delivery.deliver(page.pk) == "not due or taken"
+
+
+def test_a_run_stopped_while_the_delivery_waits_for_its_locks_sends_nothing(
+    bob_first, service, bob, traveller, monkeypatch
+):
+    """The run's status is read again once the incident is locked: a change of course that
+    committed after the delivery first read its page (and run) still stops the page."""
+    reachable(bob)
+    opened(service)
+    [page] = pages_to(bob)
+    waiting = pacing.waiting_pages
+
+    def stopped_meanwhile(page, now):
+        Escalation.objects.filter(pk=page.escalation_id).update(status=EscalationStatus.STOPPED)
+        return waiting(page, now)
+
+    monkeypatch.setattr(pacing, "waiting_pages", stopped_meanwhile)
+
+    assert delivery.deliver(page.pk) == "cancelled"
+    assert Page.objects.get(pk=page.pk).status == PageStatus.CANCELLED
 
 
 def test_a_worker_dying_before_handing_over_loses_nothing(bob_first, service, bob, traveller):

@@ -23,11 +23,12 @@ from incidents.models import EntryKind, Incident, Source, Status, TimelineEntry
 from incidents.opening import open_incident
 from oncall import delivery, escalation, messages, paging
 from oncall.models import NotificationRule, Page
+from runbooks.models import Runbook
 from tests.alerts.payloads import am_alert, am_batch
 from tests.helpers.celery_tasks import SentTask, sent_tasks
 from tests.helpers.ingest import load_fixture
 from tests.oncall.builders import make_person, make_policy, verified_phone
-from warroom import alert_posts, receivers
+from warroom import alert_posts, bot, receivers
 from warroom.models import Message, MessageKind, Participant, Room
 from warroom.receivers import follow_entry
 from warroom.services import room_group
@@ -160,6 +161,21 @@ def test_the_opening_post_names_who_is_on_call(alert_in, service, bob):
     assert "<strong>On call</strong> for checkout: <strong>bob</strong> — paging now." in (
         opening.html
     )
+
+
+def test_the_opening_posts_runbook_matches_an_alert_beyond_those_it_lists(alert_in, service):
+    listed = [am_alert(f"fp-{i}", team="web") for i in range(bot.LISTED_ALERTS + 1)]
+    Runbook.objects.create(
+        title="Database down",
+        body="1. Fail over.",
+        service=service,
+        matchers=[{"label": "team", "op": "=", "value": "db"}],
+    )
+
+    alert_in(am_batch(*listed, am_alert("fp-db", team="db")))  # one batch: one opening post
+
+    [opening] = bot_posts(Room.objects.get())
+    assert "Database down" in opening.body
 
 
 def test_one_batch_opening_many_incidents_opens_a_room_for_each(
@@ -333,7 +349,7 @@ def test_paged_responders_are_invited_and_each_page_is_a_line(
 
 
 def test_a_sent_pages_line_reads_neither_the_page_nor_the_person(
-    alert_in, committed, service, bob, django_assert_max_num_queries
+    alert_in, committed, service, bob, django_assert_num_queries
 ):
     make_policy("checkout primary", {"users": [bob]}, service=service)
     reachable(bob)
@@ -346,7 +362,7 @@ def test_a_sent_pages_line_reads_neither_the_page_nor_the_person(
     assert sent.data["level"] == 1
 
     # The entry with its incident, the post, the invitation's look (bob is in already).
-    with django_assert_max_num_queries(4):
+    with django_assert_num_queries(3):
         committed(follow_entry, sent)
 
     assert bot_posts(incident.room)[-1].body.endswith("(level 1)")
