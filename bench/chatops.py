@@ -97,7 +97,7 @@ def wait_for_idle_worker(redis_url: str, timeout: float = 120) -> float:
     began = time.monotonic()
     quiet = 0
     while quiet < 5 and time.monotonic() - began < timeout:
-        quiet = quiet + 1 if broker.llen("celery") + broker.llen("bot") == 0 else 0
+        quiet = quiet + 1 if sum(broker.llen(q) for q in ("paging", "celery", "bot")) == 0 else 0
         time.sleep(0.2)
     return time.monotonic() - began
 

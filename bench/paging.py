@@ -365,7 +365,7 @@ class Sampler:
         r = redis.Redis(host="127.0.0.1", port=self.redis_port)
         while not self._stop.is_set():
             try:
-                queued = r.llen("celery")
+                queued = r.llen("paging") + r.llen("celery")  # the bot's queue apart
                 unacked = r.hlen("unacked")
             except Exception:  # a sample lost is no reason to stop the run
                 queued = unacked = -1

@@ -14,9 +14,9 @@ from pathlib import Path
 import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
-from kombu import Exchange, Queue
 
 from core.networks import NetworkError, parse_networks
+from muster import queues
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -142,7 +142,7 @@ REDIS_URL = env.str("REDIS_URL", default="")
 EMBEDDED = not REDIS_URL
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL  # redis:// and rediss:// by muster.broker's transport
-    # Workers take from the queues in CELERY_TASK_QUEUES' order: paging and ingest first.
+    # Workers take from the queues in CELERY_TASK_QUEUES' order: paging first (muster.queues).
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, str | float] = {"queue_order_strategy": "priority"}
     # "pubsub": faster fan-out to many clients (bench/warroom.py); "core": the list-based layer.
     _LAYERS = {
@@ -172,20 +172,10 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 CELERY_TASK_ALWAYS_EAGER = False
-# Two queues, consumed by every worker: "celery" for paging and ingest, "bot" for the war-room
-# bot's posts, which wait when the worker is busy, so that pages do not wait behind them.
-CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = (
-    Queue("celery", Exchange("celery"), routing_key="celery"),
-    Queue("bot", Exchange("celery"), routing_key="bot"),
-)
-CELERY_TASK_ROUTES = {
-    "warroom.follow_entry": {"queue": "bot"},
-    "warroom.follow_entries": {"queue": "bot"},
-    # Calls to Slack and Mattermost wait on them: never in front of a page.
-    "warroom.chat_deliver": {"queue": "bot"},
-    "warroom.chat_create_channels": {"queue": "bot"},
-}
+# Three queues, consumed by every worker in order: paging, ingest, the bot (muster.queues).
+CELERY_TASK_DEFAULT_QUEUE = queues.DEFAULT
+CELERY_TASK_QUEUES = queues.QUEUES
+CELERY_TASK_ROUTES = queues.ROUTES
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

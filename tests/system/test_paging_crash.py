@@ -161,7 +161,7 @@ def start_worker(transactional_db, fake, tmp_path) -> Iterator[Callable[[str], W
         process = start_logged(
             [
                 *(sys.executable, "-m", "celery", "-A", "muster", "worker"),
-                *("--pool", "solo", "--concurrency", "1", "-Q", "celery"),
+                *("--pool", "solo", "--concurrency", "1", "-Q", "paging,celery"),
                 *("--hostname", f"crash{len(started)}-{os.getpid()}@%h", "--loglevel", "INFO"),
                 *("--without-heartbeat", "--without-mingle", "--without-gossip"),
             ],

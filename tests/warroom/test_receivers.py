@@ -728,10 +728,12 @@ def test_the_bots_work_waits_on_its_own_queue_behind_paging(
 
     route = app.amqp.router.route
     assert route({}, "warroom.follow_entry")["queue"].name == "bot"
-    for name in ("oncall.deliver_page", "oncall.start_escalation", "muster.tick"):
-        assert route({}, name)["queue"].name == "celery"
-    # Every worker takes from both, paging's first (kombu's "priority" order on Redis).
-    assert [q.name for q in app.conf.task_queues] == ["celery", "bot"]
+    for name in ("oncall.deliver_page", "oncall.follow_entry", "oncall.start_escalation"):
+        assert route({}, name)["queue"].name == "paging"
+    assert route({}, "muster.tick")["queue"].name == "paging"
+    assert route({}, "alerts.process_ingest_requests")["queue"].name == "celery"
+    # Every worker takes from all three, paging's first (kombu's "priority" order on Redis).
+    assert [q.name for q in app.conf.task_queues] == ["paging", "celery", "bot"]
     assert app.conf.broker_transport_options["queue_order_strategy"] == "priority"
 
     incident, page = _bob_paged(alert_in, committed, service, bob)
