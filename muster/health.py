@@ -24,6 +24,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from alerts.pending import pending_requests
 from core.api_errors import error_json
 from incidents.models import Incident
+from muster import queues
 from muster.celery import app as celery_app
 from muster.tasks import seconds_since_last_tick
 from oncall.channels.registry import console_fallbacks
@@ -156,7 +157,9 @@ class StateCollector:
         depth = _queue_depth()
         if depth is not None:
             yield GaugeMetricFamily(
-                "muster_task_queue_depth", "Tasks waiting in the Celery queue.", value=depth
+                "muster_task_queue_depth",
+                "Tasks waiting in the paging and ingest queues.",
+                value=depth,
             )
 
 
@@ -180,16 +183,19 @@ def _ingest_backlog():
 
 
 def _queue_depth() -> int | None:
+    """Tasks waiting in the queues of paging and ingest (the bot's posts wait by design)."""
     try:
         with _broker_connection() as conn:
-            try:
-                return conn.default_channel.queue_declare(
-                    celery_app.conf.task_default_queue, passive=True
-                ).message_count
-            except ChannelError:  # not declared yet: nothing was ever sent or consumed
-                return 0
+            return sum(_waiting(conn, name) for name in queues.PAGING_AND_INGEST)
     except Exception:  # an unreachable broker: no figure rather than a 500
         return None
+
+
+def _waiting(conn, queue: str) -> int:
+    try:
+        return conn.default_channel.queue_declare(queue, passive=True).message_count
+    except ChannelError:  # not declared yet: nothing was ever sent or consumed
+        return 0
 
 
 _STATE = StateCollector()

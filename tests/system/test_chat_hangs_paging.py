@@ -1,6 +1,6 @@
 """Slack hangs, pages go out: a chat platform that answers nothing never holds a page back.
 
-A real worker (`celery -A muster worker --pool threads --concurrency 4`, both queues, as
+A real worker (`celery -A muster worker --pool threads --concurrency 4`, all three queues, as
 deploy/ runs it) on the test's PostgreSQL and Redis; Twilio and Slack are their doubles in this
 process. Slack carries out every chat.postMessage but answers none before the client's timeout
 (a Slack that is slow, not down: the worst kind, since each call holds a thread for its whole
