@@ -348,17 +348,23 @@ def test_paged_responders_are_invited_and_each_page_is_a_line(
     assert Participant.objects.filter(room=room, user=bob).count() == 1
 
 
-def test_a_sent_pages_line_reads_neither_the_page_nor_the_person(
-    alert_in, committed, service, bob, django_assert_num_queries
-):
+def _sent_not_followed(alert_in, committed, service, bob) -> tuple[Incident, TimelineEntry]:
+    """Bob paged at level 1 and his page sent; the "sent" entry, not announced (followed by the
+    test)."""
     make_policy("checkout primary", {"users": [bob]}, service=service)
     reachable(bob)
     alert_in(am_batch(am_alert("fp-1", severity="critical")))
     incident = Incident.objects.get()
     committed(escalation.recover, incident.pk)
     [page] = Page.objects.filter(incident=incident)
-    assert delivery.deliver(page.pk) == "sent"  # not announced: followed below
-    sent = incident.timeline.filter(kind=EntryKind.PAGE).latest("id")
+    assert delivery.deliver(page.pk) == "sent"
+    return incident, incident.timeline.filter(kind=EntryKind.PAGE).latest("id")
+
+
+def test_a_sent_pages_line_reads_neither_the_page_nor_the_person(
+    alert_in, committed, service, bob, django_assert_num_queries
+):
+    incident, sent = _sent_not_followed(alert_in, committed, service, bob)
     assert sent.data["level"] == 1
 
     # The entry with its incident, the post, the invitation's look (bob is in already).
@@ -372,14 +378,7 @@ def test_a_sent_pages_line_reads_neither_the_page_nor_the_person(
 def test_a_sent_pages_entry_written_before_entries_named_the_level_still_says_it(
     alert_in, committed, service, bob
 ):
-    make_policy("checkout primary", {"users": [bob]}, service=service)
-    reachable(bob)
-    alert_in(am_batch(am_alert("fp-1", severity="critical")))
-    incident = Incident.objects.get()
-    committed(escalation.recover, incident.pk)
-    [page] = Page.objects.filter(incident=incident)
-    assert delivery.deliver(page.pk) == "sent"  # not announced: followed below
-    sent = incident.timeline.filter(kind=EntryKind.PAGE).latest("id")
+    incident, sent = _sent_not_followed(alert_in, committed, service, bob)
     sent.data = {k: v for k, v in sent.data.items() if k != "level"}  # as older releases wrote
 
     committed(follow_entry, sent)
