@@ -351,12 +351,7 @@ def test_paged_responders_are_invited_and_each_page_is_a_line(
 def _sent_not_followed(alert_in, committed, service, bob) -> tuple[Incident, TimelineEntry]:
     """Bob paged at level 1 and his page sent; the "sent" entry, not announced (followed by the
     test)."""
-    make_policy("checkout primary", {"users": [bob]}, service=service)
-    reachable(bob)
-    alert_in(am_batch(am_alert("fp-1", severity="critical")))
-    incident = Incident.objects.get()
-    committed(escalation.recover, incident.pk)
-    [page] = Page.objects.filter(incident=incident)
+    incident, page = _bob_paged(alert_in, committed, service, bob)
     assert delivery.deliver(page.pk) == "sent"
     return incident, incident.timeline.filter(kind=EntryKind.PAGE).latest("id")
 
