@@ -12,6 +12,10 @@ compiling alone (`py-spy --gil`, 2026-12-07, ninth session).
 returns the rows as the database sends them: use it for ids and existence (no converters run).
 `instances()` returns model instances, as the ORM would, for a queryset of one model's rows,
 with the rows select_related joins in (no values() or annotations).
+
+A list of ids is one value too, as a JSON array in a string: `Ids(field, text)` is the
+condition "`field` is one of them", one parameter whatever the list's length, where the ORM's
+`__in` writes a placeholder per id (so a query of its own for each length).
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.db import connection
-from django.db.models import Model, QuerySet
+from django.db.models import F, Model, QuerySet
+from django.db.models import Lookup as FieldLookup
 from django.db.models.query import RelatedPopulator, get_related_populators
 
 MAX_VALUES = 8
@@ -46,6 +51,25 @@ _STAND_INS: tuple[dict[type, tuple[Any, ...]], ...] = (
         str: tuple(f"\x02stand_in%{i}\\\x02" for i in range(MAX_VALUES)),
     },
 )
+
+
+class Ids(FieldLookup):
+    """`Ids(F("pk"), "[3, 5, 8]")`: the integer column is one of the JSON array's integers."""
+
+    lookup_name = "ids"
+    prepare_rhs = False  # the text is not a value of the column
+
+    def __init__(self, field: str | F, text: str):
+        super().__init__(F(field) if isinstance(field, str) else field, text)
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[Any, ...]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        if connection.vendor == "postgresql":
+            ids = f"SELECT (jsonb_array_elements_text({rhs}::jsonb))::bigint"
+        else:
+            ids = f"SELECT value FROM json_each({rhs})"  # noqa: S608 (rhs is a placeholder)
+        return f"{lhs} IN ({ids})", (*lhs_params, *rhs_params)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alerts.models import Alert, Integration
-from core.compiled import Lookup
+from core.compiled import Ids, Lookup
 from incidents.models import Incident, Service
 from muster.models import Heartbeat
 from tests.helpers.api import add_alert, open_incident
@@ -235,3 +236,38 @@ def test_get_is_the_one_instance_or_the_models_does_not_exist(db):
     assert lookup.get(service.pk) == service
     with pytest.raises(Service.DoesNotExist):
         lookup.get(service.pk + 1000)
+
+
+@pytest.fixture
+def services(db) -> list[Service]:
+    return [Service.objects.create(name=f"ids-{i:02d}", description=f"{i}") for i in range(20)]
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(picks=st.lists(st.integers(min_value=-3, max_value=19), max_size=12))
+def test_ids_find_what_the_orms_in_finds_whatever_the_lists_length(services, picks):
+    """A list of ids is one value: one compiled statement for every length, empty included,
+    with repeats and ids that are not there."""
+    ids = [services[p].pk if p >= 0 else -p for p in picks]
+    lookup = Lookup(
+        lambda text: Service.objects.filter(Ids("pk", text)).order_by("pk"), takes=(str,)
+    )
+
+    found = lookup.instances(json.dumps(ids))
+
+    assert found == list(Service.objects.filter(pk__in=ids).order_by("pk"))
+    assert [s.name for s in found] == sorted({services[p].name for p in picks if p >= 0})
+
+
+def test_ids_in_a_deferring_lookup_leave_the_deferred_fields_to_load_later(services):
+    lookup = Lookup(
+        lambda text: Service.objects.filter(Ids("pk", text)).defer("description").order_by("pk"),
+        takes=(str,),
+    )
+    first, second = lookup.instances(json.dumps([services[2].pk, services[1].pk]))
+
+    assert [first.pk, second.pk] == [services[1].pk, services[2].pk]
+    assert first.get_deferred_fields() == {"description"}
+    assert first.description == "1"  # read when asked for, as the ORM's deferred fields are

@@ -7,17 +7,20 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from django.core.exceptions import FieldDoesNotExist
 from django.db import DataError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from hypothesis import given
 from hypothesis import strategies as st
 
+from alerts.models import IngestRequest, Integration
 from core import json_rows
 from incidents.models import EntryKind, Incident, Service, Source, TimelineEntry
 from incidents.opening import open_incident
 from tests.helpers.fuzz import fuzz_settings
 from tests.helpers.fuzz_payloads import JSON_VALUES
 
+START_OF_UPDATE = datetime(2026, 12, 8, 1, 2, 3, tzinfo=UTC)
 TEXTS = [
     'it\'s "quoted" \\ back\\slashed',
     "%s %(name)s %% {}",
@@ -133,3 +136,81 @@ def test_a_key_that_is_not_a_string_is_written_as_the_standard_library_writes_it
     rows = [[{1: "a", None: "b", 2.5: "c"}]]
 
     assert json.loads(json_rows.dumps(rows)) == json.loads(json.dumps(rows))
+
+
+@pytest.fixture
+def requests_(incident) -> list[IngestRequest]:
+    integration = Integration.objects.create(
+        name="am", kind="alertmanager", service=incident.service
+    )
+    return [
+        IngestRequest.objects.create(
+            integration=integration,
+            received_at=START_OF_UPDATE,
+            outcome="accepted",
+            status_code=202,
+            body=b"{}",
+        )
+        for _ in TEXTS
+    ]
+
+
+def processed(requests: list[IngestRequest]) -> list[IngestRequest]:
+    for i, request in enumerate(requests):
+        request.processed_at = START_OF_UPDATE.replace(microsecond=i)
+        request.results = DATA[i]
+        request.error = TEXTS[i]
+        request.status_code = 500  # not written
+    return requests
+
+
+def written(requests: list[IngestRequest]) -> list[tuple]:
+    return [
+        (r.processed_at, r.results, r.error, r.status_code)
+        for r in IngestRequest.objects.filter(pk__in=[r.pk for r in requests]).order_by("pk")
+    ]
+
+
+def test_update_writes_each_instances_own_values_in_one_statement(requests_):
+    rows = processed(requests_)
+    untouched = IngestRequest.objects.create(
+        integration=rows[0].integration,
+        received_at=START_OF_UPDATE,
+        outcome="accepted",
+        status_code=202,
+    )
+
+    with CaptureQueriesContext(connection) as captured:
+        json_rows.update(rows, ["processed_at", "results", "error"])
+
+    assert len(captured.captured_queries) == 1
+    assert written(rows) == [
+        (START_OF_UPDATE.replace(microsecond=i), DATA[i], TEXTS[i], 202) for i in range(len(TEXTS))
+    ]
+    assert IngestRequest.objects.get(pk=untouched.pk).processed_at is None
+
+
+def test_update_without_json_rows_writes_the_same(requests_, monkeypatch):
+    monkeypatch.setattr(json_rows, "_SUPPORTED", json_rows._SUPPORTED - {"TextField"})
+    rows = processed(requests_)
+
+    with CaptureQueriesContext(connection) as captured:
+        json_rows.update(rows, ["processed_at", "results", "error"])
+
+    assert not any("jsonb_array_elements" in q["sql"] for q in captured.captured_queries)
+    assert written(rows) == [
+        (START_OF_UPDATE.replace(microsecond=i), DATA[i], TEXTS[i], 202) for i in range(len(TEXTS))
+    ]
+
+
+def test_update_refuses_what_is_not_a_column(requests_):
+    rows = requests_
+    with pytest.raises(ValueError, match="id is not a column"):
+        json_rows.update(rows, ["id"])
+    with pytest.raises(FieldDoesNotExist):
+        json_rows.update(rows, ["no_such_field"])
+
+
+def test_nothing_to_update_is_no_statement(db, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        json_rows.update([], ["message"])
