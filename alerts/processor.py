@@ -20,6 +20,7 @@ between slices, the batch looks for an urgent request.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -29,15 +30,16 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from alerts import lanes, metrics, pipeline, upsert
 from alerts.context import Context
 from alerts.decoding import Request, parse
 from alerts.models import IngestRequest, Integration
-from alerts.pending import kick_key, look_again_later, urgent_key
-from core import faults
+from alerts.pending import kick_key, look_again_later
+from core import faults, json_rows
+from core.compiled import Ids, Lookup
 from incidents.timeline import batched_timeline
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,7 @@ def _process_lane(lane: int, count: int, *, kicked: bool) -> int:
     urgent_first = True
     last_look = False
     while True:
+        began = time.monotonic()
         batch = _process_batch(lane, count, urgent_first=urgent_first)
         if batch.taken is None:
             # Another processor holds the lane: it drains it, but may be on its last look,
@@ -96,6 +99,8 @@ def _process_lane(lane: int, count: int, *, kicked: bool) -> int:
         if batch.taken:
             total += batch.taken
             last_look = False
+            if batch.taken < SLICE_REQUESTS:
+                _gather(began)
             continue
         if batch.blocked:
             # The lane's oldest request waits for another lane's processor, which will not
@@ -119,6 +124,20 @@ def _process_lane(lane: int, count: int, *, kicked: bool) -> int:
         last_look = True
 
 
+def _gather(began: float) -> None:
+    """After a small batch, let requests gather until INGEST_GATHER_SECONDS after it began.
+
+    A batch costs the worker ~4 ms of CPU whatever it takes (claiming, reading, the upsert,
+    marking, the commit), about fifteen single alerts' processing. At a steady 345 requests/s
+    a processor that claimed again at once took 4.7 requests a batch (`bench/ingest.py
+    --pg-statements`: 741 claims for 3,446 requests), and its fixed costs were most of the
+    worker's CPU. Only small batches wait: under a backlog, batches are full and go at once.
+    """
+    wait = settings.INGEST_GATHER_SECONDS - (time.monotonic() - began)
+    if wait > 0:
+        _sleep(wait)
+
+
 def _sleep(seconds: float) -> None:
     time.sleep(seconds)
 
@@ -129,8 +148,6 @@ def _claim(lane: int, count: int, *, urgent_first: bool) -> tuple[list[IngestReq
     (with `urgent_first`), else the oldest pending ones, up to BATCH_REQUESTS and about
     BATCH_ALERTS alerts."""
     look_urgent = urgent_first and settings.INGEST_URGENT_FIRST
-    if look_urgent:
-        _forget_urgent_hint(lane)  # before looking: a request stored after it sets it again
     found = lanes.candidates(
         lane, count, urgent=URGENT_BATCH_REQUESTS if look_urgent else 0, oldest=BATCH_REQUESTS
     )
@@ -157,20 +174,35 @@ def _requests(ids: list[int]) -> list[IngestRequest]:
     joined onto every request: a batch's requests come from a few integrations)."""
     if not ids:
         return []
-    # What processing does not read stays behind: its JSON is not decoded for nothing.
-    requests = list(
-        IngestRequest.objects.filter(pk__in=ids)
-        .defer("warnings", "reason", "results")
-        .order_by("id")
-    )
-    integrations = Integration.objects.select_related("service").in_bulk(
-        {request.integration_id for request in requests}
-    )
+    requests = _REQUESTS.instances(json.dumps(ids))
+    integrations = {
+        integration.pk: integration
+        for integration in _INTEGRATIONS.instances(
+            json.dumps(sorted({request.integration_id for request in requests}))
+        )
+    }
     # An integration deleted since the requests were read took its requests with it (CASCADE).
     requests = [r for r in requests if r.integration_id in integrations]
     for request in requests:
         request.integration = integrations[request.integration_id]
     return requests
+
+
+# Compiled once (core.compiled): through the ORM, compiling these two reads was a sixth of the
+# worker's CPU in a storm of single alerts, which runs many small batches (`py-spy --gil`,
+# 2026-12-08). What processing does not read stays behind: its JSON is not decoded for nothing.
+_REQUESTS = Lookup(
+    lambda ids: (
+        IngestRequest.objects.filter(Ids("pk", ids))
+        .defer("warnings", "reason", "results")
+        .order_by("id")
+    ),
+    takes=(str,),
+)
+_INTEGRATIONS = Lookup(
+    lambda ids: Integration.objects.select_related("service").filter(Ids("pk", ids)),
+    takes=(str,),
+)
 
 
 class Batch(NamedTuple):
@@ -197,7 +229,7 @@ def _process_batch(lane: int = 0, count: int = 1, *, urgent_first: bool) -> Batc
         try:
             with transaction.atomic():
                 counted, taken = _process(
-                    requests, isolate=False, until_urgent=until_urgent, lane=lane
+                    requests, isolate=False, until_urgent=until_urgent, lane=lane, count=count
                 )
                 faults.point("ingest_before_commit")
         except (OperationalError, InterfaceError):
@@ -215,7 +247,12 @@ def _process_batch(lane: int = 0, count: int = 1, *, urgent_first: bool) -> Batc
 
 
 def _process(
-    requests: list[IngestRequest], *, isolate: bool, until_urgent: bool = False, lane: int = 0
+    requests: list[IngestRequest],
+    *,
+    isolate: bool,
+    until_urgent: bool = False,
+    lane: int = 0,
+    count: int = 1,
 ) -> tuple[list[tuple[Integration, list[pipeline.AlertResult]]], int]:
     """Process `requests` in order; return what became of each and how many it took: with
     `until_urgent`, it ends early once an urgent request is waiting (the rest stay pending)."""
@@ -224,6 +261,7 @@ def _process(
     done = []
     done_at = timezone.now()
     taken = 0
+    newest_taken = 0
     next_look = 0.0
     # A whole batch writes its alerts' links (one UPDATE per incident) and their timeline
     # entries (one INSERT) together; a request on its own (isolate) does so in its savepoint.
@@ -231,9 +269,12 @@ def _process(
         for part in _slices(requests, isolate):
             if until_urgent and taken and time.monotonic() >= next_look:
                 next_look = time.monotonic() + URGENT_LOOK_SECONDS
-                if _urgent_hint(lane):
+                # Not yet taken (further on in this batch, or received since) and free to go
+                # ahead: this batch ends here, and the next takes it first.
+                if lanes.urgent_after(lane, count, after=newest_taken):
                     break
             taken += len(part)
+            newest_taken = part[-1].pk
             # In a batch, the slice's requests are parsed, and their firing alerts upserted,
             # together (alone, a request is parsed in its savepoint, where a failure is its own).
             parsed = [] if isolate else [_parse(r, contexts, requests[0]) for r in part]
@@ -269,7 +310,7 @@ def _process(
                 context.upserted = {}  # each row upserted ahead was taken by its alert
         for context in contexts.values():
             context.link_alerts()
-    _mark_processed(done, done_at)
+    _mark_processed(done)
     return counted, taken
 
 
@@ -310,20 +351,6 @@ def _parse(
     return context, request.received_at, alerts
 
 
-def _urgent_hint(lane: int) -> bool:
-    try:
-        return bool(cache.get(urgent_key(lane)))
-    except Exception:  # a hint only: the batch goes on to its end
-        return False
-
-
-def _forget_urgent_hint(lane: int) -> None:
-    try:
-        cache.delete(urgent_key(lane))
-    except Exception:
-        log.warning("could not clear the urgent ingest hint", exc_info=True)
-
-
 @contextmanager
 def _request_scope(isolate: bool) -> Iterator[None]:
     """Nothing in a batch; alone, a savepoint with its own timeline batch."""
@@ -334,31 +361,13 @@ def _request_scope(isolate: bool) -> Iterator[None]:
         yield
 
 
-def _mark_processed(requests: list[IngestRequest], at: datetime) -> None:
-    """Store each request's results, one prepared statement for all.
+def _mark_processed(requests: list[IngestRequest]) -> None:
+    """Store each request's results (and when it was processed) in one statement.
 
-    `bench/profile_ingest.py --scenarios single --process`, 2026-12-06, three runs of each back
-    to back: 0.04 ms CPU a request, against 0.91–1.25 ms for the ORM's bulk_update (its CASE
-    expressions), which took processing from 1.4–1.5 to 2.1–2.8 ms CPU a request.
+    `bench/profile_ingest.py --scenarios single --process`, 2026-12-06: the ORM's bulk_update
+    (its CASE expressions) took processing from 1.4–1.5 to 2.1–2.8 ms CPU a request.
     """
-    if not requests:
-        return
-    qn = connection.ops.quote_name
-    results = IngestRequest._meta.get_field("results")
-    processed_at = IngestRequest._meta.get_field("processed_at")
-    sql = (
-        f"UPDATE {qn(IngestRequest._meta.db_table)} SET {qn('processed_at')} = %s, "  # noqa: S608
-        f"{qn('results')} = %s, {qn('error')} = %s WHERE {qn('id')} = %s"
-    )
-    at_value = processed_at.get_db_prep_save(at, connection)
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            sql,
-            [
-                (at_value, results.get_db_prep_save(r.results, connection), r.error, r.pk)
-                for r in requests
-            ],
-        )
+    json_rows.update(requests, ["processed_at", "results", "error"])
 
 
 @contextmanager

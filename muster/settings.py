@@ -214,6 +214,9 @@ INGEST_RATE_LIMIT_PER_MINUTE = env.int("MUSTER_INGEST_RATE_LIMIT_PER_MINUTE", de
 # A web process that saw a processor on its way less than this long ago does not ask again
 # (alerts/pending.py, kick); 0 asks on every request.
 INGEST_KICK_MEMO_SECONDS = env.float("MUSTER_INGEST_KICK_MEMO_SECONDS", default=0.02)
+# A processor under load starts a batch at most this often while its batches stay small, so each
+# takes more requests (alerts.processor); 0: at once.
+INGEST_GATHER_SECONDS = env.float("MUSTER_INGEST_GATHER_SECONDS", default=0.05)
 # New and severe alerts are processed ahead of a backlog (alerts.processor); off: arrival order.
 INGEST_URGENT_FIRST = env.bool("MUSTER_INGEST_URGENT_FIRST", default=True)
 INGEST_LANES = env.int("MUSTER_INGEST_LANES", default=1)  # processors side by side (alerts.lanes)

@@ -31,8 +31,10 @@ def _media_root_in_tmp(settings, tmp_path):
 @pytest.fixture(autouse=True)
 def _kick_every_request(settings):
     # Without the kick memo, process_pending needs no grace before its last look (40 ms a
-    # call, thousands of calls); tests/alerts/test_ingest_pending.py tests the memo itself.
+    # call, thousands of calls), nor a gather after a small batch; tests/alerts/
+    # test_ingest_pending.py tests both.
     settings.INGEST_KICK_MEMO_SECONDS = 0
+    settings.INGEST_GATHER_SECONDS = 0
 
 
 @pytest.fixture(autouse=True)

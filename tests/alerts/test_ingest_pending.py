@@ -272,6 +272,41 @@ def test_a_request_stored_just_after_the_processor_cleared_the_kick_is_processed
     assert set(Alert.objects.values_list("fingerprint", flat=True)) == {"fp-first", "fp-racing"}
 
 
+def test_after_a_small_batch_the_processor_gathers_requests_for_the_next(
+    client, url, monkeypatch, settings
+):
+    settings.INGEST_GATHER_SECONDS = 0.05
+    post(client, url, am_batch(am_alert("fp-first"), group_key="a"))
+    waits: list[float] = []
+
+    def requests_land(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 1:
+            for i in range(3):
+                post(client, url, am_batch(am_alert(f"fp-gathered-{i}"), group_key="b"))
+
+    monkeypatch.setattr(processor, "_sleep", requests_land)
+
+    assert process_pending() == 4
+
+    # After each small batch, the rest of the 50 ms since it began; none after the empty look.
+    assert len(waits) == 2 and all(0 < wait <= 0.05 for wait in waits)
+    batches = IngestRequest.objects.values("processed_at").distinct().count()
+    assert batches == 2  # the three that landed meanwhile went in one batch
+
+
+def test_a_full_batch_is_followed_by_the_next_at_once(client, url, monkeypatch, settings):
+    settings.INGEST_GATHER_SECONDS = 0.05
+    for i in range(processor.SLICE_REQUESTS):
+        post(client, url, am_batch(am_alert(f"fp-{i}"), group_key=str(i)))
+    waits: list[float] = []
+    monkeypatch.setattr(processor, "_sleep", waits.append)
+
+    assert process_pending() == processor.SLICE_REQUESTS
+
+    assert waits == []
+
+
 def test_the_tick_kicks_again_when_a_request_waited_too_long(client, url, kicks):
     post(client, url, am_batch(am_alert("fp-1")))
     assert kicks() == 1
