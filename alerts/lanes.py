@@ -117,8 +117,10 @@ def candidates(lane: int, lanes: int, *, urgent: int, oldest: int) -> Candidates
 
 def urgent_after(lane: int, lanes: int, after: int) -> bool:
     """Whether an urgent request received after request `after` waits in the lane and may go
-    ahead (no older request of its integration waits with its key, or without one): a batch of
-    the oldest that has taken requests up to `after` ends early for it (alerts.processor).
+    ahead (no older request of its integration waits with its key, or without one, beyond
+    those up to `after`, which the asking batch holds and commits): a batch of the oldest that
+    has taken requests up to `after` ends early for it (alerts.processor), and its next claim
+    decides what goes ahead.
 
     The database says so: until 2026-12-08 each urgent request's web process set a flag in
     Redis, a round trip on every request of a storm of new alerts (a tenth of a web process's
@@ -126,21 +128,25 @@ def urgent_after(lane: int, lanes: int, after: int) -> bool:
     requests that could not go ahead anyway (each waits for an older one of its group). Only
     the next URGENT_LOOK_SCAN urgent requests are probed: one further on waits for the batch.
     """
-    return bool(_rows(_urgent_after_sql(lanes), [after, *_in_lane(lane, lanes)]))
+    params = [after, *_in_lane(lane, lanes), after, after]
+    return bool(_rows(_urgent_after_sql(lanes), params))
 
 
 @functools.cache
 def _urgent_after_sql(lanes: int) -> str:
+    pk = _qn("id")
     columns = ", ".join(f"r.{_qn(c)}" for c in ("id", "integration_id", "order_key"))
     scanned = (
         f"SELECT {columns} FROM {_table()} r "  # noqa: S608
         f"WHERE {_pending('r')} AND r.{_qn('urgent')} AND r.{_qn('order_key')} IS NOT NULL "
-        f"AND r.{_qn('id')} > %s AND {_lane_test('r', lanes)} "
-        f"ORDER BY r.{_qn('id')} LIMIT {int(URGENT_LOOK_SCAN)}"
+        f"AND r.{pk} > %s AND {_lane_test('r', lanes)} "
+        f"ORDER BY r.{pk} LIMIT {int(URGENT_LOOK_SCAN)}"
     )
+    with_key = f"{_older_with_key('r')} AND o.{pk} > %s"
+    keyless = f"{_older_keyless('r')} AND o.{pk} > %s"
     return (
         f"SELECT 1 FROM ({scanned}) r "  # noqa: S608
-        f"WHERE {_none(_older_with_key('r'))} AND {_none(_older_keyless('r'))} LIMIT 1"
+        f"WHERE {_none(with_key)} AND {_none(keyless)} LIMIT 1"
     )
 
 

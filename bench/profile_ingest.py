@@ -15,7 +15,8 @@ request at a time. For each scenario of bench/ingest.py it prints
   requests and, with --process too, of processing them;
 - with --process, the same for processing what the scenario stored (alerts.processor's batches,
   as the Celery worker runs them), per request and per step (the wall time includes the
-  processor's last look for requests, twice INGEST_KICK_MEMO_SECONDS after the queue drained).
+  processor's last look for requests, twice INGEST_KICK_MEMO_SECONDS after the queue drained,
+  and after a small batch its gather, MUSTER_INGEST_GATHER_SECONDS: wait, not CPU).
 
 Steps that the code no longer has are reported as missing rather than failing.
 """

@@ -141,6 +141,10 @@ def update(objs: Sequence[Model], names: Sequence[str]) -> None:
 
 
 def _named(model: type[Model], names: Sequence[str]) -> list[Field]:
+    """The concrete fields `names`, each once; their values are written as they are (no
+    pre_save, no field encoder of its own)."""
+    if len(set(names)) != len(names):
+        raise ValueError(f"a field named twice in {list(names)}")
     fields = []
     for name in names:
         field = model._meta.get_field(name)

@@ -276,14 +276,16 @@ def test_after_a_small_batch_the_processor_gathers_requests_for_the_next(
     client, url, monkeypatch, settings
 ):
     settings.INGEST_GATHER_SECONDS = 0.05
-    post(client, url, am_batch(am_alert("fp-first"), group_key="a"))
+    post(client, url, am_batch(am_alert("fp-a")))
+    process_pending()
+    post(client, url, am_batch(am_alert("fp-a")))  # a repeat: not urgent
     waits: list[float] = []
 
     def requests_land(seconds: float) -> None:
         waits.append(seconds)
         if len(waits) == 1:
-            for i in range(3):
-                post(client, url, am_batch(am_alert(f"fp-gathered-{i}"), group_key="b"))
+            for _ in range(3):
+                post(client, url, am_batch(am_alert("fp-a")))
 
     monkeypatch.setattr(processor, "_sleep", requests_land)
 
@@ -291,20 +293,33 @@ def test_after_a_small_batch_the_processor_gathers_requests_for_the_next(
 
     # After each small batch, the rest of the 50 ms since it began; none after the empty look.
     assert len(waits) == 2 and all(0 < wait <= 0.05 for wait in waits)
-    batches = IngestRequest.objects.values("processed_at").distinct().count()
-    assert batches == 2  # the three that landed meanwhile went in one batch
+    repeats = IngestRequest.objects.filter(alert_count=1).order_by("id")[1:]
+    assert len({r.processed_at for r in repeats}) == 2  # the three that landed: one batch
 
 
-def test_a_full_batch_is_followed_by_the_next_at_once(client, url, monkeypatch, settings):
+def test_nothing_waits_behind_a_batch_that_left_requests_or_a_large_one(
+    client, url, monkeypatch, settings
+):
     settings.INGEST_GATHER_SECONDS = 0.05
-    for i in range(processor.SLICE_REQUESTS):
-        post(client, url, am_batch(am_alert(f"fp-{i}"), group_key=str(i)))
-    waits: list[float] = []
-    monkeypatch.setattr(processor, "_sleep", waits.append)
+    post(client, url, am_batch(am_alert("fp-a")))
+    process_pending()
+    for _ in range(3):
+        post(client, url, am_batch(am_alert("fp-a")))
+    post(client, url, am_batch(am_alert("sev1", severity="critical"), group_key="db"))
+    pending_at_each_wait: list[int] = []
+    monkeypatch.setattr(
+        processor, "_sleep", lambda seconds: pending_at_each_wait.append(pending_requests().count())
+    )
 
+    # The urgent one goes first, alone, and the three repeats at once after it: one wait, once
+    # nothing is left.
+    assert process_pending() == 4
+    assert pending_at_each_wait == [0]
+
+    for _ in range(processor.SLICE_REQUESTS):
+        post(client, url, am_batch(am_alert("fp-a")))
     assert process_pending() == processor.SLICE_REQUESTS
-
-    assert waits == []
+    assert pending_at_each_wait == [0]  # a batch of SLICE_REQUESTS is no small batch
 
 
 def test_the_tick_kicks_again_when_a_request_waited_too_long(client, url, kicks):

@@ -137,7 +137,9 @@ def test_a_lane_is_processed_while_another_processor_holds_another(client, gener
     held, free = by_lane
     with lane_held_elsewhere(held):
         assert processor._process_batch(held, LANES, urgent_first=False) == processor.Batch(None)
-        assert processor._process_batch(free, LANES, urgent_first=False) == processor.Batch(1)
+        assert processor._process_batch(free, LANES, urgent_first=False) == processor.Batch(
+            1, drained=True
+        )
     assert IngestRequest.objects.get(pk=by_lane[free].pk).processed_at is not None
     assert IngestRequest.objects.get(pk=by_lane[held].pk).processed_at is None
 

@@ -134,7 +134,7 @@ def test_an_urgent_request_never_overtakes_an_older_one_with_its_key(client, gen
     assert refire.urgent and not resolve.urgent
 
     # In arrival order:
-    assert processor._process_batch(urgent_first=True) == processor.Batch(2, False)
+    assert processor._process_batch(urgent_first=True) == processor.Batch(2, False, drained=True)
 
     assert processed(resolve, refire) == [True, True]
     assert Alert.objects.get(fingerprint="a", status=AlertStatus.FIRING).occurrences == 1
@@ -146,7 +146,7 @@ def test_a_request_without_a_key_holds_back_what_its_integration_sent_after(clie
     mixed = send(client, generic, [warning("a", status="resolved"), warning("b")])
     refire = send(client, generic, generic_alert("disk a", dedup_key="a", severity="critical"))
 
-    assert processor._process_batch(urgent_first=True) == processor.Batch(2, False)
+    assert processor._process_batch(urgent_first=True) == processor.Batch(2, False, drained=True)
     assert processed(mixed, refire) == [True, True]
     assert Alert.objects.filter(fingerprint="a", status=AlertStatus.FIRING).count() == 1
 
@@ -182,7 +182,7 @@ def test_a_claim_considers_only_the_oldest_urgent_requests(client, generic, monk
     sev1 = send(client, generic, generic_alert("db down", dedup_key="db", severity="critical"))
 
     # The two oldest urgent requests wait behind the repeat; the SEV1 is beyond the bound.
-    assert processor._process_batch(urgent_first=True) == processor.Batch(4, False)
+    assert processor._process_batch(urgent_first=True) == processor.Batch(4, False, drained=True)
     assert processed(repeat, *held, sev1) == [True] * 4
 
     scan_urgent(monkeypatch, 3)
@@ -203,7 +203,7 @@ def test_urgent_and_oldest_batches_take_turns(client, generic, monkeypatch):
     order = []
     urgent_first = True
     while True:
-        done, urgent, _ = processor._process_batch(urgent_first=urgent_first)
+        done, urgent, *_ = processor._process_batch(urgent_first=urgent_first)
         if not done:
             break
         urgent_first = not urgent
@@ -308,7 +308,7 @@ def test_arrival_order_only_when_urgent_first_is_off(client, generic, settings):
     sev1 = send(client, generic, generic_alert("db down", dedup_key="db", severity="critical"))
     assert sev1.urgent  # still said; only the order changes
 
-    assert processor._process_batch(urgent_first=True) == processor.Batch(2, False)
+    assert processor._process_batch(urgent_first=True) == processor.Batch(2, False, drained=True)
     assert processed(repeat, sev1) == [True, True]
 
 
@@ -325,7 +325,7 @@ def test_an_urgent_request_ends_a_batch_of_the_oldest_early(client, generic, set
     assert processed(*repeats, sev1) == [True, True, False, False, False]
     # The next is the urgent one; then the rest, to their end.
     assert processor._process_batch(urgent_first=True) == processor.Batch(1, True)
-    assert processor._process_batch(urgent_first=False) == processor.Batch(2, False)
+    assert processor._process_batch(urgent_first=False) == processor.Batch(2, False, drained=True)
     assert processed(*repeats, sev1) == [True] * 5
 
 
@@ -342,8 +342,39 @@ def test_a_batch_goes_on_for_an_urgent_request_that_may_not_go_ahead(
     new_of_the_group = send(client, am, am_batch(am_alert("old"), am_alert("new")))
     assert new_of_the_group.urgent and new_of_the_group.order_key == repeats[0].order_key
 
-    assert processor._process_batch(urgent_first=False) == processor.Batch(5, False)
+    assert processor._process_batch(urgent_first=False) == processor.Batch(5, False, drained=True)
     assert processed(*repeats, new_of_the_group) == [True] * 5
+
+
+def test_an_urgent_request_received_mid_batch_ends_it_though_its_group_is_in_it(
+    client, am, settings, monkeypatch
+):
+    """The requests a batch has taken are still pending until it commits: they hold back no
+    urgent request of their group received meanwhile, which goes next."""
+    settings.INGEST_LANES = 1
+    monkeypatch.setattr(processor, "SLICE_REQUESTS", 2)
+    send(client, am, am_batch(am_alert("old"), group_key="g"))
+    send(client, am, am_batch(am_alert("other"), group_key="h"))
+    process_pending()
+    first_slice = [send(client, am, am_batch(am_alert("old"), group_key="g")) for _ in range(2)]
+    rest = [send(client, am, am_batch(am_alert("other"), group_key="h")) for _ in range(4)]
+    landed: list[IngestRequest] = []
+    look = lanes.urgent_after
+
+    def a_new_alert_of_g_lands(*args, **kwargs) -> bool:
+        if not landed:
+            new = am_batch(am_alert("old"), am_alert("new"), group_key="g")
+            landed.append(send(client, am, new))
+        return look(*args, **kwargs)
+
+    monkeypatch.setattr(lanes, "urgent_after", a_new_alert_of_g_lands)
+
+    assert processor._process_batch(urgent_first=False) == processor.Batch(2, False)
+    [new] = landed
+    assert new.urgent and new.order_key == first_slice[0].order_key
+    assert processed(*first_slice, *rest, new) == [True] * 2 + [False] * 5
+    assert processor._process_batch(urgent_first=True) == processor.Batch(1, True)
+    assert processed(new) == [True]
 
 
 def test_without_the_cache_an_urgent_request_still_ends_the_batch_in_progress(
