@@ -29,14 +29,12 @@ from django.db import connection, transaction
 from alerts.models import IngestRequest, Outcome
 from alerts.ordering import lane_of
 
-__all__ = ["Candidates", "busy", "candidates", "count", "hold", "lane_of", "urgent_after"]
+__all__ = ["Candidates", "busy", "candidates", "count", "hold", "lane_of"]
 
 # How many of a lane's oldest urgent requests a claim considers for going ahead (alerts.processor).
 # An urgent request behind more urgent ones than this (a storm of new alerts) waits until
 # they are fewer: a bound on the claim's cost, which otherwise grew with the backlog.
 URGENT_SCAN = 500
-# How many urgent requests a batch in progress probes for one that may go ahead (urgent_after).
-URGENT_LOOK_SCAN = 50
 LOCK_CLASS = 0x6D75  # "mu": a lane's lock is the advisory lock (LOCK_CLASS, lane)
 # Before lanes, one processor ran at a time under this lock. Each lane's holder also holds it
 # shared, so a processor of an older release (it takes it alone) never runs beside lanes
@@ -113,41 +111,6 @@ def candidates(lane: int, lanes: int, *, urgent: int, oldest: int) -> Candidates
         else:
             blocked_seen = True
     return Candidates(ahead, taken, blocked_seen)
-
-
-def urgent_after(lane: int, lanes: int, after: int) -> bool:
-    """Whether an urgent request received after request `after` waits in the lane and may go
-    ahead (no older request of its integration waits with its key, or without one, beyond
-    those up to `after`, which the asking batch holds and commits): a batch of the oldest that
-    has taken requests up to `after` ends early for it (alerts.processor), and its next claim
-    decides what goes ahead.
-
-    The database says so: until 2026-12-08 each urgent request's web process set a flag in
-    Redis, a round trip on every request of a storm of new alerts (a tenth of a web process's
-    CPU), which a flushed Redis lost, and which cut every batch of such a storm short for
-    requests that could not go ahead anyway (each waits for an older one of its group). Only
-    the next URGENT_LOOK_SCAN urgent requests are probed: one further on waits for the batch.
-    """
-    params = [after, *_in_lane(lane, lanes), after, after]
-    return bool(_rows(_urgent_after_sql(lanes), params))
-
-
-@functools.cache
-def _urgent_after_sql(lanes: int) -> str:
-    pk = _qn("id")
-    columns = ", ".join(f"r.{_qn(c)}" for c in ("id", "integration_id", "order_key"))
-    scanned = (
-        f"SELECT {columns} FROM {_table()} r "  # noqa: S608
-        f"WHERE {_pending('r')} AND r.{_qn('urgent')} AND r.{_qn('order_key')} IS NOT NULL "
-        f"AND r.{pk} > %s AND {_lane_test('r', lanes)} "
-        f"ORDER BY r.{pk} LIMIT {int(URGENT_LOOK_SCAN)}"
-    )
-    with_key = f"{_older_with_key('r')} AND o.{pk} > %s"
-    keyless = f"{_older_keyless('r')} AND o.{pk} > %s"
-    return (
-        f"SELECT 1 FROM ({scanned}) r "  # noqa: S608
-        f"WHERE {_none(with_key)} AND {_none(keyless)} LIMIT 1"
-    )
 
 
 def busy(lanes: int) -> set[int]:

@@ -33,6 +33,10 @@ from core.compiled import Lookup
 log = logging.getLogger(__name__)
 
 KICK_KEY = "muster:ingest-kick"  # per lane: kick_key
+# Set, per lane (alerts.lanes), when an urgent request is stored: a processor in the middle of
+# a batch of the lane's oldest requests ends it early, so the urgent one goes next
+# (alerts.processor). Only a hint: without it the urgent request waits for the batch to end.
+URGENT_KEY = "muster:ingest-urgent"
 KICK_TIMEOUT = 30  # seconds; a kick whose task was lost expires, and the tick re-kicks sooner
 # A process that saw the kick key set less than settings.INGEST_KICK_MEMO_SECONDS ago does not
 # look again (in a burst, the look was a sixth of a request's CPU). Safe because a processor,
@@ -224,17 +228,20 @@ _kick_seen_at: dict[int, float] = {}
 def kick_for(request: IngestRequest) -> None:
     """Kick the processor of a request just stored (see kick)."""
     lane = lanes.lane_of(request.order_key, request.integration_id, lanes.count())
-    kick(lane=lane)
+    kick(urgent=request.urgent, lane=lane)
 
 
 def kick_key(lane: int) -> str:
     return f"{KICK_KEY}:{lane}"
 
 
-def kick(*, lane: int = 0) -> None:
+def urgent_key(lane: int) -> str:
+    return f"{URGENT_KEY}:{lane}"
+
+
+def kick(*, urgent: bool = False, lane: int = 0) -> None:
     """Make sure a processor works on `lane` soon: enqueue one unless one is already on its
-    way. (An urgent request needs no word of its own: a processor at work looks for one in the
-    database, alerts.lanes.urgent_after.)
+    way; for an `urgent` request, also tell it to take it next (urgent_key).
 
     Called after the request's commit. The lane's key, once set, stays set until its processor
     has drained the lane; so if this process saw it set within the memo's time, either it is
@@ -242,6 +249,11 @@ def kick(*, lane: int = 0) -> None:
     twice the memo's time later, which is after now, looks for pending requests once more and
     sees this one, committed before now.
     """
+    if urgent:
+        try:
+            cache.set(urgent_key(lane), 1, timeout=KICK_TIMEOUT)
+        except Exception:  # a hint: the request waits for the batch in progress, no longer
+            log.warning("could not flag an urgent ingest request", exc_info=True)
     looked_at = time.monotonic()  # before the look: the memo may only end early, never late
     if looked_at - _kick_seen_at.get(lane, float("-inf")) < settings.INGEST_KICK_MEMO_SECONDS:
         return

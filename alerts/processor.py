@@ -37,7 +37,7 @@ from alerts import lanes, metrics, pipeline, upsert
 from alerts.context import Context
 from alerts.decoding import Request, parse
 from alerts.models import IngestRequest, Integration
-from alerts.pending import kick_key, look_again_later
+from alerts.pending import kick_key, look_again_later, urgent_key
 from core import faults, json_rows
 from core.compiled import Ids, Lookup
 from incidents.timeline import batched_timeline
@@ -160,6 +160,8 @@ def _claim(lane: int, count: int, *, urgent_first: bool) -> Claim:
     `urgent_first`), else the oldest pending ones, up to BATCH_REQUESTS and about BATCH_ALERTS
     alerts."""
     look_urgent = urgent_first and settings.INGEST_URGENT_FIRST
+    if look_urgent:
+        _forget_urgent_hint(lane)  # before looking: a request stored after it sets it again
     found = lanes.candidates(
         lane, count, urgent=URGENT_BATCH_REQUESTS if look_urgent else 0, oldest=BATCH_REQUESTS
     )
@@ -245,7 +247,7 @@ def _process_batch(lane: int = 0, count: int = 1, *, urgent_first: bool) -> Batc
         try:
             with transaction.atomic():
                 counted, taken = _process(
-                    requests, isolate=False, until_urgent=until_urgent, lane=lane, count=count
+                    requests, isolate=False, until_urgent=until_urgent, lane=lane
                 )
                 faults.point("ingest_before_commit")
         except (OperationalError, InterfaceError):
@@ -263,12 +265,7 @@ def _process_batch(lane: int = 0, count: int = 1, *, urgent_first: bool) -> Batc
 
 
 def _process(
-    requests: list[IngestRequest],
-    *,
-    isolate: bool,
-    until_urgent: bool = False,
-    lane: int = 0,
-    count: int = 1,
+    requests: list[IngestRequest], *, isolate: bool, until_urgent: bool = False, lane: int = 0
 ) -> tuple[list[tuple[Integration, list[pipeline.AlertResult]]], int]:
     """Process `requests` in order; return what became of each and how many it took: with
     `until_urgent`, it ends early once an urgent request is waiting (the rest stay pending)."""
@@ -277,7 +274,6 @@ def _process(
     done = []
     done_at = timezone.now()
     taken = 0
-    newest_taken = 0
     next_look = 0.0
     # A whole batch writes its alerts' links (one UPDATE per incident) and their timeline
     # entries (one INSERT) together; a request on its own (isolate) does so in its savepoint.
@@ -285,12 +281,9 @@ def _process(
         for part in _slices(requests, isolate):
             if until_urgent and taken and time.monotonic() >= next_look:
                 next_look = time.monotonic() + URGENT_LOOK_SECONDS
-                # Not yet taken (further on in this batch, or received since) and free to go
-                # ahead: this batch ends here, and the next takes it first.
-                if lanes.urgent_after(lane, count, after=newest_taken):
+                if _urgent_hint(lane):
                     break
             taken += len(part)
-            newest_taken = part[-1].pk
             # In a batch, the slice's requests are parsed, and their firing alerts upserted,
             # together (alone, a request is parsed in its savepoint, where a failure is its own).
             parsed = [] if isolate else [_parse(r, contexts, requests[0]) for r in part]
@@ -365,6 +358,20 @@ def _parse(
             sharing_with=next(iter(contexts.values()), None),
         )
     return context, request.received_at, alerts
+
+
+def _urgent_hint(lane: int) -> bool:
+    try:
+        return bool(cache.get(urgent_key(lane)))
+    except Exception:  # a hint only: the batch goes on to its end
+        return False
+
+
+def _forget_urgent_hint(lane: int) -> None:
+    try:
+        cache.delete(urgent_key(lane))
+    except Exception:
+        log.warning("could not clear the urgent ingest hint", exc_info=True)
 
 
 @contextmanager

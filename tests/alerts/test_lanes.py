@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from alerts import lanes, processor
 from alerts.models import Alert, AlertStatus, IngestRequest, Integration, Kind
-from alerts.pending import kick_key
+from alerts.pending import kick_key, urgent_key
 from alerts.processor import process_pending
 from alerts.sources.base import FIRING, RESOLVED
 from tests.alerts.payloads import generic_alert
@@ -295,16 +295,10 @@ def test_a_kicked_processor_that_finds_its_lane_taken_midway_asks_for_a_look_too
     assert timedelta(0) < datetime.fromisoformat(again.eta) - before < timedelta(seconds=1)
 
 
-def test_a_processor_looks_for_urgent_requests_in_its_own_lane_only(client, generic):
-    found = in_lanes(client, generic, 2)  # new alerts: urgent, each free to go ahead
-    quiet = next(n for n in range(LANES) if n not in found)
-
-    assert all(lanes.urgent_after(n, LANES, after=0) for n in found)
-    assert not lanes.urgent_after(quiet, LANES, after=0)
-    newest = IngestRequest.objects.latest("id").pk
-    assert not any(lanes.urgent_after(n, LANES, after=newest) for n in found)  # only later ones
-    process_pending()
-    assert not any(lanes.urgent_after(n, LANES, after=0) for n in range(LANES))
+def test_the_web_tells_the_processor_of_the_urgent_request_s_lane(client, generic):
+    sev1 = send(client, generic, one("db", severity="critical"))
+    assert cache.get(urgent_key(lane(sev1)))
+    assert [cache.get(urgent_key(n)) for n in range(LANES) if n != lane(sev1)] == [None] * 3
 
 
 # --- any sequence, any lanes in any order: every alert ends as its last event said ----------

@@ -16,7 +16,7 @@ from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts import lanes, ordering, processor
+from alerts import lanes, ordering, pending, processor
 from alerts.models import Alert, AlertStatus, IngestRequest, Integration, Kind
 from alerts.processor import process_pending
 from alerts.sources.base import FIRING, RESOLVED, NormalizedAlert
@@ -318,39 +318,25 @@ def test_an_urgent_request_ends_a_batch_of_the_oldest_early(client, generic, set
     send(client, generic, warning("old"))
     process_pending()
     repeats = [send(client, generic, warning("old")) for _ in range(4)]
+    assert cache.get(pending.urgent_key(0)) is None
     sev1 = send(client, generic, generic_alert("db down", dedup_key="db", severity="critical"))
+    assert cache.get(pending.urgent_key(0))  # the web process's hint to a processor at work
 
-    # A batch of the oldest, the urgent one among them: it stops after the slice in hand.
+    # A batch of the oldest that was under way when it came: it stops after the slice in hand.
     assert processor._process_batch(urgent_first=False) == processor.Batch(2, False)
     assert processed(*repeats, sev1) == [True, True, False, False, False]
-    # The next is the urgent one; then the rest, to their end.
+    # The next is the urgent one, which takes the hint down; then the rest, to their end.
     assert processor._process_batch(urgent_first=True) == processor.Batch(1, True)
+    assert cache.get(pending.urgent_key(0)) is None
     assert processor._process_batch(urgent_first=False) == processor.Batch(2, False, drained=True)
     assert processed(*repeats, sev1) == [True] * 5
-
-
-def test_a_batch_goes_on_for_an_urgent_request_that_may_not_go_ahead(
-    client, am, settings, monkeypatch
-):
-    """A new alert of a group whose older requests wait in the batch waits for them anyway:
-    it does not cut the batch short (in a storm of new alerts, nearly every request is so)."""
-    settings.INGEST_LANES = 1
-    monkeypatch.setattr(processor, "SLICE_REQUESTS", 2)
-    send(client, am, am_batch(am_alert("old")))
-    process_pending()
-    repeats = [send(client, am, am_batch(am_alert("old"))) for _ in range(4)]
-    new_of_the_group = send(client, am, am_batch(am_alert("old"), am_alert("new")))
-    assert new_of_the_group.urgent and new_of_the_group.order_key == repeats[0].order_key
-
-    assert processor._process_batch(urgent_first=False) == processor.Batch(5, False, drained=True)
-    assert processed(*repeats, new_of_the_group) == [True] * 5
 
 
 def test_an_urgent_request_received_mid_batch_ends_it_though_its_group_is_in_it(
     client, am, settings, monkeypatch
 ):
-    """The requests a batch has taken are still pending until it commits: they hold back no
-    urgent request of their group received meanwhile, which goes next."""
+    """The requests a batch has taken hold back no urgent request of their group received
+    meanwhile: the batch ends after its slice in hand, and the urgent one goes next."""
     settings.INGEST_LANES = 1
     monkeypatch.setattr(processor, "SLICE_REQUESTS", 2)
     send(client, am, am_batch(am_alert("old"), group_key="g"))
@@ -359,15 +345,15 @@ def test_an_urgent_request_received_mid_batch_ends_it_though_its_group_is_in_it(
     first_slice = [send(client, am, am_batch(am_alert("old"), group_key="g")) for _ in range(2)]
     rest = [send(client, am, am_batch(am_alert("other"), group_key="h")) for _ in range(4)]
     landed: list[IngestRequest] = []
-    look = lanes.urgent_after
+    look = processor._urgent_hint
 
-    def a_new_alert_of_g_lands(*args, **kwargs) -> bool:
+    def a_new_alert_of_g_lands(lane: int) -> bool:
         if not landed:
             new = am_batch(am_alert("old"), am_alert("new"), group_key="g")
             landed.append(send(client, am, new))
-        return look(*args, **kwargs)
+        return look(lane)
 
-    monkeypatch.setattr(lanes, "urgent_after", a_new_alert_of_g_lands)
+    monkeypatch.setattr(processor, "_urgent_hint", a_new_alert_of_g_lands)
 
     assert processor._process_batch(urgent_first=False) == processor.Batch(2, False)
     [new] = landed
@@ -377,11 +363,9 @@ def test_an_urgent_request_received_mid_batch_ends_it_though_its_group_is_in_it(
     assert processed(new) == [True]
 
 
-def test_without_the_cache_an_urgent_request_still_ends_the_batch_in_progress(
-    client, generic, settings, monkeypatch
+def test_without_the_cache_an_urgent_request_waits_for_the_batch_in_progress(
+    client, generic, monkeypatch
 ):
-    settings.INGEST_LANES = 1
-    monkeypatch.setattr(processor, "SLICE_REQUESTS", 2)
     send(client, generic, warning("old"))
     process_pending()
     repeats = [send(client, generic, warning("old")) for _ in range(3)]
@@ -389,11 +373,11 @@ def test_without_the_cache_an_urgent_request_still_ends_the_batch_in_progress(
     def down(*args, **kwargs):
         raise ConnectionError("redis is down")
 
-    for method in ("get", "set", "add", "delete"):
-        monkeypatch.setattr(cache, method, down)
+    monkeypatch.setattr(cache, "set", down)
+    monkeypatch.setattr(cache, "get", down)
     sev1 = send(client, generic, generic_alert("db down", dedup_key="db", severity="critical"))
-    assert sev1.urgent  # stored, and urgent: the processor finds it in the database
+    assert sev1.urgent  # stored, and urgent, without the hint
 
-    assert processor._process_batch(urgent_first=False) == processor.Batch(2, False)
-    assert processor._process_batch(urgent_first=True) == processor.Batch(1, True)
-    assert processed(*repeats, sev1) == [True, True, False, True]
+    # The batch under way goes to its end, which takes the urgent one along in arrival order.
+    assert processor._process_batch(urgent_first=False) == processor.Batch(4, False, drained=True)
+    assert processed(*repeats, sev1) == [True] * 4
