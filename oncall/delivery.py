@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from core import faults
+from core import faults, slots
 from core.compiled import Lookup
 from incidents.models import EntryKind, Incident, Source, Status
 from incidents.services import flag_unpaged
@@ -45,6 +45,14 @@ _PAGE = Lookup(
     lambda pk: Page.objects.select_related("person", "contact_method", "escalation").filter(pk=pk),
     takes=(int,),
 )
+# Its channel, before the claim: which provider's threads (core.slots) its delivery takes.
+_CHANNEL = Lookup(
+    lambda pk: Page.objects.filter(pk=pk, status=PageStatus.QUEUED).values_list("channel"),
+    takes=(int,),
+)
+# A page waits this long for one of its provider's threads while the calls holding them began
+# less than this long ago (a busy Twilio, not one that hangs); Twilio answers in well under it.
+SLOT_PATIENCE_SECONDS = 2.0
 RETRY_BACKOFF_SECONDS = (30, 120, 300)
 CHANNEL_LABEL = {"sms": "SMS", "voice": "voice call", "email": "email", "console": "console"}
 
@@ -65,7 +73,34 @@ def enqueue(page_ids: list[int]) -> None:
 
 
 def deliver(page_id: int) -> str:
-    """Send one page, at most once; return what happened (for logs and tests)."""
+    """Send one page, at most once; return what happened (for logs and tests). While this
+    worker's threads for the page's provider are all taken by calls it is slow to answer, the
+    page stays queued and its task asks again shortly (core.slots)."""
+    found = _CHANNEL.rows(page_id)
+    if not found:
+        return "not due or taken"
+    provider = CHANNELS[found[0][0]].provider
+    if not provider:
+        return _deliver(page_id)
+    with slots.slot("PAGING_THREADS", provider, patience=SLOT_PATIENCE_SECONDS) as free:
+        if free:
+            return _deliver(page_id)
+    _ask_again(page_id)
+    return "no thread free"
+
+
+def _ask_again(page_id: int) -> None:
+    """Send the page's task again in a moment; noted as enqueued now, so that the sweep leaves
+    it to that task meanwhile (and enqueues it again if that task is lost)."""
+    Page.objects.filter(pk=page_id, status=PageStatus.QUEUED).update(enqueued_at=timezone.now())
+    deliver_page = current_app.signature(DELIVER_TASK)
+    slots.ask_again_later(
+        f"{DELIVER_TASK}:{page_id}",
+        lambda countdown: deliver_page.clone(args=(page_id,)).apply_async(countdown=countdown),
+    )
+
+
+def _deliver(page_id: int) -> str:
     now = timezone.now()
     claimed = Page.objects.filter(pk=page_id, status=PageStatus.QUEUED, send_after__lte=now).update(
         status=PageStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1

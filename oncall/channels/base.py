@@ -61,6 +61,9 @@ class Delivery:
 
 class Channel(Protocol):
     name: str
+    # Whom its sends wait on (core.slots counts a worker's threads per provider); "" for a
+    # channel that calls no one (the console outbox writes a row).
+    provider: str
 
     def send(self, delivery: Delivery, message: Message) -> str:
         """Hand the message to the provider; return the provider's id, or raise DeliveryError."""

@@ -27,6 +27,7 @@ def _kind(delivery: Delivery, message: Message) -> str:
 
 class ConsoleChannel:
     name = "console"
+    provider = ""
 
     def send(self, delivery: Delivery, message: Message) -> str:
         """Record and print the message; return "console-<page id>" ("outbox-<id>" for a

@@ -47,6 +47,7 @@ def send_email(address: str, subject: str, body: str) -> None:
 
 class EmailChannel:
     name = "email"
+    provider = "mail"
 
     def send(self, delivery: Delivery, message: Message) -> str:
         """Mail the message; return "email-<page id>" ("email-0" for a message that is no page)."""

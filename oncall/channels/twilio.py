@@ -142,6 +142,7 @@ def keypress_url(page_id: int, step: int = 0) -> str:
 
 class SmsChannel:
     name = "sms"
+    provider = "twilio"
 
     def send(self, delivery: Delivery, message: Message) -> str:
         """Text the message; return the message SID."""
@@ -158,6 +159,7 @@ class SmsChannel:
 
 class VoiceChannel:
     name = "voice"
+    provider = "twilio"
 
     def send(self, delivery: Delivery, message: Message) -> str:
         """Call; for a page Twilio fetches what to say from `voice_url` when the phone is

@@ -74,3 +74,52 @@ def test_a_thread_holding_a_slot_has_it_again_nested_and_gives_it_back_once(sett
     thread.start()
     thread.join()
     assert other == [False, True]
+
+
+def _held_in_a_thread(setting: str, party: str) -> tuple[threading.Event, threading.Thread]:
+    """Take `party`'s slot in a thread of its own, until the returned event is set."""
+    release, holding = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with slots.slot(setting, party) as free:
+            assert free
+            holding.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert holding.wait(10)
+    return release, thread
+
+
+def test_a_caller_waits_for_a_slot_while_the_call_holding_it_is_young(settings):
+    # Twilio busy in a storm, answering in good time: the next page waits for the thread
+    # rather than being sent away for 2 s.
+    settings.PAGING_THREADS = 1
+    release, holder = _held_in_a_thread("PAGING_THREADS", "twilio")
+    threading.Timer(0.2, release.set).start()
+    with slots.slot("PAGING_THREADS", "twilio", patience=30) as free:
+        assert free
+        assert release.is_set()  # it was given the slot once the holder let it go
+    holder.join()
+
+
+def test_a_caller_is_refused_at_once_when_the_call_holding_it_is_older_than_its_patience(
+    settings,
+):
+    # Twilio hanging: every page after the first ones is sent away at once, each one no longer
+    # holding a thread for its patience in turn.
+    settings.PAGING_THREADS = 1
+    release, holder = _held_in_a_thread("PAGING_THREADS", "twilio")
+    try:
+        time.sleep(0.3)
+        with slots.slot("PAGING_THREADS", "twilio", patience=0.2) as free:
+            assert not free
+            assert not release.is_set()  # still held: refused, not handed it
+        with slots.slot("PAGING_THREADS", "mail", patience=0.2) as other_provider:
+            assert other_provider
+    finally:
+        release.set()
+        holder.join()
+    with slots.slot("PAGING_THREADS", "twilio") as again:
+        assert again

@@ -1,16 +1,21 @@
-"""Slack hangs, pages go out: a chat platform that answers nothing never holds a page back.
+"""A third party hangs, pages go out: neither a chat platform nor a paging provider that
+answers nothing takes every thread of a worker (core.slots).
 
 A real worker (`celery -A muster worker --pool threads --concurrency 4`, all three queues, as
 deploy/ runs it) on the test's PostgreSQL and Redis; Twilio and Slack are their doubles in this
-process. Slack carries out every chat.postMessage but answers none before the client's timeout
-(a Slack that is slow, not down: the worst kind, since each call holds a thread for its whole
-timeout). Six services post to six channels of their own, so six deliveries ask for Slack at
-once, more than the worker has threads (before core.slots, four of them waited on Slack, and
-the page waited 5.2 s for a thread). Then an incident opens that pages bob by SMS.
+process. The hanging party carries out what it is asked but answers nothing before the client's
+timeout (slow, not down: the worst kind, since each call holds a thread for its whole timeout),
+and is asked by more tasks at once than the worker has threads.
 
-The page must reach Twilio while Slack still holds every call it was given: before the first
-of them times out; and no more calls than MUSTER_CHAT_THREADS went to Slack meanwhile.
-Ordering and counts, not a wall-clock figure.
+- Slack: six services post to six channels of their own (before core.slots, four deliveries
+  waited on Slack, and a page waited 5.2 s for a thread). Then an incident pages bob by SMS:
+  it must reach Twilio before the first Slack call times out.
+- Twilio: one incident pages six people by SMS at once (before, four deliveries waited on
+  Twilio for its whole timeout). Then another pages carol by email (the console outbox here):
+  it must be written before the first Twilio call times out.
+
+In both, no more calls than the party's setting allows went to it meanwhile. Ordering and
+counts, not a wall-clock figure.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from oncall.models import (
     EscalationPolicy,
     EscalationStep,
     NotificationRule,
+    OutboxKind,
+    OutboxMessage,
     ServicePolicy,
 )
 from tests.fakes.slack import DEFAULT_TOKEN, FakeSlack
@@ -53,6 +60,8 @@ OUR_NUMBER = "+15005550006"
 BOB_PHONE = "+14155550301"
 CHANNELS = 6  # chat deliveries asking for Slack at once: more than the worker's 4 threads
 HANG_SECONDS = 60.0  # Slack's answer comes long after the client gave up (TIMEOUT_SECONDS)
+PEOPLE = 6  # SMS pages handed to a hanging Twilio at once: more than the worker's 4 threads
+TWILIO_TIMEOUT_SECONDS = 20
 
 
 @pytest.fixture
@@ -74,6 +83,7 @@ def worker(transactional_db, fakes, tmp_path) -> Iterator[Path]:
         TWILIO_AUTH_TOKEN=TWILIO_TOKEN,
         TWILIO_FROM_NUMBER=OUR_NUMBER,
         TWILIO_API_BASE_URL=twilio.url,
+        TWILIO_TIMEOUT_SECONDS=str(TWILIO_TIMEOUT_SECONDS),
         SLACK_BOT_TOKEN=DEFAULT_TOKEN,
         SLACK_SIGNING_SECRET="s" * 32,
         SLACK_API_BASE_URL=slack.api_url,
@@ -106,19 +116,33 @@ def worker(transactional_db, fakes, tmp_path) -> Iterator[Path]:
         celery_app.control.purge()  # its retries with a countdown: no later test's worker runs them
 
 
-def _paging_service(bob: User) -> Service:
-    method = ContactMethod.objects.create(
-        user=bob, kind=ContactKind.SMS, address=BOB_PHONE, verified_at=timezone.now()
-    )
-    NotificationRule.objects.create(
-        user=bob, urgency="high", delay_minutes=0, contact_method=method
-    )
-    service = Service.objects.create(name="payments")
-    policy = EscalationPolicy.objects.create(name="payments primary", repeat=0)
+def _paging_service(name: str, reached: dict[User, tuple[str, str]]) -> Service:
+    """A service whose first step pages each of `reached` at once by (kind, address)."""
+    service = Service.objects.create(name=name)
+    policy = EscalationPolicy.objects.create(name=f"{name} primary", repeat=0)
     step = EscalationStep.objects.create(policy=policy, position=0, delay_minutes=5)
-    step.users.add(bob)
+    for person, (kind, address) in reached.items():
+        method = ContactMethod.objects.create(
+            user=person, kind=kind, address=address, verified_at=timezone.now()
+        )
+        NotificationRule.objects.create(
+            user=person, urgency="high", delay_minutes=0, contact_method=method
+        )
+        step.users.add(person)
     ServicePolicy.objects.create(service=service, policy=policy)
     return service
+
+
+def _person(name: str) -> User:
+    return User.objects.create_user(name, f"{name}@example.com", "pw", role=Role.RESPONDER)
+
+
+def _texts(twilio: FakeTwilio, to: str | None = None) -> list:
+    return [
+        r
+        for r in twilio.requests
+        if r.path.endswith("/Messages.json") and (to is None or r.params.get("To") == [to])
+    ]
 
 
 def test_a_page_goes_out_while_slack_holds_every_call(fakes, worker, settings):
@@ -127,8 +151,7 @@ def test_a_page_goes_out_while_slack_holds_every_call(fakes, worker, settings):
     twilio, slack = fakes
     settings.SLACK_BOT_TOKEN = DEFAULT_TOKEN
     settings.SLACK_API_BASE_URL = slack.api_url
-    bob = User.objects.create_user("bob", "bob@example.com", "pw", role=Role.RESPONDER)
-    paging = _paging_service(bob)
+    paging = _paging_service("payments", {_person("bob"): (ContactKind.SMS, BOB_PHONE)})
     chatty = [
         Service.objects.create(
             name=f"shop-{i}",
@@ -150,20 +173,50 @@ def test_a_page_goes_out_while_slack_holds_every_call(fakes, worker, settings):
 
     incident = opening.open_incident(paging, title="Payments down", severity=1, source=Source.ALERT)
 
-    def texted() -> list:
-        return [
-            r
-            for r in twilio.requests
-            if r.path.endswith("/Messages.json") and r.params.get("To") == [BOB_PHONE]
-        ]
-
-    wait_for(texted, timeout=3 * TIMEOUT_SECONDS + 30, what="bob's SMS at Twilio")
-    sms_at = texted()[0].received_at
+    wait_for(lambda: _texts(twilio, BOB_PHONE), timeout=3 * TIMEOUT_SECONDS + 30, what="bob's SMS")
+    sms_at = _texts(twilio, BOB_PHONE)[0].received_at
     held = len([c for c in slack.calls_of("chat.postMessage") if c.received_at < sms_at])
     assert held <= settings.CHAT_THREADS, f"{held} posts went to a hanging Slack at once"
     assert sms_at < first_hang + TIMEOUT_SECONDS, (
         f"incident {incident.number}'s page reached Twilio {sms_at - first_hang:.1f}s after "
         f"Slack began to hang ({held} posts waiting), after the client's {TIMEOUT_SECONDS}s "
         f"timeout: it waited for a thread held by a chat call\n"
+        + worker.read_text(errors="replace")[-3000:]
+    )
+
+
+def test_an_email_page_goes_out_while_twilio_holds_every_call(fakes, worker, settings):
+    require_postgresql()
+    twilio, _ = fakes
+    texted = {_person(f"sre{i}"): (ContactKind.SMS, f"+1415555040{i}") for i in range(PEOPLE)}
+    payments = _paging_service("payments", texted)
+    carol = _person("carol")
+    billing = _paging_service("billing", {carol: (ContactKind.EMAIL, "carol@example.com")})
+    twilio.hang_next(count=1000)
+
+    opening.open_incident(payments, title="Payments down", severity=1, source=Source.ALERT)
+    wait_for(
+        lambda: len(_texts(twilio)) >= settings.PAGING_THREADS,
+        timeout=30,
+        what="the worker's paging threads to be waiting on Twilio",
+    )
+    first_hang = min(r.received_at for r in _texts(twilio))
+
+    incident = opening.open_incident(
+        billing, title="Invoices late", severity=1, source=Source.ALERT
+    )
+    wait_for(
+        lambda: OutboxMessage.objects.filter(person=carol, kind=OutboxKind.PAGE).exists(),
+        timeout=TWILIO_TIMEOUT_SECONDS + 30,
+        what="carol's email page in the console outbox",
+    )
+    # The outbox row's time is the worker's clock, Twilio's records this process's: one machine.
+    emailed_at = OutboxMessage.objects.get(person=carol).created_at.timestamp()
+    held = len([r for r in _texts(twilio) if r.received_at < emailed_at])
+    assert held <= settings.PAGING_THREADS, f"{held} SMS went to a hanging Twilio at once"
+    assert emailed_at < first_hang + TWILIO_TIMEOUT_SECONDS, (
+        f"incident {incident.number}'s email page went out {emailed_at - first_hang:.1f}s after "
+        f"Twilio began to hang ({held} SMS waiting), after the client's {TWILIO_TIMEOUT_SECONDS}s "
+        f"timeout: it waited for a thread held by a call to Twilio\n"
         + worker.read_text(errors="replace")[-3000:]
     )
