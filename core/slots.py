@@ -5,15 +5,17 @@ batch after batch; a runbook action's endpoint may take its whole timeout (up to
 has four threads (the threads pool, as deployed): in a storm, with a channel each for several
 services, every one of them waited on Slack, and a page waited for a thread
 (tests/system/test_hanging_parties.py: the SMS went out 5.2 s late). So each third party has a
-number of slots per worker process (a setting: one for each chat platform, one for runbook
-actions by default, three of four threads together); a task that finds its party's slots all
+number of slots per worker process (a setting: one for each chat platform and for runbook
+actions, two for each paging provider by default); a task that finds its party's slots all
 taken asks for itself again a moment later and lets its thread go to pages and alerts. Only the
 threads pool shares one count among its tasks (as deployed; a prefork child counts alone).
 
 A party that answers in good time but is busy (Twilio in a storm of pages) should not send
-tasks away: a caller may wait for a slot with some `patience`, as long as the calls holding the
-slots began less than that long ago. A party that hangs keeps its calls long past it, so the
-tasks that come next are refused at once rather than each waiting in turn.
+tasks away for seconds each: a caller may wait for a slot with some `patience`, while a call
+holding one began less than that long ago, and no longer than that in all. One caller a party
+waits at a time, so a party that hangs holds its slots and one more thread for a moment, never
+every thread; once its calls are older than the patience, the tasks that come next are
+refused at once rather than each waiting in turn.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ _ONE_ASK_SECONDS = 1
 _changed = threading.Condition()  # a slot was taken or given back
 # The threads holding each key's slots, and when each took it (time.monotonic()).
 _holders: defaultdict[tuple[str, str], dict[int, float]] = defaultdict(dict)
+_waiting: Counter[tuple[str, str]] = Counter()  # callers waiting for each key's slots
 # The slots this thread holds: a call nested in one (a task run eagerly inside another, as
 # bench/profile_incident.py runs them) is the same thread, so it takes no second slot.
 _mine = threading.local()
@@ -47,9 +50,10 @@ _mine = threading.local()
 @contextmanager
 def slot(setting: str, party: str = "", *, patience: float = 0.0) -> Iterator[bool]:
     """Take one of this process's slots for calls to `party` (e.g. a chat platform), as many as
-    `setting` says (at least one), for the block; yield whether one was free. If none is, wait
-    for one while the oldest call holding one began less than `patience` seconds ago; if none
-    comes, the caller asks for its task again later. A thread that holds one has it again."""
+    `setting` says (at least one), for the block; yield whether one was free. If none is and
+    nobody else waits, wait for one while the youngest call holding one began less than
+    `patience` seconds ago, `patience` at most; if none comes, the caller asks for its task
+    again later. A thread that holds one has it again."""
     key = (setting, party)
     held: Counter[tuple[str, str]] = _mine.__dict__.setdefault("held", Counter())
     free = bool(held[key]) or _take(key, max(getattr(settings, setting), 1), patience)
@@ -69,11 +73,20 @@ def slot(setting: str, party: str = "", *, patience: float = 0.0) -> Iterator[bo
 def _take(key: tuple[str, str], limit: int, patience: float) -> bool:
     with _changed:
         holders = _holders[key]
-        while len(holders) >= limit:
-            left = min(holders.values()) + patience - time.monotonic()
-            if left <= 0:
-                return False
-            _changed.wait(left)
+        if len(holders) >= limit and patience > 0 and not _waiting[key]:
+            _waiting[key] += 1
+            try:
+                give_up = time.monotonic() + patience
+                while len(holders) >= limit:
+                    busy_until = max(holders.values()) + patience  # the youngest call's
+                    left = min(give_up, busy_until) - time.monotonic()
+                    if left <= 0:
+                        break
+                    _changed.wait(left)
+            finally:
+                _waiting[key] -= 1
+        if len(holders) >= limit:
+            return False
         holders[threading.get_ident()] = time.monotonic()
         return True
 

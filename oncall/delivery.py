@@ -45,13 +45,16 @@ _PAGE = Lookup(
     lambda pk: Page.objects.select_related("person", "contact_method", "escalation").filter(pk=pk),
     takes=(int,),
 )
-# Its channel, before the claim: which provider's threads (core.slots) its delivery takes.
+# A due page's channel, before the claim: which provider's threads (core.slots) it takes.
 _CHANNEL = Lookup(
-    lambda pk: Page.objects.filter(pk=pk, status=PageStatus.QUEUED).values_list("channel"),
-    takes=(int,),
+    lambda pk, now: Page.objects.filter(
+        pk=pk, status=PageStatus.QUEUED, send_after__lte=now
+    ).values_list("channel"),
+    takes=(int, datetime),
 )
-# A page waits this long for one of its provider's threads while the calls holding them began
-# less than this long ago (a busy Twilio, not one that hangs); Twilio answers in well under it.
+# A page waits up to this long for one of its provider's threads while a delivery holding one
+# began less than this long ago (a busy Twilio, not one that hangs); Twilio answers in well
+# under it. A delivery holds its thread from its claim to the provider's answer.
 SLOT_PATIENCE_SECONDS = 2.0
 RETRY_BACKOFF_SECONDS = (30, 120, 300)
 CHANNEL_LABEL = {"sms": "SMS", "voice": "voice call", "email": "email", "console": "console"}
@@ -76,10 +79,11 @@ def deliver(page_id: int) -> str:
     """Send one page, at most once; return what happened (for logs and tests). While this
     worker's threads for the page's provider are all taken by calls it is slow to answer, the
     page stays queued and its task asks again shortly (core.slots)."""
-    found = _CHANNEL.rows(page_id)
+    found = _CHANNEL.rows(page_id, timezone.now())
     if not found:
         return "not due or taken"
-    provider = CHANNELS[found[0][0]].provider
+    channel = CHANNELS.get(found[0][0])  # one it does not know fails in _send, for good
+    provider = channel.provider if channel is not None else ""
     if not provider:
         return _deliver(page_id)
     with slots.slot("PAGING_THREADS", provider, patience=SLOT_PATIENCE_SECONDS) as free:
