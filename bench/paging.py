@@ -395,7 +395,8 @@ class Sampler:
 # --- the stack -----------------------------------------------------------------------------
 
 
-def start_fake(env: dict, logdir: Path) -> tuple[Proc, str]:
+def start_fake(env: dict, logdir: Path, latency: float = 0.0) -> tuple[Proc, str]:
+    """Start the Twilio fake; it answers each API request `latency` seconds late."""
     argv = [str(VENV_PYTHON), "-m", "tests.fakes.twilio", "--port", "0"]
     argv += ["--auth-token", TWILIO_TOKEN]
     proc = start("twilio-fake", argv, env, logdir)
@@ -405,7 +406,15 @@ def start_fake(env: dict, logdir: Path) -> tuple[Proc, str]:
             raise RuntimeError(f"the Twilio fake exited:\n{proc.tail()}")
         m = re.search(r"FAKE_TWILIO_URL=(\S+)", proc.log.read_text(errors="replace"))
         if m:
-            return proc, m.group(1)
+            url = m.group(1)
+            if latency:
+                told = urllib.request.Request(  # noqa: S310 (the fake's URL, on loopback)
+                    f"{url}/_fake/latency",
+                    data=json.dumps({"seconds": latency}).encode(),
+                    method="POST",
+                )
+                urllib.request.urlopen(told, timeout=10).close()  # noqa: S310
+            return proc, url
         time.sleep(0.05)
     raise RuntimeError("the Twilio fake printed no URL within 30 s")
 
@@ -529,7 +538,7 @@ def storm(opts) -> dict:
         port = free_port()
         env = stack_env(services, logdir, port, rate_limited=True)
         migrate(env)
-        fake_proc, fake_url = start_fake(env, logdir)
+        fake_proc, fake_url = start_fake(env, logdir, opts.twilio_latency)
         env["TWILIO_API_BASE_URL"] = fake_url
         try:
             with running_stack(
@@ -1040,6 +1049,13 @@ def parse_args(argv: list[str]):
         help="comma separated: latency (alert to page, idle and loaded; steps) and storm "
         "(50 incidents in 10 s for one person, default rate limit); both by default",
     )
+    p.add_argument(
+        "--twilio-latency",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="the Twilio fake answers each API request S seconds late (Twilio's own: 0.1-0.5)",
+    )
     p.add_argument("--storm-incidents", type=int, default=50, help="incidents in the storm")
     p.add_argument("--storm-seconds", type=float, default=10.0, help="the storm's length")
     p.add_argument(
@@ -1123,7 +1139,7 @@ def latency(opts, report: dict) -> None:
         port = free_port()
         env = stack_env(services, logdir, port, rate_limited=False)
         migrate(env)
-        fake_proc, fake_url = start_fake(env, logdir)
+        fake_proc, fake_url = start_fake(env, logdir, opts.twilio_latency)
         env["TWILIO_API_BASE_URL"] = fake_url
         pool_file = logdir / "pool.json"
         pool_file.write_text(json.dumps(pool_bodies(opts.services, opts.batch)))
