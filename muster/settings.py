@@ -294,9 +294,10 @@ PAGE_SENDING_DEADLINE_SECONDS = env.int("MUSTER_PAGE_SENDING_DEADLINE_SECONDS", 
 # A queued page not picked up by a worker within this many seconds is enqueued again.
 PAGE_REQUEUE_AFTER_SECONDS = env.int("MUSTER_PAGE_REQUEUE_AFTER_SECONDS", default=5)
 PAGE_MAX_ATTEMPTS = env.int("MUSTER_PAGE_MAX_ATTEMPTS", default=3)
-# A worker's threads that may wait on each paging provider (Twilio, the mail server) at once
-# (core.slots): a Twilio that answers nothing leaves the other threads to email and the tick.
-PAGING_THREADS = env.int("MUSTER_PAGING_THREADS", default=2)
+# A worker process's threads for each paging provider (Twilio, the mail server), apart from its
+# task threads (core.pools): a slow or hanging Twilio holds these, never the task threads. Each
+# holds a database connection of the pool (DATABASE_POOL_MAX) while it works.
+PAGING_THREADS = env.int("MUSTER_PAGING_THREADS", default=6)
 # At most this many calls (and SMS) to one person per window, one per page; above it, pages
 # are bundled: high urgency within a minute, low urgency when the window allows.
 PAGE_RATE_LIMIT_COUNT = env.int("MUSTER_PAGE_RATE_LIMIT_COUNT", default=3)

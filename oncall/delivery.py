@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from core import faults, slots
+from core import faults, pools, slots
 from core.compiled import Lookup
 from incidents.models import EntryKind, Incident, Source, Status
 from incidents.services import flag_unpaged
@@ -45,17 +45,13 @@ _PAGE = Lookup(
     lambda pk: Page.objects.select_related("person", "contact_method", "escalation").filter(pk=pk),
     takes=(int,),
 )
-# A due page's channel, before the claim: which provider's threads (core.slots) it takes.
+# A due page's channel, before the claim: which provider's threads (core.pools) deliver it.
 _CHANNEL = Lookup(
     lambda pk, now: Page.objects.filter(
         pk=pk, status=PageStatus.QUEUED, send_after__lte=now
     ).values_list("channel"),
     takes=(int, datetime),
 )
-# A page waits up to this long for one of its provider's threads while a delivery holding one
-# began less than this long ago (a busy Twilio, not one that hangs); Twilio answers in well
-# under it. A delivery holds its thread from its claim to the provider's answer.
-SLOT_PATIENCE_SECONDS = 2.0
 RETRY_BACKOFF_SECONDS = (30, 120, 300)
 CHANNEL_LABEL = {"sms": "SMS", "voice": "voice call", "email": "email", "console": "console"}
 
@@ -75,20 +71,21 @@ def enqueue(page_ids: list[int]) -> None:
 # --- handing a page over ---------------------------------------------------------------------
 
 
-def deliver(page_id: int) -> str:
-    """Send one page, at most once; return what happened (for logs and tests). While this
-    worker's threads for the page's provider are all taken by calls it is slow to answer, the
-    page stays queued and its task asks again shortly (core.slots)."""
+def hand_over(page_id: int, *, inline: bool = False) -> str:
+    """Deliver the page on one of this process's threads for its provider (core.pools), so
+    that the task's thread goes back to its queues at once; `inline`, or for a channel that
+    calls no one (the console), in this thread. When the provider's threads are all taken,
+    with as many pages waiting again (a provider that hangs), the page stays queued and its
+    task asks again shortly. Return what happened (for logs and tests)."""
     found = _CHANNEL.rows(page_id, timezone.now())
     if not found:
         return "not due or taken"
     channel = CHANNELS.get(found[0][0])  # one it does not know fails in _send, for good
     provider = channel.provider if channel is not None else ""
-    if not provider:
-        return _deliver(page_id)
-    with slots.slot("PAGING_THREADS", provider, patience=SLOT_PATIENCE_SECONDS) as free:
-        if free:
-            return _deliver(page_id)
+    if inline or not provider:
+        return deliver(page_id)
+    if pools.submit("PAGING_THREADS", provider, deliver, page_id):
+        return "handed to the provider's threads"
     _ask_again(page_id)
     return "no thread free"
 
@@ -104,7 +101,8 @@ def _ask_again(page_id: int) -> None:
     )
 
 
-def _deliver(page_id: int) -> str:
+def deliver(page_id: int) -> str:
+    """Send one page, at most once; return what happened (for logs and tests)."""
     now = timezone.now()
     claimed = Page.objects.filter(pk=page_id, status=PageStatus.QUEUED, send_after__lte=now).update(
         status=PageStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1

@@ -41,10 +41,11 @@ def stop_escalations(incident_id: int, reason: str) -> None:
     escalation.stop_escalations(incident_id, reason=reason)
 
 
-@shared_task(name="oncall.deliver_page", ignore_result=True, acks_late=True, **RETRY)
-def deliver_page(page_id: int) -> None:
-    # Idempotent: the claim is a conditional update, so a redelivered task does nothing.
-    delivery.deliver(page_id)
+@shared_task(name="oncall.deliver_page", bind=True, ignore_result=True, acks_late=True, **RETRY)
+def deliver_page(self, page_id: int) -> None:
+    # Idempotent: the claim is a conditional update, so a redelivered task does nothing. Run
+    # eagerly (in process, in tests), the delivery is done before the task returns.
+    delivery.hand_over(page_id, inline=bool(self.request.is_eager))
 
 
 @shared_task(name="oncall.forget_verification_budgets", ignore_result=True)

@@ -23,6 +23,7 @@ from django.db.models import Count, Max, QuerySet
 from django.dispatch import receiver
 
 from alerts.models import Alert
+from core import pools
 from core.compiled import Lookup
 from incidents.models import EntryKind, Incident, Source, TimelineEntry, source_label
 from incidents.signals import incident_changed
@@ -46,11 +47,16 @@ FOLLOWS_TASK = "warroom.follow_entries"  # the same for several entries: one tas
 INCIDENT_RELATED = ("room",)
 
 
+def in_worker() -> bool:
+    """Whether this thread is a worker's: a Celery task's, or a pool's (a page's delivery)."""
+    return bool(current_task) or pools.inside()
+
+
 @receiver(incident_changed, dispatch_uid="warroom.tell_the_room")
 def tell_the_room(sender, entry: TimelineEntry, together=None, **kwargs) -> None:
     if entry.kind in (EntryKind.COMMAND, EntryKind.CHAT_MESSAGE):
         return  # the command and the bot's reply, or what was said, are in the room already
-    if entry.source == Source.ALERT or (entry.kind == EntryKind.PAGE and current_task):
+    if entry.source == Source.ALERT or (entry.kind == EntryKind.PAGE and in_worker()):
         # Written by ingest processing (one batch at a time) or by a page's delivery in a
         # worker: the bot's work (an opening post is a dozen queries) goes to a task on the
         # "bot" queue, so the next batch of alerts and the next page are not kept waiting

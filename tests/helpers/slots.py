@@ -38,29 +38,6 @@ def all_slots_taken(setting: str, count: int, party: str = "") -> Iterator[None]
             thread.join()
 
 
-@contextmanager
-def held_in_a_thread(setting: str, party: str = "") -> Iterator[threading.Event]:
-    """Hold one of `party`'s slots in a thread of its own until the yielded event is set (or
-    the block ends)."""
-    release, holding = threading.Event(), threading.Event()
-    taken: list[bool] = []
-
-    def hold() -> None:
-        with slots.slot(setting, party) as free:
-            taken.append(free)
-            holding.set()
-            release.wait(30)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    assert holding.wait(10) and taken == [True]
-    try:
-        yield release
-    finally:
-        release.set()
-        thread.join()
-
-
 def asked_again_in(task: SentTask, after: datetime) -> float:
     """Seconds from `after` to the ETA `task` was sent with."""
     assert task.eta is not None, f"{task.name} was sent to run at once, not later"

@@ -1,5 +1,5 @@
 """A third party hangs, pages go out: neither a chat platform nor a paging provider that
-answers nothing takes every thread of a worker (core.slots).
+answers nothing takes every thread of a worker (core.slots, core.pools).
 
 A real worker (`celery -A muster worker --pool threads --concurrency 4`, all three queues, as
 deploy/ runs it) on the test's PostgreSQL and Redis; Twilio and Slack are their doubles in this
@@ -10,11 +10,12 @@ and is asked by more tasks at once than the worker has threads.
 - Slack: six services post to six channels of their own (before core.slots, four deliveries
   waited on Slack, and a page waited 5.2 s for a thread). Then an incident pages bob by SMS:
   it must reach Twilio before the first Slack call times out.
-- Twilio: one incident pages six people by SMS at once (before, four deliveries waited on
-  Twilio for its whole timeout). Then another pages carol by email (the console outbox here):
-  it must be written before the first Twilio call times out.
+- Twilio: one incident pages six people by SMS at once (before core.pools, four deliveries
+  waited on Twilio for its whole timeout on the worker's four task threads). Then another
+  pages carol by email (the console outbox here): it must be written before the first Twilio
+  call times out.
 
-In both, no more calls than the party's setting allows went to it meanwhile. Ordering and
+In both, no more calls than the party's threads went to it meanwhile. Ordering and
 counts, not a wall-clock figure.
 """
 
@@ -60,7 +61,8 @@ OUR_NUMBER = "+15005550006"
 BOB_PHONE = "+14155550301"
 CHANNELS = 6  # chat deliveries asking for Slack at once: more than the worker's 4 threads
 HANG_SECONDS = 60.0  # Slack's answer comes long after the client gave up (TIMEOUT_SECONDS)
-PEOPLE = 6  # SMS pages handed to a hanging Twilio at once: more than the worker's 4 threads
+PEOPLE = 6  # SMS pages due at once: more than the worker's 4 task threads
+TWILIO_THREADS = 2  # the worker's MUSTER_PAGING_THREADS: its threads for Twilio (core.pools)
 TWILIO_TIMEOUT_SECONDS = 20
 
 
@@ -84,6 +86,7 @@ def worker(transactional_db, fakes, tmp_path) -> Iterator[Path]:
         TWILIO_FROM_NUMBER=OUR_NUMBER,
         TWILIO_API_BASE_URL=twilio.url,
         TWILIO_TIMEOUT_SECONDS=str(TWILIO_TIMEOUT_SECONDS),
+        MUSTER_PAGING_THREADS=str(TWILIO_THREADS),
         SLACK_BOT_TOKEN=DEFAULT_TOKEN,
         SLACK_SIGNING_SECRET="s" * 32,
         SLACK_API_BASE_URL=slack.api_url,
@@ -196,9 +199,9 @@ def test_an_email_page_goes_out_while_twilio_holds_every_call(fakes, worker, set
 
     opening.open_incident(payments, title="Payments down", severity=1, source=Source.ALERT)
     wait_for(
-        lambda: len(_texts(twilio)) >= settings.PAGING_THREADS,
+        lambda: len(_texts(twilio)) >= TWILIO_THREADS,
         timeout=30,
-        what="the worker's paging threads to be waiting on Twilio",
+        what="the worker's Twilio threads to be waiting on it",
     )
     first_hang = min(r.received_at for r in _texts(twilio))
 
@@ -213,7 +216,7 @@ def test_an_email_page_goes_out_while_twilio_holds_every_call(fakes, worker, set
     # The outbox row's time is the worker's clock, Twilio's records this process's: one machine.
     emailed_at = OutboxMessage.objects.get(person=carol).created_at.timestamp()
     held = len([r for r in _texts(twilio) if r.received_at < emailed_at])
-    assert held <= settings.PAGING_THREADS, f"{held} SMS went to a hanging Twilio at once"
+    assert held <= TWILIO_THREADS, f"{held} SMS went to a hanging Twilio at once"
     assert emailed_at < first_hang + TWILIO_TIMEOUT_SECONDS, (
         f"incident {incident.number}'s email page went out {emailed_at - first_hang:.1f}s after "
         f"Twilio began to hang ({held} SMS waiting), after the client's {TWILIO_TIMEOUT_SECONDS}s "
