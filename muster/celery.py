@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import worker_shutting_down
 from kombu.transport import TRANSPORT_ALIASES
+
+from core import pools
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "muster.settings")
 # Broker URLs redis:// and rediss:// name kombu's Redis transport mended so that workers
@@ -32,3 +35,10 @@ app.autodiscover_tasks(
         "runbooks",
     ]
 )
+
+
+@worker_shutting_down.connect
+def _drop_pooled_work(**kwargs) -> None:
+    # Pages waiting for a provider's thread are still queued in the database: the sweep hands
+    # them to another worker, rather than this one sending them while it stops (core.pools).
+    pools.shut_down()

@@ -9,7 +9,7 @@ the first queue that has one. The embedded mode's in-memory broker takes them in
   of repeats), processors kicked 100–150 times a second queued ahead of the pages in one shared
   queue, and an alert's first page waited there 0.3–1.4 s at p50 (2026-12-07, thirteenth
   session). The price: pages come before processing, so a Twilio that hangs would hold
-  every thread with them; core.slots keeps it to MUSTER_PAGING_THREADS (docs/deploying).
+  every thread with them; core.pools gives them threads of their own (docs/deploying).
 - "celery": ingest processing and the rest.
 - "bot": the war room's posts and chat calls, only when both are empty (they wait on Slack and
   Mattermost, and a room can take a line a second later).

@@ -295,8 +295,7 @@ PAGE_SENDING_DEADLINE_SECONDS = env.int("MUSTER_PAGE_SENDING_DEADLINE_SECONDS", 
 PAGE_REQUEUE_AFTER_SECONDS = env.int("MUSTER_PAGE_REQUEUE_AFTER_SECONDS", default=5)
 PAGE_MAX_ATTEMPTS = env.int("MUSTER_PAGE_MAX_ATTEMPTS", default=3)
 # A worker process's threads for each paging provider (Twilio, the mail server), apart from its
-# task threads (core.pools): a slow or hanging Twilio holds these, never the task threads. Each
-# holds a database connection of the pool (DATABASE_POOL_MAX) while it works.
+# task threads (core.pools): a slow or hanging Twilio holds these, never the task threads.
 PAGING_THREADS = env.int("MUSTER_PAGING_THREADS", default=6)
 # At most this many calls (and SMS) to one person per window, one per page; above it, pages
 # are bundled: high urgency within a minute, low urgency when the window allows.

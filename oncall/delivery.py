@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from celery import current_app
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -84,7 +84,7 @@ def hand_over(page_id: int, *, inline: bool = False) -> str:
     provider = channel.provider if channel is not None else ""
     if inline or not provider:
         return deliver(page_id)
-    if pools.submit("PAGING_THREADS", provider, deliver, page_id):
+    if pools.submit("PAGING_THREADS", provider, deliver, page_id, key=page_id):
         return "handed to the provider's threads"
     _ask_again(page_id)
     return "no thread free"
@@ -168,6 +168,10 @@ def deliver(page_id: int) -> str:
             handed_at=timezone.now(), body=message.sms, bundle=pace.bundle
         )
     # Committed: from here on this page (and its riders) are never sent again.
+    if pools.inside():
+        # The provider may take its whole timeout: on a provider's thread, the database
+        # connection goes back to the pool meanwhile (a worker has few: DATABASE_POOL_MAX).
+        connection.close()
     faults.point("before_send")
     try:
         provider_id = _send(page, message)

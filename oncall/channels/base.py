@@ -61,7 +61,7 @@ class Delivery:
 
 class Channel(Protocol):
     name: str
-    # Whom its sends wait on (core.slots counts a worker's threads per provider); "" for a
+    # Whom its sends wait on (core.pools keeps a worker's threads for each provider); "" for a
     # channel that calls no one (the console outbox writes a row).
     provider: str
 

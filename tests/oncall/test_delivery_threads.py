@@ -20,6 +20,7 @@ from oncall.sweep import sweep_outbox
 from tests.helpers.celery_tasks import named, sent_tasks
 from tests.helpers.slots import asked_again_in
 from tests.helpers.system import wait_for
+from warroom.receivers import in_worker
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +48,12 @@ def busy(settings, provider: str, threads: int = 1) -> Iterator[list[str]]:
         yield ran
     finally:
         release.set()
-    wait_for(lambda: len(ran) == 2 * threads, timeout=10, what="the pool's work to end")
+    wait_for(lambda: len(ran) == 2 * threads, timeout=10, what="the pool's work to begin")
+    idle(provider)
+
+
+def idle(provider: str = "twilio") -> None:
+    wait_for(lambda: not pools.pending("PAGING_THREADS", provider), timeout=10, what="an idle pool")
 
 
 def queued(make_page, channel: str, address: str) -> Page:
@@ -64,6 +70,16 @@ def test_a_page_is_sent_on_its_providers_thread(fake_twilio, make_page, transact
         what="the page marked sent",
     )
     assert [m.to for m in fake_twilio.messages] == ["+14155550101"]
+    idle()
+
+
+def test_a_pools_thread_is_a_workers_for_the_war_room():
+    # A page's timeline entry written on a provider's thread goes to a bot task, as one
+    # written by a Celery task does (warroom.receivers).
+    seen: list[bool] = []
+    assert pools.submit("PAGING_THREADS", "test-worker", lambda: seen.append(in_worker()))
+    wait_for(lambda: seen, timeout=10, what="the work to run")
+    assert seen == [True] and not in_worker()
 
 
 @pytest.mark.parametrize(
