@@ -16,6 +16,7 @@ from celery import beat
 from celery.worker import WorkController
 from daphne.endpoints import build_endpoint_description_strings
 
+from core import pools
 from muster.asgi import application
 from muster.celery import app as celery_app
 
@@ -38,8 +39,10 @@ class Background:
         """Stop beat and the worker (running tasks finish), giving up after `timeout`.
 
         What a task leaves undone is safe: the database is the source of truth and the next
-        start's tick picks it up. The threads are daemons, so exit never waits on them.
+        start's tick picks it up. The threads are daemons, so exit never waits on them; a page
+        being handed to its provider (core.pools) ends first, and those waiting are dropped.
         """
+        pools.shut_down()
         deadline = time.monotonic() + timeout
         stoppers = [
             threading.Thread(target=stop, name=f"stop-{name}", daemon=True)
