@@ -814,8 +814,9 @@ def pct(values: list[float]) -> dict:
 # Each stage is (label, from, to): timestamps from the client, PostgreSQL rows (incident
 # triggered_at, escalation created_at, page created/enqueued/claimed), the worker's INFO log
 # (a task received from Redis by the worker's main process, started in a pool process), and the
-# fake's received_at. The engine stamps `claimed_at` and `handed_at` with the same instant (the
-# start of `deliver`), so claimed -> at the fake covers the checks under lock, the commit of
+# fake's received_at. A page is enqueued when its run hands it on (to the provider's threads
+# in the worker, or through a `deliver_page` task) and claimed when its delivery begins on one
+# of Twilio's threads; claimed -> at the fake covers the checks under lock, the commit of
 # handed_at and the HTTP request to the provider.
 STAGES_STEP1 = [
     ("POST -> incident row (ingest)", "sent_at", "triggered_at"),
@@ -824,9 +825,7 @@ STAGES_STEP1 = [
     ("  started -> escalation row", "start_started", "esc_created"),
     ("escalation row -> page rows (fire step 1)", "esc_created", "page_created"),
     ("page rows -> enqueued (commit, on_commit)", "page_created", "enqueued_at"),
-    ("enqueued -> deliver_page received", "enqueued_at", "deliver_received"),
-    ("  deliver_page: received -> started", "deliver_received", "deliver_started"),
-    ("  started -> claimed", "deliver_started", "claimed_at"),
+    ("enqueued -> claimed (handed to Twilio's threads)", "enqueued_at", "claimed_at"),
     ("claimed -> at the fake (checks, commit, HTTP)", "claimed_at", "received_at"),
 ]
 STAGES_STEP2 = [
@@ -834,9 +833,7 @@ STAGES_STEP2 = [
     ("  due -> tick started", "due", "tick_started"),
     ("  tick started -> page rows", "tick_started", "page_created"),
     ("page rows -> enqueued (commit, on_commit)", "page_created", "enqueued_at"),
-    ("enqueued -> deliver_page received", "enqueued_at", "deliver_received"),
-    ("  deliver_page: received -> started", "deliver_received", "deliver_started"),
-    ("  started -> claimed", "deliver_started", "claimed_at"),
+    ("enqueued -> claimed (handed to Twilio's threads)", "enqueued_at", "claimed_at"),
     ("claimed -> at the fake (checks, commit, HTTP)", "claimed_at", "received_at"),
 ]
 
@@ -912,7 +909,6 @@ def first_page_latencies(
             "received_at": received,
         }
         _task_points(point, runs, "start", "oncall.follow_entry", "esc_created")
-        _task_points(point, runs, "deliver", "oncall.deliver_page", "claimed_at")
         _stages(point, STAGES_STEP1, stage_values)
         stage_values["(POST answered, at the client)"].append(
             (rec["answered_at"] - rec["sent_at"]) * 1000
@@ -958,7 +954,6 @@ def step_lateness(
         }
         tick = runs.during("muster.tick", point["page_created"])
         point["tick_started"] = tick["started"] if tick else None
-        _task_points(point, runs, "deliver", "oncall.deliver_page", "claimed_at")
         _stages(point, STAGES_STEP2, stage_values)
         per.append({"number": number, "late_ms": round(late[-1], 1), **point})
     return {

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from celery import current_app
+from celery import current_app, current_task
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
@@ -27,10 +27,8 @@ from incidents.services import flag_unpaged
 from incidents.timeline import record
 from oncall import messages, metrics, pacing
 from oncall.channels.base import Delivery, DeliveryError, Message
-from oncall.channels.registry import CHANNELS, channel_for
+from oncall.channels.registry import CHANNELS
 from oncall.models import (
-    ContactKind,
-    ContactMethod,
     Escalation,
     EscalationStatus,
     Page,
@@ -56,16 +54,48 @@ RETRY_BACKOFF_SECONDS = (30, 120, 300)
 CHANNEL_LABEL = {"sms": "SMS", "voice": "voice call", "email": "email", "console": "console"}
 
 
+# Pages a worker's thread hands to the providers' threads itself, at most; a longer list (the
+# sweep's, after an outage) goes through the broker, shared by every worker process.
+HAND_OVER_AT_MOST = 4
+
+
 def enqueue(page_ids: list[int]) -> None:
-    """Hand due pages to Celery, noting when, so the sweep can tell a lost task from a slow one."""
+    """Hand due pages on, noting when, so the sweep can tell a lost hand-over from a slow one.
+
+    On a worker's own thread (a task's, or a provider's), a few pages go straight to this
+    process's threads for their provider: a task through the broker costs a worker about 1 ms
+    of CPU, and the page its wait in the queue. Anywhere else (a web request, an eager task run
+    inline by its caller), and for many pages, one `deliver_page` task each.
+    """
     if not page_ids:
         return
     Page.objects.filter(pk__in=page_ids, status=PageStatus.QUEUED).update(
         enqueued_at=timezone.now()
     )
+    if len(page_ids) <= HAND_OVER_AT_MOST and _on_a_worker_thread():
+        for n, page_id in enumerate(page_ids):
+            try:
+                hand_over(page_id)
+            except Exception:  # the database, most likely: the broker's way for the rest
+                log.exception("could not hand page %s over; sending its task", page_id)
+                _send_tasks(page_ids[n:])
+                return
+        return
+    _send_tasks(page_ids)
+
+
+def _send_tasks(page_ids: list[int]) -> None:
     deliver_page = current_app.signature(DELIVER_TASK)
     for page_id in page_ids:
         deliver_page.clone(args=(page_id,)).delay()
+
+
+def _on_a_worker_thread() -> bool:
+    """Whether this thread is a worker's own: a Celery task's (not an eager one, run inline by
+    whoever called it) or one of a provider's threads."""
+    if pools.inside():
+        return True
+    return bool(current_task) and not current_task.request.is_eager
 
 
 # --- handing a page over ---------------------------------------------------------------------
@@ -411,24 +441,4 @@ def note_page(page: Page, message: str, status: str, *, incident: Incident | Non
             # The level that paged (none for a page sent by hand): the war room's line says it.
             **({"level": page.step + 1} if page.escalation_id is not None else {}),
         },
-    )
-
-
-# --- messages that are no page ---------------------------------------------------------------
-
-
-def send_verification_code(method: ContactMethod, code: str) -> None:
-    """Send a contact-method verification code through that method's own channel (a voice
-    number gets it by SMS). It is not a page: no status callback can match it."""
-    text = f"Your Muster verification code is {code}. It expires in 10 minutes."
-    kind = channel_for(method.kind if method.kind != ContactKind.VOICE else ContactKind.SMS)
-    CHANNELS[kind].send(
-        Delivery(address=method.address, kind=method.kind, person=method.user),
-        Message(
-            sms=text,
-            subject="Muster verification code",
-            body=text,
-            speech=text,
-            purpose="verification",
-        ),
     )

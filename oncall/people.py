@@ -30,7 +30,7 @@ from django.utils import timezone
 from accounts.models import User
 from incidents.models import Urgency
 from oncall import verify_limits
-from oncall.delivery import send_verification_code
+from oncall.channels.registry import send_verification_code
 from oncall.models import ContactKind, ContactMethod, NotificationRule, PersonSettings
 
 PHONE_KINDS = (ContactKind.SMS, ContactKind.VOICE)

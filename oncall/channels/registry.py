@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from oncall.channels.base import Channel
+from oncall.channels.base import Channel, Delivery, Message
 from oncall.channels.console import ConsoleChannel
 from oncall.channels.email import EmailChannel
 from oncall.channels.twilio import SmsChannel, VoiceChannel
-from oncall.models import ContactKind
+from oncall.models import ContactKind, ContactMethod
 
 CHANNELS: dict[str, Channel] = {
     "sms": SmsChannel(),
@@ -58,3 +58,20 @@ def channel_for(kind: str) -> str:
 def console_fallbacks() -> list[str]:
     """Return the contact kinds that reach only the console outbox now (sms, voice, email)."""
     return [kind for kind in ContactKind.values if channel_for(kind) == "console"]
+
+
+def send_verification_code(method: ContactMethod, code: str) -> None:
+    """Send a contact-method verification code through that method's own channel (a voice
+    number gets it by SMS). It is not a page: no status callback can match it."""
+    text = f"Your Muster verification code is {code}. It expires in 10 minutes."
+    kind = channel_for(method.kind if method.kind != ContactKind.VOICE else ContactKind.SMS)
+    CHANNELS[kind].send(
+        Delivery(address=method.address, kind=method.kind, person=method.user),
+        Message(
+            sms=text,
+            subject="Muster verification code",
+            body=text,
+            speech=text,
+            purpose="verification",
+        ),
+    )

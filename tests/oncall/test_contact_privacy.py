@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import Role, User
 from core.masking import mask_address, mask_in
-from oncall import delivery
+from oncall.channels import registry
 from oncall.channels.base import Delivery
 from oncall.channels.registry import CHANNELS
 from oncall.messages import for_incident
@@ -41,7 +41,7 @@ def test_pages_and_the_outbox_show_an_address_to_its_owner_and_admins_only(
 ):
     page = make_page("console")
     CHANNELS["console"].send(Delivery.of_page(page), for_incident(incident))
-    delivery.send_verification_code(page.contact_method, "654321")
+    registry.send_verification_code(page.contact_method, "654321")
     seen = {}
     for who, client in (
         ("alice", as_alice),

@@ -133,3 +133,69 @@ def test_a_page_not_due_yet_is_handed_nowhere_and_asks_nothing(fake_twilio, make
     assert sent == []
     page.refresh_from_db()
     assert page.enqueued_at is None  # the sweep enqueues it when it is due
+
+
+def on_a_workers_thread(work) -> None:
+    """Run `work` on a thread of a worker's own (a pool's, as a page's delivery runs) and wait."""
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            done.set()
+
+    assert pools.submit("PAGING_THREADS", "test-worker", run)
+    assert done.wait(10), "the work did not finish"
+
+
+def test_a_workers_thread_hands_a_few_pages_to_the_providers_threads_itself(
+    fake_twilio, make_page, transactional_db
+):
+    pages = [queued(make_page, "sms", f"+1415555010{i}") for i in range(2)]
+    with sent_tasks() as sent:
+        on_a_workers_thread(lambda: delivery.enqueue([p.pk for p in pages]))
+        wait_for(lambda: len(fake_twilio.messages) == 2, timeout=10, what="both SMS at Twilio")
+    assert named(sent, delivery.DELIVER_TASK) == []  # no round trip through the broker
+    assert sorted(m.to for m in fake_twilio.messages) == ["+14155550100", "+14155550101"]
+    wait_for(
+        lambda: all(Page.objects.get(pk=p.pk).status == PageStatus.SENT for p in pages),
+        timeout=10,
+        what="the pages marked sent",
+    )
+    idle()
+
+
+def test_elsewhere_and_for_many_pages_a_task_each_goes_through_the_broker(
+    fake_twilio, make_page, transactional_db
+):
+    few = [queued(make_page, "sms", "+14155550100")]
+    many = [
+        queued(make_page, "sms", f"+141555502{i:02d}")
+        for i in range(delivery.HAND_OVER_AT_MOST + 1)
+    ]
+    with sent_tasks() as sent:
+        delivery.enqueue([p.pk for p in few])  # this test's thread: a web request's, say
+        on_a_workers_thread(lambda: delivery.enqueue([p.pk for p in many]))
+    assert [t.args for t in named(sent, delivery.DELIVER_TASK)] == [(p.pk,) for p in few + many]
+    assert fake_twilio.requests == []
+    assert all(p.enqueued_at for p in Page.objects.filter(pk__in=[p.pk for p in few + many]))
+
+
+def test_a_page_that_cannot_be_handed_over_goes_through_the_broker_with_those_after_it(
+    fake_twilio, make_page, transactional_db, monkeypatch
+):
+    pages = [queued(make_page, "sms", f"+1415555010{i}") for i in range(3)]
+    handed: list[int] = []
+
+    def hand_over(page_id: int, *, inline: bool = False) -> str:
+        if page_id == pages[1].pk:
+            raise RuntimeError("the database went away")
+        handed.append(page_id)
+        return "handed to the provider's threads"
+
+    monkeypatch.setattr(delivery, "hand_over", hand_over)
+    with sent_tasks() as sent:
+        on_a_workers_thread(lambda: delivery.enqueue([p.pk for p in pages]))
+    assert handed == [pages[0].pk]
+    assert [t.args for t in named(sent, delivery.DELIVER_TASK)] == [(pages[1].pk,), (pages[2].pk,)]

@@ -10,6 +10,7 @@ from django.utils import timezone
 from incidents import opening
 from incidents.models import EntryKind, Incident, Source
 from oncall import delivery, escalation, messages
+from oncall.channels import registry
 from oncall.channels.base import DeliveryError
 from oncall.channels.registry import CHANNELS
 from oncall.models import ContactKind, ContactMethod, NotificationRule, Page, PageStatus
@@ -106,6 +107,6 @@ def test_an_address_with_a_line_break_is_refused_not_mailed(bob):
         user=bob, kind=ContactKind.EMAIL, address="bob@example.com\r\nBcc: x@example.com"
     )
     with pytest.raises(DeliveryError) as refused:
-        delivery.send_verification_code(method, "123456")
+        registry.send_verification_code(method, "123456")
     assert refused.value.permanent
     assert mail.outbox == []

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from incidents.models import Source
 from oncall import delivery, messages, paging, people
+from oncall.channels import registry
 from oncall.channels.base import Delivery
 from oncall.channels.registry import CHANNELS
 from oncall.models import ContactKind, ContactMethod, NotificationRule, OutboxMessage
@@ -77,7 +78,7 @@ def test_the_outbox_keeps_only_the_latest_messages(bob, settings):
     settings.OUTBOX_KEEP = 3
     method = verified(bob)
     for _ in range(5):
-        delivery.send_verification_code(method, "123456")
+        registry.send_verification_code(method, "123456")
     kept = list(OutboxMessage.objects.values_list("pk", flat=True))
     assert len(kept) == 3 and kept == sorted(kept, reverse=True)
     assert kept[-1] == kept[0] - 2
@@ -91,7 +92,7 @@ def test_the_api_lists_every_kind_newest_first(as_charlie, incident, bob, alice)
     [page] = paging.page_person(incident, bob, by=alice, source=Source.WEB)
     assert delivery.deliver(page.pk) == "sent"
     send_test_page(method, by=bob)
-    delivery.send_verification_code(method, "654321")
+    registry.send_verification_code(method, "654321")
     verification, test, paged = OutboxMessage.objects.all()
 
     # Observers read the outbox.
@@ -140,7 +141,7 @@ def test_a_verification_code_is_read_by_its_owner_and_admins_only(
 ):
     method = verified(bob)
     with caplog.at_level(logging.DEBUG):
-        delivery.send_verification_code(method, "654321")
+        registry.send_verification_code(method, "654321")
     assert "654321" not in caplog.text  # never in a log, not even the outbox's
     bodies = {
         who: client.get(OUTBOX).json()["results"][0]["body"]
@@ -162,7 +163,7 @@ def test_the_api_lists_many_messages_in_a_fixed_number_of_queries(
         CHANNELS["console"].send(
             Delivery.of_page(make_page("console", person=bob if i % 2 else alice)), message
         )
-        delivery.send_verification_code(verified(alice, address=f"+1415555{i:04d}"), "111111")
+        registry.send_verification_code(verified(alice, address=f"+1415555{i:04d}"), "111111")
     # The token lookup, the page of rows with their page, incident and person.
     with django_assert_max_num_queries(3):
         response = as_charlie.get(OUTBOX)

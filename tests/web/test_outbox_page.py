@@ -10,6 +10,7 @@ from django.utils.html import escape
 from incidents import opening
 from incidents.models import Source
 from oncall import delivery, paging, people
+from oncall.channels import registry
 from oncall.models import (
     ContactKind,
     ContactMethod,
@@ -141,7 +142,7 @@ def test_pages_codes_and_test_pages_are_listed_together_newest_first(web_bob, in
     page = console_page(incident, bob, body="first")
     method = ContactMethod.objects.get(user=bob, kind="sms")
     send_test_page(method, by=bob)
-    delivery.send_verification_code(method, "123456")
+    registry.send_verification_code(method, "123456")
     code, test = OutboxMessage.objects.exclude(pk=page.pk)
     response = web_bob.get("/outbox/")
     assert [m.pk for m in response.context["outbox_messages"]] == [code.pk, test.pk, page.pk]
@@ -165,7 +166,7 @@ def test_the_outbox_pages_by_50_with_older_links(
         for i in range(60)
     ]
     for i in range(60):
-        delivery.send_verification_code(ContactMethod.objects.get(address=f"+1415555{i:04d}"), "1")
+        registry.send_verification_code(ContactMethod.objects.get(address=f"+1415555{i:04d}"), "1")
     newest_first = list(OutboxMessage.objects.values_list("pk", flat=True))
     assert len(newest_first) == 120 and newest_first[-1] == messages[0].pk
     # Session, user, one query for the rows with their page, incident and person.
