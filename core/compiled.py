@@ -13,6 +13,9 @@ returns the rows as the database sends them: use it for ids and existence (no co
 `instances()` returns model instances, as the ORM would, for a queryset of one model's rows,
 with the rows select_related joins in (no values() or annotations).
 
+`Update` does the same for an UPDATE (`QuerySet.update`'s queryset and values), and returns how
+many rows it changed.
+
 A list of ids is one value too, as a JSON array in a string: `Ids(field, text)` is the
 condition "`field` is one of them", one parameter whatever the list's length, where the ORM's
 `__in` writes a placeholder per id (so a query of its own for each length).
@@ -27,9 +30,10 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.db import connection
-from django.db.models import F, Model, QuerySet
+from django.db.models import F, Model
 from django.db.models import Lookup as FieldLookup
 from django.db.models.query import RelatedPopulator, get_related_populators
+from django.db.models.sql import UpdateQuery
 
 MAX_VALUES = 8
 # Two sets of stand-ins, one per value a lookup uses. A lookup is compiled with each, and taken
@@ -83,14 +87,14 @@ class _Compiled:
     related: list[RelatedPopulator]  # the select_related models' instances, from the same rows
 
 
-class Lookup:
-    """A query built by `build(*values)`, compiled once per database engine.
+class _CompiledOnce:
+    """A statement built by `build(*values)`, compiled once per database engine.
 
     `takes` gives the type of each value, in the order `build` takes them (by default one
     datetime).
     """
 
-    def __init__(self, build: Callable[..., QuerySet], takes: tuple[type, ...] = (datetime,)):
+    def __init__(self, build: Callable[..., Any], takes: tuple[type, ...] = (datetime,)):
         if len(takes) > MAX_VALUES:
             raise ValueError(f"a lookup takes 0 to {MAX_VALUES} values")
         for kind in takes:
@@ -99,6 +103,72 @@ class Lookup:
         self._build = build
         self._takes = takes
         self._compiled: dict[str, _Compiled] = {}
+
+    def _bind(self, compiled: _Compiled, values: tuple[Any, ...]) -> list[Any]:
+        if len(values) != len(self._takes):
+            raise TypeError(f"this lookup takes {len(self._takes)} values, not {len(values)}")
+        bound = list(compiled.params)
+        for value, kind, places in zip(values, self._takes, compiled.slots, strict=True):
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise TypeError(f"this lookup takes a {kind.__name__}, not {value!r}")
+            prepared = (
+                connection.ops.adapt_datetimefield_value(value)
+                if isinstance(value, datetime)
+                else value
+            )
+            for place in places:
+                # As the ORM wrapped it: psycopg's Int8 for a bigint column, say.
+                wrapper = type(compiled.params[place])
+                bound[place] = prepared if kind is not int else wrapper(prepared)
+        return bound
+
+    def _compile(self) -> _Compiled:
+        engine = connection.vendor
+        if engine not in self._compiled:
+            compiled = [self._compile_with(stand_ins) for stand_ins in _STAND_INS]
+            first = compiled[0]
+            if any(c.sql != first.sql or c.slots != first.slots for c in compiled[1:]):
+                raise ValueError("the query rewrites a value it is given; use the ORM")
+            self._compiled[engine] = first
+        return self._compiled[engine]
+
+    def _compile_with(self, stand_ins_of: dict[type, tuple[Any, ...]]) -> _Compiled:
+        counts: dict[type, int] = {}
+        stand_ins = []
+        for kind in self._takes:
+            stand_ins.append(stand_ins_of[kind][counts.get(kind, 0)])
+            counts[kind] = counts.get(kind, 0) + 1
+        compiler = self._compiler(*stand_ins)
+        try:
+            sql, built = compiler.as_sql()
+        except (EmptyResultSet, FullResultSet) as exc:
+            raise ValueError("the query drops a condition on a value it is given") from exc
+        params = list(built)
+        slots = []
+        for stand_in in stand_ins:
+            marker = (
+                connection.ops.adapt_datetimefield_value(stand_in)
+                if isinstance(stand_in, datetime)
+                else stand_in
+            )
+            places = [
+                i
+                for i, param in enumerate(params)
+                if isinstance(param, type(marker))
+                and not isinstance(param, bool)
+                and param == marker
+            ]
+            if not places:
+                raise ValueError("the query does not use every value it is given")
+            slots.append(places)
+        return _Compiled(sql, params, slots, *_model_rows(compiler))
+
+    def _compiler(self, *stand_ins: Any) -> Any:
+        raise NotImplementedError
+
+
+class Lookup(_CompiledOnce):
+    """A query built by `build(*values)` (a QuerySet), compiled once per database engine."""
 
     def rows(self, *values: Any) -> list[tuple]:
         """Run the query with these values, in the order `build` takes them."""
@@ -141,64 +211,28 @@ class Lookup:
             raise model.DoesNotExist(f"{model.__name__} matching {values!r} does not exist")
         return found[0]
 
-    def _bind(self, compiled: _Compiled, values: tuple[Any, ...]) -> list[Any]:
-        if len(values) != len(self._takes):
-            raise TypeError(f"this lookup takes {len(self._takes)} values, not {len(values)}")
-        bound = list(compiled.params)
-        for value, kind, places in zip(values, self._takes, compiled.slots, strict=True):
-            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-                raise TypeError(f"this lookup takes a {kind.__name__}, not {value!r}")
-            prepared = (
-                connection.ops.adapt_datetimefield_value(value)
-                if isinstance(value, datetime)
-                else value
-            )
-            for place in places:
-                # As the ORM wrapped it: psycopg's Int8 for a bigint column, say.
-                wrapper = type(compiled.params[place])
-                bound[place] = prepared if kind is not int else wrapper(prepared)
-        return bound
+    def _compiler(self, *stand_ins: Any) -> Any:
+        return self._build(*stand_ins).query.get_compiler(connection=connection)
 
-    def _compile(self) -> _Compiled:
-        engine = connection.vendor
-        if engine not in self._compiled:
-            compiled = [self._compile_with(stand_ins) for stand_ins in _STAND_INS]
-            first = compiled[0]
-            if any(c.sql != first.sql or c.slots != first.slots for c in compiled[1:]):
-                raise ValueError("the query rewrites a value it is given; use the ORM")
-            self._compiled[engine] = first
-        return self._compiled[engine]
 
-    def _compile_with(self, stand_ins_of: dict[type, tuple[Any, ...]]) -> _Compiled:
-        counts: dict[type, int] = {}
-        stand_ins = []
-        for kind in self._takes:
-            stand_ins.append(stand_ins_of[kind][counts.get(kind, 0)])
-            counts[kind] = counts.get(kind, 0) + 1
-        compiler = self._build(*stand_ins).query.get_compiler(connection=connection)
-        try:
-            sql, built = compiler.as_sql()
-        except (EmptyResultSet, FullResultSet) as exc:
-            raise ValueError("the query drops a condition on a value it is given") from exc
-        params = list(built)
-        slots = []
-        for stand_in in stand_ins:
-            marker = (
-                connection.ops.adapt_datetimefield_value(stand_in)
-                if isinstance(stand_in, datetime)
-                else stand_in
-            )
-            places = [
-                i
-                for i, param in enumerate(params)
-                if isinstance(param, type(marker))
-                and not isinstance(param, bool)
-                and param == marker
-            ]
-            if not places:
-                raise ValueError("the query does not use every value it is given")
-            slots.append(places)
-        return _Compiled(sql, params, slots, *_model_rows(compiler))
+class Update(_CompiledOnce):
+    """An UPDATE: `build(*values)` returns the queryset to update and the new values, as
+    `QuerySet.update` takes them (expressions too), compiled once per database engine. An
+    UPDATE through the ORM cost 0.35 ms of CPU, most of it compiling (2026-12-08)."""
+
+    def run(self, *values: Any) -> int:
+        """Run the UPDATE with these values; return how many rows it changed."""
+        compiled = self._compile()
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, self._bind(compiled, values))
+            return cursor.rowcount
+
+    def _compiler(self, *stand_ins: Any) -> Any:
+        queryset, changes = self._build(*stand_ins)
+        query = queryset.query.chain(UpdateQuery)
+        query.add_update_values(changes)
+        query.annotations = {}  # as QuerySet.update: the rows' annotations are not set
+        return query.get_compiler(connection=connection)
 
 
 def _model_rows(compiler) -> tuple[type[Model] | None, list[str], list, list]:

@@ -11,20 +11,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timedelta
 
 from celery import current_app, current_task
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from core import faults, pools, slots
-from core.compiled import Lookup
 from incidents.models import EntryKind, Incident, Source, Status
 from incidents.services import flag_unpaged
 from incidents.timeline import record
+from oncall import delivery_statements as statements
 from oncall import messages, metrics, pacing
 from oncall.channels.base import Delivery, DeliveryError, Message
 from oncall.channels.registry import CHANNELS
@@ -38,18 +38,6 @@ from oncall.models import (
 log = logging.getLogger(__name__)
 
 DELIVER_TASK = "oncall.deliver_page"
-# A delivery's page, with what it needs, compiled once (core.compiled): every page reads it.
-_PAGE = Lookup(
-    lambda pk: Page.objects.select_related("person", "contact_method", "escalation").filter(pk=pk),
-    takes=(int,),
-)
-# A due page's channel, before the claim: which provider's threads (core.pools) deliver it.
-_CHANNEL = Lookup(
-    lambda pk, now: Page.objects.filter(
-        pk=pk, status=PageStatus.QUEUED, send_after__lte=now
-    ).values_list("channel"),
-    takes=(int, datetime),
-)
 RETRY_BACKOFF_SECONDS = (30, 120, 300)
 CHANNEL_LABEL = {"sms": "SMS", "voice": "voice call", "email": "email", "console": "console"}
 
@@ -69,9 +57,7 @@ def enqueue(page_ids: list[int]) -> None:
     """
     if not page_ids:
         return
-    Page.objects.filter(pk__in=page_ids, status=PageStatus.QUEUED).update(
-        enqueued_at=timezone.now()
-    )
+    statements.ENQUEUED.run(json.dumps(page_ids), timezone.now())
     if len(page_ids) <= HAND_OVER_AT_MOST and _on_a_worker_thread():
         for n, page_id in enumerate(page_ids):
             try:
@@ -107,7 +93,7 @@ def hand_over(page_id: int, *, inline: bool = False) -> str:
     calls no one (the console), in this thread. When the provider's threads are all taken,
     with as many pages waiting again (a provider that hangs), the page stays queued and its
     task asks again shortly. Return what happened (for logs and tests)."""
-    found = _CHANNEL.rows(page_id, timezone.now())
+    found = statements.CHANNEL.rows(page_id, timezone.now())
     if not found:
         return "not due or taken"
     channel = CHANNELS.get(found[0][0])  # one it does not know fails in _send, for good
@@ -134,44 +120,28 @@ def _ask_again(page_id: int) -> None:
 def deliver(page_id: int) -> str:
     """Send one page, at most once; return what happened (for logs and tests)."""
     now = timezone.now()
-    claimed = Page.objects.filter(pk=page_id, status=PageStatus.QUEUED, send_after__lte=now).update(
-        status=PageStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1
-    )
-    if not claimed:
+    if not statements.CLAIM.run(page_id, now, now):
         return "not due or taken"
     faults.point("after_claim")
     with transaction.atomic():
-        page = _PAGE.get(page_id)
+        page = statements.PAGE.get(page_id)
         paced = page.channel in pacing.PACED
         if paced:
             pacing.serialize_person(page.person_id)
         candidates = pacing.waiting_pages(page, now) if paced else []
-        # Every incident this message may name, locked in one order (as merge does).
-        locked = {
-            i.pk: i
-            for i in Incident.objects.locked()
-            .select_related("service")
-            .filter(pk__in={page.incident_id, *(p.incident_id for p in candidates)})
-            .order_by("pk")
-        }
+        ids = sorted({page.incident_id, *(p.incident_id for p in candidates)})
+        locked = {i.pk: i for i in statements.LOCKED.instances(json.dumps(ids))}
         incident = locked[page.incident_id]
         # Still our claim? One that stalled past PAGE_REQUEUE_AFTER_SECONDS (a lock wait, a
         # paused process) was taken back by the sweep and may be sent by another delivery.
         # Locked until the hand-over commits, so the sweep cannot take it back meanwhile. Read
         # with it: its run's status as it is now that the incident is locked (a change of
         # course stops a run under its incident's lock); the run's row is not locked.
-        # (An instance query: Django names the table to lock, OF, only for one.)
-        ours = (
-            Page.objects.select_for_update(of=("self",))
-            .filter(pk=page_id, status=PageStatus.SENDING, claimed_at=now, handed_at__isnull=True)
-            .annotate(run_status=F("escalation__status"))
-            .only("pk")
-            .first()
-        )
-        if ours is None:
+        ours = statements.OURS.rows(page_id, now)
+        if not ours:
             return "not due or taken"
         if page.escalation is not None:
-            page.escalation.status = ours.run_status
+            page.escalation.status = ours[0][1]
         _fresh_runs(candidates)
         if not _still_wanted(page, incident):
             Page.objects.filter(pk=page_id).update(
@@ -209,9 +179,7 @@ def deliver(page_id: int) -> str:
         return delivery_failed(page, exc)
     faults.point("after_send")
     sent_at = timezone.now()
-    Page.objects.filter(pk=page_id, status=PageStatus.SENDING).update(
-        status=PageStatus.SENT, provider_id=provider_id[:64], sent_at=sent_at
-    )
+    statements.SENT.run(page_id, provider_id[:64], sent_at)
     if riders:
         Page.objects.filter(carried_by_id=page_id, status=PageStatus.SENDING).update(
             status=PageStatus.SENT, provider_id=provider_id[:64], sent_at=sent_at

@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Role, User
+from core import json_rows
 from core.compiled import Lookup
 from incidents.models import EntryKind, Incident, Source
 from incidents.services import flag_unpaged
@@ -236,7 +237,8 @@ def _create_pages(
         return []
     if run is None or first:
         # None of these can be there already: the rows come back with their ids.
-        created = Page.objects.bulk_create(rows)
+        json_rows.insert(rows)
+        created = rows
     else:
         # A replayed step finds its pages already there and creates none.
         Page.objects.bulk_create(rows, ignore_conflicts=True)

@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit
 from django.db.models import Q
 
 from alerts.models import Alert
+from core.compiled import Lookup
 from incidents.models import Incident
 from runbooks.models import GraphTemplate
 from runbooks.services import first_alert
@@ -128,11 +129,16 @@ def deduplicated(links: Iterable[GraphLink], limit: int = MAX_LINKS) -> list[Gra
     return list(by_url.values())
 
 
+# Every new incident's opening post asks: compiled once (core.compiled).
+_TEMPLATES = Lookup(
+    lambda service: GraphTemplate.objects.filter(Q(service_id=service) | Q(service__isnull=True)),
+    takes=(int,),
+)
+
+
 def templates_for(incident: Incident) -> list[GraphTemplate]:
     """Return the graph templates of the incident's service, then the any-service ones."""
-    found = GraphTemplate.objects.filter(
-        Q(service_id=incident.service_id) | Q(service__isnull=True)
-    )
+    found = _TEMPLATES.instances(incident.service_id)
     return sorted(found, key=lambda t: (t.service_id is None, t.position, t.pk))
 
 

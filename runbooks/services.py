@@ -16,6 +16,7 @@ from django.db.models import Q
 from accounts.models import Role, User
 from alerts.matchers import Matcher, MatcherError, all_match, matchers_from_json
 from alerts.models import Alert
+from core.compiled import Lookup
 from incidents.models import Incident
 from runbooks.models import Runbook
 from runbooks.templating import Context
@@ -90,9 +91,16 @@ def select_runbook(
     return None
 
 
-def candidate_runbooks(service_id: int | None):
+def candidate_runbooks(service_id: int) -> list[Runbook]:
     """Return the runbooks that may apply to incidents of a service (its own and any-service)."""
-    return Runbook.objects.filter(Q(service_id=service_id) | Q(service__isnull=True))
+    return _CANDIDATES.instances(service_id)
+
+
+# Every new incident's opening post asks: compiled once (core.compiled).
+_CANDIDATES = Lookup(
+    lambda service: Runbook.objects.filter(Q(service_id=service) | Q(service__isnull=True)),
+    takes=(int,),
+)
 
 
 def matching_runbook(

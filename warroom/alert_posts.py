@@ -16,6 +16,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db.models import Count, Max
 
+from core.compiled import Lookup
 from incidents.models import EntryKind, Incident, TimelineEntry
 from warroom import bot
 from warroom.models import Message, MessageKind, Room
@@ -90,8 +91,14 @@ def posted_marks(room: Room) -> dict[str, int]:
     both post the entries past the mark (or move it back). FOR NO KEY UPDATE: a message posted
     meanwhile (its foreign key to the room) does not wait for it.
     """
-    locked = Room.objects.select_for_update(no_key=True)
-    return locked.values_list("alerts_posted", flat=True).get(pk=room.pk)
+    return _MARKS.get(room.pk).alerts_posted
+
+
+# Compiled once (core.compiled): every post of the bot's that may cover alerts reads it.
+_MARKS = Lookup(
+    lambda pk: Room.objects.select_for_update(no_key=True).filter(pk=pk).only("alerts_posted"),
+    takes=(int,),
+)
 
 
 def cover(room: Room, marks: dict[str, int], kind: str, last_pk: int) -> None:

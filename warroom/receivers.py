@@ -25,7 +25,7 @@ from django.dispatch import receiver
 from alerts.models import Alert
 from core import pools
 from core.compiled import Lookup
-from incidents.models import EntryKind, Incident, Source, TimelineEntry, source_label
+from incidents.models import EntryKind, Incident, Service, Source, TimelineEntry, source_label
 from incidents.signals import incident_changed
 from oncall.models import Page
 from oncall.schedules import first_on_call_names
@@ -202,8 +202,7 @@ def _ensure_opening(incident: Incident, room: Room, opened: TimelineEntry | None
         return
     # The room's row lock makes concurrent receivers of one incident take turns here.
     marks = alert_posts.posted_marks(room)
-    posted = Message.objects.filter(room=room, kind=MessageKind.BOT, data__kind=EntryKind.OPENED)
-    if not posted.exists():
+    if not _OPENING_POSTED.exists(room.pk):
         if opened is None:
             opened = incident.timeline.filter(kind=EntryKind.OPENED).order_by("pk").first()
         if opened is None:
@@ -217,12 +216,11 @@ def _ensure_opening(incident: Incident, room: Room, opened: TimelineEntry | None
 def _post_opening(
     entry: TimelineEntry, incident: Incident, room: Room, marks: dict[str, int]
 ) -> None:
-    seen = incident.timeline.filter(kind=EntryKind.ALERT_ATTACHED).aggregate(
-        count=Count("pk"), last=Max("pk")
-    )
+    [(count, last)] = _ATTACHED.rows(incident.pk) or [(0, None)]
     alerts = _FIRST_ALERTS.instances(incident.pk)
     first = alerts[0] if alerts else None
-    others = max(seen["count"] - 1, len(alerts) - 1, 0)
+    others = max(count - 1, len(alerts) - 1, 0)
+    incident.service = _SERVICE.get(incident.service_id)  # read once, for the post and on call
     opening = bot.Opening(
         number=incident.number,
         title=incident.title,
@@ -249,13 +247,30 @@ def _post_opening(
         bot.opening_message(opening),
         alert=first.pk if first is not None else None,
     )
-    if seen["last"]:
+    if last:
         # The alerts this post shows are not posted again as they are announced.
-        alert_posts.cover(room, marks, EntryKind.ALERT_ATTACHED, seen["last"])
+        alert_posts.cover(room, marks, EntryKind.ALERT_ATTACHED, last)
 
 
-# The alerts an opening post lists (and one more, to tell whether there are others): every new
-# incident's, compiled once (core.compiled).
+# What every new incident's opening post reads, compiled once (core.compiled): whether the
+# room has it already; how many alerts are attached, and the last; the incident's service; the
+# alerts it lists (and one more, to tell whether there are others).
+_OPENING_POSTED = Lookup(
+    lambda room: Message.objects.filter(
+        room_id=room, kind=MessageKind.BOT, data__kind=EntryKind.OPENED
+    ).values_list("pk")[:1],
+    takes=(int,),
+)
+_ATTACHED = Lookup(
+    lambda incident: (
+        TimelineEntry.objects.filter(incident_id=incident, kind=EntryKind.ALERT_ATTACHED)
+        .values("incident_id")
+        .annotate(count=Count("pk"), last=Max("pk"))
+        .values_list("count", "last")
+    ),
+    takes=(int,),
+)
+_SERVICE = Lookup(lambda pk: Service.objects.filter(pk=pk), takes=(int,))
 _FIRST_ALERTS = Lookup(
     lambda incident: (
         Alert.objects.filter(incident_id=incident)
@@ -336,16 +351,9 @@ def _post_page(entry: TimelineEntry, incident: Incident, room: Room) -> None:
         if data.get("status") in INVITING_STATUSES and data.get("person"):
             people = [data["person"]]
     elif "escalation" in data:  # a step fired: everyone it paged
-        people = list(
-            Page.objects.filter(
-                escalation_id=data["escalation"],
-                step=data.get("step", 0),
-                cycle=data.get("cycle", 0),
-            )
-            .order_by("person_id")
-            .values_list("person_id", flat=True)
-            .distinct()
-        )
+        step_cycle = (data.get("step", 0), data.get("cycle", 0))
+        found = _RUN_PAGES.rows(data["escalation"])
+        people = sorted({person for person, *at in found if tuple(at) == step_cycle})
     elif data.get("person") and data.get("pages"):  # someone paged by hand (and reachable)
         people = [data["person"]]
     alert_posts.post_about(room, entry, bot.page_line(entry.message, data, step=step))
@@ -354,6 +362,14 @@ def _post_page(entry: TimelineEntry, incident: Incident, room: Room) -> None:
         # the same people to one room while holding their posts' locks deadlocked (seen in
         # bench/paging.py). Alone, an insert can only wait for another's commit, not cycle.
         transaction.on_commit(lambda: _invite_all(room, people), robust=True)
+
+
+# The pages of a run, by person and step (a step's entry invites everyone it paged), compiled
+# once. Step and cycle are matched here: small columns, which a compiled lookup cannot take.
+_RUN_PAGES = Lookup(
+    lambda run: Page.objects.filter(escalation_id=run).values_list("person_id", "step", "cycle"),
+    takes=(int,),
+)
 
 
 def _level_of(data: dict[str, Any]) -> int | None:

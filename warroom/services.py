@@ -8,15 +8,17 @@ command is `warroom.surfaces.chat.say`.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
 from channels.layers import get_channel_layer
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from accounts.models import User
-from core import live
+from core import json_rows, live
 from core.text import escape_markdown
 from incidents.models import EntryKind, Incident
 from incidents.timeline import record
@@ -76,13 +78,29 @@ def open_room(name: str, *, by: User) -> Room:
 
 def invite(room: Room, user_id: int, reason: str) -> bool:
     """Make the user `user_id` a participant of `room`; return whether they were not one
-    already. By id: the bot invites whom a page names, without reading them."""
-    _, created = Participant.objects.get_or_create(
-        room=room, user_id=user_id, defaults={"reason": reason}
-    )
+    already. By id: the bot invites whom a page names, without reading them.
+
+    One INSERT that does nothing for a participant already there: get_or_create's read,
+    savepoint and insert cost 0.9 ms of CPU (the bot invites each paged person, every page).
+    """
+    with connection.cursor() as cursor:
+        at = connection.ops.adapt_datetimefield_value(timezone.now())
+        cursor.execute(_invite_sql(), [room.pk, user_id, reason[:200], at])
+        created = bool(cursor.fetchall())
     if created:
         mirror.person_joined(room, user_id)
     return created
+
+
+@functools.cache
+def _invite_sql() -> str:
+    qn = connection.ops.quote_name
+    columns = [qn(Participant._meta.get_field(name).column) for name in ("room", "user")]
+    return (
+        f"INSERT INTO {qn(Participant._meta.db_table)} "  # noqa: S608 (names, not values)
+        f"({', '.join(columns)}, {qn('reason')}, {qn('at')}) VALUES (%s, %s, %s, %s) "
+        f"ON CONFLICT ({', '.join(columns)}) DO NOTHING RETURNING {qn('id')}"
+    )
 
 
 def post(
@@ -101,7 +119,7 @@ def post(
     checked = [(file, check(file)) for file in files or []]
     # The message and its outbox posts (warroom.chat.mirror) are stored together, or neither.
     with transaction.atomic(savepoint=False):
-        message = Message.objects.create(
+        message = Message(
             room=room,
             author=author,
             kind=kind,
@@ -110,6 +128,7 @@ def post(
             reply_to=reply_to,
             data=data or {},
         )
+        json_rows.insert([message])  # as create(), without compiling an INSERT each time
         attachments = [attach(message, file, content_type) for file, content_type in checked]
         mirror.room_message(room, message)
     event = {"type": "message", "message": message_json(message, attachments)}

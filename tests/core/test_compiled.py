@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Concat
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alerts.models import Alert, Integration
-from core.compiled import Ids, Lookup
+from core.compiled import Ids, Lookup, Update
 from incidents.models import Incident, Service
 from muster.models import Heartbeat
 from tests.helpers.api import add_alert, open_incident
@@ -272,3 +273,64 @@ def test_ids_in_a_deferring_lookup_leave_the_deferred_fields_to_load_later(servi
     assert [first.pk, second.pk] == [services[1].pk, services[2].pk]
     assert first.get_deferred_fields() == {"description"}
     assert first.description == "1"  # read when asked for, as the ORM's deferred fields are
+
+
+# --- updates ---------------------------------------------------------------------------------
+
+
+# Any text PostgreSQL stores (no NUL, no lone surrogate), LIKE's and quoting's characters too.
+TEXT = st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=20)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(after=MINUTES, before=MINUTES, name=TEXT)
+def test_an_update_changes_what_the_orm_changes_for_any_values(beats, after, before, name):
+    update = Update(
+        lambda a, b, n, at: (between(a, b), {"name": Concat(F("name"), Value(n)), "at": at}),
+        takes=(datetime, datetime, str, datetime),
+    )
+    a, b = START + timedelta(minutes=after), START + timedelta(minutes=before)
+    later = START + timedelta(days=1)
+    with transaction.atomic():
+        expected = list(between(a, b).values_list("pk", flat=True))
+        by_orm = between(a, b).update(name=Concat(F("name"), Value(name)), at=later)
+        orm_rows = sorted(Heartbeat.objects.filter(pk__in=expected).values_list("pk", "name", "at"))
+        transaction.set_rollback(True)
+    with transaction.atomic():
+        assert update.run(a, b, name, later) == by_orm == len(expected)
+        assert (
+            sorted(Heartbeat.objects.filter(pk__in=expected).values_list("pk", "name", "at"))
+            == orm_rows
+        )
+        transaction.set_rollback(True)
+
+
+def test_an_update_sets_each_value_given_where_it_goes(incidents):
+    update = Update(
+        lambda number, title, at: (
+            Incident.objects.filter(number=number),
+            {"title": title, "acknowledged_at": at, "severity": F("severity") + 1},
+        ),
+        takes=(int, str, datetime),
+    )
+    target = incidents[3]
+    severity = target.severity
+    with CaptureQueriesContext(connection) as queries:
+        assert update.run(target.number, "it's 50% down_", START) == 1
+        assert update.run(-1, "nothing", START) == 0
+    assert len(queries) == 2
+    target.refresh_from_db()
+    assert (target.title, target.acknowledged_at) == ("it's 50% down_", START)
+    assert target.severity == severity + 1
+    assert Incident.objects.filter(title="it's 50% down_").count() == 1
+
+
+def test_an_update_takes_only_the_values_it_was_built_for(db):
+    update = Update(lambda at: (Heartbeat.objects.filter(name="x"), {"at": at}))
+    with pytest.raises(TypeError, match="takes a datetime"):
+        update.run("now")
+    leaves_out = Update(lambda at: (Heartbeat.objects.filter(name="x"), {"name": "y"}))
+    with pytest.raises(ValueError, match="does not use every value"):
+        leaves_out.run(START)
