@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from core import faults, pools, slots
+from core import faults, json_rows, pools, slots
 from incidents.models import EntryKind, Incident, Source, Status
 from incidents.services import flag_unpaged
 from incidents.timeline import record
@@ -164,9 +164,8 @@ def deliver(page_id: int) -> str:
             if len(_distinct(incidents)) > 1
             else messages.for_incident(incident)
         )
-        Page.objects.filter(pk=page_id).update(
-            handed_at=timezone.now(), body=message.sms, bundle=pace.bundle
-        )
+        page.handed_at, page.body, page.bundle = timezone.now(), message.sms, pace.bundle
+        json_rows.update([page], ["handed_at", "body", "bundle"])  # one statement, compiled once
     # Committed: from here on this page (and its riders) are never sent again.
     if pools.inside():
         # The provider may take its whole timeout: on a provider's thread, the database
