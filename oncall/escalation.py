@@ -46,12 +46,11 @@ from oncall.escalation_plan import (
     RESUME,
     check_level,
     plan,
-    policy_of,
-    policy_steps,
     where_of,
 )
 from oncall.models import Escalation, EscalationPolicy, EscalationStatus, Page, PageStatus
 from oncall.paging import page_assignee, page_last_resort, page_level, usernames
+from oncall.policies import policy_of, policy_steps
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.compiled import Lookup
 from incidents.models import Incident
 from incidents.services import IncidentError
-from oncall.models import Escalation, EscalationPolicy, EscalationStep, ServicePolicy
+from oncall.models import Escalation
+from oncall.policies import policy_of, policy_steps
 from oncall.schedules import describe_targets
 
 # --- where a run stands, and where the next one goes (pure) ----------------------------------
@@ -138,71 +138,3 @@ def check_level(incident: Incident, level: int) -> None:
             f"Escalation policy {policy.name} has {count} level{'s' if count > 1 else ''}; "
             f"choose 1 to {count}, not {level}."
         )
-
-
-def policy_of(service_id: int) -> EscalationPolicy | None:
-    """Return the escalation policy the service's incidents follow, if any."""
-    found = _BINDING.instances(service_id)
-    return found[0].policy if found else None
-
-
-# Every new incident's escalation asks: compiled once (core.compiled).
-_BINDING = Lookup(
-    lambda service: (
-        ServicePolicy.objects.filter(service_id=service).select_related("policy").order_by("pk")[:1]
-    ),
-    takes=(int,),
-)
-
-
-def policy_steps(policy: EscalationPolicy) -> list[EscalationStep]:
-    """Return the policy's steps in order (by position, then id, as `on_call_for_service`
-    takes the first), with whom each targets (`step.users.all()` and so on read nothing).
-
-    Every new incident's escalation asks. Read by statements compiled once (core.compiled) and
-    put where prefetch_related puts what it reads: prefetch_related compiled its four statements
-    each time, and its machinery cost more than running them.
-    """
-    steps = _STEPS.instances(policy.pk)
-    if not steps:
-        return []
-    for step in steps:
-        step._prefetched_objects_cache = {}
-    for name, lookup, target in _TARGETS:
-        found: dict[int, list] = {step.pk: [] for step in steps}
-        for link in lookup.instances(policy.pk):
-            found[link.escalationstep_id].append(getattr(link, target))
-        for step in steps:
-            manager = getattr(step, name)
-            targets = manager.get_queryset()  # as the related manager filters them
-            targets._result_cache = found[step.pk]
-            targets._prefetch_done = True
-            step._prefetched_objects_cache[manager.prefetch_cache_name] = targets
-    return steps
-
-
-_STEPS = Lookup(
-    lambda policy: EscalationStep.objects.filter(policy_id=policy).order_by("position", "id"),
-    takes=(int,),
-)
-
-
-def _targets_of(field: str, target: str, *order: str) -> Lookup:
-    """A policy's steps' links to their `target`s (the many-to-many `field`'s rows), each with
-    its target, in the order prefetch_related gave them (the target model's)."""
-    through = getattr(EscalationStep, field).through
-    return Lookup(
-        lambda policy: (
-            through.objects.filter(escalationstep__policy_id=policy)
-            .select_related(target)
-            .order_by(*order, "pk")
-        ),
-        takes=(int,),
-    )
-
-
-_TARGETS = (
-    ("users", _targets_of("users", "user"), "user"),
-    ("schedules", _targets_of("schedules", "schedule", "schedule__name"), "schedule"),
-    ("teams", _targets_of("teams", "team", "team__name"), "team"),
-)

@@ -31,8 +31,8 @@ from oncall.models import (
     LayerParticipant,
     Override,
     Schedule,
-    ServicePolicy,
 )
+from oncall.policies import policy_of, policy_steps
 from oncall.rotations import LayerSpec, OverrideSpec, ScheduleSpec, Shift
 
 log = logging.getLogger(__name__)
@@ -297,15 +297,9 @@ def describe_targets(step: EscalationStep, at: datetime | None = None) -> str:
 def on_call_for_service(service: Service, at: datetime | None = None) -> list[User]:
     """Return who the service's escalation policy would page first at `at`: its first step's
     targets. Nobody when the service has no policy or the policy has no steps."""
-    binding = ServicePolicy.objects.filter(service=service).select_related("policy").first()
-    if binding is None:
-        return []
-    step = (
-        binding.policy.steps.order_by("position", "id")
-        .prefetch_related("users", "schedules", "teams")
-        .first()
-    )
-    return step_targets(step, at) if step is not None else []
+    policy = policy_of(service.pk)
+    steps = policy_steps(policy) if policy is not None else []
+    return step_targets(steps[0], at) if steps else []
 
 
 def first_on_call_names(service: Service) -> list[str]:

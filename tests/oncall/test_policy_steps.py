@@ -6,8 +6,8 @@ from __future__ import annotations
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from oncall.escalation_plan import policy_steps
 from oncall.models import EscalationPolicy
+from oncall.policies import policy_steps
 from tests.oncall.builders import make_person, make_policy, make_schedule, make_team
 
 
