@@ -16,6 +16,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db.models import Count, Max
 
+from core import json_rows
 from core.compiled import Lookup
 from incidents.models import EntryKind, Incident, TimelineEntry
 from warroom import bot
@@ -106,7 +107,8 @@ def cover(room: Room, marks: dict[str, int], kind: str, last_pk: int) -> None:
     under the room's lock (posted_marks), in this transaction."""
     if marks.get(kind, 0) < last_pk:
         marks[kind] = last_pk
-        Room.objects.filter(pk=room.pk).update(alerts_posted=marks)
+        room.alerts_posted = marks
+        json_rows.update([room], ["alerts_posted"])  # one statement, compiled once
 
 
 def _add(key: str, delta: int, timeout: int) -> int:
