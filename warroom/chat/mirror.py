@@ -18,6 +18,7 @@ from typing import Any
 from django.utils import timezone
 
 from alerts.models import Alert
+from core.compiled import Lookup
 from incidents.models import ChatChannelMode, EntryKind, Incident, TimelineEntry
 from warroom.chat import channels, outbox
 from warroom.chat.platforms import configured
@@ -38,9 +39,10 @@ def room_message(room: Room, message: Message) -> None:
     platforms = configured()
     if not platforms:
         return
-    incident = Incident.objects.select_related("service").filter(pk=room.incident_id).first()
-    if incident is None:
+    found = _INCIDENT.instances(room.incident_id)
+    if not found:
         return
+    incident = found[0]
     entry_kind = data.get("kind")
     if message.kind == MessageKind.CHAT:
         kind = "chat"
@@ -69,6 +71,18 @@ def room_message(room: Room, message: Message) -> None:
             _closing(platform, incident, target, channel)
 
 
+# Every message of an incident's room reads them, for every platform: compiled once.
+_INCIDENT = Lookup(
+    lambda pk: Incident.objects.select_related("service").filter(pk=pk), takes=(int,)
+)
+_CHANNEL = Lookup(
+    lambda platform, incident: ChatChannel.objects.filter(
+        platform=platform, incident_id=incident
+    ).order_by("pk")[:1],
+    takes=(str, int),
+)
+
+
 def _target(platform: Any, incident: Incident, *, opening: bool) -> tuple[str, ChatChannel | None]:
     """Where the incident's post goes now on `platform` (empty: nowhere), and its own channel."""
     service = incident.service
@@ -78,7 +92,8 @@ def _target(platform: Any, incident: Incident, *, opening: bool) -> tuple[str, C
         return "", None
     if mode == ChatChannelMode.SHARED:
         return shared, None
-    channel = ChatChannel.objects.filter(platform=platform.name, incident=incident).first()
+    channels_found = _CHANNEL.instances(platform.name, incident.pk)
+    channel = channels_found[0] if channels_found else None
     if channel is None and opening and platform.can_make_channels():
         channel = channels.ask_for(platform, incident.pk, incident.number, incident.title)
     if channel is not None and channel.state == ChatChannelState.READY:

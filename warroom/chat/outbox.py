@@ -12,6 +12,7 @@ broker), and settles posts that never got an answer.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -20,12 +21,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.audit import CREATED, record_change, snapshot
 from accounts.models import User
-from core import slots
+from core import json_rows, slots
+from core.compiled import Ids, Lookup, Update
 from incidents.chat_settings import channel_id_error
 from warroom.chat.asking import ask, backoff_seconds, started
 from warroom.chat.platform import ChatRefused, ChatUnavailable, NewChannel, Outgoing
@@ -56,7 +58,7 @@ def queue(
 ) -> ChatPost:
     """Write a post (or an operation: invite, archive) for `target` on `platform`; it is
     delivered after the caller's transaction commits."""
-    post = ChatPost.objects.create(
+    post = ChatPost(
         platform=platform,
         incident_id=incident_id,
         message=message,
@@ -65,6 +67,7 @@ def queue(
         data=data or {},
         target=target,
     )
+    json_rows.insert([post])  # as create(), without compiling an INSERT each time
     transaction.on_commit(lambda: kick(platform, target), robust=True)
     return post
 
@@ -139,32 +142,64 @@ def _claim(platform: Any, target: str) -> list[ChatPost]:
     the channel's oldest post, or while it must wait."""
     now = timezone.now()
     with transaction.atomic():
-        unsettled = ChatPost.objects.filter(
-            platform=platform.name,
-            target=target,
-            state__in=(ChatPostState.QUEUED, ChatPostState.SENDING),
-        ).order_by("id")
-        first = unsettled.select_for_update(skip_locked=True).first()
+        found = _FIRST.instances(platform.name, target)
+        first = found[0] if found else None
         if first is None or first.state == ChatPostState.SENDING:
             return []
-        if unsettled.filter(id__lt=first.pk).exists():
+        if _OLDER.exists(platform.name, target, first.pk):
             return []  # the oldest is another worker's
         if first.not_before and first.not_before > now:
             kick(platform.name, target, countdown=(first.not_before - now).total_seconds())
             return []
         batch = [first]
         if first.kind in MERGEABLE:
-            for post in unsettled.filter(id__gt=first.pk)[: BATCH_MOST - 1]:
+            for post in _NEXT.instances(platform.name, target, first.pk):
+                if len(batch) >= BATCH_MOST:
+                    break
                 waiting = post.not_before and post.not_before > now
                 if post.state != ChatPostState.QUEUED or post.kind not in MERGEABLE or waiting:
                     break
                 if not platform.fits([outgoing(p) for p in [*batch, post]]):
                     break
                 batch.append(post)
-        ChatPost.objects.filter(pk__in=[p.pk for p in batch]).update(
-            state=ChatPostState.SENDING, sending_at=now
-        )
+        _SENDING.run(json.dumps([p.pk for p in batch]), now)
     return batch
+
+
+# A channel's posts not settled yet, oldest first: every delivery reads them. Compiled once.
+_AFTER_FIRST = BATCH_MOST - 1  # the most a batch may take after its first (the SQL's limit)
+
+
+def _unsettled(platform: str, target: str) -> QuerySet[ChatPost]:
+    states = (ChatPostState.QUEUED, ChatPostState.SENDING)
+    return ChatPost.objects.filter(platform=platform, target=target, state__in=states)
+
+
+_FIRST = Lookup(
+    lambda platform, target: (
+        _unsettled(platform, target).order_by("id").select_for_update(skip_locked=True)[:1]
+    ),
+    takes=(str, str),
+)
+_OLDER = Lookup(
+    lambda platform, target, pk: (
+        _unsettled(platform, target).filter(id__lt=pk).values_list("pk")[:1]
+    ),
+    takes=(str, str, int),
+)
+_NEXT = Lookup(
+    lambda platform, target, pk: (
+        _unsettled(platform, target).filter(id__gt=pk).order_by("id")[:_AFTER_FIRST]
+    ),
+    takes=(str, str, int),
+)
+_SENDING = Update(
+    lambda ids, now: (
+        ChatPost.objects.filter(Ids("pk", ids)),
+        {"state": ChatPostState.SENDING, "sending_at": now},
+    ),
+    takes=(str, datetime),
+)
 
 
 def outgoing(post: ChatPost) -> Outgoing:
@@ -216,13 +251,29 @@ def _unavailable(platform: Any, target: str, batch: list[ChatPost], exc: ChatUna
 
 
 def _settle(batch: Sequence[ChatPost], state: str, *, remote_id: str = "", error: str = "") -> None:
-    now = timezone.now()
-    ChatPost.objects.filter(pk__in=[p.pk for p in batch], state=ChatPostState.SENDING).update(
-        state=state,
-        sent_at=now if state == ChatPostState.SENT else None,
-        remote_id=remote_id,
-        error=error[:500],
-    )
+    ids = json.dumps([p.pk for p in batch])
+    if state == ChatPostState.SENT:
+        _SENT.run(ids, timezone.now(), remote_id, error[:500])
+    else:
+        _SETTLED.run(ids, state, remote_id, error[:500])
+
+
+def _settling(ids: str, changes: dict[str, Any]) -> tuple[QuerySet[ChatPost], dict[str, Any]]:
+    return ChatPost.objects.filter(Ids("pk", ids), state=ChatPostState.SENDING), changes
+
+
+_SENT = Update(
+    lambda ids, now, remote, error: _settling(
+        ids, {"state": ChatPostState.SENT, "sent_at": now, "remote_id": remote, "error": error}
+    ),
+    takes=(str, datetime, str, str),
+)
+_SETTLED = Update(
+    lambda ids, state, remote, error: _settling(
+        ids, {"state": state, "sent_at": None, "remote_id": remote, "error": error}
+    ),
+    takes=(str, str, str, str),
+)
 
 
 def _emails(people: Any) -> list[str]:
