@@ -105,6 +105,9 @@ def insert(objs: Sequence[Model]) -> None:
     if connection.vendor != "postgresql" or not _carried(model, fields):
         model._default_manager.bulk_create(objs)
         return
+    for obj in objs:
+        # As bulk_create does: a related object not saved yet is refused, not stored as NULL.
+        obj._prepare_related_fields_for_save(operation_name="insert")
     rows = [[field.get_prep_value(field.pre_save(obj, True)) for field in fields] for obj in objs]
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql(model), [dumps(rows)])

@@ -53,21 +53,24 @@ def enqueue(page_ids: list[int]) -> None:
     On a worker's own thread (a task's, or a provider's), a few pages go straight to this
     process's threads for their provider: a task through the broker costs a worker about 1 ms
     of CPU, and the page its wait in the queue. Anywhere else (a web request, an eager task run
-    inline by its caller), and for many pages, one `deliver_page` task each.
+    inline by its caller), for many pages, and for a page these threads cannot take now, one
+    `deliver_page` task each: the broker shares them among every worker process.
     """
     if not page_ids:
         return
     statements.ENQUEUED.run(json.dumps(page_ids), timezone.now())
-    if len(page_ids) <= HAND_OVER_AT_MOST and _on_a_worker_thread():
-        for n, page_id in enumerate(page_ids):
-            try:
-                hand_over(page_id)
-            except Exception:  # the database, most likely: the broker's way for the rest
-                log.exception("could not hand page %s over; sending its task", page_id)
-                _send_tasks(page_ids[n:])
-                return
+    if len(page_ids) > HAND_OVER_AT_MOST or not _on_a_worker_thread():
+        _send_tasks(page_ids)
         return
-    _send_tasks(page_ids)
+    for n, page_id in enumerate(page_ids):
+        try:
+            handed = _to_providers_threads(page_id)
+        except Exception:  # the database, most likely: the broker's way for the rest
+            log.exception("could not hand page %s over; sending its task", page_id)
+            _send_tasks(page_ids[n:])
+            return
+        if not handed:
+            _send_tasks([page_id])
 
 
 def _send_tasks(page_ids: list[int]) -> None:
@@ -84,6 +87,26 @@ def _on_a_worker_thread() -> bool:
     return bool(current_task) and not current_task.request.is_eager
 
 
+def _to_providers_threads(page_id: int) -> bool:
+    """Hand a page straight to its provider's threads; return False when it must go through
+    the broker instead: its channel calls no one (the console: delivered in a task of its own,
+    not in the middle of the caller's work), or this process's threads for it are all taken
+    (another worker's may be free). A page no longer due, or taken, needs nothing."""
+    found = statements.CHANNEL.rows(page_id, timezone.now())
+    if not found:
+        return True
+    provider = _provider(found[0][0])
+    return bool(provider) and pools.submit(
+        "PAGING_THREADS", provider, deliver, page_id, key=page_id
+    )
+
+
+def _provider(channel_name: str) -> str:
+    """The party whose threads deliver pages of this channel ("" for none: the console)."""
+    channel = CHANNELS.get(channel_name)  # one it does not know fails in _send, for good
+    return channel.provider if channel is not None else ""
+
+
 # --- handing a page over ---------------------------------------------------------------------
 
 
@@ -96,8 +119,7 @@ def hand_over(page_id: int, *, inline: bool = False) -> str:
     found = statements.CHANNEL.rows(page_id, timezone.now())
     if not found:
         return "not due or taken"
-    channel = CHANNELS.get(found[0][0])  # one it does not know fails in _send, for good
-    provider = channel.provider if channel is not None else ""
+    provider = _provider(found[0][0])
     if inline or not provider:
         return deliver(page_id)
     if pools.submit("PAGING_THREADS", provider, deliver, page_id, key=page_id):

@@ -90,6 +90,16 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut(incident):
         json_rows.insert([entry])
 
 
+def test_a_related_object_not_saved_yet_is_refused_as_bulk_create_refuses_it(incident):
+    unsaved = Incident(number=99999, title="not saved", service=incident.service)
+    [entry] = entries(incident, None)[:1]
+    entry.incident = unsaved
+    with pytest.raises(ValueError, match="unsaved related object"):
+        json_rows.insert([entry])
+    with pytest.raises(ValueError, match="unsaved related object"):
+        TimelineEntry.objects.bulk_create([entry])
+
+
 def test_nothing_to_insert_is_no_statement(db, django_assert_num_queries):
     with django_assert_num_queries(0):
         json_rows.insert([])

@@ -188,14 +188,32 @@ def test_a_page_that_cannot_be_handed_over_goes_through_the_broker_with_those_af
     pages = [queued(make_page, "sms", f"+1415555010{i}") for i in range(3)]
     handed: list[int] = []
 
-    def hand_over(page_id: int, *, inline: bool = False) -> str:
+    def to_providers_threads(page_id: int) -> bool:
         if page_id == pages[1].pk:
             raise RuntimeError("the database went away")
         handed.append(page_id)
-        return "handed to the provider's threads"
+        return True
 
-    monkeypatch.setattr(delivery, "hand_over", hand_over)
+    monkeypatch.setattr(delivery, "_to_providers_threads", to_providers_threads)
     with sent_tasks() as sent:
         on_a_workers_thread(lambda: delivery.enqueue([p.pk for p in pages]))
     assert handed == [pages[0].pk]
     assert [t.args for t in named(sent, delivery.DELIVER_TASK)] == [(pages[1].pk,), (pages[2].pk,)]
+
+
+def test_a_page_the_workers_threads_cannot_take_now_goes_through_the_broker_at_once(
+    fake_twilio, make_page, settings, transactional_db
+):
+    # Its provider's threads here are all taken (another worker's may be free), or its
+    # channel calls no one (delivered in a task of its own, not amid the escalation's work).
+    sms = queued(make_page, "sms", "+14155550101")
+    console = queued(make_page, "console", "+14155550102")
+    with busy(settings, "twilio"), sent_tasks() as sent:
+        on_a_workers_thread(lambda: delivery.enqueue([sms.pk, console.pk]))
+    tasks = named(sent, delivery.DELIVER_TASK)
+    assert [t.args for t in tasks] == [(sms.pk,), (console.pk,)]
+    assert [t.eta for t in tasks] == [None, None]  # now, not in a moment
+    assert fake_twilio.requests == []
+    assert {p.status for p in Page.objects.filter(pk__in=[sms.pk, console.pk])} == {
+        PageStatus.QUEUED
+    }
