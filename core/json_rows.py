@@ -107,7 +107,7 @@ def insert(objs: Sequence[Model]) -> None:
         return
     for obj in objs:
         # As bulk_create does: a related object not saved yet is refused, not stored as NULL.
-        obj._prepare_related_fields_for_save(operation_name="insert")
+        obj._prepare_related_fields_for_save(operation_name="insert")  # type: ignore[attr-defined]
     rows = [[field.get_prep_value(field.pre_save(obj, True)) for field in fields] for obj in objs]
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql(model), [dumps(rows)])

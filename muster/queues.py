@@ -37,4 +37,5 @@ ROUTES = {
     "warroom.follow_entries": {"queue": "bot"},
     "warroom.chat_deliver": {"queue": "bot"},
     "warroom.chat_create_channels": {"queue": "bot"},
+    "warroom.mail_status_update": {"queue": "bot"},
 }

@@ -4,14 +4,17 @@ subscribed to the incident or its service (by email, or mentioned in the room)."
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 
+from celery import signature
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.urls import reverse
 
 from accounts.models import User
+from core import slots
 from core.text import escape_markdown
 from incidents.models import EntryKind, Incident, Source, source_label
 from incidents.timeline import record
@@ -22,6 +25,8 @@ from warroom.models import MessageKind, Subscription
 from warroom.replies import incident_link
 
 log = logging.getLogger(__name__)
+
+MAIL_TASK = "warroom.mail_status_update"  # warroom.tasks, on the "bot" queue
 
 
 @dataclass
@@ -71,7 +76,7 @@ def deliver_status_update(incident: Incident, text: str, *, by: User) -> StatusD
         addresses = [(p.get_username(), p.email) for p in emailed.values()]
         subject, body = _status_mail(incident, text, by)
         # Robust: a mail that fails must not skip the commit's other hooks (broadcasts).
-        transaction.on_commit(lambda: _mail(subject, body, addresses), robust=True)
+        transaction.on_commit(lambda: _mail_later(subject, body, addresses), robust=True)
     return StatusDelivery(
         email=[p.get_username() for p in emailed.values()],
         chat=[p.get_username() for p in chatting.values()],
@@ -105,10 +110,36 @@ def _status_mail(incident: Incident, text: str, by: User) -> tuple[str, str]:
     return subject, body
 
 
-def _mail(subject: str, body: str, addresses: list[tuple[str, str]]) -> None:
-    # One message each: a shared To: line would show every stakeholder's address to the others.
-    for username, address in addresses:
-        try:
-            send_email(address, subject, body)
-        except DeliveryError:
-            log.warning("status update not mailed to %s", username, exc_info=True)
+def _mail_later(subject: str, body: str, addresses: list[tuple[str, str]]) -> None:
+    """Hand the mails to a worker: a mail server that is slow, or hangs (EMAIL_TIMEOUT, 10 s a
+    message), must hold no web request (sent here, 20 subscribers took up to 200 s). Sent now,
+    here, only if the broker cannot take them."""
+    try:
+        signature(MAIL_TASK, args=(subject, body, addresses, uuid.uuid4().hex)).apply_async()
+        return
+    except Exception:
+        log.warning("could not hand a status update's mail to a worker; sending it now")
+    mail(subject, body, addresses)
+
+
+def mail(subject: str, body: str, addresses: list[tuple[str, str]], key: str = "") -> None:
+    """Send a status update's mails, one each, while holding one of this process's slots for
+    the mail server (MUSTER_CHAT_THREADS, as for each chat platform: a mail server that hangs
+    holds that many task threads, not all of a worker's); if none is free, ask again shortly.
+    `key`: this update's, so that asking again is not mistaken for another update's."""
+    with slots.slot("CHAT_THREADS", "mail") as free:
+        if not free:
+            slots.ask_again_later(
+                f"{MAIL_TASK}:{key}",
+                lambda countdown: signature(
+                    MAIL_TASK, args=(subject, body, addresses, key)
+                ).apply_async(countdown=countdown),
+            )
+            return
+        # One message each: a shared To: line would show every stakeholder's address to the
+        # others.
+        for username, address in addresses:
+            try:
+                send_email(address, subject, body)
+            except DeliveryError:
+                log.warning("status update not mailed to %s", username, exc_info=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from warroom import replay
+from warroom import replay, status_updates
 from warroom.receivers import tell_entries
 
 
@@ -24,3 +24,9 @@ def follow_entries_later(entry_ids: list[int]) -> None:
 def forget_twilio_requests() -> int:
     """Forget the Twilio requests seen before the replay window (warroom.replay)."""
     return replay.forget_old()
+
+
+@shared_task(name=status_updates.MAIL_TASK, ignore_result=True)
+def mail_status_update(subject: str, body: str, addresses: list, key: str) -> None:
+    """Mail a status update to its email subscribers (see status_updates)."""
+    status_updates.mail(subject, body, [(name, address) for name, address in addresses], key)

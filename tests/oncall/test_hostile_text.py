@@ -14,10 +14,13 @@ from oncall.channels import registry
 from oncall.channels.base import DeliveryError
 from oncall.channels.registry import CHANNELS
 from oncall.models import ContactKind, ContactMethod, NotificationRule, Page, PageStatus
+from tests.helpers.celery_tasks import named, sent_tasks
 from tests.oncall.builders import make_policy
+from warroom import status_updates
 from warroom.commands.parser import parse
 from warroom.execute import run
 from warroom.models import Subscription
+from warroom.tasks import mail_status_update
 
 MULTI_LINE = "Disk full on db-2\nfilesystem /var at 99%\r\nBcc: victim@example.com"
 
@@ -94,10 +97,12 @@ def test_a_status_update_mails_subscribers_whatever_the_title(
         number=4343, title=title, service=service, severity=2, triggered_at=timezone.now()
     )
     Subscription.objects.create(incident=incident, user=alice, channel=Subscription.EMAIL)
-    with django_capture_on_commit_callbacks(execute=True):
+    with sent_tasks() as tasks, django_capture_on_commit_callbacks(execute=True):
         command = parse(f"status {incident.number} failover done", surface="chat")
         reply = run(command, user=bob, source=Source.CHAT)
         assert reply.changed, reply
+    [task] = named(tasks, status_updates.MAIL_TASK)
+    mail_status_update(*task.args)  # as a worker runs it
     [sent] = mail.outbox
     assert sent.to == ["alice@example.com"] and "\n" not in sent.subject
 

@@ -3,6 +3,9 @@ changes nothing."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -11,13 +14,16 @@ from django.utils import timezone
 
 from accounts.models import User
 from alerts.models import Alert, AlertStatus, Kind, Silence
+from core import slots
 from incidents import services
 from incidents.models import EntryKind, Incident, Service, Source, Status
 from oncall.models import NotificationRule, Page
 from tests.alerts.payloads import am_alert, am_batch
+from tests.helpers.celery_tasks import named, sent_tasks
 from tests.helpers.ingest import results_of
 from tests.oncall.builders import add_layer, make_person, make_policy, make_schedule, verified_phone
 from warroom import services as rooms
+from warroom import status_updates
 from warroom.commands.parser import parse
 from warroom.commands.specs import Command
 from warroom.execute import run
@@ -25,6 +31,7 @@ from warroom.models import Message, MessageKind, Participant, Subscription
 from warroom.replies import Reply
 from warroom.status_updates import deliver_status_update
 from warroom.surfaces.chat import say
+from warroom.tasks import mail_status_update
 
 CHAT = Source.CHAT
 
@@ -368,11 +375,19 @@ def stakeholders(incident, service):
     return people
 
 
+def mailed_by_a_worker(sent: list) -> None:
+    """Run the status-mail tasks the block sent, as a worker would."""
+    for task in named(sent, status_updates.MAIL_TASK):
+        mail_status_update(*task.args)
+
+
 def test_status_update_reaches_every_subscriber_once(
     incident, stakeholders, bob, django_capture_on_commit_callbacks
 ):
-    with django_capture_on_commit_callbacks(execute=True):
+    with sent_tasks() as sent, django_capture_on_commit_callbacks(execute=True):
         reply = chat("status Failover done; checkout is back", bob, incident)
+    assert not mail.outbox  # a worker mails them: no request waits on the mail server
+    mailed_by_a_worker(sent)
     assert reply == Reply(
         f"Status update on {link(incident)} sent to 2 by email and 1 in chat.",
         True,
@@ -613,12 +628,14 @@ def test_a_subscriber_gets_the_next_status_update(
     incident, charlie, bob, django_capture_on_commit_callbacks
 ):
     chat("subscribe email", charlie, incident)
-    with django_capture_on_commit_callbacks(execute=True):
+    with sent_tasks() as sent, django_capture_on_commit_callbacks(execute=True):
         chat("status rolled back", bob, incident)
+    mailed_by_a_worker(sent)
     assert [m.to for m in mail.outbox] == [["charlie@example.com"]]
     chat("unsubscribe", charlie, incident)
-    with django_capture_on_commit_callbacks(execute=True):
+    with sent_tasks() as sent, django_capture_on_commit_callbacks(execute=True):
         chat("status all clear", bob, incident)
+    assert named(sent, status_updates.MAIL_TASK) == []
     assert len(mail.outbox) == 1
 
 
@@ -679,3 +696,40 @@ def test_an_admin_subscribes_a_stakeholder_to_a_service_in_the_admin_and_they_ge
     sent = deliver_status_update(incident, "Failover done.", by=bob)
 
     assert sent.email == ["carol-vp"]
+
+
+@contextmanager
+def slot_held_elsewhere(setting: str, party: str) -> Iterator[None]:
+    """One of this process's slots for `party`, held by another thread for the block."""
+    taken, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with slots.slot(setting, party) as free:
+            assert free
+            taken.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert taken.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join(10)
+
+
+def test_status_mails_take_one_of_the_workers_mail_slots_or_ask_again(
+    incident, stakeholders, bob, settings
+):
+    # A mail server that hangs holds MUSTER_CHAT_THREADS task threads of a worker, no more:
+    # a status update finding them taken calls it not, and asks again in a moment.
+    settings.CHAT_THREADS = 1
+    addresses = [("carol", "carol@example.com")]
+    with slot_held_elsewhere("CHAT_THREADS", "mail"), sent_tasks() as sent:  # another update's
+        status_updates.mail("subject", "body", addresses, "update-1")
+    assert not mail.outbox
+    [again] = named(sent, status_updates.MAIL_TASK)
+    assert again.args == ("subject", "body", addresses, "update-1") and again.eta is not None
+    mail_status_update(*again.args)  # the slot free now
+    assert [m.to for m in mail.outbox] == [["carol@example.com"]]
