@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from celery import current_app, current_task
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core import faults, json_rows, pools, slots
@@ -97,7 +97,7 @@ def _to_providers_threads(page_id: int) -> bool:
         return True
     provider = _provider(found[0][0])
     return bool(provider) and pools.submit(
-        "PAGING_THREADS", provider, _deliver_on_thread, page_id, key=page_id
+        "PAGING_THREADS", provider, deliver, page_id, key=page_id
     )
 
 
@@ -122,21 +122,10 @@ def hand_over(page_id: int, *, inline: bool = False) -> str:
     provider = _provider(found[0][0])
     if inline or not provider:
         return deliver(page_id)
-    if pools.submit("PAGING_THREADS", provider, _deliver_on_thread, page_id, key=page_id):
+    if pools.submit("PAGING_THREADS", provider, deliver, page_id, key=page_id):
         return "handed to the provider's threads"
     _ask_again(page_id)
     return "no thread free"
-
-
-def _deliver_on_thread(page_id: int) -> None:
-    """`deliver` on a provider's thread. The database in trouble for a moment (a deadlock, a
-    dropped connection) has the page asked for again shortly, as the task's retry did, rather
-    than left to the sweep."""
-    try:
-        deliver(page_id)
-    except OperationalError:
-        log.warning("the database failed page %s's delivery; asking again", page_id, exc_info=True)
-        _ask_again(page_id)
 
 
 def _ask_again(page_id: int) -> None:

@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 
 import pytest
 from django.core import mail
-from django.db import OperationalError
 from django.utils import timezone
 
 from core import pools, slots
@@ -218,24 +217,3 @@ def test_a_page_the_workers_threads_cannot_take_now_goes_through_the_broker_at_o
     assert {p.status for p in Page.objects.filter(pk__in=[sms.pk, console.pk])} == {
         PageStatus.QUEUED
     }
-
-
-def test_a_database_failure_on_a_providers_thread_asks_for_the_page_again_shortly(
-    fake_twilio, make_page, monkeypatch, transactional_db
-):
-    page = queued(make_page, "sms", "+14155550101")
-
-    def deliver(page_id: int) -> str:
-        raise OperationalError("server closed the connection unexpectedly")
-
-    monkeypatch.setattr(delivery, "deliver", deliver)
-    before = datetime.now().astimezone()
-    with sent_tasks() as sent:
-        assert delivery.hand_over(page.pk) == "handed to the provider's threads"
-        wait_for(lambda: named(sent, delivery.DELIVER_TASK), timeout=10, what="the ask again")
-    [again] = named(sent, delivery.DELIVER_TASK)
-    assert again.args == (page.pk,)
-    assert 0 < asked_again_in(again, before) <= slots.RETRY_SECONDS + 1
-    page.refresh_from_db()
-    assert (page.status, fake_twilio.requests) == (PageStatus.QUEUED, [])
-    idle()
