@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.urls import reverse
 
 from accounts.models import User
-from core import slots
+from core import pools, slots
 from core.text import escape_markdown
 from incidents.models import EntryKind, Incident, Source, source_label
 from incidents.timeline import record
@@ -119,27 +119,28 @@ def _mail_later(subject: str, body: str, addresses: list[tuple[str, str]]) -> No
         return
     except Exception:
         log.warning("could not hand a status update's mail to a worker; sending it now")
-    mail(subject, body, addresses)
+    send_mails(subject, body, addresses)
 
 
-def mail(subject: str, body: str, addresses: list[tuple[str, str]], key: str = "") -> None:
-    """Send a status update's mails, one each, while holding one of this process's slots for
-    the mail server (MUSTER_CHAT_THREADS, as for each chat platform: a mail server that hangs
-    holds that many task threads, not all of a worker's); if none is free, ask again shortly.
-    `key`: this update's, so that asking again is not mistaken for another update's."""
-    with slots.slot("CHAT_THREADS", "mail") as free:
-        if not free:
-            slots.ask_again_later(
-                f"{MAIL_TASK}:{key}",
-                lambda countdown: signature(
-                    MAIL_TASK, args=(subject, body, addresses, key)
-                ).apply_async(countdown=countdown),
-            )
-            return
-        # One message each: a shared To: line would show every stakeholder's address to the
-        # others.
-        for username, address in addresses:
-            try:
-                send_email(address, subject, body)
-            except DeliveryError:
-                log.warning("status update not mailed to %s", username, exc_info=True)
+def mail(subject: str, body: str, addresses: list[tuple[str, str]], key: str) -> None:
+    """Send a status update's mails on one of this worker process's threads for the mail
+    server (core.pools: MUSTER_CHAT_THREADS of them, as for each chat platform, and as many
+    waiting), so that a mail server that hangs holds none of the worker's task threads; when
+    those are all taken, ask again shortly. `key`: this update's (taken once while it waits)."""
+    if pools.submit("CHAT_THREADS", "status-mail", send_mails, subject, body, addresses, key=key):
+        return
+    slots.ask_again_later(
+        f"{MAIL_TASK}:{key}",
+        lambda countdown: signature(MAIL_TASK, args=(subject, body, addresses, key)).apply_async(
+            countdown=countdown
+        ),
+    )
+
+
+def send_mails(subject: str, body: str, addresses: list[tuple[str, str]]) -> None:
+    # One message each: a shared To: line would show every stakeholder's address to the others.
+    for username, address in addresses:
+        try:
+            send_email(address, subject, body)
+        except DeliveryError:
+            log.warning("status update not mailed to %s", username, exc_info=True)

@@ -15,6 +15,7 @@ from oncall.channels.base import DeliveryError
 from oncall.channels.registry import CHANNELS
 from oncall.models import ContactKind, ContactMethod, NotificationRule, Page, PageStatus
 from tests.helpers.celery_tasks import named, sent_tasks
+from tests.helpers.system import wait_for
 from tests.oncall.builders import make_policy
 from warroom import status_updates
 from warroom.commands.parser import parse
@@ -102,7 +103,8 @@ def test_a_status_update_mails_subscribers_whatever_the_title(
         reply = run(command, user=bob, source=Source.CHAT)
         assert reply.changed, reply
     [task] = named(tasks, status_updates.MAIL_TASK)
-    mail_status_update(*task.args)  # as a worker runs it
+    mail_status_update(*task.args)  # as a worker runs it: on a thread for the mail server
+    wait_for(lambda: mail.outbox, timeout=10, what="the status mail")
     [sent] = mail.outbox
     assert sent.to == ["alice@example.com"] and "\n" not in sent.subject
 

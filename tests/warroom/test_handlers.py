@@ -4,8 +4,6 @@ changes nothing."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -14,13 +12,14 @@ from django.utils import timezone
 
 from accounts.models import User
 from alerts.models import Alert, AlertStatus, Kind, Silence
-from core import slots
+from core import pools
 from incidents import services
 from incidents.models import EntryKind, Incident, Service, Source, Status
 from oncall.models import NotificationRule, Page
 from tests.alerts.payloads import am_alert, am_batch
 from tests.helpers.celery_tasks import named, sent_tasks
 from tests.helpers.ingest import results_of
+from tests.helpers.system import wait_for
 from tests.oncall.builders import add_layer, make_person, make_policy, make_schedule, verified_phone
 from warroom import services as rooms
 from warroom import status_updates
@@ -376,9 +375,18 @@ def stakeholders(incident, service):
 
 
 def mailed_by_a_worker(sent: list) -> None:
-    """Run the status-mail tasks the block sent, as a worker would."""
+    """Run the status-mail tasks the block sent, as a worker would, and wait for the mails."""
     for task in named(sent, status_updates.MAIL_TASK):
         mail_status_update(*task.args)
+    mail_threads_idle()
+
+
+def mail_threads_idle() -> None:
+    wait_for(
+        lambda: not pools.pending("CHAT_THREADS", "status-mail"),
+        timeout=10,
+        what="the status mails sent",
+    )
 
 
 def test_status_update_reaches_every_subscriber_once(
@@ -698,38 +706,26 @@ def test_an_admin_subscribes_a_stakeholder_to_a_service_in_the_admin_and_they_ge
     assert sent.email == ["carol-vp"]
 
 
-@contextmanager
-def slot_held_elsewhere(setting: str, party: str) -> Iterator[None]:
-    """One of this process's slots for `party`, held by another thread for the block."""
-    taken, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with slots.slot(setting, party) as free:
-            assert free
-            taken.set()
-            release.wait(30)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert taken.wait(10)
-    try:
-        yield
-    finally:
-        release.set()
-        holder.join(10)
-
-
-def test_status_mails_take_one_of_the_workers_mail_slots_or_ask_again(
+def test_status_mails_go_on_threads_of_their_own_or_ask_again(
     incident, stakeholders, bob, settings
 ):
-    # A mail server that hangs holds MUSTER_CHAT_THREADS task threads of a worker, no more:
-    # a status update finding them taken calls it not, and asks again in a moment.
+    # A mail server that hangs holds the worker's threads for it (MUSTER_CHAT_THREADS, and as
+    # many waiting), none of its task threads: a status update finding them all taken calls
+    # it not, and asks again in a moment.
     settings.CHAT_THREADS = 1
     addresses = [("carol", "carol@example.com")]
-    with slot_held_elsewhere("CHAT_THREADS", "mail"), sent_tasks() as sent:  # another update's
-        status_updates.mail("subject", "body", addresses, "update-1")
+    release = threading.Event()
+    for _ in range(2):  # another update's mails, sent and waiting
+        assert pools.submit("CHAT_THREADS", "status-mail", release.wait, 30)
+    try:
+        with sent_tasks() as sent:
+            mail_status_update("subject", "body", addresses, "update-1")
+    finally:
+        release.set()
+    mail_threads_idle()
     assert not mail.outbox
     [again] = named(sent, status_updates.MAIL_TASK)
     assert again.args == ("subject", "body", addresses, "update-1") and again.eta is not None
-    mail_status_update(*again.args)  # the slot free now
+    mail_status_update(*again.args)  # its threads free now
+    mail_threads_idle()
     assert [m.to for m in mail.outbox] == [["carol@example.com"]]
