@@ -8,7 +8,8 @@ alert's first page waited 9-11 s under load (`python bench/paging.py --twilio-la
 2026-12-08); a Twilio that hangs took all four, so that email pages, the tick and the ingest
 waited for its timeout. Waiting on a socket costs a thread nothing but memory, so each party
 gets a pool of threads per worker process (a setting: MUSTER_PAGING_THREADS for each paging
-provider), and a task hands its work to the pool and returns at once.
+provider, MUSTER_CHAT_THREADS for status updates' mails), and a task hands its work to the pool
+and returns at once.
 
 A pool takes as much work as it has threads, and as much again queued in order; beyond that it
 refuses, and the caller leaves the work for later (a provider that hangs fills its pool, never
