@@ -139,7 +139,7 @@ class Context:
 
     def incident(self, pk: int) -> Incident:
         if pk not in self.incidents:
-            self.incidents[pk] = follow_merges(Incident.objects.get(pk=pk))
+            self.incidents[pk] = follow_merges(_INCIDENT.get(pk))
         return self.incidents[pk]
 
     def plan_openings(self, alerts: list[NormalizedAlert]) -> None:
@@ -207,6 +207,8 @@ _RULES = Lookup(
     ),
     takes=(int,),
 )
+# Read for each incident a batch's repeats belong to.
+_INCIDENT = Lookup(lambda pk: Incident.objects.filter(pk=pk), takes=(int,))
 _SILENCES = Lookup(
     lambda now, since: Silence.objects.filter(starts_at__lte=now, ends_at__gt=since),
     takes=(datetime, datetime),
