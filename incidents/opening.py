@@ -41,6 +41,7 @@ def next_incident_number() -> int:
         return next_incident_number()  # another transaction created it first
 
 
+@transaction.atomic(savepoint=False)
 def open_incident(
     service: Service,
     *,
@@ -52,32 +53,9 @@ def open_incident(
     actor_name: str = "",
     data: dict[str, Any] | None = None,
 ) -> Incident:
-    """Open a triggered incident on `service` and record it."""
-    with transaction.atomic():
-        return _open(
-            service,
-            title=title,
-            severity=severity,
-            group_key=group_key,
-            source=source,
-            by=by,
-            actor_name=actor_name,
-            data=data,
-        )
-
-
-def _open(
-    service: Service,
-    *,
-    title: str,
-    severity: int,
-    group_key: str,
-    source: str,
-    by: User | None = None,
-    actor_name: str = "",
-    data: dict[str, Any] | None = None,
-) -> Incident:
-    """open_incident's work, in the caller's transaction (a savepoint is a round trip)."""
+    """Open a triggered incident on `service` and record it: in a transaction of its own, or in
+    the caller's without a savepoint (a round trip each way; find_or_open_incident has one).
+    """
     now = timezone.now()
     incident = Incident(
         number=next_incident_number(),
@@ -126,7 +104,7 @@ def find_or_open_incident(
     try:
         with transaction.atomic():
             return (
-                _open(
+                open_incident(
                     service,
                     title=title,
                     severity=severity,
