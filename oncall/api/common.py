@@ -124,7 +124,10 @@ RANGE_PARAMS = [
 
 
 def find_by_id_or_name(model, value: str, name_field: str, what: str):
-    lookup = {"pk": int(value)} if value.isdigit() else {name_field: value}
+    if "\x00" in value:  # no name holds one, and PostgreSQL text cannot: refused, not a 500
+        raise ValidationError(f"{what} cannot contain NUL characters")
+    # ASCII digits only: "²" is a digit to str.isdigit, and int() refuses it.
+    lookup = {"pk": int(value)} if value.isascii() and value.isdigit() else {name_field: value}
     found = model.objects.filter(**lookup).first()
     if found is None:
         raise ValidationError(f"there is no {what} {value}")

@@ -476,6 +476,10 @@ def test_my_shifts_and_someone_elses(as_bob, weekly, at_noon):
     alices = as_bob.get(API + "shifts/", {"user": "alice"}).json()
     assert [(s["user"]["username"], s["start"]) for s in alices] == [("alice", iso(NOW))]
     assert_error(as_bob.get(API + "shifts/", {"user": "nobody"}), 400, "there is no user nobody")
+    # What no user can be is refused with a 400, not a 500 (found by the schema fuzzer).
+    refused = as_bob.get(API + "shifts/", {"user": "bo\x00b"})
+    assert_error(refused, 400, "user cannot contain NUL characters")
+    assert_error(as_bob.get(API + "shifts/", {"user": "²"}), 400, "there is no user ²")
 
 
 def test_an_admin_sees_what_deactivating_someone_would_leave_uncovered(
