@@ -92,18 +92,21 @@ def _to_providers_threads(page_id: int) -> bool:
     the broker instead: its channel calls no one (the console: delivered in a task of its own,
     not in the middle of the caller's work), or this process's threads for it are all taken
     (another worker's may be free). A page no longer due, or taken, needs nothing."""
-    found = statements.CHANNEL.rows(page_id, timezone.now())
-    if not found:
+    provider = _due_provider(page_id)
+    if provider is None:
         return True
-    provider = _provider(found[0][0])
     return bool(provider) and pools.submit(
         "PAGING_THREADS", provider, deliver, page_id, key=page_id
     )
 
 
-def _provider(channel_name: str) -> str:
-    """The party whose threads deliver pages of this channel ("" for none: the console)."""
-    channel = CHANNELS.get(channel_name)  # one it does not know fails in _send, for good
+def _due_provider(page_id: int) -> str | None:
+    """The party whose threads deliver the page ("" for none: the console), read with its
+    channel; None if it is not due, or taken."""
+    found = statements.CHANNEL.rows(page_id, timezone.now())
+    if not found:
+        return None
+    channel = CHANNELS.get(found[0][0])  # one it does not know fails in _send, for good
     return channel.provider if channel is not None else ""
 
 
@@ -116,10 +119,9 @@ def hand_over(page_id: int, *, inline: bool = False) -> str:
     calls no one (the console), in this thread. When the provider's threads are all taken,
     with as many pages waiting again (a provider that hangs), the page stays queued and its
     task asks again shortly. Return what happened (for logs and tests)."""
-    found = statements.CHANNEL.rows(page_id, timezone.now())
-    if not found:
+    provider = _due_provider(page_id)
+    if provider is None:
         return "not due or taken"
-    provider = _provider(found[0][0])
     if inline or not provider:
         return deliver(page_id)
     if pools.submit("PAGING_THREADS", provider, deliver, page_id, key=page_id):
